@@ -1,0 +1,90 @@
+"""Each hand-written VJP in tinyvit.ops equals autograd's gradient of the plain formula,
+and both equal centred finite differences (float64, tiny shapes, fixed seeds)."""
+import numpy as np
+import pytest
+from autograd import grad
+
+from gradcheck import numerical_grad, rel_error
+from tinyvit import ops
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2, 3, 5)) * 2.0  # (B, N, D), float64
+G = rng.standard_normal(5)  # LayerNorm scale
+B = rng.standard_normal(5)  # LayerNorm offset
+W = rng.standard_normal((2, 3, 5))  # a random cotangent: loss = sum(W * f(x))
+LOGITS = rng.standard_normal((4, 6)) * 3.0  # (B, K)
+LABELS = np.array([0, 5, 2, 2])
+
+CASES = {  # name: (plain f(x), fast f(x), x)
+    "layer_norm/x": (lambda x: ops.layer_norm_plain(x, G, B), lambda x: ops.layer_norm(x, G, B), X),
+    "layer_norm/g": (lambda g: ops.layer_norm_plain(X, g, B), lambda g: ops.layer_norm(X, g, B), G),
+    "layer_norm/b": (lambda b: ops.layer_norm_plain(X, G, b), lambda b: ops.layer_norm(X, G, b), B),
+    "softmax": (ops.softmax_plain, ops.softmax, X),
+    "gelu": (ops.gelu_plain, ops.gelu, X),
+    "first_token": (ops.first_token_plain, ops.first_token, X),
+}
+
+
+def weighted(f):
+    """Scalar loss sum(W * f(x)) with W cropped to f's output shape."""
+    def loss(x):
+        y = f(x)
+        return (W.reshape(-1)[: y.size].reshape(y.shape) * y).sum()
+    return loss
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fast_vjp_equals_autograd_of_plain(name):
+    plain, fast, x = CASES[name]
+    np.testing.assert_allclose(fast(x), plain(x), rtol=1e-12, atol=1e-12)  # same function
+    g_plain = grad(weighted(plain))(x)
+    g_fast = grad(weighted(fast))(x)
+    assert rel_error(g_fast, g_plain) < 1e-12  # same gradient up to rounding
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("which", ["plain", "fast"])
+def test_gradient_matches_finite_differences(name, which):
+    plain, fast, x = CASES[name]
+    f = weighted(plain if which == "plain" else fast)
+    x = x.copy()
+    num = numerical_grad(lambda: f(x), x, range(x.size))
+    assert rel_error(grad(f)(x).ravel(), num) < 1e-8  # float64, h=1e-6: expect ~1e-10
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy(smoothing):
+    z = LOGITS.copy()
+    f_plain = lambda z: ops.cross_entropy_plain(z, LABELS, smoothing)
+    f_fast = lambda z: ops.cross_entropy(z, LABELS, smoothing)
+    assert abs(f_fast(z) - f_plain(z)) < 1e-12
+    # A reference by hand: -mean log p[label] when smoothing is 0.
+    if smoothing == 0.0:
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        assert abs(f_fast(z) + np.log(p[np.arange(4), LABELS]).mean()) < 1e-12
+    assert rel_error(grad(f_fast)(z), grad(f_plain)(z)) < 1e-12
+    num = numerical_grad(lambda: f_fast(z), z, range(z.size))
+    assert rel_error(grad(f_fast)(z).ravel(), num) < 1e-8
+
+
+def test_softmax_is_stable_for_huge_logits():
+    y = ops.softmax(np.array([[1000.0, 1000.0, -1000.0]]))
+    np.testing.assert_allclose(y, [[0.5, 0.5, 0.0]])
+    assert np.isfinite(ops.cross_entropy(np.array([[1e4, -1e4]]), np.array([1]))).all()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_float32_in_float32_out(name):
+    """No silent float64: value and gradient keep the input's float32 dtype."""
+    plain, fast, x = CASES[name]
+    if name.startswith("layer_norm/"):
+        g32, b32 = G.astype(np.float32), B.astype(np.float32)
+        plain = lambda x: ops.layer_norm_plain(x, g32, b32)
+        fast = lambda x: ops.layer_norm(x, g32, b32)
+        x = X
+    x32 = x.astype(np.float32)
+    for f in (plain, fast):
+        assert f(x32).dtype == np.float32, name
+        assert grad(lambda x: f(x).sum())(x32).dtype == np.float32, name
+    z = LOGITS.astype(np.float32)
+    assert grad(lambda z: ops.cross_entropy(z, LABELS, 0.1))(z).dtype == np.float32

@@ -1,0 +1,8 @@
+"""tinyvit: the Vision Transformer (Dosovitskiy et al., ICLR 2021) in readable, vectorised NumPy.
+
+Gradients come from autograd; parameters are plain nested dicts of arrays.
+"""
+from .configs import ViTConfig, get_config, model_names
+from .vit import init_vit, loss_fn, features, attention_maps, patchify, count_params  # tinyvit.vit.vit: logits
+
+__version__ = "0.1.0"
