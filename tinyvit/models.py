@@ -1,0 +1,63 @@
+"""One interface over both model families, so training code needn't care which it runs.
+
+`build(name, num_classes, image_size)` returns a `Model`: its config, `init(rng)` and
+`apply(params, images, train=False, rng=None) -> logits`. ViT names come from
+`tinyvit.configs`, CNN names from `tinyvit.cnn` (they start with "cnn").
+"""
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+from . import configs, vit
+
+
+class Model(NamedTuple):
+    """A model family bound to one config: plain functions, no state."""
+
+    name: str
+    cfg: Any
+    init: Callable  # init(rng) -> params
+    apply: Callable  # apply(params, images, train=False, rng=None) -> logits (B, K)
+
+
+def is_cnn(name):
+    """CNN presets are named cnn-*."""
+    return name.lower().startswith("cnn")
+
+
+def _bind(cfg):
+    """The Model for a ViTConfig or CNNConfig."""
+    if is_cnn(cfg.name):
+        from . import cnn
+
+        init, apply = cnn.init_cnn, cnn.cnn
+    else:
+        init, apply = vit.init_vit, vit.vit
+    return Model(cfg.name, cfg, lambda rng: init(rng, cfg),
+                 lambda p, x, train=False, rng=None: apply(p, x, cfg, train, rng))
+
+
+def build(name, num_classes=None, image_size=None, **overrides):
+    """The Model called `name` (a ViT preset, a paper ViT, or a CNN preset)."""
+    if is_cnn(name):
+        from . import cnn
+
+        cfg = cnn.get_cnn_config(name, num_classes=num_classes, image_size=image_size)
+        cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
+    else:
+        cfg = configs.get_config(name, image_size=image_size, num_classes=num_classes,
+                                 **overrides)
+    return _bind(cfg)
+
+
+def config_dict(model):
+    """The model's config as a JSON-able dict (stored in checkpoints)."""
+    return dataclasses.asdict(model.cfg)
+
+
+def from_config_dict(d):
+    """Rebuild a Model from `config_dict` output."""
+    if is_cnn(d["name"]):
+        from . import cnn
+
+        return _bind(cnn.CNNConfig(**d))
+    return _bind(configs.ViTConfig(**d))
