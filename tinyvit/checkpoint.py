@@ -172,8 +172,9 @@ def google_shapes(cfg: ViTConfig):
         for n in ("query", "key", "value"):
             shapes.update({f"{mha}{n}/kernel": (d, h, d // h), f"{mha}{n}/bias": (h, d // h)})
         shapes.update({f"{mha}out/kernel": (h, d // h, d), f"{mha}out/bias": (d,)})
-        shapes.update({f"{b}MlpBlock_3/Dense_0/kernel": (d, m), f"{b}MlpBlock_3/Dense_0/bias": (m,),
-                       f"{b}MlpBlock_3/Dense_1/kernel": (m, d), f"{b}MlpBlock_3/Dense_1/bias": (d,)})
+        mlp = b + "MlpBlock_3/"
+        shapes.update({f"{mlp}Dense_0/kernel": (d, m), f"{mlp}Dense_0/bias": (m,),
+                       f"{mlp}Dense_1/kernel": (m, d), f"{mlp}Dense_1/bias": (d,)})
     shapes.update({"Transformer/encoder_norm/scale": (d,), "Transformer/encoder_norm/bias": (d,),
                    "head/kernel": (d, k), "head/bias": (k,)})
     return shapes
@@ -190,8 +191,8 @@ def to_google(params, cfg: ViTConfig):
     out[POS] = params["pos"]
     for i, blk in enumerate(params["blocks"]):
         b, mha = _block(i), _block(i) + "MultiHeadDotProductAttention_1/"
-        out.update({f"{b}LayerNorm_0/scale": blk["ln1"]["g"], f"{b}LayerNorm_0/bias": blk["ln1"]["b"],
-                    f"{b}LayerNorm_2/scale": blk["ln2"]["g"], f"{b}LayerNorm_2/bias": blk["ln2"]["b"]})
+        for ln, ours in (("LayerNorm_0", "ln1"), ("LayerNorm_2", "ln2")):
+            out[f"{b}{ln}/scale"], out[f"{b}{ln}/bias"] = blk[ours]["g"], blk[ours]["b"]
         w, bias = blk["attn"]["qkv"]["w"], blk["attn"]["qkv"]["b"]  # (D, 3D), (3D,) = [q|k|v]
         for j, n in enumerate(("query", "key", "value")):
             out[f"{mha}{n}/kernel"] = w[:, j * d:(j + 1) * d].reshape(d, h, hd)  # (D, H, hd)
@@ -261,6 +262,12 @@ def _grid_text(tokens, has_cls):
     return f"{g}x{g} patch grid" if g * g == n else f"{n}-patch sequence"
 
 
+def _google_depth(arrays):
+    """Number of distinct Transformer/encoderblock_{i} in a (prefix-free) Google file."""
+    return len({int(m.group(1)) for k in arrays
+                if (m := re.match(r"Transformer/encoderblock_(\d+)/", k))})
+
+
 def check_google(path, arrays, cfg: ViTConfig):
     """One-line ValueError unless a (prefix-free) Google file matches `cfg` in names and shapes."""
     name = os.fspath(path)
@@ -275,11 +282,17 @@ def check_google(path, arrays, cfg: ViTConfig):
     if cfg.pool == "gap" and "cls" in arrays:
         raise ValueError(f"{name}: has a class token 'cls' (classifier='token') but the config "
                          f"has pool='gap'")
+    if any(k.startswith("Transformer/encoderblock/") for k in arrays):
+        raise ValueError(f"{name}: stacked ('scanned') encoder blocks are not supported; "
+                         f"expected Transformer/encoderblock_0, _1, ...")
+    depth = _google_depth(arrays)
+    if depth != cfg.depth:
+        raise ValueError(f"{name}: the checkpoint has {depth} encoder blocks (encoderblock_0.."
+                         f"encoderblock_{depth - 1}), the config depth {cfg.depth}")
     expected = google_shapes(cfg)
     for key, want in expected.items():
         if key not in arrays:
-            raise ValueError(f"{name}: missing {key} (expected shape {want}); does the config "
-                             f"match the checkpoint (depth {cfg.depth})?")
+            raise ValueError(f"{name}: missing {key} (expected shape {want})")
         found = tuple(arrays[key].shape)
         if found == want:
             continue
@@ -294,8 +307,7 @@ def check_google(path, arrays, cfg: ViTConfig):
         raise ValueError(f"{key}: expected {want}, found {found} (in {name}){hint}")
     unexpected = [k for k in arrays if k not in expected]
     if unexpected:
-        raise ValueError(f"{name}: {len(unexpected)} unexpected array(s): {_few(unexpected)}; "
-                         f"is the checkpoint deeper than the config (depth {cfg.depth})?")
+        raise ValueError(f"{name}: {len(unexpected)} unexpected array(s): {_few(unexpected)}")
 
 
 def load_google_vit(path, cfg: ViTConfig, dtype=np.float32):
@@ -309,7 +321,7 @@ def load_google_vit(path, cfg: ViTConfig, dtype=np.float32):
 
 
 def save_google_vit(path, params, cfg: ViTConfig, prefix=""):
-    """Write params in the official Google ViT .npz layout (prefix "opt/target/" for the old one)."""
+    """Write params in the official Google ViT .npz layout ("opt/target/" prefix: old files)."""
     if prefix not in GOOGLE_PREFIXES:
         raise ValueError(f"save_google_vit: prefix expected one of {GOOGLE_PREFIXES}, "
                          f"found {prefix!r}")
@@ -327,8 +339,7 @@ def infer_config_from_google(path, name="google-vit"):
     """
     arrays = _strip_google_prefix(path, _read_npz(path))
     p, _, c, d = arrays["embedding/kernel"].shape
-    depth = len({int(m.group(1)) for k in arrays
-                 if (m := re.match(r"Transformer/encoderblock_(\d+)/", k))})
+    depth = _google_depth(arrays)
     mha = _block(0) + "MultiHeadDotProductAttention_1/"
     try:
         heads = arrays[mha + "query/kernel"].shape[1]
@@ -341,7 +352,8 @@ def infer_config_from_google(path, name="google-vit"):
     n = tokens - (1 if pool == "cls" else 0)
     grid = math.isqrt(n)
     if grid * grid != n:
-        raise ValueError(f"{os.fspath(path)}: {POS} has {n} patch positions, expected a square grid")
+        raise ValueError(f"{os.fspath(path)}: {POS} has {n} patch positions, "
+                         f"expected a square grid")
     return ViTConfig(name=name, image_size=int(grid * p), patch_size=int(p), channels=int(c),
                      width=int(d), depth=depth, heads=int(heads), mlp_dim=int(mlp_dim),
                      num_classes=int(num_classes), pool=pool)

@@ -116,7 +116,9 @@ def init_sgd(params):
 
 
 def sgd_momentum_update(params, grads, state, lr, momentum=0.9, nesterov=False):
-    """One SGD step with (heavy-ball) momentum, in place, as torch.optim.SGD. Returns (params, state).
+    """One SGD step with (heavy-ball) momentum, in place, as torch.optim.SGD.
+
+    Returns (params, state).
 
         buf = momentum buf + g;   w = w - lr buf   (Nesterov: w = w - lr (g + momentum buf))
     """

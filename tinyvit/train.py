@@ -21,7 +21,7 @@ from autograd.tracer import getval
 
 from . import checkpoint, data, models, ops, optim
 from .progress import Progress, format_seconds
-from .tree import flatten, unflatten
+from .tree import flatten
 
 # Defaults per model family, chosen on this project's 2-core CPU (see README "Results").
 RECIPES = {
@@ -153,21 +153,15 @@ def save_state(path, params, opt_state, rng, epoch, meta):
 
 def load_state(path):
     """Inverse of `save_state`: (params, opt_state, rng, epoch, meta)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            flat = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable tinyvit checkpoint ({e})") from None
-    missing = [k for k in ("step", "epoch", "rng", "meta") if k not in flat]
+    extra = checkpoint.load_extra(path)
+    missing = [k for k in ("step", "epoch", "rng", "meta") if k not in extra]
     if missing:
         raise ValueError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
+    tree = checkpoint.load_params(path)
     rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(str(flat.pop("rng")))
-    step, epoch = int(flat.pop("step")), int(flat.pop("epoch"))
-    meta = json.loads(str(flat.pop("meta")))
-    tree = unflatten(flat)
-    opt_state = {"m": tree["opt"]["m"], "v": tree["opt"]["v"], "step": step}
-    return tree["params"], opt_state, rng, epoch, meta
+    rng.bit_generator.state = json.loads(extra["rng"])
+    opt_state = {"m": tree["opt"]["m"], "v": tree["opt"]["v"], "step": int(extra["step"])}
+    return tree["params"], opt_state, rng, int(extra["epoch"]), json.loads(extra["meta"])
 
 
 def load_model(path):

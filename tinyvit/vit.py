@@ -15,6 +15,7 @@ import autograd.numpy as np
 
 from . import layers, ops
 from .configs import ViTConfig
+from .tree import count_params  # noqa: F401  (re-exported: tinyvit.vit.count_params)
 
 
 def patchify(images, p):
@@ -110,15 +111,6 @@ def attention_maps(params, images, cfg: ViTConfig):
     maps = []
     z = encode(params, images, cfg, weights_out=maps)
     return layers.linear(params["head"], pool(z, cfg)), maps
-
-
-def count_params(params):
-    """Total number of scalars in a params tree."""
-    if isinstance(params, dict):
-        return sum(count_params(v) for v in params.values())
-    if isinstance(params, (list, tuple)):
-        return sum(count_params(v) for v in params)
-    return int(onp.size(params))
 
 
 def param_count(cfg: ViTConfig):
