@@ -1,0 +1,73 @@
+# %% [markdown]
+# # Lesson 1 — An image is worth 16×16 words
+#
+# Dosovitskiy et al. (ICLR 2021) feed a *standard* Transformer with images by cutting each
+# image into fixed-size patches and treating every patch as a word (Sec. 3.1):
+#
+# > reshape the image $x \in \mathbb{R}^{H \times W \times C}$ into a sequence of flattened 2D
+# > patches $x_p \in \mathbb{R}^{N \times (P^2 \cdot C)}$, where $(P, P)$ is the resolution of each
+# > image patch, and $N = HW / P^2$ is the resulting number of patches.
+#
+# This lesson does exactly that to real CIFAR-10 images (32×32×3), with no loops: one
+# `reshape` and one `transpose`. Run it as a script (`python lessons/01_patches.py`) or open it as
+# a notebook (VS Code / Jupyter with jupytext). `--smoke` runs it in seconds on synthetic data.
+
+# %%
+import numpy as np
+
+from tinyvit import lesson, viz
+from tinyvit.configs import get_config
+from tinyvit.vit import patchify, unpatchify
+
+LESSON = "01_patches"
+ds = lesson.cifar10()
+x_test, y_test = ds["test"]
+images = x_test[:8]  # (8, 32, 32, 3) uint8, NHWC
+print("images", images.shape, images.dtype, "classes:", [ds["classes"][i] for i in y_test[:8]])
+lesson.show(viz.image_grid(images, nrow=8, scale=4), "images", LESSON)
+
+# %% [markdown]
+# ## Patchify by reshape
+#
+# Split the height into `H/P` blocks of `P` rows and the width into `W/P` blocks of `P` columns:
+# `(B, H, W, C) -> (B, H/P, P, W/P, P, C)`. Bring the two block indices together,
+# `(B, H/P, W/P, P, P, C)`, and flatten: each of the `N = (H/P)(W/P)` patches becomes one row of
+# length `P·P·C`, read in (row, column, channel) order — the same order as the official code's
+# patch-embedding kernel `(P, P, C, D)`.
+
+# %%
+P = 8
+patches = patchify(images.astype(np.float32), P)  # (8, 16, 192): N = 32*32/8^2 = 16 words
+print("patches", patches.shape, "= (B, N, P*P*C) =", (8, (32 // P) ** 2, P * P * 3))
+
+# A loop says the same thing more slowly; the test suite checks they agree.
+b, i, j = 0, 1, 2  # image 0, patch row 1, patch column 2
+by_hand = images[b, P * i:P * (i + 1), P * j:P * (j + 1), :].reshape(-1)
+assert np.array_equal(patches[b, i * (32 // P) + j], by_hand)
+
+# Nothing is lost: unpatchify puts the words back into an image.
+assert np.array_equal(unpatchify(patches, P, 3), images.astype(np.float32))
+
+# %% [markdown]
+# ## The 16 "words" of one image
+#
+# Drawn with a gap between patches, in reading order (row by row): this is the sequence the
+# Transformer sees. It has no idea that patch 4 sits below patch 0 — that knowledge must come
+# from the position embeddings of lesson 2.
+
+# %%
+lesson.show(viz.patch_grid(images[0], P, gap=2, scale=6), "patch_grid_p8", LESSON)
+lesson.show(viz.patch_grid(images[0], 4, gap=1, scale=6), "patch_grid_p4", LESSON)
+
+# %% [markdown]
+# ## How long are the sentences?
+#
+# Tokens grow with the square of resolution over patch size: attention costs $O(N^2)$, which is
+# why the paper uses large patches (16, 32) on 224-pixel ImageNet images, and why our CIFAR
+# models use patch 4 on 32-pixel images (64 tokens).
+
+# %%
+for name in ["vit-b32", "vit-b16", "vit-h14", "vit-cifar-tiny"]:
+    cfg = get_config(name)
+    print(f"{name:15s} {cfg.image_size:4d} px, patch {cfg.patch_size:2d}: "
+          f"N = {cfg.num_patches:4d} patches of length {cfg.patch_dim}")

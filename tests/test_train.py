@@ -1,0 +1,129 @@
+"""Training loop: learning on easy data, bit-identical resume, the NaN guard, the CLI."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinyvit import train as T
+from tinyvit.cli import main
+
+
+def easy_dataset(n=64, k=2, size=32, seed=0):
+    """Class 0 dark images, class 1 bright ones (+noise): any model learns it in a few steps."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    x = np.clip(rng.normal(60 + 130 * y[:, None, None, None], 30, (n, size, size, 3)), 0, 255)
+    x = x.astype(np.uint8)
+    mean, std = T.channel_stats(x)
+    return dict(train=(x, y), test=(x[:32], y[:32]), classes=["dark", "bright"][:k],
+                mean=mean, std=std)
+
+
+def run(tmp_path, name, **kw):
+    args = dict(model="vit-cifar-nano", out=tmp_path / name, epochs=2, batch_size=16,
+                dataset=easy_dataset(), log=lambda *a: None, progress_stream=open("/dev/null", "w"))
+    args.update(kw)
+    return T.train(**args)
+
+
+def test_training_learns_an_easy_problem_and_logs(tmp_path):
+    hist = run(tmp_path, "a", epochs=3, lr=3e-3, warmup=0.5)
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert hist[-1]["test_acc"] >= 0.9  # dark vs bright
+    rows = [json.loads(line) for line in (tmp_path / "a/metrics.jsonl").read_text().splitlines()]
+    assert rows == hist
+    assert (tmp_path / "a/last.npz").exists()
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name not in ("last.npz", "metrics.jsonl")]
+
+
+@pytest.mark.parametrize("model", ["vit-cifar-nano", "cnn-small"])
+def test_resume_is_bit_identical(tmp_path, model):
+    kw = dict(model=model, epochs=2)
+    full = run(tmp_path, "full", **kw)
+    run(tmp_path, "cut", max_steps=4, **kw)  # 64 images / 16 = 4 steps: stops after epoch 1
+    resumed = run(tmp_path, "cut", resume=True, **kw)
+    assert [h["epoch"] for h in resumed] == [1, 2]
+    for a, b in zip(full, resumed):
+        assert {k: v for k, v in a.items() if k != "seconds"} == \
+               {k: v for k, v in b.items() if k != "seconds"}
+    pa, oa, _, ea, _ = T.load_state(tmp_path / "full/last.npz")
+    pb, ob, _, eb, _ = T.load_state(tmp_path / "cut/last.npz")
+    from tinyvit.tree import flatten
+    fa, fb = flatten({"p": pa, "m": oa["m"], "v": oa["v"]}), flatten({"p": pb, "m": ob["m"], "v": ob["v"]})
+    assert fa.keys() == fb.keys() and ea == eb == 2 and oa["step"] == ob["step"]
+    for k in fa:
+        np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    run(tmp_path, "r", max_steps=4)
+    with pytest.raises(ValueError, match="other settings"):
+        run(tmp_path, "r", resume=True, lr=0.5)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    real = T.make_grad_fn
+    calls = {"n": 0}
+
+    def poisoned(model, smoothing):
+        grad_fn = real(model, smoothing)
+
+        def f(*args):
+            grads, (loss, logits) = grad_fn(*args)
+            calls["n"] += 1
+            return grads, (loss * np.nan if calls["n"] > 5 else loss, logits)
+        return f
+
+    monkeypatch.setattr(T, "make_grad_fn", poisoned)
+    with pytest.raises(T.TrainingDiverged, match=r"epoch 2, step 5: loss is nan.*last good checkpoint"):
+        run(tmp_path, "nan", epochs=3)
+    _, opt, _, epoch, _ = T.load_state(tmp_path / "nan/last.npz")  # still loadable
+    assert epoch == 1 and opt["step"] == 4
+
+
+def test_confusion_matrix_and_summary():
+    cm = T.confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
+    np.testing.assert_array_equal(cm, [[1, 1], [0, 2]])
+    lines = T.confusion_summary(cm, ["a", "b"])
+    assert "50.0%" in lines[1] and "a->b (1)" in lines[-1]
+
+
+def test_cli_info(capsys):
+    assert main(["info", "vit-ti16"]) == 0
+    out = capsys.readouterr().out
+    assert "5,717,416" in out and "197" in out
+    assert main(["info", "vit-zz"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown model") and err.count("\n") == 1
+
+
+def make_image_folder(root, n=8):
+    """train/test splits of dark/bright 32x32 PNGs."""
+    ds = easy_dataset(n * 2)
+    x, y = ds["train"]
+    for split in ("train", "test"):
+        for i in range(len(x)):
+            d = root / split / ds["classes"][y[i]]
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[i]).save(d / f"{i}.png")
+    return x
+
+
+def test_cli_train_eval_predict(tmp_path, capsys):
+    x = make_image_folder(tmp_path / "imgs")
+    out = tmp_path / "run"
+    rc = main(["train", "--model", "vit-cifar-nano", "--data", str(tmp_path / "imgs"),
+               "--data-dir", str(tmp_path / "cache"), "--epochs", "1", "--batch-size", "8",
+               "--out", str(out)])
+    assert rc == 0 and (out / "last.npz").exists()
+    assert "final test accuracy" in capsys.readouterr().out
+    assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    Image.fromarray(x[0]).resize((64, 64)).save(tmp_path / "one.png")
+    assert main(["predict", str(out / "last.npz"), str(tmp_path / "one.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and {l.split()[-1] for l in lines} == {"dark", "bright"}
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert main(["predict", str(out / "last.npz"), str(tmp_path / "bad.png")]) == 2
+    assert "cannot read image" in capsys.readouterr().err

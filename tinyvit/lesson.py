@@ -1,0 +1,89 @@
+"""Small helpers shared by the lessons in `lessons/`: smoke mode, where pictures go, sample data.
+
+* Smoke mode (`TINYVIT_SMOKE=1` or `--smoke` on the command line) makes every lesson run in
+  seconds on tiny synthetic data; `tests/test_lessons.py` runs every lesson that way.
+* `show(image, name)` saves a PIL image as PNG under the lesson's output folder
+  (`lessons/output/<lesson>/`, or `$TINYVIT_OUT/<lesson>/`) and, inside a notebook,
+  displays it inline.
+* `cifar10(...)` finds real CIFAR-10: `$TINYVIT_LESSON_DATA`, the shared JPEG copy next to the
+  repository (`../shared/data/cifar10-jpeg.tar.gz`), or the official download.
+"""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
+
+
+def smoke():
+    """True when the lesson should run in seconds on tiny data."""
+    return os.environ.get("TINYVIT_SMOKE", "") not in ("", "0") or "--smoke" in sys.argv
+
+
+def output_dir(lesson):
+    """The folder this lesson writes its pictures and results to (created)."""
+    root = Path(os.environ.get("TINYVIT_OUT", REPO / "lessons" / "output"))
+    d = root / lesson
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def in_notebook():
+    """True inside Jupyter / VS Code notebooks (an IPython kernel is running)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def show(image, name, lesson):
+    """Save a PIL image as `<output_dir(lesson)>/<name>.png`; display it in a notebook."""
+    path = output_dir(lesson) / f"{name}.png"
+    image.save(path)
+    if in_notebook():
+        from IPython.display import display
+
+        display(image)
+    else:
+        print(f"saved {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    return path
+
+
+def cifar_source():
+    """Where to read CIFAR-10 from: an ImageFolder path or 'cifar10' (the official download)."""
+    env = os.environ.get("TINYVIT_LESSON_DATA")
+    if env:
+        return env
+    return str(SHARED_CIFAR) if SHARED_CIFAR.exists() else "cifar10"
+
+
+def synthetic_images(n, size=32, k=10, seed=0):
+    """Stand-in data for smoke mode: class c is a noisy image with a bright stripe at row 3c."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    x = rng.integers(0, 90, (n, size, size, 3)).astype(np.int64)
+    rows = (3 * y) % (size - 2)
+    for i in range(n):
+        x[i, rows[i]:rows[i] + 2, :, y[i] % 3] += 160
+    return np.clip(x, 0, 255).astype(np.uint8), y
+
+
+def cifar10(train_size=None, seed=0):
+    """dict(train=(x, y), test=(x, y), classes=[...]) of real CIFAR-10 (synthetic in smoke mode)."""
+    if smoke():
+        xtr, ytr = synthetic_images(200, seed=seed)
+        xte, yte = synthetic_images(100, seed=seed + 1)
+        return dict(train=(xtr, ytr), test=(xte, yte), classes=CIFAR10_CLASSES)
+    from . import data
+
+    ds = data.load_data(cifar_source())
+    if train_size is not None:
+        ds["train"] = data.balanced_subset(*ds["train"], train_size, seed)
+    return ds
