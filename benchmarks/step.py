@@ -1,0 +1,215 @@
+"""Time one training step (forward + backward + AdamW) of tinyvit against PyTorch eager.
+
+    python benchmarks/step.py                         # vit-cifar-tiny and cnn-small, batch 128
+    python benchmarks/step.py --models vit-cifar-nano --batch-size 64 --repeats 10
+
+Both run the same model on the same threads, interleaved (tinyvit step, torch step, ...) so
+machine noise hits both alike; the script prints median ms/step, the ratio tinyvit/PyTorch,
+and achieved GFLOP/s as a share of the machine's float32 matmul peak measured in the same run.
+The PyTorch side is skipped with a message when torch is not installed.
+Training FLOPs are counted as 3x the forward matmul FLOPs (forward + two backward products).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tinyvit import models, optim  # noqa: E402
+from tinyvit.train import make_grad_fn, train_step  # noqa: E402
+
+
+def blas_threads():
+    """Threads NumPy's BLAS uses (OpenBLAS reads OPENBLAS_NUM_THREADS, default: all cores)."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(var):
+            return int(os.environ[var])
+    return os.cpu_count()
+
+
+def matmul_peak(n=2048, repeats=5):
+    """Best float32 GFLOP/s of an n x n matmul in NumPy (and in torch, if present)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ a
+        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    try:
+        import torch
+
+        ta = torch.from_numpy(a)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            ta @ ta
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    except ImportError:
+        pass
+    return best
+
+
+# ---------------------------------------------------------------------------------------------
+# tinyvit side
+# ---------------------------------------------------------------------------------------------
+
+
+def tinyvit_stepper(net, batch, seed=0):
+    """A closure running one tinyvit training step on a fixed random batch."""
+    rng = np.random.default_rng(seed)
+    params = net.init(rng)
+    state = optim.init_adam(params)
+    size, k = net.cfg.image_size, net.cfg.num_classes
+    x = rng.standard_normal((batch, size, size, 3)).astype(np.float32)
+    y = rng.integers(0, k, batch)
+    grad_fn = make_grad_fn(net, 0.1)
+
+    def step():
+        nonlocal params, state
+        params, state, _, _, _ = train_step(grad_fn, params, state, x, y, rng, 1e-4, 0.05, 1.0)
+
+    return step
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch eager side: the same architectures written with torch.nn
+# ---------------------------------------------------------------------------------------------
+
+
+def torch_vit(cfg):
+    """ViT of `cfg` in PyTorch eager (pre-LN blocks, fused qkv, SDPA, tanh GELU)."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d = cfg.width
+            self.ln1, self.ln2 = nn.LayerNorm(d, eps=1e-6), nn.LayerNorm(d, eps=1e-6)
+            self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.fc1, self.fc2 = nn.Linear(d, cfg.mlp_dim), nn.Linear(cfg.mlp_dim, d)
+
+        def forward(self, z):
+            b, n, d = z.shape
+            qkv = self.qkv(self.ln1(z)).reshape(b, n, 3, cfg.heads, d // cfg.heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
+            z = z + self.out(a)
+            return z + self.fc2(F.gelu(self.fc1(self.ln2(z)), approximate="tanh"))
+
+    class ViT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d, p = cfg.width, cfg.patch_size
+            self.embed = nn.Conv2d(cfg.channels, d, p, stride=p)
+            self.cls = nn.Parameter(torch.zeros(1, 1, d))
+            self.pos = nn.Parameter(torch.randn(1, cfg.num_tokens, d) * 0.02)
+            self.blocks = nn.ModuleList(Block() for _ in range(cfg.depth))
+            self.norm, self.head = nn.LayerNorm(d, eps=1e-6), nn.Linear(d, cfg.num_classes)
+
+        def forward(self, x):
+            z = self.embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
+            z = torch.cat([self.cls.expand(len(z), -1, -1), z], 1) + self.pos
+            for blk in self.blocks:
+                z = blk(z)
+            return self.head(self.norm(z)[:, 0])
+
+    return ViT()
+
+
+def torch_cnn(cfg, params):
+    """The tinyvit CNN's layer stack mirrored in torch.nn (built from the params' shapes)."""
+    from tinyvit import cnn
+
+    return cnn.torch_equivalent(cfg, params)
+
+
+def torch_stepper(net, batch, seed=0):
+    """A closure running one PyTorch eager training step (AdamW, label smoothing, clipping)."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    if models.is_cnn(net.name):
+        module = torch_cnn(net.cfg, net.init(np.random.default_rng(seed)))
+    else:
+        module = torch_vit(net.cfg)
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-4, weight_decay=0.05)
+    size = net.cfg.image_size
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, net.cfg.num_classes, (batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(module(x), y, label_smoothing=0.1)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        opt.step()
+
+    return step
+
+
+def train_flops(net, batch):
+    """3 x forward matmul FLOPs of one batch."""
+    if models.is_cnn(net.name):
+        from tinyvit import cnn
+
+        macs = cnn.flops_per_image(net.cfg)
+    else:
+        from tinyvit.vit import flops_per_image
+
+        macs = flops_per_image(net.cfg)
+    return 3 * 2 * macs * batch
+
+
+def bench(name, batch, repeats, warmup=2):
+    """Median seconds per step for tinyvit and torch (None when torch is missing)."""
+    net = models.build(name)
+    steps = {"tinyvit": tinyvit_stepper(net, batch)}
+    try:
+        import torch
+
+        torch.set_num_threads(blas_threads())
+        steps["pytorch"] = torch_stepper(net, batch)
+    except ImportError:
+        print("torch is not installed: timing tinyvit only (pip install -r requirements-dev.txt)")
+    for f in steps.values():
+        for _ in range(warmup):
+            f()
+    times = {k: [] for k in steps}
+    for _ in range(repeats):  # interleaved: noise hits both alike
+        for k, f in steps.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    return net, {k: statistics.median(v) for k, v in times.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=["vit-cifar-tiny", "cnn-small"])
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args(argv)
+    peak = matmul_peak()
+    print(f"threads {blas_threads()}, float32 matmul peak {peak:.0f} GFLOP/s (2048^2, best of 5)")
+    print(f"{'model':16s} {'tinyvit ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
+          f"{'tinyvit GFLOP/s':>15s} {'% peak':>6s} {'torch % peak':>12s}")
+    for name in args.models:
+        net, med = bench(name, args.batch_size, args.repeats)
+        flops = train_flops(net, args.batch_size)
+        tv, pt = med["tinyvit"], med.get("pytorch")
+        ratio = f"{tv / pt:6.2f}" if pt else "     -"
+        pt_ms = f"{pt * 1e3:9.0f}" if pt else "        -"
+        pt_peak = f"{flops / pt / 1e9 / peak:12.0%}" if pt else "           -"
+        print(f"{name:16s} {tv * 1e3:10.0f} {pt_ms} {ratio} {flops / tv / 1e9:15.1f} "
+              f"{flops / tv / 1e9 / peak:6.0%} {pt_peak}")
+
+
+if __name__ == "__main__":
+    main()
