@@ -55,7 +55,8 @@ def config_dict(model):
 
 
 def from_config_dict(d):
-    """Rebuild a Model from `config_dict` output."""
+    """Rebuild a Model from `config_dict` output (JSON lists become tuples again)."""
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
     if is_cnn(d["name"]):
         from . import cnn
 

@@ -205,7 +205,8 @@ def train(model="vit-cifar-tiny", data_source="cifar10", out="runs/default", epo
     start_epoch, history = 0, []
     if resume and ckpt_path.exists():
         params, opt_state, rng, start_epoch, saved = load_state(ckpt_path)
-        if saved["hparams"] != hp or saved["model"] != meta["model"]:
+        same = json.loads(json.dumps([hp, meta["model"]]))  # as stored: tuples become lists
+        if [saved["hparams"], saved["model"]] != same:
             raise ValueError(f"{ckpt_path}: was trained with other settings; resume needs the "
                              f"same model and hyper-parameters (saved {saved['hparams']})")
         history = [json.loads(line) for line in log_path.read_text().splitlines()][:start_epoch]
