@@ -30,10 +30,10 @@ import os
 import pickle
 import sys
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -97,17 +97,22 @@ def md5sum(path, chunk=1 << 20):
     return h.hexdigest()
 
 
+def temp_sibling(path):
+    """An unused hidden file name next to `path`, for write-then-`os.replace`."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+
+
 def save_npz_atomic(path, **arrays):
     """Write an uncompressed .npz via a temporary file + os.replace (never half-written)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    tmp = temp_sibling(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -163,6 +168,14 @@ def check_tar_member(archive, m):
                         f"expected plain files and folders)")
 
 
+def check_tar_complete(archive, tf):
+    """A plain tar cut at a member boundary reads like a shorter archive: insist on its end
+    marker (two zero blocks). Compressed tars detect truncation by themselves."""
+    if getattr(tf.fileobj, "comptype", "tar") == "tar" \
+            and os.path.getsize(archive) < tf.offset + 2 * tarfile.BLOCKSIZE:
+        raise tarfile.ReadError("no end-of-archive marker")
+
+
 def check_zip_member(archive, info):
     """Refuse unsafe names and symbolic links in a zip archive."""
     check_member_name(archive, info.filename)
@@ -191,9 +204,9 @@ def download(url, dest, md5, size=None, stream=None):
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+    tmp = temp_sibling(dest)
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=30) as r:
+        with open(tmp, "xb") as f, urllib.request.urlopen(url, timeout=30) as r:
             total = int(r.headers.get("Content-Length") or size or 0) or None
             progress = Progress(round(total / 1e6, 1) if total else 0,
                                 f"downloading {dest.name} ", stream, every=10.0)
@@ -211,8 +224,7 @@ def download(url, dest, md5, size=None, stream=None):
                             f"(corrupt download; try again)")
         os.replace(tmp, dest)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     return dest
 
@@ -289,6 +301,7 @@ def read_tar_members(path, wanted):
                 check_tar_member(path, m)
                 if m.name in wanted:
                     found[wanted[m.name]] = tf.extractfile(m).read()
+            check_tar_complete(path, tf)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise DataError(f"{path}: truncated or corrupt archive ({one_line(e)})") from None
     return found
@@ -380,6 +393,7 @@ def read_tar(path):
                 dirs.add(name)
             elif is_image_name(name):
                 files[name] = tf.extractfile(m).read()
+        check_tar_complete(path, tf)
     return files, dirs
 
 
