@@ -1,0 +1,69 @@
+# %% [markdown]
+# # Lesson 6 — The tiny CNN: convolution is "patchify with stride 1"
+#
+# The paper's central comparison is with convolutional networks (ResNets, BiT). A CNN has
+# **inductive biases** that a ViT lacks (Sec. 3.1, "Inductive bias"):
+#
+# * **locality** — each output sees only a small neighbourhood (3×3 here);
+# * **translation equivariance** — the same kernel is applied at every position;
+# * **a 2D neighbourhood structure** at every layer.
+#
+# In ViT only the MLPs are local and translation-equivariant; self-attention is global, and
+# the spatial relations between patches must be *learned* (only the patch cutting and the
+# resolution change of fine-tuning inject 2D structure). With little data, the built-in
+# assumptions win; with enough data, learning them wins. Lesson 7 measures that.
+
+# %%
+import numpy as np
+
+from tinyvit import cnn, lesson, viz
+from tinyvit.vit import patchify
+
+LESSON = "06_cnn"
+rng = np.random.default_rng(0)
+x_test, y_test = lesson.cifar10()["test"]
+img = x_test[:2].astype(np.float32) / 255.0  # (2, 32, 32, 3)
+
+# %% [markdown]
+# ## ViT's patchify vs. a convolution's im2col
+# ViT: cut the image into non-overlapping P×P patches, multiply every patch by one matrix.
+# A 3×3 convolution: cut out the 3×3 neighbourhood of **every** pixel (overlapping patches,
+# stride 1, zero padding at the border), multiply every patch by one matrix (the kernel).
+# `cnn.im2col` builds those neighbourhoods from 9 shifted slices of the padded image.
+
+# %%
+vit_patches = patchify(img, 4)  # (2, 64, 48): 64 non-overlapping 4x4 patches
+cols = cnn.im2col(img, 3)  # (2, 32, 32, 27): a 3x3x3 patch around every pixel
+print("ViT patches", vit_patches.shape, " conv patches", cols.shape)
+w = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)  # (k, k, Cin, Cout)
+conv_out = cols.reshape(-1, 27) @ w.reshape(27, 8)  # one matmul = the convolution
+# Same numbers as a convolution written with loops:
+i, j, c = 5, 7, 2
+padded = np.pad(img, ((0, 0), (1, 1), (1, 1), (0, 0)))
+by_hand = (padded[0, i:i + 3, j:j + 3, :] * w[..., c]).sum()
+print("im2col @ kernel == convolution:", np.isclose(conv_out.reshape(2, 32, 32, 8)[0, i, j, c], by_hand))
+
+# %% [markdown]
+# ## The network
+# Stem convolution, three stages (convolution, 2×2 max-pool, GroupNorm, ReLU), global average
+# pooling and a linear head — about 0.3M parameters, like the small ViTs.
+
+# %%
+for name in cnn.CNN_PRESETS:
+    cfg = cnn.get_cnn_config(name)
+    print(f"{name:10s} {cnn.param_count(cfg):9,d} parameters  "
+          f"{cnn.flops_per_image(cfg) / 1e6:6.1f} M multiply-adds per image")
+cfg = cnn.get_cnn_config("cnn-small")
+params = cnn.init_cnn(rng, cfg)
+print("logits", cnn.cnn(params, img, cfg).shape)
+
+# %% [markdown]
+# ## What the first layer sees
+# Feature maps of four stem channels for one image (random weights: even untrained, a 3×3
+# convolution is an edge/colour detector of *local* structure).
+
+# %%
+stem = cnn.conv(params["stem"], img[:1])  # (1, 32, 32, S)
+maps = [viz.heatmap(stem[0, :, :, c], size=96) for c in range(4)]
+strip = viz.image_grid(np.stack([np.asarray(m) for m in maps]), nrow=4, pad=4)
+lesson.show(strip, "stem_feature_maps", LESSON)
