@@ -1,0 +1,43 @@
+"""The data-hunger sweep: budget rule, resuming, summary statistics."""
+import json
+
+import numpy as np
+
+from tinyvit import sweep
+from tinyvit.lesson import synthetic_images
+
+
+def test_budget_rule():
+    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [100, 80, 40, 20, 10, 10]
+
+
+def test_sweep_records_every_run_and_resumes(tmp_path):
+    x, y = synthetic_images(60, k=3)
+    ds = dict(train=(x, y), test=(x[:30], y[:30]), classes=["a", "b", "c"])
+    path = tmp_path / "results.json"
+    calls = []
+    kw = dict(models=("vit-cifar-nano", "cnn-tiny"), sizes=(30, 60), seeds=(0,),
+              batch_size=16, max_steps=1, workdir=tmp_path / "work", log=calls.append)
+    sweep.run_sweep(ds, path, **kw)
+    res = json.loads(path.read_text())
+    assert set(res["runs"]) == {"vit-cifar-nano/30/0", "cnn-tiny/30/0",
+                                "vit-cifar-nano/60/0", "cnn-tiny/60/0"}
+    assert all(0 <= r["test_acc"] <= 1 and r["steps"] == 1 for r in res["runs"].values())
+    # A second call finds nothing to do; a wider one does only the new runs.
+    calls.clear()
+    sweep.run_sweep(ds, path, **kw)
+    assert "0 of 4 runs to do" in calls[0]
+    sweep.run_sweep(ds, path, **{**kw, "seeds": (0, 1)})
+    assert len(json.loads(path.read_text())["runs"]) == 8
+
+
+def test_summary_mean_and_std_over_seeds():
+    runs = {f"m/{n}/{s}": dict(model="m", size=n, seed=s, test_acc=a)
+            for (n, s, a) in [(10, 0, 0.5), (10, 1, 0.7), (20, 0, 0.9)]}
+    (sizes, mean, std, count), = sweep.summarize({"runs": runs}).values()
+    np.testing.assert_array_equal(sizes, [10, 20])
+    np.testing.assert_allclose(mean, [0.6, 0.9])
+    np.testing.assert_allclose(std, [np.std([0.5, 0.7], ddof=1), 0.0])
+    assert list(count) == [2, 1]
+    assert sweep.chart({"runs": runs}).size[0] > 100
+    assert "60.0%" in sweep.table_lines({"runs": runs})[1]
