@@ -7,6 +7,7 @@
   displays it inline.
 * `cifar10(...)` finds real CIFAR-10: `$TINYVIT_LESSON_DATA`, the shared JPEG copy next to the
   repository (`../shared/data/cifar10-jpeg.tar.gz`), or the official download.
+* `trained_vit(lesson)` finds (or, once, trains) the trained ViT that lessons 8 and 9 analyse.
 """
 import os
 import sys
@@ -25,10 +26,14 @@ def smoke():
     return os.environ.get("TINYVIT_SMOKE", "") not in ("", "0") or "--smoke" in sys.argv
 
 
+def output_root():
+    """Where every lesson's output folder lives: `$TINYVIT_OUT` or `lessons/output/`."""
+    return Path(os.environ.get("TINYVIT_OUT", REPO / "lessons" / "output"))
+
+
 def output_dir(lesson):
     """The folder this lesson writes its pictures and results to (created)."""
-    root = Path(os.environ.get("TINYVIT_OUT", REPO / "lessons" / "output"))
-    d = root / lesson
+    d = output_root() / lesson
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -87,3 +92,54 @@ def cifar10(train_size=None, seed=0):
     if train_size is not None:
         ds["train"] = data.balanced_subset(*ds["train"], train_size, seed)
     return ds
+
+
+NANO_EPOCHS = 3  # the fallback model of `trained_vit`: vit-cifar-nano, 3 epochs, ~4 minutes
+
+
+def vit_checkpoints():
+    """Where `trained_vit` looks for a trained ViT, in order (they need not exist)."""
+    env = os.environ.get("TINYVIT_CKPT")
+    return ([Path(env)] if env else []) + [
+        REPO / "runs" / "vit-default" / "last.npz",  # `python -m tinyvit train --out ...`
+        output_root() / "05_training" / "run" / "last.npz",  # lesson 5
+    ]
+
+
+def trained_vit(lesson):
+    """(model, params, meta) of a trained ViT for the analysis lessons (8 and 9).
+
+    Smoke mode: `vit-cifar-nano` trained for 3 steps on the synthetic data. Otherwise the
+    first existing checkpoint of `vit_checkpoints()`; failing that, `vit-cifar-nano` trained
+    for NANO_EPOCHS epochs on CIFAR-10 into this lesson's output folder (reused next time,
+    resumed if interrupted).
+    """
+    from . import checkpoint, train
+
+    if smoke():
+        ds = cifar10()
+        ds["mean"], ds["std"] = train.channel_stats(ds["train"][0])
+        out = output_dir(lesson) / "smoke_vit"
+        train.train("vit-cifar-nano", out=out, dataset=ds, epochs=1, batch_size=32, max_steps=3)
+        return train.load_model(out / "last.npz")
+    path = next((p for p in vit_checkpoints() if p.is_file()), None)
+    if path is None:
+        out = output_dir(lesson) / "vit-cifar-nano"
+        path = out / "last.npz"
+        done = checkpoint.load_extra(path)["epoch"] if path.is_file() else 0
+        if done < NANO_EPOCHS:
+            print(f"no trained ViT found (looked for $TINYVIT_CKPT and "
+                  f"{', '.join(str(p) for p in vit_checkpoints()[-2:])}): training "
+                  f"vit-cifar-nano for {NANO_EPOCHS} epochs on CIFAR-10 into {out} (about 4 "
+                  f"minutes on 2 cores; reused next time)")
+            ds = cifar10()
+            ds["mean"], ds["std"] = train.channel_stats(ds["train"][0])
+            train.train("vit-cifar-nano", out=out, dataset=ds, epochs=NANO_EPOCHS,
+                        warmup=1.0, resume=True)
+    model, params, meta = train.load_model(path)
+    if "pos" not in params:
+        raise ValueError(f"{path}: expected a ViT checkpoint, found {model.name}")
+    epochs = checkpoint.load_extra(path)["epoch"]
+    print(f"using {model.name} from {path} ({epochs} of {meta['hparams']['epochs']} epochs "
+          f"trained, {meta['train_size']:,} training images)")
+    return model, params, meta

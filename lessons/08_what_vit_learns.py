@@ -1,0 +1,216 @@
+# %% [markdown]
+# # Lesson 8 — What does a ViT learn? (Sec. 4.5, Fig. 6, Fig. 7)
+#
+# Section 4.5 of the paper opens a trained ViT and finds CNN-like structure that nobody built
+# in: position embeddings that encode 2D distance, embedding filters that look like basis
+# functions, heads that attend locally in low layers — next to heads that look at the whole
+# image from the first layer on — and class-token attention that falls on the object (Fig. 6).
+# We compute each figure for our own trained model, with the functions of `tinyvit/analysis.py`.
+#
+# **The model:** `lesson.trained_vit` uses your checkpoint if there is one (`$TINYVIT_CKPT`,
+# `runs/vit-default/last.npz` from `python -m tinyvit train --out runs/vit-default`, or lesson 5's
+# run); otherwise it trains `vit-cifar-nano` for 3 epochs (about 4 minutes) once.
+#
+# **Expectations:** the paper's models are ViT-L/H pre-trained on ImageNet-21k or JFT-300M at
+# 224 px. Ours has ~0.1–1M parameters, was trained for minutes on 50k images of 32×32 pixels,
+# and sees a grid of only 8×8 patches. Expect the same effects, but weaker and noisier.
+
+# %%
+import numpy as np
+from PIL import ImageDraw
+
+from tinyvit import analysis, lesson, viz
+from tinyvit.train import to_input
+from tinyvit.vit import attention_maps, init_vit
+
+LESSON = "08_what_vit_learns"
+SMOKE = lesson.smoke()
+model, params, meta = lesson.trained_vit(LESSON)
+cfg = model.cfg
+mean, std = np.float32(meta["mean"]), np.float32(meta["std"])
+ds = lesson.cifar10()
+x_test, y_test = ds["test"]
+classes = meta["classes"]
+first = 1 if cfg.pool == "cls" else 0  # index of the first patch token
+print(f"{cfg.name}: {cfg.depth} layers x {cfg.heads} heads, D = {cfg.width}, "
+      f"{cfg.grid}x{cfg.grid} patches of {cfg.patch_size} px, pool = {cfg.pool}")
+
+# %% [markdown]
+# ## Attention maps, head by head
+#
+# `vit.attention_maps` returns the logits and, for every layer $\ell$, the weights
+# $A^{\ell,h} = \mathrm{softmax}(q k^\top / \sqrt{D_h})$ of every head: L arrays of shape
+# `(B, H, T, T)`; row $i$ says where token $i$ reads from. The row of the **class token**
+# (token 0) is what the classifier's input is gathered from. Below: that row, for each head of
+# the **last** layer, laid over six test images (bright = much attention). Images are fed
+# exactly as in training: normalised with the checkpoint's mean and std (`to_input`).
+
+# %%
+pick = np.array([np.flatnonzero(y_test == c)[0] for c in range(6)])  # one image per class
+images = x_test[pick]  # (6, 32, 32, 3) uint8
+logits, maps = attention_maps(params, to_input(images, mean, std), cfg)  # L x (6, H, T, T)
+maps = [np.asarray(a) for a in maps]
+for i, (t, p) in enumerate(zip(y_test[pick], logits.argmax(1))):
+    print(f"image {i}: {classes[t]:<10s} predicted {classes[p]}")
+
+
+def cls_row(a):
+    """The class token's attention over the patches as a (B, g, g) map. a (B, T, T)."""
+    return analysis.rollout_to_image(a, cfg)  # with "gap" pooling: the mean over query rows
+
+
+S = 4  # display scale: 32 px -> 128 px
+tiles = []
+for i, img in enumerate(images):
+    tiles.append(viz.upscale(img, S))  # (128, 128, 3) the image itself first
+    for h in range(cfg.heads):
+        heat = cls_row(maps[-1][:, h])[i]  # (g, g)
+        tiles.append(np.asarray(viz.overlay(img, heat, alpha=0.6, scale=S)))
+lesson.show(viz.image_grid(np.stack(tiles), nrow=cfg.heads + 1, pad=3),
+            "cls_attention_last_layer", LESSON)
+
+# %% [markdown]
+# ### Local and global heads
+#
+# The same for one **patch** token instead of the class token: where does the patch near the
+# centre (white square) read from, in every layer (rows) and head (columns)? Some heads in the
+# first layers look only at the neighbourhood — what a convolution does by construction —
+# while others already spread over the whole image.
+
+# %%
+q_row = q_col = cfg.grid // 2 - 1
+q = first + q_row * cfg.grid + q_col  # token index of the query patch
+tiles = []
+for a in maps:  # layer by layer
+    for h in range(cfg.heads):
+        heat = a[0, h, q, first:].reshape(cfg.grid, cfg.grid)  # (g, g) attention of query q
+        tile = viz.overlay(images[0], heat, alpha=0.7, scale=S)
+        p = cfg.patch_size * S
+        ImageDraw.Draw(tile).rectangle((q_col * p, q_row * p, (q_col + 1) * p - 1,
+                                        (q_row + 1) * p - 1), outline="white")
+        tiles.append(np.asarray(tile))
+lesson.show(viz.image_grid(np.stack(tiles), nrow=cfg.heads, pad=3),
+            "patch_attention_by_layer_and_head", LESSON)
+
+# %% [markdown]
+# ## Attention rollout (Fig. 6, Appendix D.8)
+#
+# One layer's map ignores that information also flows through the residual connections and
+# through the layers below. Abnar & Zuidema's **rollout** accounts for both: average the heads,
+# add the identity for the skip connection $z + \mathrm{MSA}(z)$, renormalise the rows, and
+# multiply through the layers:
+#
+# $$\tilde A_\ell = \frac{\bar A_\ell + I}{\text{row sums}},\qquad
+#   \bar A_\ell = \tfrac{1}{H}\textstyle\sum_h A^{\ell,h},\qquad
+#   R = \tilde A_L \cdots \tilde A_2 \tilde A_1 .$$
+#
+# The class token's row of $R$, reshaped to the patch grid, is how much each patch contributed
+# to the representation the head classifies. Fig. 6 multiplies the image by it
+# (`viz.attention_mask`); an overlay is easier to read at 32 px. Two images per row, each as
+# image, mask, overlay.
+
+# %%
+rollout = analysis.attention_rollout(maps)  # (6, T, T), rows sum to 1
+heat = analysis.rollout_to_image(rollout, cfg)  # (6, g, g)
+tiles = []
+for img, hm in zip(images, heat):
+    tiles += [viz.upscale(img, S), np.asarray(viz.attention_mask(img, hm, scale=S)),
+              np.asarray(viz.overlay(img, hm, alpha=0.6, scale=S))]
+lesson.show(viz.image_grid(np.stack(tiles), nrow=6, pad=3), "attention_rollout", LESSON)
+
+# %% [markdown]
+# ## Mean attention distance (Fig. 7 right, Appendix D.7)
+#
+# How far does a head look? Weight the pixel distance between the centres of query patch $q$
+# and key patch $k$ by the attention between them, and average over queries and images:
+#
+# $$d_{\ell,h} = \frac{1}{|\text{images}|\,N}\sum_{\text{images}}\sum_{q=1}^{N}\sum_{k=1}^{N}
+#   A^{\ell,h}_{qk}\,\lVert c_q - c_k\rVert_2 .$$
+#
+# This is the analogue of a CNN's receptive field size — except that a CNN's grows with depth
+# by construction, while a ViT can choose. The paper (Fig. 7 right): in the lowest layers some
+# heads already attend across most of the image, others stay local; with depth all heads
+# become global. For reference: a head attending uniformly to all patches has the average
+# distance between patch centres.
+
+# %%
+n_dist = 100 if SMOKE else 256
+_, dmaps = attention_maps(params, to_input(x_test[:n_dist], mean, std), cfg)
+dist = analysis.mean_attention_distance(dmaps, cfg)  # (L, H) pixels
+uniform = analysis.patch_distances(cfg).mean()
+print(f"mean attention distance in pixels over {n_dist} test images "
+      f"(uniform attention: {uniform:.1f} px, image side {cfg.image_size} px)")
+for layer, d in enumerate(dist, 1):
+    print(f"layer {layer}: min {d.min():5.1f}  mean {d.mean():5.1f}  max {d.max():5.1f}")
+lesson.show(viz.attention_distance_chart(dist, title=f"Mean attention distance, {cfg.name}"),
+            "mean_attention_distance", LESSON)
+
+# %% [markdown]
+# ## Position embeddings (Fig. 7 centre)
+#
+# Nothing tells the model that patch 9 sits below patch 1 — the position embeddings
+# $E_{pos}$ start as noise (lesson 2). Tile $(i, j)$ shows the cosine similarity of patch
+# $(i, j)$'s embedding with every other patch's. After training, the paper finds that "closer
+# patches tend to have more similar position embeddings" and a row–column structure: patches
+# in the same row or column are similar. The chart under it condenses the grid: the mean
+# similarity of all pairs of patches at a given distance.
+
+# %%
+sim = analysis.position_similarity(params["pos"], cfg)  # (g, g, g, g)
+lesson.show(viz.similarity_grid(sim), "position_embedding_similarity", LESSON)
+
+g = cfg.grid
+cells = np.stack(np.meshgrid(np.arange(g), np.arange(g), indexing="ij"), -1).reshape(-1, 2)
+pair_dist = np.linalg.norm(cells[:, None] - cells[None], axis=-1).round().ravel()  # (N*N,)
+flat = sim.reshape(g * g, g * g).ravel()  # (N*N,)
+dists = np.unique(pair_dist)[1:]  # distances 1, 2, ... (0 is a patch with itself)
+by_dist = np.array([flat[pair_dist == d].mean() for d in dists])
+init_sim = analysis.position_similarity(init_vit(np.random.default_rng(0), cfg)["pos"], cfg)
+init_by_dist = np.array([init_sim.ravel()[pair_dist == d].mean() for d in dists])
+chart = viz.line_chart({"trained": (dists, by_dist), "at initialisation": (dists, init_by_dist)},
+                       xlabel="distance between patches (patches, rounded)",
+                       ylabel="mean cosine similarity", title="Position embeddings")
+lesson.show(chart, "position_similarity_vs_distance", LESSON)
+print("mean similarity at distance 1, 2, 3 patches:", np.round(by_dist[:3], 2),
+      " farthest:", round(float(by_dist[-1]), 2))
+
+# %% [markdown]
+# ## The patch-embedding filters (Fig. 7 left)
+#
+# The linear projection $E \in \mathbb{R}^{(P^2 C) \times D}$ has one filter per output
+# dimension: a $P \times P \times C$ pattern matched against every patch. Fig. 7 (left) shows
+# the top principal components of these $D$ filters; for ViT-L/32 they "resemble plausible
+# basis functions for a low-dimensional representation of the fine structure within each
+# patch" (colour blobs, gradients, stripes of rising frequency). `analysis.embedding_filters_pca`
+# centres the filters and takes the SVD $E^\top - \bar e = U \Sigma V^\top$; the rows of $V^\top$
+# are the components, $\sigma_i^2 / \sum_j \sigma_j^2$ the variance each explains. Our patches
+# are 4×4, so each component has only 48 numbers. A trained embedding concentrates its
+# variance in a few components; a random one spreads it evenly.
+
+# %%
+comps, ratio = analysis.embedding_filters_pca(params["embed"]["w"], cfg, k=28)  # (k, P, P, C)
+lesson.show(viz.filters_grid(comps, nrow=7), "embedding_filters_pca", LESSON)
+_, ratio_init = analysis.embedding_filters_pca(
+    init_vit(np.random.default_rng(0), cfg)["embed"]["w"], cfg, k=28)
+print(f"variance explained by the top 5 components: trained {ratio[:5].sum():.0%}, "
+      f"random init {ratio_init[:5].sum():.0%}")
+
+# %% [markdown]
+# ## What to look for, honestly
+#
+# * **Rollout / class-token attention:** mass on the object rather than the background — at 8×8
+#   patches a dog is a handful of patches, so the maps are blotchy.
+# * **Attention distance:** a spread of heads in layer 1 (some well below the uniform value,
+#   some near it) and larger, tighter distances higher up. With 4–6 layers and an 8×8 grid the
+#   range is short (at most ~40 px), and our model is shallow, so the trend is weaker than
+#   Fig. 7's 24-layer, 224-px picture.
+# * **Position embeddings:** a bright blob around each tile's own position, sometimes bands
+#   along its row and column; the similarity falls with distance, while at initialisation it
+#   is flat around 0. (The sinusoidal patterns the paper sees appear for larger grids; ours is
+#   8×8.)
+# * **Filters:** the first components are smooth colour/brightness patterns, later ones
+#   gradients and checkerboards. With 48-number filters they are crude.
+#
+# A model trained for minutes on 32-px images shows all of this weaker than the paper's
+# ImageNet-21k/JFT models. The point is that none of it was programmed: locality and 2D
+# structure were *learned* from data — which is why ViT needs a lot of it (lesson 7).
