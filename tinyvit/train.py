@@ -19,6 +19,7 @@ import numpy as np
 from autograd import grad
 from autograd.tracer import getval
 
+from . import backend as backends
 from . import checkpoint, data, models, ops, optim
 from .progress import Progress, format_seconds
 from .tree import flatten
@@ -104,8 +105,10 @@ def train_step(grad_fn, params, opt_state, x, y, rng, lr, weight_decay, clip):
 
 
 def predict_logits(model, params, x_uint8, mean, std, batch_size=500):
-    """Logits (N, K) of uint8 images, in eval mode, batch by batch."""
-    out = [model.apply(params, to_input(x_uint8[i:i + batch_size], mean, std))
+    """Logits (N, K) of uint8 images, in eval mode, batch by batch (on the params' device)."""
+    xp = backends.array_module(params["head"]["w"])
+    out = [backends.to_host(model.apply(params, xp.asarray(to_input(x_uint8[i:i + batch_size],
+                                                                      mean, std))))
            for i in range(0, len(x_uint8), batch_size)]
     return np.concatenate(out)
 
@@ -146,7 +149,8 @@ def confusion_summary(cm, classes, top=3):
 def save_state(path, params, opt_state, rng, epoch, meta):
     """Atomically write params, Adam moments, RNG state, step and metadata to one .npz."""
     checkpoint.save_params(
-        path, {"params": params, "opt": {"m": opt_state["m"], "v": opt_state["v"]}},
+        path, backends.to_host({"params": params, "opt": {"m": opt_state["m"],
+                                                          "v": opt_state["v"]}}),
         step=np.array(opt_state["step"]), epoch=np.array(epoch),
         rng=np.array(json.dumps(rng.bit_generator.state)), meta=np.array(json.dumps(meta)))
 
@@ -179,12 +183,15 @@ def load_model(path):
 def train(model="vit-cifar-tiny", data_source="cifar10", out="runs/default", epochs=None,
           batch_size=None, lr=None, weight_decay=None, warmup=None, smoothing=None, clip=None,
           train_size=None, seed=0, augment=True, resume=False, data_dir=None, dataset=None,
-          max_steps=None, log=print, progress_stream=None):
+          max_steps=None, log=print, progress_stream=None, backend="numpy"):
     """Train `model` on `data_source`; returns the list of per-epoch metrics dicts.
 
     `dataset` may pass an already prepared dict (see `prepare`) instead of loading.
     `max_steps` stops early (for tests and smoke runs). `warmup` is in epochs.
+    `backend`: "numpy" (CPU), "cupy" (GPU) or an array module; data augmentation and
+    checkpoints stay on the host, parameters, optimiser state and batches live on the device.
     """
+    xp = backends.use_backend(backend)
     hp = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                 warmup=warmup, smoothing=smoothing, clip=clip)
     ds = dataset or prepare(data_source, train_size, seed, data_dir)
@@ -216,6 +223,7 @@ def train(model="vit-cifar-tiny", data_source="cifar10", out="runs/default", epo
         params = net.init(rng)
         opt_state = optim.init_adam(params)
         log_path.write_text("")
+    params, opt_state = backends.to_device(params, xp), backends.to_device(opt_state, xp)
     n_params = sum(v.size for v in flatten(params).values())
     log(f"{net.name}: {n_params:,} parameters; {len(x_train):,} training images, "
         f"{hp['epochs']} epochs x {steps_per_epoch} steps of {hp['batch_size']}")
@@ -236,15 +244,15 @@ def train(model="vit-cifar-tiny", data_source="cifar10", out="runs/default", epo
             lr_now = optim.warmup_cosine(step, total_steps, hp["lr"], warmup_steps)
             try:
                 params, opt_state, loss, logits, _ = train_step(
-                    grad_fn, params, opt_state, to_input(xb, mean, std), y_train[idx], rng,
-                    lr_now, hp["weight_decay"], hp["clip"])
+                    grad_fn, params, opt_state, xp.asarray(to_input(xb, mean, std)),
+                    xp.asarray(y_train[idx]), rng, lr_now, hp["weight_decay"], hp["clip"])
             except TrainingDiverged as e:
                 progress.close()
                 kept = f"; the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else ""
                 raise TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: "
                                        f"{e} (try a lower --lr){kept}") from None
             losses.append(loss)
-            correct += int((logits.argmax(1) == y_train[idx]).sum())
+            correct += int((backends.to_host(logits).argmax(1) == y_train[idx]).sum())
             seen += len(idx)
             rate = seen / (time.perf_counter() - t0)
             progress.update(step + 1, f"epoch {epoch + 1}/{hp['epochs']} loss {loss:.3f} "
@@ -303,7 +311,7 @@ def cmd_train(args):
     history = train(args.model, args.data, args.out or f"runs/{args.model}", args.epochs,
                     args.batch_size, args.lr, args.weight_decay, args.warmup, args.smoothing,
                     args.clip, args.train_size, args.seed, not args.no_augment, args.resume,
-                    args.data_dir, max_steps=args.max_steps)
+                    args.data_dir, max_steps=args.max_steps, backend=args.backend)
     if history:
         best = max(h["test_acc"] for h in history)
         total = sum(h["seconds"] for h in history)
@@ -345,6 +353,8 @@ def add_commands(sub):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    t.add_argument("--backend", default="numpy", choices=["numpy", "cupy"],
+                   help="numpy (CPU) or cupy (GPU; autograd runs on CuPy arrays)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="test accuracy and confusions of a checkpoint")
     e.add_argument("checkpoint")
