@@ -18,13 +18,16 @@ Normalisation: GroupNorm (Wu & He 2018), per sample over (H, W, channels of a gr
 It needs no running statistics, so training and evaluation compute the same function, the
 model stays a pure `cnn(params, images) -> logits`, and a checkpoint is just the parameters.
 BatchNorm would need a separate state of running means threaded through training and
-checkpoints; at batch 128 GroupNorm trains almost as fast. The convolutions that feed a norm
-have no bias (the norm's offset b plays its role).
+checkpoints; GroupNorm is close to it in accuracy (Wu & He report 0.5% lower ImageNet
+accuracy at a batch of 32 per GPU), and cheap here because the norm runs after pooling.
+The convolutions that feed a norm have no bias (the norm's offset b plays its role).
 
 Fast paths, each written twice like `tinyvit.ops` (plain formula + primitive with a hand VJP,
-tested equal): `im2col` (autograd's VJP of slicing is `np.add.at`, 1.8x slower),
-`max_pool` (autograd's VJP of `max` divides by an int64 tie count and runs in float64),
-`group_norm` (one fused backward pass instead of autograd's ~a dozen).
+tested equal): `im2col` (autograd's VJP of slicing is `np.add.at`), `max_pool` (autograd's
+VJP of `max` divides by an int64 tie count and runs in float64), `group_norm` (a few passes
+over the activations in its VJP instead of autograd's dozen). A cnn-small training step
+(batch 128, one BLAS thread) took 0.47 s with all three, 1.71 s with the plain im2col,
+0.76 s with the plain max-pool, 0.53 s with the plain GroupNorm, 3.9 s with all plain ones.
 
 Shape legend: B batch, H, W height/width (halved by each pool), C channels (Cin -> Cout for a
 convolution), k kernel size (3), G groups, K classes. Images are NHWC float32.
@@ -39,7 +42,6 @@ Cout)` is then the matrix for patches flattened in (row, col, channel) order, as
 torch's Conv2d weight (Cout, Cin, kh, kw) is `w.transpose(3, 2, 0, 1)`.
 Without GroupNorm (groups=0) every convolution has a bias "b" (Cout,) instead of "norm".
 """
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as onp
@@ -107,9 +109,9 @@ class CNNConfig:
 
 # Presets for 32 x 32 images, 10 classes. Parameters / forward multiply-adds per image:
 CNN_PRESETS = {
-    "cnn-tiny": dict(stem=16, widths=(16, 32, 64), depth=2, groups=4),  # 74k, 7.0M
-    "cnn-small": dict(stem=32, widths=(32, 64, 128), depth=2, groups=8),  # 297k, 27M
-    "cnn-base": dict(stem=32, widths=(64, 96, 160), depth=2, groups=8),  # 492k, 45M
+    "cnn-tiny": dict(stem=16, widths=(16, 32, 64), depth=2, groups=4),  # 75k, 6.9M
+    "cnn-small": dict(stem=32, widths=(32, 64, 128), depth=2, groups=8),  # 298k, 26.8M
+    "cnn-base": dict(stem=32, widths=(48, 96, 144), depth=2, groups=8),  # 474k, 47.2M
 }
 DEFAULT_CNN = "cnn-small"
 
@@ -159,7 +161,7 @@ def flops_per_image(cfg: CNNConfig):
 
 def _pad(x, r):
     """Zero-pad H and W by r on each side. (B, H, W, C) -> (B, H+2r, W+2r, C)."""
-    return np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
+    return np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), "constant")  # autograd's VJP needs the mode
 
 
 def im2col_plain(x, k=3):
@@ -186,18 +188,32 @@ def im2col(x, k=3):
     return cols.reshape(b * h * w, k * k * c)  # (B*H*W, k*k*C)
 
 
+_CHUNK = 8  # images per col2im pass: a chunk's padded buffer stays in the CPU cache
+
+
 def _im2col_vjp(ans, x, k=3):
-    """col2im: add each shifted window's gradient back where it was read from, then crop."""
+    """col2im: add each shifted window's gradient back where it was read from, then crop.
+
+    Done for a few images at a time, and each window's gradient is first copied to a
+    contiguous buffer: NumPy adds contiguous rows faster than rows strided by k*k*C, and the
+    small padded buffer stays in cache across the k*k additions (measured: about 2x faster
+    than one pass over the whole batch for a 128 x 32 x 32 x 32 input).
+    """
     b, h, w, c = x.shape
     r = k // 2
 
     def vjp(g):  # g (B*H*W, k*k*C)
         g = g.reshape(b, h, w, k, k, c)  # (B, H, W, k, k, C)
         dxp = np.zeros_like(x, shape=(b, h + 2 * r, w + 2 * r, c))  # (B, H+2r, W+2r, C)
-        for i in range(k):
-            for j in range(k):
-                dxp[:, i:i + h, j:j + w, :] += g[:, :, :, i, j, :]  # in place: raw arrays here
-        return np.ascontiguousarray(dxp[:, r:r + h, r:r + w, :])  # (B, H, W, C)
+        buf = np.empty_like(x, shape=(min(b, _CHUNK), h, w, c))  # (chunk, H, W, C)
+        for s in range(0, b, _CHUNK):
+            d, gs = dxp[s:s + _CHUNK], g[s:s + _CHUNK]  # views of one chunk of images
+            t = buf[:len(d)]
+            for i in range(k):
+                for j in range(k):
+                    t[...] = gs[:, :, :, i, j, :]  # contiguous copy of one window's gradient
+                    d[:, i:i + h, j:j + w, :] += t  # in place: raw arrays here
+        return dxp[:, r:r + h, r:r + w, :].copy()  # (B, H, W, C) contiguous crop
 
     return vjp
 
@@ -322,7 +338,7 @@ def _group_norm_vjp(argnums, ans, args, kwargs):
         s_dyx = (dy * x_hat).sum(1)  # (B, C)
         out = []
         for i in argnums:
-            if i == 0:  # dx = rstd (dx_hat - mean(dx_hat) - x_hat mean(dx_hat x_hat)), dx_hat = dy g
+            if i == 0:  # dx = rstd (dxh - mean(dxh) - x_hat mean(dxh x_hat)), dxh = dy g
                 m1 = _group_sum(s_dy * g, groups) * inv_n  # (B, 1, G, 1)
                 m2 = _group_sum(s_dyx * g, groups) * inv_n  # (B, 1, G, 1)
                 dx = (dy * g).reshape(bs, h * w, groups, c // groups)  # (B, H*W, G, C/G)
