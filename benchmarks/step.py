@@ -122,11 +122,24 @@ def torch_vit(cfg):
     return ViT()
 
 
-def torch_cnn(cfg, params):
-    """The tinyvit CNN's layer stack mirrored in torch.nn (built from the params' shapes)."""
-    from tinyvit import cnn
+def torch_cnn(cfg):
+    """The tinyvit CNN mirrored in torch.nn: conv -> (max-pool) -> GroupNorm -> ReLU blocks."""
+    from torch import nn
 
-    return cnn.torch_equivalent(cfg, params)
+    def block(cin, cout, pool):
+        mods = [nn.Conv2d(cin, cout, cfg.kernel, padding=cfg.kernel // 2, bias=not cfg.groups)]
+        mods += [nn.MaxPool2d(2)] if pool else []
+        mods += [nn.GroupNorm(cfg.groups, cout, eps=cfg.norm_eps)] if cfg.groups else []
+        return mods + [nn.ReLU()]
+
+    mods, cin = block(cfg.channels, cfg.stem, False), cfg.stem
+    for width in cfg.widths:
+        mods += block(cin, width, True)
+        for _ in range(cfg.depth - 1):
+            mods += block(width, width, False)
+        cin = width
+    mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, cfg.num_classes)]
+    return nn.Sequential(*mods)
 
 
 def torch_stepper(net, batch, seed=0):
@@ -136,7 +149,7 @@ def torch_stepper(net, batch, seed=0):
 
     torch.manual_seed(seed)
     if models.is_cnn(net.name):
-        module = torch_cnn(net.cfg, net.init(np.random.default_rng(seed)))
+        module = torch_cnn(net.cfg)
     else:
         module = torch_vit(net.cfg)
     opt = torch.optim.AdamW(module.parameters(), lr=1e-4, weight_decay=0.05)
