@@ -147,3 +147,8 @@ def test_training_on_a_device_backend_equals_numpy(tmp_path):
     b = flatten(T.load_state(tmp_path / "dev/last.npz")[0])
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_cli_info_cnn(capsys):
+    assert main(["info", "cnn-small"]) == 0
+    assert "298,026" in capsys.readouterr().out

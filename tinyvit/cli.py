@@ -8,6 +8,8 @@ from .vit import flops_per_image, param_count
 
 def cmd_info(args):
     """Print a model's parameter count, tokens and forward GFLOPs per image."""
+    if args.model.lower().startswith("cnn"):
+        return _cnn_info(args)
     cfg = get_config(args.model, image_size=args.image_size, num_classes=args.num_classes)
     macs = flops_per_image(cfg)
     print(f"model         {cfg.name}")
@@ -22,6 +24,21 @@ def cmd_info(args):
     return 0
 
 
+def _cnn_info(args):
+    """`info` for the CNN presets."""
+    from . import cnn
+
+    cfg = cnn.get_cnn_config(args.model, num_classes=args.num_classes, image_size=args.image_size)
+    macs = cnn.flops_per_image(cfg)
+    print(f"model         {cfg.name} (CNN: stem {cfg.stem}, stage widths {cfg.widths}, "
+          f"{cfg.depth} convs per stage)")
+    print(f"image         {cfg.image_size}x{cfg.image_size}x{cfg.channels}")
+    print(f"classes       {cfg.num_classes}")
+    print(f"parameters    {cnn.param_count(cfg):,}")
+    print(f"forward       {2 * macs / 1e9:.3f} GFLOPs/image ({macs / 1e9:.3f} G multiply-adds)")
+    return 0
+
+
 def build_parser():
     """The argparse parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="python -m tinyvit",
@@ -30,7 +47,7 @@ def build_parser():
     info = sub.add_parser("info", help="parameter count, tokens and GFLOPs of a model")
     info.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                       help=f"model name (default {DEFAULT_MODEL}); one of: "
-                           f"{', '.join(model_names())}")
+                           f"{', '.join(model_names())}, cnn-tiny, cnn-small, cnn-base")
     info.add_argument("--image-size", type=int, default=None)
     info.add_argument("--num-classes", type=int, default=None)
     info.set_defaults(func=cmd_info)
