@@ -2,13 +2,14 @@
 import json
 
 import numpy as np
+import pytest
 
 from tinyvit import sweep
 from tinyvit.lesson import synthetic_images
 
 
 def test_budget_rule():
-    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [100, 80, 40, 20, 10, 10]
+    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [100, 40, 20, 10, 4, 4]
 
 
 def test_sweep_records_every_run_and_resumes(tmp_path):
@@ -28,7 +29,22 @@ def test_sweep_records_every_run_and_resumes(tmp_path):
     sweep.run_sweep(ds, path, **kw)
     assert "0 of 4 runs to do" in calls[0]
     sweep.run_sweep(ds, path, **{**kw, "seeds": (0, 1)})
-    assert len(json.loads(path.read_text())["runs"]) == 8
+    res = json.loads(path.read_text())
+    assert len(res["runs"]) == 8
+    assert res["train_seconds"] == round(sum(r["seconds"] for r in res["runs"].values()), 1)
+    # A run that another sweep records into the same file meanwhile is kept, not overwritten.
+    other = dict(model="cnn-tiny", size=60, seed=7, epochs=1, steps=1, test_acc=0.5, seconds=1.0)
+
+    def other_sweep_finishes_a_run(line):
+        if line.startswith("[1/"):
+            sweep.record(path, res["setup"], other)
+
+    sweep.run_sweep(ds, path, **{**kw, "seeds": (2,), "log": other_sweep_finishes_a_run})
+    runs = json.loads(path.read_text())["runs"]
+    assert runs["cnn-tiny/60/7"] == other and len(runs) == 13
+    # Other settings into the same file are refused with a one-line error.
+    with pytest.raises(ValueError, match="other settings"):
+        sweep.run_sweep(ds, path, **{**kw, "budget_images": 5})
 
 
 def test_summary_mean_and_std_over_seeds():

@@ -7,11 +7,15 @@ same budget rule, and plot test accuracy against training-set size.
 
 Budget rule (`epochs_for`): both models get the same number of epochs for a given size,
 `clip(round(budget_images / N), min_epochs, max_epochs)` — so small sets are seen many times
-and large sets at least `min_epochs` times; the default budget (200k images) gives
-1k: 100 epochs, 2.5k: 80, 5k: 40, 10k: 20, 25k and 50k: 10.
+and large sets at least `min_epochs` times; the default budget (100k images, at least 4
+epochs) gives 1k: 100 epochs, 2.5k: 40, 5k: 20, 10k: 10, 25k and 50k: 4 — about 1.5 hours
+per seed for both models on one core of a 2-core CPU. Test accuracy is measured once, after
+the last epoch.
 
-Results go to one JSON file, rewritten atomically after every finished run, so an interrupted
-sweep resumes where it stopped (`run_sweep(..., results_path)` skips runs already recorded).
+Results go to one JSON file, updated atomically after every finished run, so an interrupted
+sweep resumes where it stopped (`run_sweep(..., results_path)` skips runs already recorded),
+and sweeps of different seeds may run side by side into the same file (each run is merged
+into what the file holds when it finishes).
 """
 import json
 import os
@@ -31,7 +35,7 @@ DEFAULT_MODELS = ("vit-cifar-nano", "cnn-tiny")
 DEFAULT_SEEDS = (0, 1, 2)
 
 
-def epochs_for(n, budget_images=200_000, min_epochs=10, max_epochs=100):
+def epochs_for(n, budget_images=100_000, min_epochs=4, max_epochs=100):
     """The budget rule: epochs for a training set of n images (same for every model)."""
     return int(min(max(round(budget_images / n), min_epochs), max_epochs))
 
@@ -69,20 +73,23 @@ def machine():
 
 
 def run_sweep(ds, results_path, models=DEFAULT_MODELS, sizes=DEFAULT_SIZES,
-              seeds=DEFAULT_SEEDS, budget_images=200_000, batch_size=128, max_steps=None,
+              seeds=DEFAULT_SEEDS, budget_images=100_000, batch_size=128, max_steps=None,
               workdir=None, log=print):
     """Train every (model, size, seed) not yet in `results_path`; returns the results dict.
 
     `ds` is a data dict (`data.load_data` output). Each run's final test accuracy, epochs,
-    steps and seconds are recorded as soon as it finishes.
+    steps and seconds are recorded as soon as it finishes. Seeds run one after another
+    (every size of seed 0 first), so a partly finished sweep already has a whole curve.
     """
     results = load_results(results_path)
-    results.setdefault("runs", {})
-    results["setup"] = dict(models=list(models), sizes=list(sizes), seeds=list(seeds),
-                            budget_images=budget_images, batch_size=batch_size,
-                            machine=machine())
-    todo = [(m, n, s) for n in sizes for s in seeds for m in models
-            if run_key(m, n, s) not in results["runs"]]
+    setup = dict(models=list(models), sizes=list(sizes), budget_images=budget_images,
+                 batch_size=batch_size, machine=machine())
+    old = {k: v for k, v in results.get("setup", {}).items() if k in setup and k != "machine"}
+    if any(old[k] != setup[k] for k in old):
+        raise ValueError(f"{results_path}: holds a sweep with other settings ({old}); "
+                         f"use another results file")
+    todo = [(m, n, s) for s in seeds for n in sizes for m in models
+            if run_key(m, n, s) not in results.get("runs", {})]
     log(f"data-hunger sweep: {len(todo)} of {len(models) * len(sizes) * len(seeds)} runs to do")
     t_start = time.perf_counter()
     for i, (model, n, seed) in enumerate(todo):
@@ -93,19 +100,26 @@ def run_sweep(ds, results_path, models=DEFAULT_MODELS, sizes=DEFAULT_SIZES,
         out = Path(workdir or tempfile.mkdtemp(prefix="sweep-")) / run_key(model, n, seed)
         t0 = time.perf_counter()
         hist = train(model, out=out, epochs=epochs, batch_size=min(batch_size, n),
-                     seed=seed, dataset=subset, max_steps=max_steps, log=lambda *a: None)
-        results["runs"][run_key(model, n, seed)] = dict(
+                     seed=seed, dataset=subset, max_steps=max_steps, log=lambda *a: None,
+                     eval_every=epochs)
+        results = record(results_path, setup, dict(
             model=model, size=n, seed=seed, epochs=epochs, steps=hist[-1]["step"],
-            test_acc=hist[-1]["test_acc"], best_test_acc=max(h["test_acc"] for h in hist),
-            seconds=round(time.perf_counter() - t0, 1))
-        results["wall_seconds"] = round(results.get("wall_seconds", 0)
-                                        + time.perf_counter() - t0, 1)
-        save_results(results_path, results)
+            test_acc=hist[-1]["test_acc"], seconds=round(time.perf_counter() - t0, 1)))
         done = time.perf_counter() - t_start
         eta = done / (i + 1) * (len(todo) - i - 1)
         log(f"[{i + 1}/{len(todo)}] {model} on {n} images (seed {seed}, {epochs} epochs): "
             f"test {hist[-1]['test_acc']:.1%}, {format_seconds(time.perf_counter() - t0)}; "
             f"sweep ETA {format_seconds(eta)}")
+    return results
+
+
+def record(results_path, setup, run):
+    """Add one finished run to the results file (re-read first: other sweeps may share it)."""
+    results = load_results(results_path)
+    results["setup"] = setup
+    results.setdefault("runs", {})[run_key(run["model"], run["size"], run["seed"])] = run
+    results["train_seconds"] = round(sum(r["seconds"] for r in results["runs"].values()), 1)
+    save_results(results_path, results)
     return results
 
 

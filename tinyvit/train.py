@@ -183,11 +183,13 @@ def load_model(path):
 def train(model="vit-cifar-tiny", data_source="cifar10", out="runs/default", epochs=None,
           batch_size=None, lr=None, weight_decay=None, warmup=None, smoothing=None, clip=None,
           train_size=None, seed=0, augment=True, resume=False, data_dir=None, dataset=None,
-          max_steps=None, log=print, progress_stream=None, backend="numpy"):
+          max_steps=None, log=print, progress_stream=None, backend="numpy", eval_every=1):
     """Train `model` on `data_source`; returns the list of per-epoch metrics dicts.
 
     `dataset` may pass an already prepared dict (see `prepare`) instead of loading.
     `max_steps` stops early (for tests and smoke runs). `warmup` is in epochs.
+    `eval_every`: measure test accuracy every this many epochs and after the last one
+    (other rows of the metrics log have `test_acc` None); sweeps of many runs use a large value.
     `backend`: "numpy" (CPU), "cupy" (GPU) or an array module; data augmentation and
     checkpoints stay on the host, parameters, optimiser state and batches live on the device.
     """
@@ -258,7 +260,10 @@ def train(model="vit-cifar-tiny", data_source="cifar10", out="runs/default", epo
             progress.update(step + 1, f"epoch {epoch + 1}/{hp['epochs']} loss {loss:.3f} "
                                       f"acc {correct / seen:.1%} {rate:.0f} img/s")
         seconds = time.perf_counter() - t0
-        test_acc, _ = evaluate(net, params, x_test, y_test, mean, std)
+        last = epoch + 1 == hp["epochs"] or (max_steps is not None
+                                             and opt_state["step"] >= max_steps)
+        test_acc = (evaluate(net, params, x_test, y_test, mean, std)[0]
+                    if last or (epoch + 1) % eval_every == 0 else None)
         row = dict(epoch=epoch + 1, step=int(opt_state["step"]), lr=float(lr_now),
                    loss=float(np.mean(losses)) if losses else float("nan"),
                    train_acc=correct / max(seen, 1), test_acc=test_acc,
@@ -267,9 +272,10 @@ def train(model="vit-cifar-tiny", data_source="cifar10", out="runs/default", epo
         with open(log_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         save_state(ckpt_path, params, opt_state, rng, epoch + 1, meta)
+        tested = f", test {test_acc:.1%}" if test_acc is not None else ""
         progress.close(f"epoch {epoch + 1}/{hp['epochs']}: loss {row['loss']:.3f}, train "
-                       f"{row['train_acc']:.1%}, test {test_acc:.1%}, {format_seconds(seconds)}")
-        if max_steps is not None and opt_state["step"] >= max_steps:
+                       f"{row['train_acc']:.1%}{tested}, {format_seconds(seconds)}")
+        if last:
             break
     return history
 
@@ -313,7 +319,7 @@ def cmd_train(args):
                     args.clip, args.train_size, args.seed, not args.no_augment, args.resume,
                     args.data_dir, max_steps=args.max_steps, backend=args.backend)
     if history:
-        best = max(h["test_acc"] for h in history)
+        best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
         total = sum(h["seconds"] for h in history)
         print(f"done: final test accuracy {history[-1]['test_acc']:.1%} (best {best:.1%}), "
               f"training time {format_seconds(total)}")
