@@ -25,6 +25,7 @@
 #
 #     python lessons/07_data_hunger.py --run                 # runs or resumes the sweep
 #     python lessons/07_data_hunger.py --run --seeds 1 &     # another seed on the other core
+#     python lessons/07_data_hunger.py --run --models cnn-tiny   # only some models
 #
 # An interrupted sweep resumes where it stopped: every finished run is saved at once, and
 # sweeps of different seeds can share one results file (`--results PATH`; default
@@ -41,6 +42,7 @@ SMOKE = lesson.smoke()
 ap = argparse.ArgumentParser(description="Lesson 7: the data-hunger sweep")
 ap.add_argument("--run", action="store_true", help="run or resume the sweep")
 ap.add_argument("--seeds", type=int, nargs="+", default=list(sweep.DEFAULT_SEEDS))
+ap.add_argument("--models", nargs="+", default=list(sweep.DEFAULT_MODELS))
 ap.add_argument("--results", type=Path, default=lesson.output_dir(LESSON) / "data_hunger.json")
 ap.add_argument("--smoke", action="store_true", help="seconds, on synthetic data")
 args, _ = ap.parse_known_args()  # known: notebooks pass their own arguments
@@ -62,7 +64,7 @@ if SMOKE:
                               workdir=lesson.output_dir(LESSON) / "runs")
 elif RUN:
     ds = lesson.cifar10()
-    results = sweep.run_sweep(ds, mine, seeds=args.seeds,
+    results = sweep.run_sweep(ds, mine, models=args.models, seeds=args.seeds,
                               workdir=lesson.output_dir(LESSON) / "runs")
 elif mine.exists():
     print(f"showing your results from {mine}")

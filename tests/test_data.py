@@ -439,11 +439,30 @@ def test_offline_message(tmp_path, monkeypatch):
         raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(data, "LOCAL_CIFAR10", tmp_path / "no-local-copy.tar.gz")
     with pytest.raises(DataError) as e:
         data.load_data("cifar10", data_dir=tmp_path)
     one_line_error(e, "cannot download", "name resolution", "--data PATH", "TINYVIT_DATA",
                    str(tmp_path), "cifar-10-python.tar.gz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_falls_back_to_the_local_copy(tmp_path, monkeypatch, capsys):
+    made = write_image_folder(tmp_path / "src" / "cifar10-jpeg", n=2)
+    local = tmp_path / "cifar10-jpeg.tar.gz"
+    make_archive(tmp_path / "src", local)
+
+    def offline(url, timeout):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(data, "LOCAL_CIFAR10", local)
+    ds = data.load_data("cifar10", data_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(ds["train"][0], expected_arrays(made, "train")[0])
+    assert ds["classes"] == sorted(CLASSES)
+    assert f"using the local copy {local}" in capsys.readouterr().err
+    with pytest.raises(DataError, match="cannot download"):  # no local CIFAR-100 copy
+        data.load_data("cifar100", data_dir=tmp_path / "cache")
 
 
 # ---------------------------------------------------------------------------------------------

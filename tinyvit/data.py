@@ -47,6 +47,15 @@ class DataError(ValueError):
     """A data file is missing, corrupt, unsafe or not in the expected layout (one-line message)."""
 
 
+class DownloadError(DataError):
+    """An official archive could not be downloaded (offline, server down)."""
+
+
+# A local ImageFolder copy of CIFAR-10 used when the official download cannot run (offline
+# machines such as this project's own keep one in ../shared/data/ beside the repository).
+LOCAL_CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
 # Per-channel (R, G, B) statistics of the official training sets, in 0-255 pixel units.
 CIFAR10_MEAN = np.array([125.307, 122.950, 113.865], np.float32)  # (C,)
 CIFAR10_STD = np.array([62.993, 62.089, 66.705], np.float32)  # (C,)
@@ -337,7 +346,7 @@ def official_archive(name, data_dir):
             download(spec["url"], path, spec["md5"], spec["size"])
         except (urllib.error.URLError, OSError) as e:
             reason = one_line(getattr(e, "reason", e))
-            raise DataError(f"cannot download {spec['url']} ({reason}); offline? "
+            raise DownloadError(f"cannot download {spec['url']} ({reason}); offline? "
                             f"{offline_hint(spec, data_dir)}") from None
     verify_md5(path, spec)
     return path
@@ -577,7 +586,14 @@ def load_data(source, data_dir=None):
     data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
     name = str(source).lower()
     if name in OFFICIAL:
-        return load_cifar(name, data_dir)
+        try:
+            return load_cifar(name, data_dir)
+        except DownloadError as e:
+            if name != "cifar10" or not LOCAL_CIFAR10.is_file():
+                raise
+            print(f"{e}\nusing the local copy {LOCAL_CIFAR10} instead (JPEG re-encoded: "
+                  f"pixels differ slightly from the official files)", file=sys.stderr)
+            return load_image_folder(LOCAL_CIFAR10, data_dir)
     path = Path(source).expanduser()
     official = [k for k, spec in OFFICIAL.items() if path.name == spec["file"]]
     if path.is_file() and official:

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import LOCAL_CIFAR10
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+SHARED_CIFAR = LOCAL_CIFAR10  # the local JPEG copy beside the repository, if any
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
 

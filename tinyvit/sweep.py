@@ -82,10 +82,9 @@ def run_sweep(ds, results_path, models=DEFAULT_MODELS, sizes=DEFAULT_SIZES,
     (every size of seed 0 first), so a partly finished sweep already has a whole curve.
     """
     results = load_results(results_path)
-    setup = dict(models=list(models), sizes=list(sizes), budget_images=budget_images,
-                 batch_size=batch_size, machine=machine())
+    setup = dict(budget_images=budget_images, batch_size=batch_size, machine=machine())
     old = {k: v for k, v in results.get("setup", {}).items() if k in setup and k != "machine"}
-    if any(old[k] != setup[k] for k in old):
+    if any(old[k] != setup[k] for k in old):  # runs of one file must share the budget rule
         raise ValueError(f"{results_path}: holds a sweep with other settings ({old}); "
                          f"use another results file")
     todo = [(m, n, s) for s in seeds for n in sizes for m in models
