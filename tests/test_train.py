@@ -37,6 +37,11 @@ def test_training_learns_an_easy_problem_and_logs(tmp_path):
     assert not [p for p in (tmp_path / "a").iterdir() if p.name not in ("last.npz", "metrics.jsonl")]
 
 
+def test_eval_every_measures_test_accuracy_on_those_epochs_and_the_last(tmp_path):
+    hist = run(tmp_path, "e", epochs=3, eval_every=2)
+    assert [h["test_acc"] is None for h in hist] == [True, False, False]
+
+
 @pytest.mark.parametrize("model", ["vit-cifar-nano", "cnn-small"])
 def test_resume_is_bit_identical(tmp_path, model):
     kw = dict(model=model, epochs=2)
