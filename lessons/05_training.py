@@ -13,8 +13,9 @@
 # * **global-norm clipping** at 1 (as the paper);
 # * **label smoothing** 0.1 and **random crop + flip** — small data sets need them.
 #
-# Full mode trains `vit-cifar-nano` (142k parameters) on all 50,000 training images for 8
-# epochs: about 7 minutes on 2 CPU cores. `--smoke` trains on 200 synthetic images.
+# Full mode trains `vit-cifar-nano` (142k parameters) on all 50,000 training images for 5
+# epochs: about 3 minutes an epoch on 2 CPU cores, 15 minutes in all. `--smoke` trains on 200
+# synthetic images. (`python -m tinyvit train` trains the same model for 18 epochs.)
 
 # %%
 import numpy as np
@@ -34,7 +35,7 @@ print("training images:", ds["train"][0].shape, " test images:", ds["test"][0].s
 # half cosine down to zero.
 
 # %%
-epochs, batch = (2, 32) if SMOKE else (8, 128)
+epochs, batch = (2, 32) if SMOKE else (5, 128)
 steps_per_epoch = len(ds["train"][0]) // batch
 total = epochs * steps_per_epoch
 steps = np.arange(total)

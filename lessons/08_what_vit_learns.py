@@ -8,8 +8,8 @@
 # We compute each figure for our own trained model, with the functions of `tinyvit/analysis.py`.
 #
 # **The model:** `lesson.trained_vit` uses your checkpoint if there is one (`$TINYVIT_CKPT`,
-# `runs/vit-default/last.npz` from `python -m tinyvit train --out runs/vit-default`, or lesson 5's
-# run); otherwise it trains `vit-cifar-nano` for 3 epochs (about 4 minutes) once.
+# `runs/vit-cifar-nano/last.npz` from `python -m tinyvit train`, `runs/vit-default/last.npz`, or
+# lesson 5's run); otherwise it trains `vit-cifar-nano` for 3 epochs (about 9 minutes) once.
 #
 # **Expectations:** the paper's models are ViT-L/H pre-trained on ImageNet-21k or JFT-300M at
 # 224 px. Ours has ~0.1–1M parameters, was trained for minutes on 50k images of 32×32 pixels,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .configs import DEFAULT_MODEL
 from .data import LOCAL_CIFAR10
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,13 +97,14 @@ def cifar10(train_size=None, seed=0):
     return ds
 
 
-NANO_EPOCHS = 3  # the fallback model of `trained_vit`: vit-cifar-nano, 3 epochs, ~4 minutes
+NANO_EPOCHS = 3  # the fallback model of `trained_vit`: vit-cifar-nano, 3 epochs, ~9 minutes
 
 
 def vit_checkpoints():
     """Where `trained_vit` looks for a trained ViT, in order (they need not exist)."""
     env = os.environ.get("TINYVIT_CKPT")
     return ([Path(env)] if env else []) + [
+        REPO / "runs" / DEFAULT_MODEL / "last.npz",  # `python -m tinyvit train`
         REPO / "runs" / "vit-default" / "last.npz",  # `python -m tinyvit train --out ...`
         output_root() / "05_training" / "run" / "last.npz",  # lesson 5
     ]
@@ -132,7 +134,7 @@ def trained_vit(lesson):
         if done < NANO_EPOCHS:
             print(f"no trained ViT found (looked for $TINYVIT_CKPT and "
                   f"{', '.join(str(p) for p in vit_checkpoints()[-2:])}): training "
-                  f"vit-cifar-nano for {NANO_EPOCHS} epochs on CIFAR-10 into {out} (about 4 "
+                  f"vit-cifar-nano for {NANO_EPOCHS} epochs on CIFAR-10 into {out} (about 9 "
                   f"minutes on 2 cores; reused next time)")
             ds = cifar10()
             ds["mean"], ds["std"] = train.channel_stats(ds["train"][0])

@@ -21,12 +21,14 @@ from autograd.tracer import getval
 
 from . import backend as backends
 from . import checkpoint, data, models, ops, optim
+from .configs import DEFAULT_MODEL
 from .progress import Progress, format_seconds
 from .tree import flatten
 
-# Defaults per model family, chosen on this project's 2-core CPU (see README "Results").
+# Defaults per model family, chosen on this project's 2-core CPU (see README "Results"): about
+# an hour of training for vit-cifar-nano (~3 min/epoch) and half an hour for cnn-small.
 RECIPES = {
-    "vit": dict(epochs=15, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=2.0,
+    "vit": dict(epochs=18, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=2.0,
                 smoothing=0.1, clip=1.0),
     "cnn": dict(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=1.0,
                 smoothing=0.1, clip=1.0),
@@ -180,7 +182,7 @@ def load_model(path):
 # ---------------------------------------------------------------------------------------------
 
 
-def train(model="vit-cifar-tiny", data_source="cifar10", out="runs/default", epochs=None,
+def train(model=DEFAULT_MODEL, data_source="cifar10", out="runs/default", epochs=None,
           batch_size=None, lr=None, weight_decay=None, warmup=None, smoothing=None, clip=None,
           train_size=None, seed=0, augment=True, resume=False, data_dir=None, dataset=None,
           max_steps=None, log=print, progress_stream=None, backend="numpy", eval_every=1):
@@ -347,7 +349,8 @@ def cmd_predict(args):
 def add_commands(sub):
     """Register train / eval / predict on an argparse sub-parser collection."""
     t = sub.add_parser("train", help="train a ViT or the CNN")
-    t.add_argument("--model", default="vit-cifar-tiny", help="a ViT preset or cnn-small")
+    t.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"a ViT preset or a CNN (cnn-tiny/small/base); default {DEFAULT_MODEL}")
     t.add_argument("--data", default="cifar10",
                    help="cifar10, cifar100, or an ImageFolder directory / .tar.gz / .zip")
     t.add_argument("--data-dir", default=None, help="download/cache folder ($TINYVIT_DATA)")
