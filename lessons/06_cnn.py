@@ -33,7 +33,7 @@ img = x_test[:2].astype(np.float32) / 255.0  # (2, 32, 32, 3)
 
 # %%
 vit_patches = patchify(img, 4)  # (2, 64, 48): 64 non-overlapping 4x4 patches
-cols = cnn.im2col(img, 3)  # (2, 32, 32, 27): a 3x3x3 patch around every pixel
+cols = cnn.im2col(img, 3)  # (2*32*32, 27): a 3x3x3 patch around every pixel
 print("ViT patches", vit_patches.shape, " conv patches", cols.shape)
 w = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)  # (k, k, Cin, Cout)
 conv_out = cols.reshape(-1, 27) @ w.reshape(27, 8)  # one matmul = the convolution

@@ -30,7 +30,7 @@ from .tree import flatten
 RECIPES = {
     "vit": dict(epochs=18, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=2.0,
                 smoothing=0.1, clip=1.0),
-    "cnn": dict(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=1.0,
+    "cnn": dict(epochs=7, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=1.0,
                 smoothing=0.1, clip=1.0),
 }
 
