@@ -5,7 +5,7 @@
 # image into fixed-size patches and treating every patch as a word (Sec. 3.1):
 #
 # > reshape the image $x \in \mathbb{R}^{H \times W \times C}$ into a sequence of flattened 2D
-# > patches $x_p \in \mathbb{R}^{N \times (P^2 \cdot C)}$, where $(P, P)$ is the resolution of each
+# > patches $x_p \in \mathbb{R}^{N \times (P^2 \cdot C)}$, where [...] $(P, P)$ is the resolution of each
 # > image patch, and $N = HW / P^2$ is the resulting number of patches.
 #
 # This lesson does exactly that to real CIFAR-10 images (32×32×3), with no loops: one

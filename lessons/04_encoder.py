@@ -58,7 +58,7 @@ print(f"{cfg.name}: logits {logits.shape}; all zero at init (the head starts at 
       np.allclose(logits, 0))
 
 # %% [markdown]
-# ## The paper's models (Table 1)
+# ## The paper's models (Table 1: ViT-B/L/H; ViT-Ti and ViT-S come from DeiT)
 # Parameter counts at 224 px with a 1000-class head (they match the official checkpoints to
 # the parameter) and forward GFLOPs per image (1 multiply-add = 2 FLOPs).
 
@@ -66,5 +66,5 @@ print(f"{cfg.name}: logits {logits.shape}; all zero at init (the head starts at 
 print(f"{'model':10s} {'layers':>6s} {'D':>5s} {'MLP':>5s} {'heads':>5s} {'params':>13s} {'GFLOPs':>7s}")
 for size in PAPER_MODELS:
     cfg = get_config(f"vit-{size}16")
-    print(f"ViT-{size.capitalize():2s}/16 {cfg.depth:5d} {cfg.width:5d} {cfg.mlp_dim:5d} {cfg.heads:5d} "
+    print(f"{'ViT-' + size.capitalize() + '/16':10s} {cfg.depth:6d} {cfg.width:5d} {cfg.mlp_dim:5d} {cfg.heads:5d} "
           f"{param_count(cfg):13,d} {2 * flops_per_image(cfg) / 1e9:7.1f}")

@@ -57,8 +57,9 @@ history = train("vit-cifar-nano", out=out, epochs=epochs, batch_size=batch, lr=1
 
 # %% [markdown]
 # ## Learning curves
-# Training accuracy is measured on augmented images with dropout/label smoothing effects, so
-# it can sit below test accuracy early on.
+# Training accuracy is a running average over the epoch, on randomly cropped and flipped
+# images, while the weights still change; test accuracy is measured on clean images at the
+# end of the epoch. So early on training accuracy can sit below test accuracy.
 
 # %%
 ep = np.array([h["epoch"] for h in history])

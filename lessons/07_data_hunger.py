@@ -1,9 +1,10 @@
 # %% [markdown]
 # # Lesson 7 — Data hunger: when does a ViT beat a CNN?
 #
-# The paper's central finding (Sec. 4.2–4.3, Fig. 3 and Fig. 4): Transformers "lack some of the
-# inductive biases inherent to CNNs, such as translation equivariance and locality, and
-# therefore do not generalize well when trained on insufficient amounts of data". On
+# The paper's central finding (stated in Sec. 1, measured in Sec. 4.3, Fig. 3 and Fig. 4):
+# Transformers "lack some of the inductive biases inherent to CNNs, such as translation
+# equivariance and locality, and therefore do not generalize well when trained on
+# insufficient amounts of data". On
 # ImageNet-1k, ViT-L loses to a ResNet; pre-trained on ImageNet-21k they tie; on JFT-300M ViT
 # wins. "Convolutional inductive bias is useful for smaller datasets, but for larger ones,
 # learning the relevant patterns directly from data is sufficient, even beneficial."
@@ -24,7 +25,8 @@
 # (`lessons/results/data_hunger.json`) unless you run the sweep yourself:
 #
 #     python lessons/07_data_hunger.py --run                 # runs or resumes the sweep
-#     python lessons/07_data_hunger.py --run --seeds 1 &     # another seed on the other core
+#     python lessons/07_data_hunger.py --run --seeds 0 &     # or: seed 0 on one core,
+#     python lessons/07_data_hunger.py --run --seeds 1       #     seed 1 on the other
 #     python lessons/07_data_hunger.py --run --models cnn-tiny   # only some models
 #
 # An interrupted sweep resumes where it stopped: every finished run is saved at once, and
@@ -58,10 +60,10 @@ for n in sweep.DEFAULT_SIZES:
 # Smoke mode runs a tiny sweep on synthetic images (2 sizes, 2 models, 1 seed, 2 steps each).
 
 # %%
-if SMOKE:
-    ds = lesson.cifar10()
-    results = sweep.run_sweep(ds, mine, sizes=(50, 100), seeds=(0,), batch_size=32, max_steps=2,
-                              workdir=lesson.output_dir(LESSON) / "runs")
+if SMOKE:  # into its own folder, never into a real results file
+    ds, smoke_dir = lesson.cifar10(), lesson.output_dir(LESSON) / "smoke"
+    results = sweep.run_sweep(ds, smoke_dir / "data_hunger.json", sizes=(50, 100), seeds=(0,),
+                              batch_size=32, max_steps=2, workdir=smoke_dir / "runs")
 elif RUN:
     ds = lesson.cifar10()
     results = sweep.run_sweep(ds, mine, models=args.models, seeds=args.seeds,

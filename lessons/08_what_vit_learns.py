@@ -8,8 +8,8 @@
 # We compute each figure for our own trained model, with the functions of `tinyvit/analysis.py`.
 #
 # **The model:** `lesson.trained_vit` uses your checkpoint if there is one (`$TINYVIT_CKPT`,
-# `runs/vit-cifar-nano/last.npz` from `python -m tinyvit train`, `runs/vit-default/last.npz`, or
-# lesson 5's run); otherwise it trains `vit-cifar-nano` for 3 epochs (about 9 minutes) once.
+# `runs/vit-cifar-nano/last.npz` from `python -m tinyvit train` run in the repository, or
+# lesson 5's `lessons/output/05_training/run/last.npz`); otherwise it trains `vit-cifar-nano` for 3 epochs (about 9 minutes) once.
 #
 # **Expectations:** the paper's models are ViT-L/H pre-trained on ImageNet-21k or JFT-300M at
 # 224 px. Ours has ~0.1–1M parameters, was trained for minutes on 50k images of 32×32 pixels,
@@ -122,10 +122,12 @@ lesson.show(viz.image_grid(np.stack(tiles), nrow=6, pad=3), "attention_rollout",
 # ## Mean attention distance (Fig. 7 right, Appendix D.7)
 #
 # How far does a head look? Weight the pixel distance between the centres of query patch $q$
-# and key patch $k$ by the attention between them, and average over queries and images:
+# and key patch $k$ by the attention between them, and average over queries and images. The
+# class token has no position, so it is dropped as query and key and each row is renormalised
+# over the patches, $\tilde A_{qk} = A_{qk} / \sum_{k'=1}^{N} A_{qk'}$:
 #
 # $$d_{\ell,h} = \frac{1}{|\text{images}|\,N}\sum_{\text{images}}\sum_{q=1}^{N}\sum_{k=1}^{N}
-#   A^{\ell,h}_{qk}\,\lVert c_q - c_k\rVert_2 .$$
+#   \tilde A^{\ell,h}_{qk}\,\lVert c_q - c_k\rVert_2 .$$
 #
 # This is the analogue of a CNN's receptive field size — except that a CNN's grows with depth
 # by construction, while a ViT can choose. The paper (Fig. 7 right): in the lowest layers some

@@ -1,4 +1,4 @@
-"""A tiny convolutional network: the baseline that shows ViT's "data hunger" (paper, Sec. 4.2).
+"""A tiny convolutional network: the baseline that shows ViT's "data hunger" (paper, Sec. 4.3).
 
 A CNN builds in what a ViT must learn from data: locality (3 x 3 kernels) and translation
 equivariance (the same kernel at every position). The ViT's patch embedding cuts the image into

@@ -104,8 +104,7 @@ def vit_checkpoints():
     """Where `trained_vit` looks for a trained ViT, in order (they need not exist)."""
     env = os.environ.get("TINYVIT_CKPT")
     return ([Path(env)] if env else []) + [
-        REPO / "runs" / DEFAULT_MODEL / "last.npz",  # `python -m tinyvit train`
-        REPO / "runs" / "vit-default" / "last.npz",  # `python -m tinyvit train --out ...`
+        REPO / "runs" / DEFAULT_MODEL / "last.npz",  # `python -m tinyvit train` in the repo
         output_root() / "05_training" / "run" / "last.npz",  # lesson 5
     ]
 
@@ -132,8 +131,8 @@ def trained_vit(lesson):
         path = out / "last.npz"
         done = checkpoint.load_extra(path)["epoch"] if path.is_file() else 0
         if done < NANO_EPOCHS:
-            print(f"no trained ViT found (looked for $TINYVIT_CKPT and "
-                  f"{', '.join(str(p) for p in vit_checkpoints()[-2:])}): training "
+            print(f"no trained ViT found (looked for {', '.join(map(str, vit_checkpoints()))}; "
+                  f"set $TINYVIT_CKPT for another): training "
                   f"vit-cifar-nano for {NANO_EPOCHS} epochs on CIFAR-10 into {out} (about 9 "
                   f"minutes on 2 cores; reused next time)")
             ds = cifar10()

@@ -92,6 +92,8 @@ def run_sweep(ds, results_path, models=DEFAULT_MODELS, sizes=DEFAULT_SIZES,
     log(f"data-hunger sweep: {len(todo)} of {len(models) * len(sizes) * len(seeds)} runs to do")
     t_start = time.perf_counter()
     for i, (model, n, seed) in enumerate(todo):
+        if run_key(model, n, seed) in load_results(results_path).get("runs", {}):
+            continue  # a sweep sharing this results file has done it meanwhile
         x, y = data.balanced_subset(*ds["train"], n, seed)
         mean, std = channel_stats(x)
         subset = dict(train=(x, y), test=ds["test"], classes=ds["classes"], mean=mean, std=std)

@@ -182,12 +182,13 @@ def load_model(path):
 # ---------------------------------------------------------------------------------------------
 
 
-def train(model=DEFAULT_MODEL, data_source="cifar10", out="runs/default", epochs=None,
+def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, epochs=None,
           batch_size=None, lr=None, weight_decay=None, warmup=None, smoothing=None, clip=None,
           train_size=None, seed=0, augment=True, resume=False, data_dir=None, dataset=None,
           max_steps=None, log=print, progress_stream=None, backend="numpy", eval_every=1):
     """Train `model` on `data_source`; returns the list of per-epoch metrics dicts.
 
+    `out`: the run's folder (default `runs/<model>`).
     `dataset` may pass an already prepared dict (see `prepare`) instead of loading.
     `max_steps` stops early (for tests and smoke runs). `warmup` is in epochs.
     `eval_every`: measure test accuracy every this many epochs and after the last one
@@ -202,7 +203,7 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out="runs/default", epochs
     (x_train, y_train), (x_test, y_test) = ds["train"], ds["test"]
     k, size = len(ds["classes"]), x_train.shape[1]
     net = models.build(model, num_classes=k, image_size=size)
-    out = Path(out)
+    out = Path(out or f"runs/{model}")
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out / "last.npz", out / "metrics.jsonl"
 
@@ -316,7 +317,7 @@ def predict(ckpt, image_path, top=5):
 
 def cmd_train(args):
     """python -m tinyvit train ..."""
-    history = train(args.model, args.data, args.out or f"runs/{args.model}", args.epochs,
+    history = train(args.model, args.data, args.out, args.epochs,
                     args.batch_size, args.lr, args.weight_decay, args.warmup, args.smoothing,
                     args.clip, args.train_size, args.seed, not args.no_augment, args.resume,
                     args.data_dir, max_steps=args.max_steps, backend=args.backend)

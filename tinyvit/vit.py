@@ -5,8 +5,8 @@
     z_l  = MLP(LN(z'_l)) + z'_l                            (Eq. 3)  layers.block()
     y    = LN(z_L^0)                                       (Eq. 4)  encode() + pool()
 
-Shape legend: B batch, H, W image height/width, C channels, P patch size,
-N tokens (patches, +1 with the class token), D width, K classes.
+Shape legend: B batch, H, W image height/width (H = heads in attention maps), C channels,
+P patch size, N patches (N+1 tokens with the class token), D width, K classes.
 Images are NHWC float32; parameters are nested dicts (see docs/CONVENTIONS.md).
 """
 import numpy as onp
