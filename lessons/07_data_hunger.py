@@ -45,6 +45,7 @@ ap = argparse.ArgumentParser(description="Lesson 7: the data-hunger sweep")
 ap.add_argument("--run", action="store_true", help="run or resume the sweep")
 ap.add_argument("--seeds", type=int, nargs="+", default=list(sweep.DEFAULT_SEEDS))
 ap.add_argument("--models", nargs="+", default=list(sweep.DEFAULT_MODELS))
+ap.add_argument("--sizes", type=int, nargs="+", default=list(sweep.DEFAULT_SIZES))
 ap.add_argument("--results", type=Path, default=lesson.output_dir(LESSON) / "data_hunger.json")
 ap.add_argument("--smoke", action="store_true", help="seconds, on synthetic data")
 args, _ = ap.parse_known_args()  # known: notebooks pass their own arguments
@@ -66,7 +67,7 @@ if SMOKE:  # into its own folder, never into a real results file
                               batch_size=32, max_steps=2, workdir=smoke_dir / "runs")
 elif RUN:
     ds = lesson.cifar10()
-    results = sweep.run_sweep(ds, mine, models=args.models, seeds=args.seeds,
+    results = sweep.run_sweep(ds, mine, models=args.models, sizes=args.sizes, seeds=args.seeds,
                               workdir=lesson.output_dir(LESSON) / "runs")
 elif mine.exists():
     print(f"showing your results from {mine}")
