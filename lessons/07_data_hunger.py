@@ -11,23 +11,31 @@
 #
 # In miniature: a small ViT and a small CNN (both ~0.1M parameters) trained from scratch on
 # class-balanced subsets of 1k ... 50k CIFAR-10 images, several seeds each, with one budget rule
-# for both: `epochs = clip(100k / N, 4, 100)` (small sets are seen more often). The CNN should
-# lead clearly at small sizes, and the gap should shrink as data grows. (Literature point of
+# for both: `epochs = clip(200k / N, 4, 200)`, so every run sees about 200k images (the same
+# compute) and only the amount of *distinct* data changes. The paper's claim predicts that the
+# CNN leads at small sizes and that the gap shrinks as data grows. (Literature point of
 # reference: a ViT-Tiny vs a small CNN on 5k CIFAR images scored 49.6% vs 70.8%.)
+#
+# **Compute matters as much as data.** The project's first sweep gave every run only 100k
+# images (~780 steps): then both models ended at about 43–46% for every size from 2.5k to 10k
+# images — neither had trained long enough for more data to help. An experiment about data
+# must give each run enough steps to use it.
 #
 # **The data:** this project reads CIFAR-10 from a copy re-encoded as JPEG (the official
 # download needs the internet), so accuracies are close to, not identical with, official
 # CIFAR-10 figures.
 #
 # **Running it:** the full sweep is 36 training runs (2 models x 6 sizes x 3 seeds), about
-# 1.5 hours per seed on one CPU core (the results file records the machine and the training
+# 3 hours per seed on one CPU core (the results file records the machine and the training
 # time of every run). So this lesson shows the results the project measured
-# (`lessons/results/data_hunger.json`) unless you run the sweep yourself:
+# (`lessons/results/*.json`, see `lessons/results/README.md`) unless you run the sweep yourself:
 #
 #     python lessons/07_data_hunger.py --run                 # runs or resumes the sweep
-#     python lessons/07_data_hunger.py --run --seeds 0 &     # or: seed 0 on one core,
-#     python lessons/07_data_hunger.py --run --seeds 1       #     seed 1 on the other
-#     python lessons/07_data_hunger.py --run --models cnn-tiny   # only some models
+#     export OPENBLAS_NUM_THREADS=1                          # or one process per core:
+#     python lessons/07_data_hunger.py --run --seeds 0 &     #   seed 0 on one core,
+#     python lessons/07_data_hunger.py --run --seeds 1       #   seed 1 on the other
+#     python lessons/07_data_hunger.py --run --models cnn-tiny --sizes 1000 5000   # a part
+#     python lessons/07_data_hunger.py --run --budget 100000  # the short first sweep
 #
 # An interrupted sweep resumes where it stopped: every finished run is saved at once, and
 # sweeps of different seeds can share one results file (`--results PATH`; default
@@ -46,15 +54,16 @@ ap.add_argument("--run", action="store_true", help="run or resume the sweep")
 ap.add_argument("--seeds", type=int, nargs="+", default=list(sweep.DEFAULT_SEEDS))
 ap.add_argument("--models", nargs="+", default=list(sweep.DEFAULT_MODELS))
 ap.add_argument("--sizes", type=int, nargs="+", default=list(sweep.DEFAULT_SIZES))
+ap.add_argument("--budget", type=int, default=sweep.DEFAULT_BUDGET, help="images seen per run")
 ap.add_argument("--results", type=Path, default=lesson.output_dir(LESSON) / "data_hunger.json")
 ap.add_argument("--smoke", action="store_true", help="seconds, on synthetic data")
 args, _ = ap.parse_known_args()  # known: notebooks pass their own arguments
 RUN = args.run
-COMMITTED = lesson.REPO / "lessons" / "results" / "data_hunger.json"
+COMMITTED = sorted((lesson.REPO / "lessons" / "results").glob("*.json"))
 mine = args.results
-for n in sweep.DEFAULT_SIZES:
-    print(f"{n:6d} images -> {sweep.epochs_for(n):3d} epochs "
-          f"({sweep.epochs_for(n) * (n // 128)} steps of 128)")
+for n in args.sizes:
+    epochs = sweep.epochs_for(n, args.budget)
+    print(f"{n:6d} images -> {epochs:3d} epochs ({epochs * (n // 128)} steps of 128)")
 
 # %% [markdown]
 # ## Run (or resume) the sweep — or load results
@@ -63,19 +72,21 @@ for n in sweep.DEFAULT_SIZES:
 # %%
 if SMOKE:  # into its own folder, never into a real results file
     ds, smoke_dir = lesson.cifar10(), lesson.output_dir(LESSON) / "smoke"
-    results = sweep.run_sweep(ds, smoke_dir / "data_hunger.json", sizes=(50, 100), seeds=(0,),
-                              batch_size=32, max_steps=2, workdir=smoke_dir / "runs")
+    shown = {"smoke": sweep.run_sweep(ds, smoke_dir / "data_hunger.json", sizes=(50, 100),
+                                      seeds=(0,), batch_size=32, max_steps=2,
+                                      workdir=smoke_dir / "runs")}
 elif RUN:
     ds = lesson.cifar10()
-    results = sweep.run_sweep(ds, mine, models=args.models, sizes=args.sizes, seeds=args.seeds,
-                              workdir=lesson.output_dir(LESSON) / "runs")
+    shown = {mine.stem: sweep.run_sweep(ds, mine, models=args.models, sizes=args.sizes,
+                                        seeds=args.seeds, budget_images=args.budget,
+                                        workdir=lesson.output_dir(LESSON) / "runs")}
 elif mine.exists():
     print(f"showing your results from {mine}")
-    results = sweep.load_results(mine)
-elif COMMITTED.exists():
-    print(f"showing the project's measured results ({COMMITTED.relative_to(lesson.REPO)}); "
-          "run with --run to measure your own")
-    results = sweep.load_results(COMMITTED)
+    shown = {mine.stem: sweep.load_results(mine)}
+elif COMMITTED:
+    print(f"showing the project's measured results ({', '.join(p.name for p in COMMITTED)} in "
+          "lessons/results/); run with --run to measure your own")
+    shown = {p.stem: sweep.load_results(p) for p in COMMITTED}
 else:
     raise SystemExit("no results yet: run `python lessons/07_data_hunger.py --run`")
 
@@ -84,12 +95,14 @@ else:
 # Mean ± standard deviation over seeds, log-scaled x axis.
 
 # %%
-print("\n".join(sweep.table_lines(results)))
-setup = results.get("setup", {})
-if "machine" in setup:
-    print(f"measured on {setup['machine']}; total training time "
-          f"{results.get('train_seconds', 0) / 3600:.1f} h")
-lesson.show(sweep.chart(results), "data_hunger", LESSON)
+for name, results in shown.items():
+    setup = results.get("setup", {})
+    print(f"\n{name}: {setup.get('budget_images', '?'):,} images seen per run")
+    print("\n".join(sweep.table_lines(results)))
+    if "machine" in setup:
+        print(f"measured on {setup['machine']}; total training time "
+              f"{results.get('train_seconds', 0) / 3600:.1f} h")
+    lesson.show(sweep.chart(results), name, LESSON)
 
 # %% [markdown]
 # ## Reading the chart

@@ -9,7 +9,7 @@ from tinyvit.lesson import synthetic_images
 
 
 def test_budget_rule():
-    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [100, 40, 20, 10, 4, 4]
+    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [200, 80, 40, 20, 8, 4]
 
 
 def test_sweep_records_every_run_and_resumes(tmp_path):
