@@ -186,8 +186,11 @@ print("mean similarity at distance 1, 2, 3 patches:", np.round(by_dist[:3], 2),
 # patch" (colour blobs, gradients, stripes of rising frequency). `analysis.embedding_filters_pca`
 # centres the filters and takes the SVD $E^\top - \bar e = U \Sigma V^\top$; the rows of $V^\top$
 # are the components, $\sigma_i^2 / \sum_j \sigma_j^2$ the variance each explains. Our patches
-# are 4×4, so each component has only 48 numbers. A trained embedding concentrates its
-# variance in a few components; a random one spreads it evenly.
+# are 4×4, so each component has only 48 numbers. The paper's large models, trained on huge
+# data, concentrate the filters' variance in a few smooth components. Compare the two
+# percentages printed below: for `vit-cifar-nano` after the default 18 epochs the project
+# measured 30% for the trained filters and 30% at random initialisation — a small model
+# trained for an hour on 50k images is still far from that clean basis.
 
 # %%
 comps, ratio = analysis.embedding_filters_pca(params["embed"]["w"], cfg, k=28)  # (k, P, P, C)
