@@ -310,6 +310,12 @@ def fake_cifar10(path, n=4, seed=0, batches=None):
     return arrays
 
 
+@pytest.fixture(autouse=True)
+def no_local_cifar10(tmp_path, monkeypatch):
+    """Download tests see a machine without a local CIFAR-10 copy (one test adds its own)."""
+    monkeypatch.setattr(data, "LOCAL_CIFAR10", tmp_path / "no-local-copy.tar.gz")
+
+
 @pytest.fixture
 def fake_md5(monkeypatch):
     """Make the official MD5 that of the fake archive: call with the archive path."""
@@ -439,7 +445,6 @@ def test_offline_message(tmp_path, monkeypatch):
         raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    monkeypatch.setattr(data, "LOCAL_CIFAR10", tmp_path / "no-local-copy.tar.gz")
     with pytest.raises(DataError) as e:
         data.load_data("cifar10", data_dir=tmp_path)
     one_line_error(e, "cannot download", "name resolution", "--data PATH", "TINYVIT_DATA",
