@@ -28,7 +28,7 @@
 # CIFAR-10 figures.
 #
 # **Running it:** the full sweep is 36 training runs (2 models x 6 sizes x 3 seeds), about
-# 3 hours per seed on one CPU core (the results file records the machine and the training
+# 2 hours per seed on one CPU core (the results file records the machine and the training
 # time of every run). So this lesson shows the results the project measured
 # (`lessons/results/*.json`, see `lessons/results/README.md`) unless you run the sweep yourself:
 #

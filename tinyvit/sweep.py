@@ -9,7 +9,7 @@ Budget rule (`epochs_for`): both models get the same number of epochs for a give
 `clip(round(budget_images / N), min_epochs, max_epochs)`, so every run sees about
 `budget_images` images (the same compute) and only the amount of distinct data changes. The
 default budget of 200k images gives 1k: 200 epochs, 2.5k: 80, 5k: 40, 10k: 20, 25k: 8,
-50k: 4 (about 1,500 steps of 128 each) — about 3 hours per seed for both models on one core
+50k: 4 (about 1,500 steps of 128 each) — about 2 hours per seed for both models on one core
 of a 2-core CPU. A budget too small for the models to converge hides the effect of data: the
 project's first sweep, at 100k images (~780 steps), gave both models about the same 43-46%
 from 2.5k to 10k images (lessons/results/). Test accuracy is measured once, after the last
