@@ -4,10 +4,10 @@
 # The paper's central finding (stated in Sec. 1, measured in Sec. 4.3, Fig. 3 and Fig. 4):
 # Transformers "lack some of the inductive biases inherent to CNNs, such as translation
 # equivariance and locality, and therefore do not generalize well when trained on
-# insufficient amounts of data". On
-# ImageNet-1k, ViT-L loses to a ResNet; pre-trained on ImageNet-21k they tie; on JFT-300M ViT
-# wins. "Convolutional inductive bias is useful for smaller datasets, but for larger ones,
-# learning the relevant patterns directly from data is sufficient, even beneficial."
+# insufficient amounts of data". On ImageNet-1k, ViT-L loses to a ResNet; pre-trained on
+# ImageNet-21k they tie; on JFT-300M ViT wins. "Convolutional inductive bias is useful for
+# smaller datasets, but for larger ones, learning the relevant patterns directly from data is
+# sufficient, even beneficial."
 #
 # In miniature: a small ViT and a small CNN (both ~0.1M parameters) trained from scratch on
 # class-balanced subsets of 1k ... 50k CIFAR-10 images, several seeds each, with one budget rule
@@ -99,7 +99,8 @@ else:
 # %%
 for name, results in shown.items():
     setup = results.get("setup", {})
-    print(f"\n{name}: {setup.get('budget_images', '?'):,} images seen per run")
+    budget = setup.get("budget_images")
+    print(f"\n{name}: " + (f"{budget:,} images seen per run" if budget else "budget not recorded"))
     print("\n".join(sweep.table_lines(results)))
     if "machine" in setup:
         print(f"measured on {setup['machine']}; total training time "

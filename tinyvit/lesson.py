@@ -19,7 +19,6 @@ from .configs import DEFAULT_MODEL
 from .data import LOCAL_CIFAR10
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CIFAR = LOCAL_CIFAR10  # the local JPEG copy beside the repository, if any
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
 
@@ -69,7 +68,7 @@ def cifar_source():
     env = os.environ.get("TINYVIT_LESSON_DATA")
     if env:
         return env
-    return str(SHARED_CIFAR) if SHARED_CIFAR.exists() else "cifar10"
+    return str(LOCAL_CIFAR10) if LOCAL_CIFAR10.exists() else "cifar10"
 
 
 def synthetic_images(n, size=32, k=10, seed=0):
