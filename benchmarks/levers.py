@@ -1,0 +1,112 @@
+"""What each speed lever buys: a training step with one lever switched off at a time.
+
+    python benchmarks/levers.py                          # vit-cifar-nano and cnn-tiny, batch 128
+    python benchmarks/levers.py --models vit-cifar-tiny --rounds 5 --steps 5
+
+The levers (see tinyvit/ops.py, tinyvit/cnn.py and tinyvit/malloc.py for why each one helps):
+
+    layer_norm, softmax, gelu,       hand-derived VJPs (float32, one fused pass) instead of
+    cross_entropy, first_token       autograd's generic ones on the `*_plain` formulas (ViT)
+    im2col, max_pool, group_norm     the same for the CNN's fast paths
+    malloc                           glibc keeps freed activations instead of returning them
+                                     to the OS (TINYVIT_NO_MALLOPT=1 switches it off)
+    2 BLAS threads                   OPENBLAS_NUM_THREADS=2 against 1
+
+Every variant runs in its own process (malloc settings and BLAS threads are fixed when a
+process starts), `--steps` timed steps after two warm-up steps. Variants take turns for
+`--rounds` rounds so that machine noise hits all alike; the table shows the median of the
+per-round medians, and the slowdown of each variant against "all on" measured in the same run.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VIT_LEVERS = ["layer_norm", "softmax", "gelu", "cross_entropy", "first_token"]
+CNN_LEVERS = ["im2col", "max_pool", "group_norm"]
+
+
+def switch_off(names):
+    """Replace fast primitives by their `*_plain` twins (module attributes, looked up per call)."""
+    from tinyvit import cnn, ops
+    for name in names:
+        module = ops if name in VIT_LEVERS else cnn
+        setattr(module, name, getattr(module, name + "_plain"))
+
+
+def child(model, plain, steps, batch):
+    """Run in a subprocess: print the median seconds per step of one variant."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from step import tinyvit_stepper
+    from tinyvit import models
+    switch_off(plain)
+    step = tinyvit_stepper(models.build(model), batch)
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    print(statistics.median(times))
+
+
+def variants(model, threads):
+    """(label, plain ops, extra environment) for every variant of `model`, "all on" first."""
+    on = {"OPENBLAS_NUM_THREADS": str(threads)}
+    levers = CNN_LEVERS if model.startswith("cnn") else VIT_LEVERS
+    out = [("all on", [], on)]
+    out += [(f"plain {name}", [name], on) for name in levers]
+    out.append(("all plain ops", levers, on))
+    out.append(("no malloc tuning", [], {**on, "TINYVIT_NO_MALLOPT": "1"}))
+    if threads > 1:
+        out.append(("1 BLAS thread", [], {"OPENBLAS_NUM_THREADS": "1"}))
+    return out
+
+
+def run_variant(model, plain, env, steps, batch):
+    cmd = [sys.executable, __file__, "--child", model, "--steps", str(steps),
+           "--batch-size", str(batch), "--plain", *plain]
+    out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"variant {plain or 'all on'} of {model} failed:\n{out.stderr[-2000:]}")
+    return float(out.stdout.split()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=["vit-cifar-nano", "cnn-tiny"])
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per process")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS threads, 'all on'")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--plain", nargs="*", default=[], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        return child(args.child, args.plain, args.steps, args.batch_size)
+    print(f"batch {args.batch_size}, {args.threads} BLAS threads unless stated, median of "
+          f"{args.rounds} rounds x {args.steps} steps, each variant in its own process")
+    for model in args.models:
+        vs = variants(model, args.threads)
+        times = {label: [] for label, _, _ in vs}
+        t0 = time.perf_counter()
+        for r in range(args.rounds):
+            for label, plain, env in (vs if r % 2 == 0 else vs[::-1]):  # alternate the order
+                times[label].append(run_variant(model, plain, env, args.steps, args.batch_size))
+        base = statistics.median(times["all on"])
+        print(f"\n{model} ({time.perf_counter() - t0:.0f} s)\n{'variant':20s} {'ms/step':>8s} "
+              f"{'vs all on':>9s}")
+        for label, _, _ in vs:
+            med = statistics.median(times[label])
+            print(f"{label:20s} {med * 1e3:8.0f} {med / base:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The benchmark scripts run end to end (tiny batches: these check that they work, not speed)."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_levers_prints_every_variant(capsys):
+    levers = load("levers")
+    levers.main(["--models", "cnn-tiny", "--rounds", "1", "--steps", "1", "--batch-size", "2",
+                 "--threads", "2"])
+    out = capsys.readouterr().out
+    for label in ["all on", "plain im2col", "plain max_pool", "plain group_norm",
+                  "all plain ops", "no malloc tuning", "1 BLAS thread"]:
+        assert label in out, label
+
+
+def test_every_lever_has_a_plain_twin(monkeypatch):
+    from tinyvit import cnn, ops
+    levers = load("levers")
+    for name in levers.VIT_LEVERS:
+        monkeypatch.setattr(ops, name, getattr(ops, name))  # restored after the test
+    for name in levers.CNN_LEVERS:
+        monkeypatch.setattr(cnn, name, getattr(cnn, name))
+    levers.switch_off(levers.VIT_LEVERS + levers.CNN_LEVERS)
+    assert ops.gelu is ops.gelu_plain and cnn.im2col is cnn.im2col_plain
+
+
+def test_step_benchmark_runs(capsys):
+    pytest.importorskip("torch")
+    step = load("step")
+    step.main(["--models", "vit-cifar-nano", "cnn-tiny", "--batch-size", "2", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "vit-cifar-nano" in out and "cnn-tiny" in out
