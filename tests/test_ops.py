@@ -88,3 +88,17 @@ def test_float32_in_float32_out(name):
         assert grad(lambda x: f(x).sum())(x32).dtype == np.float32, name
     z = LOGITS.astype(np.float32)
     assert grad(lambda z: ops.cross_entropy(z, LABELS, 0.1))(z).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_tails_are_exact_and_warning_free(dtype):
+    """Far left GELU and its slope are 0 (exp overflows to inf there: no warning, no NaN);
+    far right they are x and 1. The fast form (x * sigmoid(2u)) agrees with the tanh form."""
+    x = np.array([-1e4, -100.0, -12.0, 0.0, 12.0, 100.0, 1e4], dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is fine
+        y = ops.gelu(x)
+        dy = grad(lambda x: ops.gelu(x).sum())(x)
+    assert y.dtype == dy.dtype == dtype
+    np.testing.assert_allclose(y, [0, 0, 0, 0, 12, 100, 1e4], atol=1e-20)
+    np.testing.assert_allclose(dy, [0, 0, 0, 0.5, 1, 1, 1], atol=1e-20)
+    np.testing.assert_allclose(ops.gelu(x[1:-1]), ops.gelu_plain(x[1:-1]), rtol=1e-6, atol=1e-30)
