@@ -298,20 +298,33 @@ def group_norm_plain(x, g, b, groups, eps=1e-5):
     return x_hat * g + b
 
 
-def _group_sum(s, groups):
-    """Per-sample per-channel sums (B, C) -> per-group sums, broadcastable to (B, H*W, G, C/G)."""
+def _pixel_sums(x):
+    """Raw-array helper: per-sample per-channel sums over pixels, (B, P, C) -> (B, C).
+
+    Written as a product with a vector of ones: NumPy's `x.sum(1)` over the middle axis of a
+    narrow array runs about 7x slower (measured: 0.70 vs 0.10 ms for 128 x 256 x 32 float32).
+    """
+    return np.ones_like(x, shape=(x.shape[1],)) @ x  # (B, C)
+
+
+def _group_mean(s, groups, inv_n):
+    """Per-channel sums (B, C) -> the mean of each channel's group, repeated per channel (B, 1, C).
+
+    Statistics per channel, not per group (B, 1, G, 1), keep every elementwise pass over the
+    activations on (B, P, C) arrays, whose inner loops are C long instead of C/G (2x faster).
+    """
     bs, c = s.shape
-    return s.reshape(bs, 1, groups, c // groups).sum(3, keepdims=True)  # (B, 1, G, 1)
+    m = s.reshape(bs, groups, c // groups).sum(2, keepdims=True) * inv_n  # (B, G, 1)
+    return np.broadcast_to(m, (bs, groups, c // groups)).reshape(bs, 1, c)  # (B, 1, C)
 
 
 def _group_normalise(x, groups, eps):
-    """Raw-array helper: x_hat (B, H*W, G, C/G) and 1/std (B, 1, G, 1)."""
+    """Raw-array helper: x_hat (B, H*W, C), a new array, and 1/std per channel (B, 1, C)."""
     bs, h, w, c = x.shape
     inv_n = 1.0 / (h * w * (c // groups))
-    xg = x.reshape(bs, h * w, groups, c // groups)  # (B, H*W, G, C/G)
-    mean = _group_sum(x.reshape(bs, h * w, c).sum(1), groups) * inv_n  # (B, 1, G, 1)
-    xc = xg - mean
-    var = _group_sum((xc * xc).reshape(bs, h * w, c).sum(1), groups) * inv_n  # (B, 1, G, 1)
+    xr = x.reshape(bs, h * w, c)  # (B, H*W, C)
+    xc = xr - _group_mean(_pixel_sums(xr), groups, inv_n)  # (B, H*W, C) centred
+    var = _group_mean(_pixel_sums(xc * xc), groups, inv_n)  # (B, 1, C)
     rstd = 1.0 / np.sqrt(var + eps)
     xc *= rstd  # in place: a fresh raw array
     return xc, rstd
@@ -320,8 +333,10 @@ def _group_normalise(x, groups, eps):
 @primitive
 def group_norm(x, g, b, groups, eps=1e-5):
     """GroupNorm with a hand VJP. x (B, H, W, C), g and b (C,) -> (B, H, W, C)."""
-    x_hat, _ = _group_normalise(x, groups, eps)  # (B, H*W, G, C/G)
-    return x_hat.reshape(x.shape) * g + b  # (B, H, W, C)
+    y, _ = _group_normalise(x, groups, eps)  # (B, H*W, C)
+    y *= g  # in place: one new array in all
+    y += b
+    return y.reshape(x.shape)  # (B, H, W, C)
 
 
 def _group_norm_vjp(argnums, ans, args, kwargs):
@@ -332,18 +347,18 @@ def _group_norm_vjp(argnums, ans, args, kwargs):
 
     def vjp(dy):  # dy (B, H, W, C)
         x_hat, rstd = _group_normalise(x, groups, eps)  # recomputed, not kept alive
-        x_hat = x_hat.reshape(bs, h * w, c)  # (B, H*W, C)
         dy = dy.reshape(bs, h * w, c)  # (B, H*W, C)
-        s_dy = dy.sum(1)  # (B, C) per-channel sums
-        s_dyx = (dy * x_hat).sum(1)  # (B, C)
+        s_dy = _pixel_sums(dy)  # (B, C) per-channel sums
+        s_dyx = _pixel_sums(dy * x_hat)  # (B, C)
         out = []
         for i in argnums:
             if i == 0:  # dx = rstd (dxh - mean(dxh) - x_hat mean(dxh x_hat)), dxh = dy g
-                m1 = _group_sum(s_dy * g, groups) * inv_n  # (B, 1, G, 1)
-                m2 = _group_sum(s_dyx * g, groups) * inv_n  # (B, 1, G, 1)
-                dx = (dy * g).reshape(bs, h * w, groups, c // groups)  # (B, H*W, G, C/G)
+                m1 = _group_mean(s_dy * g, groups, inv_n)  # (B, 1, C)
+                m2 = _group_mean(s_dyx * g, groups, inv_n)  # (B, 1, C)
+                dx = dy * g  # (B, H*W, C)
                 dx -= m1
-                dx -= x_hat.reshape(dx.shape) * m2
+                x_hat *= m2  # in place: x_hat is not needed after this
+                dx -= x_hat
                 dx *= rstd
                 out.append(dx.reshape(bs, h, w, c))  # (B, H, W, C)
             elif i == 1:
