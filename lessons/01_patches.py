@@ -53,7 +53,8 @@ assert np.array_equal(unpatchify(patches, P, 3), images.astype(np.float32))
 #
 # Drawn with a gap between patches, in reading order (row by row): this is the sequence the
 # Transformer sees. It has no idea that patch 4 sits below patch 0 — that knowledge must come
-# from the position embeddings of lesson 2.
+# from the position embeddings of lesson 2. The second picture cuts the same image into 4×4
+# patches — 64 words — the patch size of our CIFAR models.
 
 # %%
 lesson.show(viz.patch_grid(images[0], P, gap=2, scale=6), "patch_grid_p8", LESSON)
@@ -63,7 +64,7 @@ lesson.show(viz.patch_grid(images[0], 4, gap=1, scale=6), "patch_grid_p4", LESSO
 # ## How long are the sentences?
 #
 # Tokens grow with the square of resolution over patch size: attention costs $O(N^2)$, which is
-# why the paper uses large patches (16, 32) on 224-pixel ImageNet images, and why our CIFAR
+# why the paper uses large patches (14, 16, 32) on 224-pixel ImageNet images, and why our CIFAR
 # models use patch 4 on 32-pixel images (64 tokens).
 
 # %%

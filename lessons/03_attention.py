@@ -38,7 +38,8 @@ print("A =\n", np.round(A, 3), "\nrows sum to 1:", np.allclose(A.sum(1), 1))
 #
 # `layers.attention` computes all heads of all images with a handful of matrix products: one
 # fused projection to `[q | k | v]` of shape `(B*N, 3D)`, a reshape to `(B, H, N, D/H)`, and
-# batched `q @ k^T` of shape `(B, H, N, N)`. With `weights_out=[]` it also returns $A$.
+# batched `q @ k^T` of shape `(B, H, N, N)`. Pass a list as `weights_out` and $A$ is appended
+# to it.
 # Here: 2 images, 5 tokens, D = 8, H = 2.
 
 # %%

@@ -59,8 +59,11 @@ print(f"{cfg.name}: logits {logits.shape}; all zero at init (the head starts at 
 
 # %% [markdown]
 # ## The paper's models (Table 1: ViT-B/L/H; ViT-Ti and ViT-S come from DeiT)
-# Parameter counts at 224 px with a 1000-class head (they match the official checkpoints to
-# the parameter) and forward GFLOPs per image (1 multiply-add = 2 FLOPs).
+# Parameter counts at 224 px with a 1000-class head, and forward GFLOPs per image (1
+# multiply-add = 2 FLOPs). Table 1 gives one rounded count per model whatever the patch size
+# (86M, 307M, 632M); ours are exact for patch 16: B/16 and L/16 equal the published /16
+# checkpoints (timm's `vit_base_patch16_224`: 86,567,656; `vit_large_patch16_224`: 304,326,632).
+# ViT-H was released only with 14-pixel patches, so H/16 has no checkpoint to compare with.
 
 # %%
 print(f"{'model':10s} {'layers':>6s} {'D':>5s} {'MLP':>5s} {'heads':>5s} {'params':>13s} {'GFLOPs':>7s}")

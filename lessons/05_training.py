@@ -51,7 +51,7 @@ lesson.show(viz.line_chart({"learning rate": (steps, np.array(lrs), None)}, xlab
 # writes `metrics.jsonl` and a checkpoint to the output folder after every epoch.
 
 # %%
-out = lesson.output_dir(LESSON) / "run"
+out = lesson.output_dir(LESSON) / ("smoke_run" if SMOKE else "run")  # lessons 8-9 use "run"
 history = train("vit-cifar-nano", out=out, epochs=epochs, batch_size=batch, lr=1e-3, warmup=1.0,
                 dataset=ds)
 

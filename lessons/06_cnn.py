@@ -45,7 +45,8 @@ print("im2col @ kernel == convolution:", np.isclose(conv_out.reshape(2, 32, 32, 
 
 # %% [markdown]
 # ## The network
-# Stem convolution, three stages (convolution, 2×2 max-pool, GroupNorm, ReLU), global average
+# Stem convolution, three stages (convolution, 2×2 max-pool, GroupNorm, ReLU, then `depth - 1`
+# more convolution–GroupNorm–ReLU at the same size; every preset has depth 2), global average
 # pooling and a linear head — about 0.3M parameters, like the small ViTs.
 
 # %%

@@ -9,10 +9,13 @@
 #
 # **The model:** `lesson.trained_vit` uses your checkpoint if there is one (`$TINYVIT_CKPT`,
 # `runs/vit-cifar-nano/last.npz` from `python -m tinyvit train` run in the repository, or
-# lesson 5's `lessons/output/05_training/run/last.npz`); otherwise it trains `vit-cifar-nano` for 3 epochs (about 9 minutes) once.
+# lesson 5's `lessons/output/05_training/run/last.npz`); otherwise it trains `vit-cifar-nano`
+# for 3 epochs (about 9 minutes) once, into `lessons/output/trained_vit/`, which lesson 9 reuses.
+# The numbers quoted in this lesson come from the project's 18-epoch run
+# (`TINYVIT_CKPT=runs/vit-default/last.npz`, README "Results").
 #
 # **Expectations:** the paper's models are ViT-L/H pre-trained on ImageNet-21k or JFT-300M at
-# 224 px. Ours has ~0.1–1M parameters, was trained for minutes on 50k images of 32×32 pixels,
+# 224 px. Ours has ~0.1–1M parameters, was trained for minutes to an hour on 50k images of 32×32 pixels,
 # and sees a grid of only 8×8 patches. Expect the same effects, but weaker and noisier.
 
 # %%
@@ -216,6 +219,6 @@ print(f"variance explained by the top 5 components: trained {ratio[:5].sum():.0%
 # * **Filters:** the first components are smooth colour/brightness patterns, later ones
 #   gradients and checkerboards. With 48-number filters they are crude.
 #
-# A model trained for minutes on 32-px images shows all of this weaker than the paper's
+# A model trained for an hour or less on 32-px images shows all of this weaker than the paper's
 # ImageNet-21k/JFT models. The point is that none of it was programmed: locality and 2D
 # structure were *learned* from data — which is why ViT needs a lot of it (lesson 7).

@@ -11,7 +11,8 @@
 #   directly the representation exposes the classes, cheaply.
 #
 # We use the trained ViT of lesson 8 (`lesson.trained_vit`): your checkpoint if you have one,
-# else `vit-cifar-nano` trained for 3 epochs, once. Full mode takes up to about 15 minutes on
+# else the `vit-cifar-nano` that lesson 8 trained for 3 epochs (`lessons/output/trained_vit/`;
+# if you start here, this lesson trains it first, about 9 more minutes). Full mode takes up to about 15 minutes on
 # 2 CPU cores (mostly part (a)'s fine-tuning); `--smoke` runs in seconds.
 
 # %%
@@ -162,7 +163,11 @@ lesson.show(viz.line_chart({"training loss (10-step mean)": (steps[len(steps) - 
 # vectors" (Sec. 4.1) — chosen because it is fast. With features $X \in \mathbb{R}^{S \times F}$
 # (standardised; `vit.features`, the $y$ of Eq. 4) and targets $T = 2\,\mathrm{onehot}(y) - 1$:
 #
-# $$W = (X^\top X + \lambda I)^{-1} X^\top T, \qquad \hat y = \arg\max_k\, (x^\top W + b)_k .$$
+# $$W = (X^\top X + \lambda I)^{-1} X^\top (T - \mathbf{1} b^\top), \qquad
+#   \hat y = \arg\max_k\, (x^\top W + b)_k ,$$
+#
+# where the columns of $X$ are centred (and scaled), so the intercept $b$ is simply the mean
+# target row.
 #
 # When there are fewer examples ($S = 10 \times$ shots) than features, `analysis.linear_probe`
 # solves the equivalent, smaller dual problem $W = X^\top (X X^\top + \lambda I)^{-1} T$.

@@ -113,8 +113,8 @@ def trained_vit(lesson):
 
     Smoke mode: `vit-cifar-nano` trained for 3 steps on the synthetic data. Otherwise the
     first existing checkpoint of `vit_checkpoints()`; failing that, `vit-cifar-nano` trained
-    for NANO_EPOCHS epochs on CIFAR-10 into this lesson's output folder (reused next time,
-    resumed if interrupted).
+    for NANO_EPOCHS epochs on CIFAR-10 into `lessons/output/trained_vit` (shared by lessons 8
+    and 9, reused next time, resumed if interrupted).
     """
     from . import checkpoint, train
 
@@ -126,7 +126,7 @@ def trained_vit(lesson):
         return train.load_model(out / "last.npz")
     path = next((p for p in vit_checkpoints() if p.is_file()), None)
     if path is None:
-        out = output_dir(lesson) / "vit-cifar-nano"
+        out = output_root() / "trained_vit"  # shared: lesson 9 reuses what lesson 8 trained
         path = out / "last.npz"
         done = checkpoint.load_extra(path)["epoch"] if path.is_file() else 0
         if done < NANO_EPOCHS:
