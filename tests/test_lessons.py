@@ -21,6 +21,10 @@ def test_lesson_runs_in_smoke_mode(path, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert list(tmp_path.rglob("*.png")), "a lesson should draw at least one picture"
+    # Smoke runs never write where full runs keep their results (lessons 8-9 load lesson 5's
+    # "run" folder; lesson 7 shows its results file).
+    assert not (tmp_path / "05_training" / "run").exists()
+    assert not (tmp_path / "07_data_hunger" / "data_hunger.json").exists()
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
