@@ -8,6 +8,8 @@ The levers (see tinyvit/ops.py, tinyvit/cnn.py and tinyvit/malloc.py for why eac
     layer_norm, softmax, gelu,       hand-derived VJPs (float32, one fused pass) instead of
     cross_entropy, first_token       autograd's generic ones on the `*_plain` formulas (ViT)
     im2col, max_pool, group_norm     the same for the CNN's fast paths
+    einsum dense layers              `np.einsum("...i,io->...o", x, w)` in every dense layer of
+                                     the ViT instead of a 2-D `@` (tinyvit.layers.linear)
     malloc                           glibc keeps freed activations instead of returning them
                                      to the OS (TINYVIT_NO_MALLOPT=1 switches it off)
     2 BLAS threads                   OPENBLAS_NUM_THREADS=2 against 1
@@ -36,8 +38,19 @@ def switch_off(names):
     """Replace fast primitives by their `*_plain` twins (module attributes, looked up per call)."""
     from tinyvit import cnn, ops
     for name in names:
+        if name == "einsum":
+            use_einsum_dense_layers()
+            continue
         module = ops if name in VIT_LEVERS else cnn
         setattr(module, name, getattr(module, name + "_plain"))
+
+
+def use_einsum_dense_layers():
+    """Dense layers as one einsum over (..., D_in) instead of a reshape to 2-D and `@`."""
+    import autograd.numpy as anp
+    from tinyvit import layers
+
+    layers.linear = lambda p, x: anp.einsum("...i,io->...o", x, p["w"]) + p["b"]
 
 
 def child(model, plain, steps, batch):
@@ -64,6 +77,8 @@ def variants(model, threads):
     out = [("all on", [], on)]
     out += [(f"plain {name}", [name], on) for name in levers]
     out.append(("all plain ops", levers, on))
+    if not model.startswith("cnn"):
+        out.append(("einsum dense layers", ["einsum"], on))
     out.append(("no malloc tuning", [], {**on, "TINYVIT_NO_MALLOPT": "1"}))
     if threads > 1:
         out.append(("1 BLAS thread", [], {"OPENBLAS_NUM_THREADS": "1"}))

@@ -16,11 +16,13 @@ def load(name):
 
 def test_levers_prints_every_variant(capsys):
     levers = load("levers")
-    levers.main(["--models", "cnn-tiny", "--rounds", "1", "--steps", "1", "--batch-size", "2",
-                 "--threads", "2"])
+    levers.main(["--models", "cnn-tiny", "vit-cifar-nano", "--rounds", "1", "--steps", "1",
+                 "--batch-size", "2", "--threads", "2"])
     out = capsys.readouterr().out
     for label in ["all on", "plain im2col", "plain max_pool", "plain group_norm",
-                  "all plain ops", "no malloc tuning", "1 BLAS thread"]:
+                  "all plain ops", "no malloc tuning", "1 BLAS thread", "plain layer_norm",
+                  "plain softmax", "plain gelu", "plain cross_entropy", "plain first_token",
+                  "einsum dense layers"]:
         assert label in out, label
 
 
