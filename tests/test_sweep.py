@@ -57,3 +57,17 @@ def test_summary_mean_and_std_over_seeds():
     assert list(count) == [2, 1]
     assert sweep.chart({"runs": runs}).size[0] > 100
     assert "60.0%" in sweep.table_lines({"runs": runs})[1]
+
+
+def test_gap_is_paired_by_seed():
+    """acc(a) - acc(b) per seed; a seed that ran only one model is left out."""
+    rows = [("a", 10, 0, 0.50), ("b", 10, 0, 0.40), ("a", 10, 1, 0.80), ("b", 10, 1, 0.60),
+            ("a", 10, 2, 0.99), ("b", 20, 0, 0.70), ("a", 20, 0, 0.75)]
+    runs = {f"{m}/{n}/{s}": dict(model=m, size=n, seed=s, test_acc=v) for m, n, s, v in rows}
+    gaps = sweep.paired_gaps({"runs": runs}, "a", "b")
+    assert list(gaps) == [10, 20]
+    mean, std, n = gaps[10]
+    assert n == 2 and abs(mean - 0.15) < 1e-12 and abs(std - np.std([0.1, 0.2], ddof=1)) < 1e-12
+    assert gaps[20][2] == 1 and abs(gaps[20][0] - 0.05) < 1e-12
+    lines = sweep.table_lines({"runs": runs})
+    assert "gap" in lines[0] and "+15.0 ±  7.1 pt (n=2)" in lines[1]

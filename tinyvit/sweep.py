@@ -159,12 +159,29 @@ def chart(results, title=None):
                           title=title, log_x=True, error_bars=True)
 
 
+def paired_gaps(results, a, b):
+    """{size: (mean, std, n)} of acc(a) - acc(b) over the seeds that ran both models.
+
+    Pairing by seed compares runs on the same training subset, so the subset's luck (which
+    moves both models alike) cancels out of the difference.
+    """
+    acc = {(r["model"], r["size"], r["seed"]): r["test_acc"] for r in results["runs"].values()}
+    diffs = {}
+    for (m, n, seed), v in acc.items():
+        if m == a and (b, n, seed) in acc:
+            diffs.setdefault(n, []).append(v - acc[(b, n, seed)])
+    return {n: (float(np.mean(d)), float(np.std(d, ddof=1)) if len(d) > 1 else 0.0, len(d))
+            for n, d in sorted(diffs.items())}
+
+
 def table_lines(results):
-    """Printable rows: size, then mean +- std per model."""
+    """Printable rows: size, then mean +- std per model (and their paired gap, for two)."""
     s = summarize(results)
     models = list(s)
     sizes = sorted({int(n) for m in models for n in s[m][0]})
-    lines = [f"{'images':>8s} " + " ".join(f"{m:>22s}" for m in models)]
+    gaps = paired_gaps(results, *models) if len(models) == 2 else {}
+    gap_head = f"  {'gap (paired by seed)':>22s}" if gaps else ""
+    lines = [f"{'images':>8s} " + " ".join(f"{m:>22s}" for m in models) + gap_head]
     for n in sizes:
         cells = []
         for m in models:
@@ -172,5 +189,10 @@ def table_lines(results):
             hit = np.nonzero(ns == n)[0]
             cells.append(f"{mu[hit[0]]:8.1%} ± {sd[hit[0]]:5.1%} (n={c[hit[0]]})" if len(hit)
                          else f"{'-':>22s}")
-        lines.append(f"{n:8d} " + " ".join(f"{c:>22s}" for c in cells))
+        gap = ""
+        if gaps:
+            g = gaps.get(n)
+            gap = (f"  {100 * g[0]:+8.1f} ± {100 * g[1]:4.1f} pt (n={g[2]})" if g
+                   else f"  {'-':>22s}")
+        lines.append(f"{n:8d} " + " ".join(f"{c:>22s}" for c in cells) + gap)
     return lines
