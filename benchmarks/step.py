@@ -1,17 +1,20 @@
 """Time one training step (forward + backward + AdamW) of tinyvit against PyTorch eager.
 
     python benchmarks/step.py                         # vit-cifar-tiny and cnn-small, batch 128
-    python benchmarks/step.py --models vit-cifar-nano --batch-size 64 --repeats 10
+    python benchmarks/step.py --models vit-cifar-nano --batch-size 64 --repeats 10 --rounds 5
 
-Both run the same model on the same threads, interleaved (tinyvit step, torch step, ...) so
-machine noise hits both alike; the script prints median ms/step, the ratio tinyvit/PyTorch,
-and achieved GFLOP/s as a share of the machine's float32 matmul peak measured in the same run.
+Both run the same model on the same threads, each library in its own process, the two taking
+turns for `--rounds` rounds so machine noise hits both alike (not in one process: there their
+thread pools spin against each other; see `bench`). The script prints median ms/step, the
+ratio tinyvit/PyTorch, and achieved GFLOP/s as a share of the machine's float32 matmul peak
+measured in the same run.
 The PyTorch side is skipped with a message when torch is not installed.
 Training FLOPs are counted as 3x the forward matmul FLOPs (forward + two backward products).
 """
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +46,7 @@ def matmul_peak(n=2048, repeats=5):
     try:
         import torch
 
+        torch.set_num_threads(blas_threads())  # the peak of the threads the steps get
         ta = torch.from_numpy(a)
         for _ in range(repeats):
             t = time.perf_counter()
@@ -180,41 +184,75 @@ def train_flops(net, batch):
     return 3 * 2 * macs * batch
 
 
-def bench(name, batch, repeats, warmup=2):
-    """Median seconds per step for tinyvit and torch (None when torch is missing)."""
+def time_steps(step, repeats, warmup=2):
+    """Median seconds of `repeats` calls of `step` after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def child(side, name, batch, repeats):
+    """Run in a subprocess: print the median seconds per step of one library."""
     net = models.build(name)
-    steps = {"tinyvit": tinyvit_stepper(net, batch)}
-    try:
+    if side == "pytorch":
         import torch
 
         torch.set_num_threads(blas_threads())
-        steps["pytorch"] = torch_stepper(net, batch)
-    except ImportError:
-        print("torch is not installed: timing tinyvit only (pip install -r requirements-dev.txt)")
-    for f in steps.values():
-        for _ in range(warmup):
-            f()
-    times = {k: [] for k in steps}
-    for _ in range(repeats):  # interleaved: noise hits both alike
-        for k, f in steps.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
-    return net, {k: statistics.median(v) for k, v in times.items()}
+        print(time_steps(torch_stepper(net, batch), repeats))
+    else:
+        print(time_steps(tinyvit_stepper(net, batch), repeats))
+
+
+def has_torch():
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def bench(name, batch, repeats, rounds):
+    """Median seconds per step for tinyvit and torch (absent when torch is missing).
+
+    Each library runs in its own process, the two taking turns for `rounds` rounds (noise hits
+    both alike). In one process they slow each other down: after each operation, OpenBLAS's
+    and PyTorch's worker threads keep spinning for a while, on the same two cores (measured:
+    tinyvit's steps 18-28% slower next to torch than alone).
+    """
+    sides = ["tinyvit"] + (["pytorch"] if has_torch() else [])
+    times = {side: [] for side in sides}
+    for r in range(rounds):
+        for side in (sides if r % 2 == 0 else sides[::-1]):
+            cmd = [sys.executable, __file__, "--child", side, "--models", name,
+                   "--batch-size", str(batch), "--repeats", str(repeats)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"{side} {name} failed:\n{out.stderr[-2000:]}")
+            times[side].append(float(out.stdout.split()[-1]))
+    return models.build(name), {k: statistics.median(v) for k, v in times.items()}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["vit-cifar-tiny", "cnn-small"])
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=5, help="timed steps per process")
+    ap.add_argument("--rounds", type=int, default=3, help="processes per library, taking turns")
+    ap.add_argument("--child", choices=["tinyvit", "pytorch"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        return child(args.child, args.models[0], args.batch_size, args.repeats)
+    if not has_torch():
+        print("torch is not installed: timing tinyvit only (pip install -r requirements-dev.txt)")
     peak = matmul_peak()
     print(f"threads {blas_threads()}, float32 matmul peak {peak:.0f} GFLOP/s (2048^2, best of 5)")
     print(f"{'model':16s} {'tinyvit ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
           f"{'tinyvit GFLOP/s':>15s} {'% peak':>6s} {'torch % peak':>12s}")
     for name in args.models:
-        net, med = bench(name, args.batch_size, args.repeats)
+        net, med = bench(name, args.batch_size, args.repeats, args.rounds)
         flops = train_flops(net, args.batch_size)
         tv, pt = med["tinyvit"], med.get("pytorch")
         ratio = f"{tv / pt:6.2f}" if pt else "     -"

@@ -40,6 +40,7 @@ def test_every_lever_has_a_plain_twin(monkeypatch):
 def test_step_benchmark_runs(capsys):
     pytest.importorskip("torch")
     step = load("step")
-    step.main(["--models", "vit-cifar-nano", "cnn-tiny", "--batch-size", "2", "--repeats", "1"])
+    step.main(["--models", "vit-cifar-nano", "cnn-tiny", "--batch-size", "2", "--repeats", "1",
+               "--rounds", "1"])
     out = capsys.readouterr().out
     assert "vit-cifar-nano" in out and "cnn-tiny" in out
