@@ -14,7 +14,8 @@
 # * **label smoothing** 0.1 and **random crop + flip** — small data sets need them.
 #
 # Full mode trains `vit-cifar-nano` (142k parameters) on all 50,000 training images for 5
-# epochs: about 3 minutes an epoch on 2 CPU cores, 15 minutes in all. `--smoke` trains on 200
+# epochs: about 2 minutes an epoch on 2 CPU cores (measured 2026-11-24: 10.4 minutes for the
+# whole lesson, 56.2% test accuracy after the 5th epoch). `--smoke` trains on 200
 # synthetic images. (`python -m tinyvit train` trains the same model for 18 epochs.)
 
 # %%

@@ -25,9 +25,10 @@ The convolutions that feed a norm have no bias (the norm's offset b plays its ro
 Fast paths, each written twice like `tinyvit.ops` (plain formula + primitive with a hand VJP,
 tested equal): `im2col` (autograd's VJP of slicing is `np.add.at`), `max_pool` (autograd's
 VJP of `max` divides by an int64 tie count and runs in float64), `group_norm` (a few passes
-over the activations in its VJP instead of autograd's dozen). A cnn-small training step
-(batch 128, one BLAS thread) took 0.47 s with all three, 1.71 s with the plain im2col,
-0.76 s with the plain max-pool, 0.53 s with the plain GroupNorm, 3.9 s with all plain ones.
+over the activations in its VJP instead of autograd's dozen). A cnn-tiny training step (batch
+128, 2 threads, `python benchmarks/levers.py`, 2026-11-24) took 227 ms with all three, 1197 ms
+with the plain im2col, 382 ms with the plain max-pool, 305 ms with the plain GroupNorm and
+2891 ms with all plain ones.
 
 Shape legend: B batch, H, W height/width (halved by each pool), C channels (Cin -> Cout for a
 convolution), k kernel size (3), G groups, K classes. Images are NHWC float32.
