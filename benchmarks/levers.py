@@ -56,18 +56,10 @@ def use_einsum_dense_layers():
 def child(model, plain, steps, batch):
     """Run in a subprocess: print the median seconds per step of one variant."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from step import tinyvit_stepper
+    from step import time_steps, tinyvit_stepper
     from tinyvit import models
     switch_off(plain)
-    step = tinyvit_stepper(models.build(model), batch)
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    print(statistics.median(times))
+    print(time_steps(tinyvit_stepper(models.build(model), batch), steps))
 
 
 def variants(model, threads):
