@@ -21,14 +21,15 @@ per-round medians, and the slowdown of each variant against "all on" measured in
 """
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from step import take_turns, time_steps, tinyvit_stepper  # noqa: E402
 
 VIT_LEVERS = ["layer_norm", "softmax", "gelu", "cross_entropy", "first_token"]
 CNN_LEVERS = ["im2col", "max_pool", "group_norm"]
@@ -55,8 +56,6 @@ def use_einsum_dense_layers():
 
 def child(model, plain, steps, batch):
     """Run in a subprocess: print the median seconds per step of one variant."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from step import time_steps, tinyvit_stepper
     from tinyvit import models
     switch_off(plain)
     print(time_steps(tinyvit_stepper(models.build(model), batch), steps))
@@ -77,15 +76,6 @@ def variants(model, threads):
     return out
 
 
-def run_variant(model, plain, env, steps, batch):
-    cmd = [sys.executable, __file__, "--child", model, "--steps", str(steps),
-           "--batch-size", str(batch), "--plain", *plain]
-    out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"variant {plain or 'all on'} of {model} failed:\n{out.stderr[-2000:]}")
-    return float(out.stdout.split()[-1])
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["vit-cifar-nano", "cnn-tiny"])
@@ -101,18 +91,16 @@ def main(argv=None):
     print(f"batch {args.batch_size}, {args.threads} BLAS threads unless stated, median of "
           f"{args.rounds} rounds x {args.steps} steps, each variant in its own process")
     for model in args.models:
-        vs = variants(model, args.threads)
-        times = {label: [] for label, _, _ in vs}
         t0 = time.perf_counter()
-        for r in range(args.rounds):
-            for label, plain, env in (vs if r % 2 == 0 else vs[::-1]):  # alternate the order
-                times[label].append(run_variant(model, plain, env, args.steps, args.batch_size))
-        base = statistics.median(times["all on"])
+        runs = [(label, [__file__, "--child", model, "--steps", str(args.steps), "--batch-size",
+                         str(args.batch_size), "--plain", *plain], env)
+                for label, plain, env in variants(model, args.threads)]
+        med = take_turns(runs, args.rounds)
+        base = med["all on"]
         print(f"\n{model} ({time.perf_counter() - t0:.0f} s)\n{'variant':20s} {'ms/step':>8s} "
               f"{'vs all on':>9s}")
-        for label, _, _ in vs:
-            med = statistics.median(times[label])
-            print(f"{label:20s} {med * 1e3:8.0f} {med / base:8.2f}x")
+        for label, seconds in med.items():
+            print(f"{label:20s} {seconds * 1e3:8.0f} {seconds / base:8.2f}x")
 
 
 if __name__ == "__main__":

@@ -214,6 +214,23 @@ def has_torch():
     return importlib.util.find_spec("torch") is not None
 
 
+def take_turns(runs, rounds):
+    """{label: median seconds} of commands that each print seconds as their last word.
+
+    `runs` is a list of (label, argv, extra environment). Each command runs in its own process,
+    `rounds` times, in the list's order and then reversed, so machine noise hits all alike.
+    """
+    times = {label: [] for label, _, _ in runs}
+    for r in range(rounds):
+        for label, argv, env in (runs if r % 2 == 0 else runs[::-1]):
+            out = subprocess.run([sys.executable, *argv], env={**os.environ, **env},
+                                 capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"{label} failed:\n{out.stderr[-2000:]}")
+            times[label].append(float(out.stdout.split()[-1]))
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
 def bench(name, batch, repeats, rounds):
     """Median seconds per step for tinyvit and torch (absent when torch is missing).
 
@@ -223,16 +240,9 @@ def bench(name, batch, repeats, rounds):
     tinyvit's steps 18-28% slower next to torch than alone).
     """
     sides = ["tinyvit"] + (["pytorch"] if has_torch() else [])
-    times = {side: [] for side in sides}
-    for r in range(rounds):
-        for side in (sides if r % 2 == 0 else sides[::-1]):
-            cmd = [sys.executable, __file__, "--child", side, "--models", name,
-                   "--batch-size", str(batch), "--repeats", str(repeats)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(f"{side} {name} failed:\n{out.stderr[-2000:]}")
-            times[side].append(float(out.stdout.split()[-1]))
-    return models.build(name), {k: statistics.median(v) for k, v in times.items()}
+    runs = [(side, [__file__, "--child", side, "--models", name, "--batch-size", str(batch),
+                    "--repeats", str(repeats)], {}) for side in sides]
+    return models.build(name), take_turns(runs, rounds)
 
 
 def main(argv=None):
