@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .progress import Progress, format_seconds
+from .run.progress import Progress, format_seconds
 
 
 class DataError(ValueError):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .progress import format_seconds
+from .run.progress import format_seconds
 from .train import channel_stats, train
 
 DEFAULT_SIZES = (1000, 2500, 5000, 10000, 25000, 50000)

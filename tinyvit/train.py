@@ -22,7 +22,7 @@ from autograd.tracer import getval
 from . import backend as backends
 from . import checkpoint, data, models, ops, optim
 from .configs import DEFAULT_MODEL
-from .progress import Progress, format_seconds
+from .run.progress import Progress, format_seconds
 from .tree import flatten
 
 # Defaults per model family, chosen on this project's 2-core CPU (see README "Results"): about
