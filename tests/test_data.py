@@ -1,11 +1,12 @@
 """Data loading (every format, every user error), subsets, normalisation, augmentation.
 
-All on tiny data the tests write into tmp_path; one optional test reads the real CIFAR-10 copy
-next to the repository (`../shared/data/`) when it is there.
+All on tiny data the tests write into tmp_path; two optional tests read the real CIFAR-10 copy
+named by `$TINYVIT_CIFAR10_COPY` when it is set.
 """
 import io
 import os
 import pickle
+import re
 import struct
 import tarfile
 import urllib.error
@@ -18,9 +19,9 @@ import pytest
 from PIL import Image
 
 from tinyvit import data
-from tinyvit.data import DataError
+from tinyvit.data import DataError, archives, cifar, imagefolder
 
-SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared/data/cifar10-jpeg.tar.gz"
+REAL_CIFAR = os.environ.get("TINYVIT_CIFAR10_COPY")  # read before the fixture below unsets it
 CLASSES = ["cat", "bird", "dog"]  # deliberately not sorted
 
 
@@ -120,7 +121,7 @@ def test_cache_is_used_then_invalidated(tmp_path, monkeypatch):
     def no_decoding(*args):
         raise AssertionError("decoded again instead of using the cache")
 
-    monkeypatch.setattr(data, "decode_image", no_decoding)
+    monkeypatch.setattr(imagefolder, "decode_image", no_decoding)
     second = data.load_data(archive, data_dir=tmp_path / "cache")
     np.testing.assert_array_equal(first["train"][0], second["train"][0])
     assert second["classes"] == first["classes"]
@@ -311,15 +312,15 @@ def fake_cifar10(path, n=4, seed=0, batches=None):
 
 @pytest.fixture(autouse=True)
 def no_local_cifar10(tmp_path, monkeypatch):
-    """Download tests see a machine without a local CIFAR-10 copy (one test adds its own)."""
-    monkeypatch.setattr(data, "LOCAL_CIFAR10", tmp_path / "no-local-copy.tar.gz")
+    """Download tests see a machine without a local CIFAR-10 copy (some tests add their own)."""
+    monkeypatch.delenv("TINYVIT_CIFAR10_COPY", raising=False)
 
 
 @pytest.fixture
 def fake_md5(monkeypatch):
     """Make the official MD5 that of the fake archive: call with the archive path."""
     def set_md5(path):
-        monkeypatch.setitem(data.OFFICIAL["cifar10"], "md5", data.md5sum(path))
+        monkeypatch.setitem(cifar.OFFICIAL["cifar10"], "md5", cifar.md5sum(path))
     return set_md5
 
 
@@ -354,7 +355,7 @@ def test_official_wrong_md5_refused(tmp_path):
     fake_cifar10(tmp_path / "cifar-10-python.tar.gz")
     with pytest.raises(DataError) as e:
         data.load_data("cifar10", data_dir=tmp_path)
-    one_line_error(e, "cifar-10-python.tar.gz", "MD5", data.OFFICIAL["cifar10"]["md5"])
+    one_line_error(e, "cifar-10-python.tar.gz", "MD5", cifar.OFFICIAL["cifar10"]["md5"])
     assert not (tmp_path / "cifar10.npz").exists()
 
 
@@ -372,7 +373,7 @@ def test_restricted_unpickler_refuses_code(tmp_path, fake_md5):
     marker = tmp_path / "pwned"
     for evil in (pickle.dumps(Evil(marker)), py2_pickle({b"data": Evil(marker)})):
         with pytest.raises(DataError) as e:
-            data.unpickle_cifar(evil, "batch")
+            archives.unpickle_cifar(evil, "batch")
         one_line_error(e, "batch", "refusing", "system")
     archive = tmp_path / "cifar-10-python.tar.gz"
     fake_cifar10(archive, batches={"data_batch_3": pickle.dumps({"data": Evil(marker)})})
@@ -381,7 +382,7 @@ def test_restricted_unpickler_refuses_code(tmp_path, fake_md5):
         data.load_data("cifar10", data_dir=tmp_path)
     one_line_error(e, "data_batch_3", "refusing")
     assert not marker.exists()
-    assert data.unpickle_cifar(pickle.dumps({"x": [1, b"a"]}), "ok") == {"x": [1, b"a"]}
+    assert archives.unpickle_cifar(pickle.dumps({"x": [1, b"a"]}), "ok") == {"x": [1, b"a"]}
 
 
 def test_official_missing_member(tmp_path, fake_md5):
@@ -417,7 +418,7 @@ def test_download_verifies_and_shows_progress(tmp_path, fake_md5, monkeypatch, c
         src.read_bytes()))
     ds = data.load_data("cifar10", data_dir=tmp_path / "dl")
     assert ds["train"][0].shape == (20, 32, 32, 3)
-    assert data.md5sum(tmp_path / "dl" / "cifar-10-python.tar.gz") == data.md5sum(src)
+    assert cifar.md5sum(tmp_path / "dl" / "cifar-10-python.tar.gz") == cifar.md5sum(src)
     err = capsys.readouterr().err
     assert "downloading cifar-10-python.tar.gz" in err and "MB" in err and "ETA" in err
 
@@ -439,10 +440,12 @@ def test_bad_or_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
     assert list((tmp_path / "dl").iterdir()) == []
 
 
-def test_offline_message(tmp_path, monkeypatch):
-    def offline(url, timeout):
-        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+def offline(url, timeout):
+    """urlopen on a machine without network."""
+    raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
 
+
+def test_offline_message(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as e:
         data.load_data("cifar10", data_dir=tmp_path)
@@ -451,22 +454,45 @@ def test_offline_message(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_offline_falls_back_to_the_local_copy(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("kind", [".tar.gz", ".zip", "folder"])
+def test_offline_falls_back_to_the_local_copy(tmp_path, monkeypatch, capsys, kind):
     made = write_image_folder(tmp_path / "src" / "cifar10-jpeg", n=2)
-    local = tmp_path / "cifar10-jpeg.tar.gz"
-    make_archive(tmp_path / "src", local)
-
-    def offline(url, timeout):
-        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
-
+    local = tmp_path / "src" / "cifar10-jpeg" if kind == "folder" else make_archive(
+        tmp_path / "src", tmp_path / f"cifar10-jpeg{kind}")
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    monkeypatch.setattr(data, "LOCAL_CIFAR10", local)
+    monkeypatch.setenv("TINYVIT_CIFAR10_COPY", str(local))
     ds = data.load_data("cifar10", data_dir=tmp_path / "cache")
     np.testing.assert_array_equal(ds["train"][0], expected_arrays(made, "train")[0])
     assert ds["classes"] == sorted(CLASSES)
-    assert f"using the local copy {local}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"using the local copy {local}" in err and "TINYVIT_CIFAR10_COPY" in err
     with pytest.raises(DataError, match="cannot download"):  # no local CIFAR-100 copy
         data.load_data("cifar100", data_dir=tmp_path / "cache")
+
+
+def test_offline_without_a_local_copy_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError) as e:  # $TINYVIT_CIFAR10_COPY unset (the autouse fixture)
+        data.load_data("cifar10", data_dir=tmp_path)
+    one_line_error(e, "cannot download", "TINYVIT_CIFAR10_COPY", "--data PATH")
+    with pytest.raises(DataError) as e:  # CIFAR-100 has no such fallback: not suggested
+        data.load_data("cifar100", data_dir=tmp_path)
+    assert "TINYVIT_CIFAR10_COPY" not in one_line_error(e, "cannot download", "--data PATH")
+    missing = tmp_path / "no-copy-here.tar.gz"
+    monkeypatch.setenv("TINYVIT_CIFAR10_COPY", str(missing))
+    with pytest.raises(DataError) as e:
+        data.load_data("cifar10", data_dir=tmp_path)
+    one_line_error(e, "cannot download", "TINYVIT_CIFAR10_COPY", str(missing), "nothing there")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_data_module_names_a_folder_outside_the_package():
+    """The offline copy comes from $TINYVIT_CIFAR10_COPY, not from a path beside the repository."""
+    folder = Path(data.__file__).parent
+    for module in sorted(folder.glob("*.py")):
+        text = module.read_text()
+        assert not re.search(r"""["'/\\]shared\b|\bshared["'/\\]""", text), module
+        assert "parents[" not in text, module
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,27 +606,27 @@ def test_mixup():
 
 
 # ---------------------------------------------------------------------------------------------
-# The real CIFAR-10 copy next to the repository (skipped where it is absent)
+# The real CIFAR-10 copy named by $TINYVIT_CIFAR10_COPY (skipped where it is unset)
 # ---------------------------------------------------------------------------------------------
 
-needs_shared = pytest.mark.skipif(not SHARED_CIFAR.exists(), reason=f"no {SHARED_CIFAR}")
+needs_real = pytest.mark.skipif(not REAL_CIFAR, reason="$TINYVIT_CIFAR10_COPY is not set")
 
 
-@needs_shared
+@needs_real
 def test_real_cifar10_archive_layout():
-    files, dirs = data.read_archive(SHARED_CIFAR)
-    layout, classes = data.image_folder_layout(SHARED_CIFAR, files, dirs)
+    files, dirs = archives.read_archive(REAL_CIFAR, imagefolder.is_image_name)
+    layout, classes = imagefolder.image_folder_layout(REAL_CIFAR, files, dirs)
     assert classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                        "ship", "truck"]
     assert len(layout["train"]) == 50_000 and len(layout["test"]) == 10_000
-    x, y = data.decode_images(layout["test"][::100], files, str)
+    x, y = imagefolder.decode_images(layout["test"][::100], files, str)
     assert x.shape == (100, 32, 32, 3) and np.bincount(y).tolist() == [10] * 10
 
 
-@needs_shared
+@needs_real
 @pytest.mark.slow
 def test_real_cifar10_full_load(tmp_path, monkeypatch):
-    ds = data.load_data(SHARED_CIFAR, data_dir=tmp_path)
+    ds = data.load_data(REAL_CIFAR, data_dir=tmp_path)
     x, y = ds["train"]
     assert x.shape == (50_000, 32, 32, 3) and ds["test"][0].shape == (10_000, 32, 32, 3)
     assert abs(x.mean() - 120.69) < 0.05
@@ -608,6 +634,6 @@ def test_real_cifar10_full_load(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("the second load decoded JPEGs instead of reading the cache")
 
-    monkeypatch.setattr(data, "decode_images", no_decoding)  # the second load: cache only
-    again = data.load_data(SHARED_CIFAR, data_dir=tmp_path)
+    monkeypatch.setattr(imagefolder, "decode_images", no_decoding)  # the second load: cache only
+    again = data.load_data(REAL_CIFAR, data_dir=tmp_path)
     np.testing.assert_array_equal(again["test"][1], ds["test"][1])
