@@ -3,15 +3,16 @@
     python benchmarks/levers.py                          # vit-cifar-nano and cnn-tiny, batch 128
     python benchmarks/levers.py --models vit-cifar-tiny --rounds 5 --steps 5
 
-The levers (see tinyvit/ops.py, tinyvit/cnn.py and tinyvit/malloc.py for why each one helps):
+The levers (see tinyvit/fast/ for why each one helps):
 
-    layer_norm, softmax, gelu,       hand-derived VJPs (float32, one fused pass) instead of
-    cross_entropy, first_token       autograd's generic ones on the `*_plain` formulas (ViT)
-    im2col, max_pool, group_norm     the same for the CNN's fast paths
+    layer_norm, softmax, gelu,       the fast twins (hand-derived VJPs, float32, one fused pass)
+    cross_entropy, first_token       instead of autograd's generic VJPs of the formulas in
+                                     tinyvit/ops.py (ViT), switched with `tinyvit.fast.disable`
+    im2col, max_pool, group_norm     the same for the CNN's formulas in tinyvit/cnn.py
     einsum dense layers              `np.einsum("...i,io->...o", x, w)` in every dense layer of
                                      the ViT instead of a 2-D `@` (tinyvit.layers.linear)
     malloc                           glibc keeps freed activations instead of returning them
-                                     to the OS (TINYVIT_NO_MALLOPT=1 switches it off)
+                                     to the OS (`tinyvit.fast.keep_freed_memory`; TINYVIT_NO_MALLOPT=1 switches it off)
     2 BLAS threads                   OPENBLAS_NUM_THREADS=2 against 1
 
 Every variant runs in its own process (malloc settings and BLAS threads are fixed when a
@@ -31,19 +32,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from step import take_turns, time_steps, tinyvit_stepper  # noqa: E402
 
-VIT_LEVERS = ["layer_norm", "softmax", "gelu", "cross_entropy", "first_token"]
-CNN_LEVERS = ["im2col", "max_pool", "group_norm"]
+from tinyvit import fast  # noqa: E402
+from tinyvit.configs import family  # noqa: E402
+
+VIT_LEVERS = list(fast.VIT_TWINS)
+CNN_LEVERS = list(fast.CNN_TWINS)
 
 
 def switch_off(names):
-    """Replace fast primitives by their `*_plain` twins (module attributes, looked up per call)."""
-    from tinyvit import cnn, ops
-    for name in names:
-        if name == "einsum":
-            use_einsum_dense_layers()
-            continue
-        module = ops if name in VIT_LEVERS else cnn
-        setattr(module, name, getattr(module, name + "_plain"))
+    """The formulas instead of the named fast twins (and einsum dense layers for "einsum")."""
+    if "einsum" in names:
+        use_einsum_dense_layers()
+    fast.disable([n for n in names if n != "einsum"])
 
 
 def use_einsum_dense_layers():
@@ -56,19 +56,20 @@ def use_einsum_dense_layers():
 
 def child(model, plain, steps, batch):
     """Run in a subprocess: print the median seconds per step of one variant."""
-    from tinyvit import models
+    from tinyvit.run import models
+    step = tinyvit_stepper(models.build(model), batch)  # turns every fast twin on
     switch_off(plain)
-    print(time_steps(tinyvit_stepper(models.build(model), batch), steps))
+    print(time_steps(step, steps))
 
 
 def variants(model, threads):
     """(label, plain ops, extra environment) for every variant of `model`, "all on" first."""
     on = {"OPENBLAS_NUM_THREADS": str(threads)}
-    levers = CNN_LEVERS if model.startswith("cnn") else VIT_LEVERS
+    levers = CNN_LEVERS if family(model) == "cnn" else VIT_LEVERS
     out = [("all on", [], on)]
     out += [(f"plain {name}", [name], on) for name in levers]
     out.append(("all plain ops", levers, on))
-    if not model.startswith("cnn"):
+    if family(model) == "vit":
         out.append(("einsum dense layers", ["einsum"], on))
     out.append(("no malloc tuning", [], {**on, "TINYVIT_NO_MALLOPT": "1"}))
     if threads > 1:

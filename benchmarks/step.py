@@ -23,8 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tinyvit import models, optim  # noqa: E402
-from tinyvit.train import make_grad_fn, train_step  # noqa: E402
+from tinyvit import cnn, fast, optim, vit  # noqa: E402
+from tinyvit.configs import family  # noqa: E402
+from tinyvit.run import models  # noqa: E402
+from tinyvit.run.train import make_grad_fn, train_step  # noqa: E402
 
 
 def blas_threads():
@@ -63,7 +65,10 @@ def matmul_peak(n=2048, repeats=5):
 
 
 def tinyvit_stepper(net, batch, seed=0):
-    """A closure running one tinyvit training step on a fixed random batch."""
+    """A closure running one tinyvit training step on a fixed random batch, as training runs
+    it: the fast twins on (`tinyvit.fast`) and the malloc setting training turns on."""
+    fast.enable()
+    fast.keep_freed_memory()
     rng = np.random.default_rng(seed)
     params = net.init(rng)
     state = optim.init_adam(params)
@@ -152,10 +157,7 @@ def torch_stepper(net, batch, seed=0):
     from torch.nn import functional as F
 
     torch.manual_seed(seed)
-    if models.is_cnn(net.name):
-        module = torch_cnn(net.cfg)
-    else:
-        module = torch_vit(net.cfg)
+    module = (torch_cnn if family(net.cfg) == "cnn" else torch_vit)(net.cfg)
     opt = torch.optim.AdamW(module.parameters(), lr=1e-4, weight_decay=0.05)
     size = net.cfg.image_size
     x = torch.randn(batch, 3, size, size)
@@ -173,14 +175,7 @@ def torch_stepper(net, batch, seed=0):
 
 def train_flops(net, batch):
     """3 x forward matmul FLOPs of one batch."""
-    if models.is_cnn(net.name):
-        from tinyvit import cnn
-
-        macs = cnn.flops_per_image(net.cfg)
-    else:
-        from tinyvit.vit import flops_per_image
-
-        macs = flops_per_image(net.cfg)
+    macs = (cnn if family(net.cfg) == "cnn" else vit).flops_per_image(net.cfg)
     return 3 * 2 * macs * batch
 
 

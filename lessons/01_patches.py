@@ -15,7 +15,8 @@
 # %%
 import numpy as np
 
-from tinyvit import lesson, viz
+import lesson
+from tinyvit import viz
 from tinyvit.configs import get_config
 from tinyvit.vit import patchify, unpatchify
 

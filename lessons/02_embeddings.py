@@ -15,7 +15,8 @@
 # %%
 import numpy as np
 
-from tinyvit import get_config, init_vit, lesson, viz
+import lesson
+from tinyvit import get_config, init_vit, viz
 from tinyvit.layers import linear
 from tinyvit.vit import embed, patchify
 

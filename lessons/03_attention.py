@@ -15,7 +15,8 @@
 import numpy as np
 from autograd import grad
 
-from tinyvit import layers, lesson, ops, viz
+import lesson
+from tinyvit import layers, ops, viz
 
 LESSON = "03_attention"
 rng = np.random.default_rng(0)
@@ -23,13 +24,13 @@ rng = np.random.default_rng(0)
 # %% [markdown]
 # ## One head, written out
 # Four tokens of width 6, one head ($D_h = 6$). Softmax subtracts each row's maximum before
-# `exp` so huge scores cannot overflow (`ops.softmax_plain`).
+# `exp` so huge scores cannot overflow (`ops.softmax`).
 
 # %%
 z = rng.standard_normal((4, 6))  # (N, D)
 U_qkv = rng.standard_normal((6, 18)) * 0.5  # (D, 3 D_h)
 q, k, v = np.split(z @ U_qkv, 3, axis=1)  # 3 x (N, D_h)      Eq. 5
-A = ops.softmax_plain(q @ k.T / np.sqrt(6))  # (N, N)          Eq. 6
+A = ops.softmax(q @ k.T / np.sqrt(6))  # (N, N)          Eq. 6
 sa = A @ v  # (N, D_h)                                         Eq. 7
 print("A =\n", np.round(A, 3), "\nrows sum to 1:", np.allclose(A.sum(1), 1))
 

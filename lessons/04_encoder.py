@@ -13,7 +13,8 @@
 # %%
 import numpy as np
 
-from tinyvit import get_config, init_vit, layers, lesson, ops, viz
+import lesson
+from tinyvit import get_config, init_vit, layers, ops, viz
 from tinyvit.configs import PAPER_MODELS
 from tinyvit.vit import flops_per_image, param_count, vit
 

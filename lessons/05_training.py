@@ -21,8 +21,9 @@
 # %%
 import numpy as np
 
-from tinyvit import lesson, optim, viz
-from tinyvit.train import channel_stats, train
+import lesson
+from tinyvit import optim, viz
+from tinyvit.run.train import channel_stats, train
 
 LESSON = "05_training"
 SMOKE = lesson.smoke()

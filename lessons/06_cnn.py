@@ -16,7 +16,8 @@
 # %%
 import numpy as np
 
-from tinyvit import cnn, lesson, viz
+import lesson
+from tinyvit import cnn, viz
 from tinyvit.vit import patchify
 
 LESSON = "06_cnn"

@@ -56,7 +56,8 @@
 import argparse
 from pathlib import Path
 
-from tinyvit import lesson, sweep
+import lesson
+from tinyvit.run import sweep
 
 LESSON = "07_data_hunger"
 SMOKE = lesson.smoke()

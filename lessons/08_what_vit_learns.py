@@ -22,8 +22,9 @@
 import numpy as np
 from PIL import ImageDraw
 
-from tinyvit import analysis, lesson, viz
-from tinyvit.train import to_input
+import lesson
+from tinyvit import analysis, viz
+from tinyvit.data import normalize
 from tinyvit.vit import attention_maps, init_vit
 
 LESSON = "08_what_vit_learns"
@@ -46,12 +47,12 @@ print(f"{cfg.name}: {cfg.depth} layers x {cfg.heads} heads, D = {cfg.width}, "
 # `(B, H, T, T)`; row $i$ says where token $i$ reads from. The row of the **class token**
 # (token 0) is what the classifier's input is gathered from. Below: that row, for each head of
 # the **last** layer, laid over six test images (bright = much attention). Images are fed
-# exactly as in training: normalised with the checkpoint's mean and std (`to_input`).
+# exactly as in training: normalised with the checkpoint's mean and std (`tinyvit.data.normalize`).
 
 # %%
 pick = np.array([np.flatnonzero(y_test == c)[0] for c in range(6)])  # one image per class
 images = x_test[pick]  # (6, 32, 32, 3) uint8
-logits, maps = attention_maps(params, to_input(images, mean, std), cfg)  # L x (6, H, T, T)
+logits, maps = attention_maps(params, normalize(images, mean, std), cfg)  # L x (6, H, T, T)
 maps = [np.asarray(a) for a in maps]
 for i, (t, p) in enumerate(zip(y_test[pick], logits.argmax(1))):
     print(f"image {i}: {classes[t]:<10s} predicted {classes[p]}")
@@ -140,7 +141,7 @@ lesson.show(viz.image_grid(np.stack(tiles), nrow=6, pad=3), "attention_rollout",
 
 # %%
 n_dist = 100 if SMOKE else 256
-_, dmaps = attention_maps(params, to_input(x_test[:n_dist], mean, std), cfg)
+_, dmaps = attention_maps(params, normalize(x_test[:n_dist], mean, std), cfg)
 dist = analysis.mean_attention_distance(dmaps, cfg)  # (L, H) pixels
 uniform = analysis.patch_distances(cfg).mean()
 print(f"mean attention distance in pixels over {n_dist} test images "

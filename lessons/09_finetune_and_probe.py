@@ -22,8 +22,11 @@ import numpy as np
 from autograd import value_and_grad
 from PIL import Image
 
-from tinyvit import analysis, data, lesson, models, optim, viz
-from tinyvit.train import evaluate, to_input
+import lesson
+from tinyvit import analysis, data, optim, viz
+from tinyvit.run import models
+from tinyvit.data import normalize
+from tinyvit.run.evaluate import evaluate
 from tinyvit.tree import tree_map
 from tinyvit.vit import features, init_vit, loss_fn, vit
 
@@ -124,7 +127,7 @@ losses, t0 = [], time.perf_counter()
 for step in range(STEPS):
     idx = rng.choice(len(x_train), BATCH, replace=False)  # (B,)
     xb = upsample(data.random_crop_flip(rng, x_train[idx]))  # (B, 48, 48, 3) uint8
-    loss, grads = loss_and_grad(ft, to_input(xb, mean, std), y_train[idx], cfg48, train=True,
+    loss, grads = loss_and_grad(ft, normalize(xb, mean, std), y_train[idx], cfg48, train=True,
                                 rng=rng)
     grads, _ = optim.clip_by_global_norm(grads, 1.0)
     lr = optim.warmup_cosine(step, STEPS, LR, STEPS // 10)
@@ -183,7 +186,7 @@ lesson.show(viz.line_chart({"training loss (10-step mean)": (steps[len(steps) - 
 # %%
 def embed_images(p, x, batch=500):
     """Frozen features (Eq. 4's y) of uint8 images, batch by batch. -> (S, D)."""
-    return np.concatenate([np.asarray(features(p, to_input(x[i:i + batch], mean, std), cfg))
+    return np.concatenate([np.asarray(features(p, normalize(x[i:i + batch], mean, std), cfg))
                            for i in range(0, len(x), batch)])  # (S, D)
 
 

@@ -26,15 +26,15 @@ def test_levers_prints_every_variant(capsys):
         assert label in out, label
 
 
-def test_every_lever_has_a_plain_twin(monkeypatch):
-    from tinyvit import cnn, ops
+def test_every_lever_has_a_plain_twin():
+    from tinyvit import cnn, fast, ops
     levers = load("levers")
-    for name in levers.VIT_LEVERS:
-        monkeypatch.setattr(ops, name, getattr(ops, name))  # restored after the test
-    for name in levers.CNN_LEVERS:
-        monkeypatch.setattr(cnn, name, getattr(cnn, name))
-    levers.switch_off(levers.VIT_LEVERS + levers.CNN_LEVERS)
-    assert ops.gelu is ops.gelu_plain and cnn.im2col is cnn.im2col_plain
+    try:
+        fast.enable()
+        levers.switch_off(levers.VIT_LEVERS + levers.CNN_LEVERS)
+        assert ops.gelu is fast.TWINS["gelu"][1] and cnn.im2col is fast.TWINS["im2col"][1]
+    finally:
+        fast.disable()
 
 
 def test_step_benchmark_runs(capsys):

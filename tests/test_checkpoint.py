@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from tinyvit import checkpoint as ck
+from tinyvit.run import checkpoint as ck
+from tinyvit.run import google
 from tinyvit.configs import ViTConfig
 from tinyvit.optim import init_adam
 from tinyvit.tree import count_params, flatten, tree_map, unflatten
@@ -122,7 +123,7 @@ def test_corrupt_file_is_a_one_line_error_naming_it(tmp_path, content):
     path = tmp_path / "broken.npz"
     path.write_bytes(content)
     one_line_error(ck.load_params, path, match="broken.npz")
-    one_line_error(ck.load_google_vit, path, TINY, match="broken.npz")
+    one_line_error(google.load_google_vit, path, TINY, match="broken.npz")
 
 
 def test_truncated_npz_and_npy_file(tmp_path):
@@ -145,18 +146,18 @@ def test_truncated_npz_and_npy_file(tmp_path):
 def test_google_round_trip(tmp_path, cfg, prefix):
     params = random_params(cfg)
     path = tmp_path / "google.npz"
-    ck.save_google_vit(path, params, cfg, prefix=prefix)
+    google.save_google_vit(path, params, cfg, prefix=prefix)
     with np.load(path) as f:
         names = set(f.files)
-    assert {prefix + k for k in ck.google_shapes(cfg)} == names
+    assert {prefix + k for k in google.google_shapes(cfg)} == names
     assert (prefix + "cls" in names) == (cfg.pool == "cls")
-    assert_same_tree(ck.load_google_vit(path, cfg), params)
-    assert ck.infer_config_from_google(path, name=cfg.name) == cfg
+    assert_same_tree(google.load_google_vit(path, cfg), params)
+    assert google.infer_config_from_google(path, name=cfg.name) == cfg
 
 
 def test_google_arrays_have_the_official_shapes():
-    arrays = ck.to_google(random_params(), TINY)
-    assert {k: x.shape for k, x in arrays.items()} == ck.google_shapes(TINY)
+    arrays = google.to_google(random_params(), TINY)
+    assert {k: x.shape for k, x in arrays.items()} == google.google_shapes(TINY)
     blk = "Transformer/encoderblock_0/MultiHeadDotProductAttention_1/"
     assert arrays[blk + "query/kernel"].shape == (6, 2, 3)  # (D, H, hd)
     assert arrays[blk + "out/kernel"].shape == (2, 3, 6)  # (H, hd, D)
@@ -165,7 +166,7 @@ def test_google_arrays_have_the_official_shapes():
 
 def test_google_query_key_value_go_to_the_right_columns():
     params = random_params()
-    arrays = ck.to_google(params, TINY)
+    arrays = google.to_google(params, TINY)
     qkv = params["blocks"][1]["attn"]["qkv"]
     mha = "Transformer/encoderblock_1/MultiHeadDotProductAttention_1/"
     # key head 1, entry j -> fused column D + 1*hd + j
@@ -180,53 +181,53 @@ def write_google(path, arrays):
 
 def test_google_errors(tmp_path):
     path = tmp_path / "g.npz"
-    good = ck.to_google(random_params(), TINY)
+    good = google.to_google(random_params(), TINY)
 
     write_google(path, {**good, "pre_logits/kernel": np.zeros((6, 6)),
                         "pre_logits/bias": np.zeros(6)})
-    one_line_error(ck.load_google_vit, path, TINY, match="pre_logits")
+    one_line_error(google.load_google_vit, path, TINY, match="pre_logits")
 
     big = ViTConfig(image_size=16, patch_size=4, channels=2, width=6, depth=2, heads=2,
                     mlp_dim=5, num_classes=3)
-    msg = one_line_error(ck.load_google_vit, _saved(tmp_path, big), TINY, match="4x4 patch grid")
+    msg = one_line_error(google.load_google_vit, _saved(tmp_path, big), TINY, match="4x4 patch grid")
     assert "2x2" in msg and "interpolat" in msg
 
     wide = ViTConfig(image_size=8, patch_size=4, channels=2, width=8, depth=2, heads=2,
                      mlp_dim=5, num_classes=3)
-    one_line_error(ck.load_google_vit, _saved(tmp_path, wide), TINY,
+    one_line_error(google.load_google_vit, _saved(tmp_path, wide), TINY,
                    match="embedding/kernel: expected (4, 4, 2, 6), found (4, 4, 2, 8)")
 
     classes = ViTConfig(image_size=8, patch_size=4, channels=2, width=6, depth=2, heads=2,
                         mlp_dim=5, num_classes=7)
-    one_line_error(ck.load_google_vit, _saved(tmp_path, classes), TINY,
+    one_line_error(google.load_google_vit, _saved(tmp_path, classes), TINY,
                    match="head/kernel: expected (6, 3), found (6, 7)")
 
     deep = ViTConfig(image_size=8, patch_size=4, channels=2, width=6, depth=3, heads=2,
                      mlp_dim=5, num_classes=3)
-    one_line_error(ck.load_google_vit, _saved(tmp_path, deep), TINY,
+    one_line_error(google.load_google_vit, _saved(tmp_path, deep), TINY,
                    match="3 encoder blocks (encoderblock_0..encoderblock_2), the config depth 2")
-    one_line_error(ck.load_google_vit, _saved(tmp_path, TINY), deep,
+    one_line_error(google.load_google_vit, _saved(tmp_path, TINY), deep,
                    match="2 encoder blocks (encoderblock_0..encoderblock_1), the config depth 3")
 
     extra = {**good, "Transformer/encoderblock_0/rel_pos": np.zeros(3)}
     write_google(path, extra)
-    one_line_error(ck.load_google_vit, path, TINY, match="unexpected array(s): Transformer/encod")
+    one_line_error(google.load_google_vit, path, TINY, match="unexpected array(s): Transformer/encod")
 
-    one_line_error(ck.load_google_vit, _saved(tmp_path, TINY_GAP), TINY, match="'cls'")
-    one_line_error(ck.load_google_vit, _saved(tmp_path, TINY), TINY_GAP, match="'cls'")
+    one_line_error(google.load_google_vit, _saved(tmp_path, TINY_GAP), TINY, match="'cls'")
+    one_line_error(google.load_google_vit, _saved(tmp_path, TINY), TINY_GAP, match="'cls'")
 
     bad_key = dict(good)
     bad_key.pop("Transformer/encoderblock_1/MlpBlock_3/Dense_1/bias")
     write_google(path, bad_key)
-    one_line_error(ck.load_google_vit, path, TINY,
+    one_line_error(google.load_google_vit, path, TINY,
                    match="Transformer/encoderblock_1/MlpBlock_3/Dense_1/bias")
 
     ck.save_params(path, random_params())  # a tinyvit file is not a Google file
-    one_line_error(ck.load_google_vit, path, TINY, match="embedding/kernel")
+    one_line_error(google.load_google_vit, path, TINY, match="embedding/kernel")
 
 
 def _saved(tmp_path, cfg):
     """A Google-format file of random params for `cfg`."""
     path = tmp_path / f"{cfg.image_size}-{cfg.width}-{cfg.depth}-{cfg.num_classes}-{cfg.pool}.npz"
-    ck.save_google_vit(path, random_params(cfg), cfg)
+    google.save_google_vit(path, random_params(cfg), cfg)
     return path

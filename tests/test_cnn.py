@@ -7,7 +7,9 @@ from autograd import grad, value_and_grad
 from autograd.tracer import getval
 
 from gradcheck import check_tree, leaves, numerical_grad, randomize, rel_error
-from tinyvit import cnn, models
+from tinyvit import cnn, configs
+from tinyvit.fast import cnn as fast_cnn
+from tinyvit.run import models
 
 FD_BOUND = 1e-6  # float64, h = 1e-6: a correct gradient gives ~1e-9, a wrong one ~1e-1
 
@@ -16,7 +18,7 @@ TINY = dict(image_size=8, channels=2, stem=4, widths=(4, 8), depth=2, groups=2, 
 
 
 def tiny_cfg(**changes):
-    return cnn.CNNConfig(name="cnn-test", **{**TINY, **changes})
+    return configs.CNNConfig(name="cnn-test", **{**TINY, **changes})
 
 
 def xent(logits, labels):
@@ -38,23 +40,23 @@ def weighted(f, shape_seed=1):
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2, 6, 4, 3))  # (B, H, W, C) float64, H != W on purpose
-X_MANY = rng.standard_normal((cnn._CHUNK + 3, 3, 2, 2))  # col2im works in chunks of images
+X_MANY = rng.standard_normal((fast_cnn._CHUNK + 3, 3, 2, 2))  # col2im works in chunks of images
 X_POOL = rng.standard_normal((2, 6, 4, 3))
 G = rng.standard_normal(6)  # GroupNorm scale for 6 channels
 BIAS = rng.standard_normal(6)
 X_NORM = rng.standard_normal((2, 3, 4, 6)) * 2.0 + 1.0  # (B, H, W, C=6), 3 groups of 2
 
 CASES = {  # name: (plain f(x), fast f(x), x)
-    "im2col": (cnn.im2col_plain, cnn.im2col, X),
-    "im2col/k5": (lambda x: cnn.im2col_plain(x, 5), lambda x: cnn.im2col(x, 5), X),
-    "im2col/chunks": (cnn.im2col_plain, cnn.im2col, X_MANY),
-    "max_pool": (cnn.max_pool_plain, cnn.max_pool, X_POOL),
-    "group_norm/x": (lambda x: cnn.group_norm_plain(x, G, BIAS, 3),
-                     lambda x: cnn.group_norm(x, G, BIAS, 3), X_NORM),
-    "group_norm/g": (lambda g: cnn.group_norm_plain(X_NORM, g, BIAS, 3),
-                     lambda g: cnn.group_norm(X_NORM, g, BIAS, 3), G),
-    "group_norm/b": (lambda b: cnn.group_norm_plain(X_NORM, G, b, 3),
-                     lambda b: cnn.group_norm(X_NORM, G, b, 3), BIAS),
+    "im2col": (cnn.im2col, fast_cnn.im2col, X),
+    "im2col/k5": (lambda x: cnn.im2col(x, 5), lambda x: fast_cnn.im2col(x, 5), X),
+    "im2col/chunks": (cnn.im2col, fast_cnn.im2col, X_MANY),
+    "max_pool": (cnn.max_pool, fast_cnn.max_pool, X_POOL),
+    "group_norm/x": (lambda x: cnn.group_norm(x, G, BIAS, 3),
+                     lambda x: fast_cnn.group_norm(x, G, BIAS, 3), X_NORM),
+    "group_norm/g": (lambda g: cnn.group_norm(X_NORM, g, BIAS, 3),
+                     lambda g: fast_cnn.group_norm(X_NORM, g, BIAS, 3), G),
+    "group_norm/b": (lambda b: cnn.group_norm(X_NORM, G, b, 3),
+                     lambda b: fast_cnn.group_norm(X_NORM, G, b, 3), BIAS),
 }
 
 
@@ -81,7 +83,7 @@ def test_primitive_gradient_matches_finite_differences(name, which):
 
 
 def test_im2col_rows_are_the_zero_padded_neighbourhoods():
-    cols = cnn.im2col(X)  # (B*H*W, 9*C)
+    cols = fast_cnn.im2col(X)  # (B*H*W, 9*C)
     b, h, w, c = X.shape
     xp = np.pad(X, ((0, 0), (1, 1), (1, 1), (0, 0)))
     for bi, y, x in [(0, 0, 0), (1, 5, 3), (0, 2, 1)]:  # corners have zeros from the padding
@@ -89,7 +91,7 @@ def test_im2col_rows_are_the_zero_padded_neighbourhoods():
         np.testing.assert_array_equal(row, xp[bi, y:y + 3, x:x + 3, :].reshape(-1))
 
 
-def test_conv_gradient_matches_finite_differences():
+def test_conv_gradient_matches_finite_differences(path):
     """The whole convolution (im2col -> matmul -> + b) w.r.t. input, kernel and bias."""
     r = np.random.default_rng(3)
     p = {"w": r.standard_normal((3, 3, 3, 5)), "b": r.standard_normal(5)}
@@ -105,7 +107,7 @@ def test_max_pool_ties_go_to_one_corner_deterministically():
     x = np.zeros((1, 4, 4, 2), np.float32)
     x[0, 2:, 2:, 1] = [[5.0, 7.0], [7.0, 7.0]]  # a three-way tie for the max of one block
     g = np.arange(1, 9, dtype=np.float32).reshape(1, 2, 2, 2)
-    _, vjp_input = value_and_grad(lambda x: (cnn.max_pool(x) * g).sum())(x)
+    _, vjp_input = value_and_grad(lambda x: (fast_cnn.max_pool(x) * g).sum())(x)
     assert vjp_input.dtype == np.float32
     np.testing.assert_array_equal(vjp_input.sum((1, 2)), g.sum((1, 2)))  # no gradient lost
     # all-equal blocks and the tie: the first maximum in row-major order gets it all
@@ -120,12 +122,12 @@ def test_max_pool_ties_go_to_one_corner_deterministically():
 def test_primitives_keep_float32():
     x = X.astype(np.float32)
     xn, g, b = X_NORM.astype(np.float32), G.astype(np.float32), BIAS.astype(np.float32)
-    fns = {"im2col": (cnn.im2col, x), "max_pool": (cnn.max_pool, x),
-           "group_norm": (lambda x: cnn.group_norm(x, g, b, 3), xn)}
+    fns = {"im2col": (fast_cnn.im2col, x), "max_pool": (fast_cnn.max_pool, x),
+           "group_norm": (lambda x: fast_cnn.group_norm(x, g, b, 3), xn)}
     for name, (f, arg) in fns.items():
         assert f(arg).dtype == np.float32, name
         assert grad(weighted(f))(arg).dtype == np.float32, name
-    dg, db = grad(weighted(lambda g, b: cnn.group_norm(xn, g, b, 3)), (0, 1))(g, b)
+    dg, db = grad(weighted(lambda g, b: fast_cnn.group_norm(xn, g, b, 3)), (0, 1))(g, b)
     assert dg.dtype == db.dtype == np.float32
 
 
@@ -135,7 +137,7 @@ def test_primitives_keep_float32():
 
 
 @pytest.mark.parametrize("groups", [2, 0], ids=["groupnorm", "no-norm"])
-def test_network_gradient_matches_finite_differences(groups):
+def test_network_gradient_matches_finite_differences(groups, path):
     cfg = tiny_cfg(groups=groups)
     r = np.random.default_rng(1)
     params = randomize(cnn.init_cnn(r, cfg), r, 0.5)  # float64, head not zero
@@ -148,7 +150,7 @@ def test_network_gradient_matches_finite_differences(groups):
     assert max(errors.values()) < FD_BOUND, errors
 
 
-def test_float32_gradients_for_every_parameter():
+def test_float32_gradients_for_every_parameter(path):
     cfg = tiny_cfg(dropout=0.1)
     params = cnn.init_cnn(np.random.default_rng(0), cfg)
     images = np.random.default_rng(1).standard_normal((4, 8, 8, 2)).astype(np.float32)
@@ -162,7 +164,7 @@ def test_float32_gradients_for_every_parameter():
 
 
 def test_output_shape_and_parameter_layout():
-    cfg = cnn.get_cnn_config("cnn-small", num_classes=7)
+    cfg = configs.get_cnn_config("cnn-small", num_classes=7)
     params = cnn.init_cnn(np.random.default_rng(0), cfg)
     logits = cnn.cnn(params, np.zeros((2, 32, 32, 3), np.float32), cfg)
     assert logits.shape == (2, 7) and logits.dtype == np.float32
@@ -173,11 +175,11 @@ def test_output_shape_and_parameter_layout():
     assert cnn.cnn(params, np.zeros((1, 32, 32, 3), np.float32), cfg, train=True).shape == (1, 7)
 
 
-@pytest.mark.parametrize("name", list(cnn.CNN_PRESETS))
+@pytest.mark.parametrize("name", list(configs.CNN_PRESETS))
 def test_parameter_counts(name):
-    cfg = cnn.get_cnn_config(name)
+    cfg = configs.get_cnn_config(name)
     assert cnn.count_params(cnn.init_cnn(np.random.default_rng(0), cfg)) == cnn.param_count(cfg)
-    if name == cnn.DEFAULT_CNN:
+    if name == configs.DEFAULT_CNN:
         assert 100_000 <= cnn.param_count(cfg) <= 500_000
 
 
@@ -204,7 +206,7 @@ def test_train_and_eval_agree_without_dropout():
     ((2, 28, 28, 3), r"found \(2, 28, 28, 3\)"),
 ])
 def test_wrong_images_raise_one_line_errors(shape, match):
-    cfg = cnn.get_cnn_config("cnn-tiny")
+    cfg = configs.get_cnn_config("cnn-tiny")
     params = cnn.init_cnn(np.random.default_rng(0), cfg)
     with pytest.raises(ValueError, match=match) as e:
         cnn.cnn(params, np.zeros(shape, np.float32), cfg)
@@ -220,19 +222,19 @@ def test_wrong_images_raise_one_line_errors(shape, match):
 ])
 def test_bad_configs_raise_one_line_errors(kwargs, match):
     with pytest.raises(ValueError, match=match) as e:
-        cnn.get_cnn_config("cnn-tiny", **kwargs)
+        configs.get_cnn_config("cnn-tiny", **kwargs)
     assert "\n" not in str(e.value)
 
 
 def test_unknown_preset():
     with pytest.raises(ValueError, match=r"unknown CNN 'cnn-huge'; expected one of: cnn-tiny"):
-        cnn.get_cnn_config("cnn-huge")
+        configs.get_cnn_config("cnn-huge")
 
 
 def test_config_round_trips_through_json_lists():
-    cfg = cnn.get_cnn_config("cnn-small")
+    cfg = configs.get_cnn_config("cnn-small")
     d = {**models.config_dict(models.build("cnn-small")), "widths": [32, 64, 128]}
-    assert cnn.CNNConfig(**d) == cfg
+    assert configs.CNNConfig(**d) == cfg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,6 +262,6 @@ def test_conv_pool_and_group_norm_match_torch():
 
     y = cnn.conv(p, x)  # (B, H, W, Cout)
     np.testing.assert_allclose(y, to_nhwc(yt), atol=1e-5, rtol=1e-5)
-    pooled = cnn.max_pool(y)
+    pooled = fast_cnn.max_pool(y)
     np.testing.assert_allclose(pooled, to_nhwc(pt), atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(cnn.group_norm(pooled, g, b, 2), to_nhwc(nt), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(fast_cnn.group_norm(pooled, g, b, 2), to_nhwc(nt), atol=1e-5, rtol=1e-5)

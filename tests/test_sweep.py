@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from tinyvit import sweep
-from tinyvit.lesson import synthetic_images
+from tinyvit.run import sweep
+from tinyvit.data import synthetic_images
 
 
 def test_budget_rule():

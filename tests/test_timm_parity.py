@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 timm_vit = pytest.importorskip("timm.models.vision_transformer")
 
 from tinyvit import ops  # noqa: E402
-from tinyvit.checkpoint import load_google_vit, save_google_vit  # noqa: E402
+from tinyvit.run.google import load_google_vit, save_google_vit  # noqa: E402
 from tinyvit.configs import ViTConfig, get_config  # noqa: E402
 from tinyvit.tree import tree_map  # noqa: E402
 from tinyvit.vit import init_vit, vit  # noqa: E402
@@ -58,7 +58,7 @@ def timm_model(cfg: ViTConfig):
 
 @pytest.mark.parametrize("prefix", ["", "opt/target/"], ids=["plain", "opt-target"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_logits_match_timm(tmp_path, name, prefix):
+def test_logits_match_timm(tmp_path, name, prefix, path):
     torch.set_num_threads(1)
     cfg = CONFIGS[name]
     rng = np.random.default_rng(0)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyvit import train as T
-from tinyvit.cli import main
+from tinyvit.run import checkpoint, evaluate
+from tinyvit.run import train as T
+from tinyvit.run.cli import main
 
 
 def easy_dataset(n=64, k=2, size=32, seed=0):
@@ -52,8 +53,8 @@ def test_resume_is_bit_identical(tmp_path, model):
     for a, b in zip(full, resumed):
         assert {k: v for k, v in a.items() if k != "seconds"} == \
                {k: v for k, v in b.items() if k != "seconds"}
-    pa, oa, _, ea, _ = T.load_state(tmp_path / "full/last.npz")
-    pb, ob, _, eb, _ = T.load_state(tmp_path / "cut/last.npz")
+    pa, oa, _, ea, _ = checkpoint.load_state(tmp_path / "full/last.npz")
+    pb, ob, _, eb, _ = checkpoint.load_state(tmp_path / "cut/last.npz")
     from tinyvit.tree import flatten
     fa, fb = flatten({"p": pa, "m": oa["m"], "v": oa["v"]}), flatten({"p": pb, "m": ob["m"], "v": ob["v"]})
     assert fa.keys() == fb.keys() and ea == eb == 2 and oa["step"] == ob["step"]
@@ -83,14 +84,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "make_grad_fn", poisoned)
     with pytest.raises(T.TrainingDiverged, match=r"epoch 2, step 5: loss is nan.*last good checkpoint"):
         run(tmp_path, "nan", epochs=3)
-    _, opt, _, epoch, _ = T.load_state(tmp_path / "nan/last.npz")  # still loadable
+    _, opt, _, epoch, _ = checkpoint.load_state(tmp_path / "nan/last.npz")  # still loadable
     assert epoch == 1 and opt["step"] == 4
 
 
 def test_confusion_matrix_and_summary():
-    cm = T.confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
+    cm = evaluate.confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
     np.testing.assert_array_equal(cm, [[1, 1], [0, 2]])
-    lines = T.confusion_summary(cm, ["a", "b"])
+    lines = evaluate.confusion_summary(cm, ["a", "b"])
     assert "50.0%" in lines[1] and "a->b (1)" in lines[-1]
 
 
@@ -148,8 +149,8 @@ def test_training_on_a_device_backend_equals_numpy(tmp_path):
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
     assert strip(host) == strip(dev)
     from tinyvit.tree import flatten
-    a = flatten(T.load_state(tmp_path / "host/last.npz")[0])
-    b = flatten(T.load_state(tmp_path / "dev/last.npz")[0])
+    a = flatten(checkpoint.load_state(tmp_path / "host/last.npz")[0])
+    b = flatten(checkpoint.load_state(tmp_path / "dev/last.npz")[0])
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 

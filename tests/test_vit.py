@@ -85,14 +85,14 @@ def test_grad_linear():
     _check(lambda p: (layers.linear(p, x) ** 2).sum(), p)
 
 
-def test_grad_layer_norm():
+def test_grad_layer_norm(path):
     rng = np.random.default_rng(4)
     p, x = randomize(layers.init_layer_norm(5), rng), rng.standard_normal((2, 3, 5))
     c = rng.standard_normal((2, 3, 5))
     _check(lambda p: (c * layers.layer_norm(p, x)).sum(), p)
 
 
-def test_grad_attention_params_and_input():
+def test_grad_attention_params_and_input(path):
     rng = np.random.default_rng(5)
     p = randomize(layers.init_attention(rng, 6), rng)
     c = rng.standard_normal((2, 4, 6))
@@ -100,14 +100,14 @@ def test_grad_attention_params_and_input():
     _check(lambda t: (c * layers.attention(t["p"], t["x"], 2)).sum(), {"p": p, "x": x})
 
 
-def test_grad_mlp():
+def test_grad_mlp(path):
     rng = np.random.default_rng(6)
     p, x = randomize(layers.init_mlp(rng, 4, 7), rng), rng.standard_normal((2, 3, 4))
     c = rng.standard_normal((2, 3, 4))
     _check(lambda t: (c * layers.mlp(t["p"], t["x"])).sum(), {"p": p, "x": x})
 
 
-def test_grad_block():
+def test_grad_block(path):
     rng = np.random.default_rng(7)
     p, x = randomize(layers.init_block(rng, 6, 5), rng), rng.standard_normal((2, 3, 6))
     c = rng.standard_normal((2, 3, 6))
@@ -126,7 +126,7 @@ def test_grad_dropout_uses_the_same_mask_each_call():
 
 @pytest.mark.parametrize("pool", ["cls", "gap"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_grad_whole_model_loss(pool, smoothing):
+def test_grad_whole_model_loss(pool, smoothing, path):
     """Every parameter of the whole ViT, through the loss (the fast VJPs included)."""
     cfg = ViTConfig(**{**TINY.__dict__, "pool": pool})
     rng = np.random.default_rng(9)
@@ -135,7 +135,7 @@ def test_grad_whole_model_loss(pool, smoothing):
     _check(lambda p: loss_fn(p, x, y, cfg, smoothing), params)
 
 
-def test_grad_whole_model_with_dropout():
+def test_grad_whole_model_with_dropout(path):
     cfg = ViTConfig(**{**TINY.__dict__, "dropout": 0.2})
     rng = np.random.default_rng(10)
     params = randomize(init_vit(rng, cfg, np.float64), rng)
@@ -147,7 +147,7 @@ def test_grad_whole_model_with_dropout():
 
 
 @pytest.mark.parametrize("pool", ["cls", "gap"])
-def test_float32_gradients_at_every_parameter(pool):
+def test_float32_gradients_at_every_parameter(pool, path):
     cfg = ViTConfig(**{**TINY.__dict__, "pool": pool, "dropout": 0.1})
     params = init_vit(np.random.default_rng(0), cfg)  # float32
     x, y = tiny_batch(cfg)

@@ -1,7 +1,9 @@
-"""Model configurations: the paper's ViT-Ti/S/B/L/H (Table 1) and small CIFAR presets.
+"""Model configurations: the paper's ViT-Ti/S/B/L/H (Table 1), small CIFAR presets, the CNN.
 
-Names are `vit-{ti,s,b,l,h}{8,14,16,32}` (e.g. `vit-b16` is ViT-B/16) at 224 px with 1000
-classes unless overridden, and `vit-cifar-*` presets at 32 px with 10 classes.
+ViT names are `vit-{ti,s,b,l,h}{8,14,16,32}` (e.g. `vit-b16` is ViT-B/16) at 224 px with 1000
+classes unless overridden, and `vit-cifar-*` presets at 32 px with 10 classes. CNN names are
+`cnn-tiny`, `cnn-small`, `cnn-base` (the baseline of `tinyvit.cnn`). `family(name)` tells
+which of the two a name (or config) belongs to.
 """
 import dataclasses
 from dataclasses import dataclass
@@ -124,3 +126,96 @@ def _split_paper_name(s):
 def replace(cfg, **changes):
     """A copy of `cfg` with some fields changed (validated again)."""
     return dataclasses.replace(cfg, **changes)
+
+
+def family(name_or_cfg):
+    """"vit" or "cnn": which model family a name (or a config) belongs to. CNNs are named cnn-*."""
+    name = name_or_cfg if isinstance(name_or_cfg, str) else name_or_cfg.name
+    return "cnn" if name.lower().startswith("cnn") else "vit"
+
+
+def check_images(images, cfg):
+    """One-line ValueError unless images are (B, image_size, image_size, channels) (NHWC)."""
+    shape = getattr(images, "shape", None)
+    want = (cfg.image_size, cfg.image_size, cfg.channels)
+    if shape is None or len(shape) != 4 or tuple(shape[1:]) != want:
+        raise ValueError(f"{cfg.name}: expected images of shape (B, {want[0]}, {want[1]}, "
+                         f"{want[2]}) (NHWC), found {tuple(shape) if shape else type(images)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The CNN baseline (tinyvit.cnn)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Hyper-parameters of the CNN.
+
+    stem S: channels of the first convolution (full resolution). widths: output channels of
+    each stage; every stage halves H and W, so image_size must be divisible by 2^len(widths).
+    depth: convolutions per stage. groups G: GroupNorm groups (must divide S and every width),
+    0 for no normalisation. dropout: rate before the head (training only).
+    """
+
+    name: str = "cnn-small"
+    image_size: int = 32
+    channels: int = 3
+    stem: int = 32
+    widths: tuple = (32, 64, 128)
+    depth: int = 2
+    groups: int = 8
+    kernel: int = 3
+    num_classes: int = 10
+    dropout: float = 0.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
+        for field in ("image_size", "channels", "stem", "depth", "kernel", "num_classes"):
+            v = getattr(self, field)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"CNNConfig.{field}: expected a positive int, found {v!r}")
+        if not self.widths or not all(isinstance(w, int) and w > 0 for w in self.widths):
+            raise ValueError(f"CNNConfig.widths: expected positive ints, found {self.widths!r}")
+        if self.kernel % 2 == 0:
+            raise ValueError(f"CNNConfig.kernel: expected an odd size, found {self.kernel}")
+        if not isinstance(self.groups, int) or self.groups < 0:
+            raise ValueError(f"CNNConfig.groups: expected an int >= 0, found {self.groups!r}")
+        if self.groups and any(c % self.groups for c in (self.stem,) + self.widths):
+            raise ValueError(f"CNNConfig.groups: expected a divisor of stem {self.stem} and "
+                             f"widths {self.widths}, found {self.groups}")
+        if self.image_size % self.reduction:
+            raise ValueError(f"image size {self.image_size} must be divisible by "
+                             f"{self.reduction} (2^{len(self.widths)} stages of 2x2 pooling), "
+                             f"found remainder {self.image_size % self.reduction}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected a rate in [0, 1), found {self.dropout}")
+
+    @property
+    def reduction(self):
+        """How much the stages shrink each side: 2^(number of stages)."""
+        return 2 ** len(self.widths)
+
+
+# Presets for 32 x 32 images, 10 classes. Parameters / forward multiply-adds per image:
+CNN_PRESETS = {
+    "cnn-tiny": dict(stem=16, widths=(16, 32, 64), depth=2, groups=4),  # 75k, 6.9M
+    "cnn-small": dict(stem=32, widths=(32, 64, 128), depth=2, groups=8),  # 298k, 26.8M
+    "cnn-base": dict(stem=32, widths=(48, 96, 144), depth=2, groups=8),  # 474k, 47.2M
+}
+DEFAULT_CNN = "cnn-small"
+
+
+def get_cnn_config(name=DEFAULT_CNN, num_classes=None, image_size=None, **overrides):
+    """The CNN preset called `name`, with optional classes / image size / field overrides."""
+    key = name.lower()
+    if key not in CNN_PRESETS:
+        raise ValueError(f"unknown CNN {name!r}; expected one of: {', '.join(CNN_PRESETS)}")
+    base = dict(CNN_PRESETS[key])
+    if num_classes is not None:
+        base["num_classes"] = num_classes
+    if image_size is not None:
+        base["image_size"] = image_size
+    base.update(overrides)
+    return CNNConfig(name=key, **base)

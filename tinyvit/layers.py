@@ -1,6 +1,8 @@
 """The layers of the Transformer encoder (paper, Sec. 3.1 and Appendix), as pure functions.
 
 Each layer is a pair: `init_x(rng, ...) -> params` (a dict of arrays) and `x(params, inputs)`.
+The operations inside (LayerNorm, softmax, GELU) are `tinyvit.ops`'s formulas, looked up as
+`ops.name` when a layer runs, so that training can swap in their fast twins (`tinyvit.fast`).
 
 Shape legend: B batch, N tokens, D width, H heads, hd = D / H head width, M MLP width.
 """
@@ -9,7 +11,7 @@ import numpy as onp
 import autograd.numpy as np
 
 from . import ops
-from .backend import array_module
+from .arrays import array_module
 
 # ---------------------------------------------------------------------------------------------
 # Linear (dense) layer

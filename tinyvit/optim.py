@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .tree import flatten, tree_map
+from .tree import flatten, map_with_path, tree_map
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,14 +40,8 @@ def default_decay_mask(params):
     embeddings. Shrinking these towards zero has no regularising meaning (a LayerNorm scale
     of 0 switches a feature off), which is why timm/DeiT and big_vision also exclude them.
     """
-    def mask(node, key):
-        if isinstance(node, dict):
-            return {k: mask(v, k) for k, v in node.items()}
-        if isinstance(node, (list, tuple)):
-            return type(node)(mask(v, key) for v in node)
-        return key == "w" and np.ndim(node) >= 2
-
-    return mask(params, None)
+    return map_with_path(lambda path, x: path.rsplit("/", 1)[-1] == "w" and np.ndim(x) >= 2,
+                         params)
 
 
 def _same_keys(flat_a, flat_b, what):

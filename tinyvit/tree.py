@@ -69,6 +69,17 @@ def unflatten(flat):
     return _lists_from_int_keys(root)
 
 
+def map_with_path(f, tree, prefix=""):
+    """Like `tree_map(f, tree)` but f(path, leaf) also gets the leaf's `flatten` path."""
+    if isinstance(tree, dict):
+        return {k: map_with_path(f, v, f"{prefix}{SEP}{k}" if prefix else str(k))
+                for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(map_with_path(f, v, f"{prefix}{SEP}{i}" if prefix else str(i))
+                          for i, v in enumerate(tree))
+    return f(prefix, tree)
+
+
 def tree_map(f, *trees):
     """Apply `f` leaf-wise: f(leaf_of_tree0, leaf_of_tree1, ...), keeping the first's structure.
 

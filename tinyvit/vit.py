@@ -14,7 +14,7 @@ import numpy as onp
 import autograd.numpy as np
 
 from . import layers, ops
-from .configs import ViTConfig
+from .configs import ViTConfig, check_images
 from .tree import count_params  # noqa: F401  (re-exported: tinyvit.vit.count_params)
 
 
@@ -54,15 +54,6 @@ def init_vit(rng, cfg: ViTConfig, dtype=onp.float32):
     if cfg.pool == "cls":
         params["cls"] = onp.zeros((1, 1, d), dtype)
     return params
-
-
-def check_images(images, cfg: ViTConfig):
-    """One-line ValueError unless images are (B, image_size, image_size, channels)."""
-    shape = getattr(images, "shape", None)
-    want = (cfg.image_size, cfg.image_size, cfg.channels)
-    if shape is None or len(shape) != 4 or tuple(shape[1:]) != want:
-        raise ValueError(f"{cfg.name}: expected images of shape (B, {want[0]}, {want[1]}, "
-                         f"{want[2]}) (NHWC), found {tuple(shape) if shape else type(images)}")
 
 
 def embed(params, images, cfg: ViTConfig):

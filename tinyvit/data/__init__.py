@@ -13,7 +13,7 @@ Modules: `sources` (the entry point `load_data`, the data folder, the offline CI
 `cifar` (official archives: download, MD5, batches), `imagefolder` (folders and archives of
 images), `cache` (.npz caches), `archives` (safe tar/zip reading, restricted unpickling),
 `subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup),
-`errors` (DataError). Every problem a user can cause (missing or corrupt files, wrong MD5, no
+`errors` (DataError), `synthetic` (stand-in images for smoke runs and tests). Every problem a user can cause (missing or corrupt files, wrong MD5, no
 network, unsafe archive members, odd image sizes) raises a one-line `DataError` (a
 `ValueError`) naming the file.
 """
@@ -22,7 +22,8 @@ from .augment import (CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, mi
 from .errors import DataError, DownloadError
 from .sources import default_data_dir, load_data, local_cifar10_copy
 from .subsets import balanced_subset, iterate_batches
+from .synthetic import synthetic_images
 
 __all__ = ["load_data", "default_data_dir", "local_cifar10_copy", "DataError", "DownloadError",
            "balanced_subset", "iterate_batches", "normalize", "one_hot", "random_crop_flip",
-           "mixup", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD"]
+           "mixup", "synthetic_images", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD"]

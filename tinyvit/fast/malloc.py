@@ -2,12 +2,11 @@
 
 glibc's malloc serves blocks over 128 KiB-32 MiB (adaptive) with mmap and gives them back on
 free; a training step allocates and frees hundreds of activation-sized temporaries, so every
-step page-faults them all in again (measured: ~55,000 minor faults per step of vit-cifar-tiny,
-batch 128). Raising the mmap and trim thresholds makes glibc reuse that memory: ~150 faults
-per step, and steps 1.14x (vit-cifar-nano) and 1.35x (cnn-tiny) faster on a 2-core CPU
-(`python benchmarks/levers.py`, 2026-11-24).
+step page-faults them all in again. Raising the mmap and trim thresholds makes glibc reuse
+that memory instead (`python benchmarks/levers.py` measures what it buys; README lists it).
 
-Applied once when tinyvit is imported, on Linux with glibc; set TINYVIT_NO_MALLOPT=1 to skip.
+It changes the allocator of the whole process, so it is opt-in: `tinyvit.run.train` calls it
+(on Linux with glibc); set TINYVIT_NO_MALLOPT=1 to skip it there too.
 Peak memory is unchanged; memory freed by the model is kept for reuse until the process exits.
 """
 import ctypes

@@ -1,153 +1,20 @@
-"""Saving and loading parameters: tinyvit's own `.npz` files and the official Google ViT `.npz`.
+"""The official Google ViT `.npz` checkpoints (github.com/google-research/vision_transformer).
 
-tinyvit files hold the flattened parameter tree ("blocks/0/attn/qkv/w", see `tinyvit.tree`)
-plus optional extras under "__extra__/" (a step count, the optimiser state, ...). They are
-plain `np.savez` archives, read with `allow_pickle=False`, and written atomically: to a
-temporary file in the same directory, then `os.replace`d over the target, so a crash never
-leaves a half-written checkpoint behind.
-
-Google's files (github.com/google-research/vision_transformer, the ones timm's `_load_weights`
-reads) name the same arrays after the Flax modules; `google_shapes` lists them.
+These are the files timm's `_load_weights` reads. They name the same arrays as tinyvit after
+the Flax modules (`google_shapes` lists them): query/key/value kernels (D, H, hd) instead of
+one fused (D, 3D) qkv, the patch embedding as a (P, P, C, D) convolution kernel. Older files
+nest everything under "opt/target/". Every array is checked against the config before use.
 """
 import math
 import os
 import re
-import tempfile
-import zipfile
 
 import numpy as np
 
-from .configs import ViTConfig
-from .tree import flatten, unflatten
+from ..configs import ViTConfig
+from .checkpoint import few, read_npz, host_array, write_npz
 
-EXTRA = "__extra__"  # extras live under this top-level key, apart from the parameters
 GOOGLE_PREFIXES = ("", "opt/target/")  # older Google files nest everything in "opt/target/"
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-# ---------------------------------------------------------------------------------------------
-
-
-def _to_host(x):
-    """A NumPy array for a NumPy/CuPy array or a Python scalar/string."""
-    if type(x).__module__.split(".")[0] == "cupy":
-        x = x.get()
-    x = np.asarray(x)
-    if x.dtype == object:
-        raise ValueError(f"checkpoint: expected numeric/string arrays, found an object array "
-                         f"of shape {x.shape}")
-    return x
-
-
-def _atomic_savez(path, arrays):
-    """np.savez `arrays` to a temp file next to `path`, then os.replace it onto `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _read_npz(path):
-    """All arrays of an .npz file as {name: array}; one-line ValueError if it is not one."""
-    name = os.fspath(path)
-    try:
-        data = np.load(name, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except _READ_ERRORS as e:
-        raise ValueError(f"{name}: not a readable .npz file ({type(e).__name__})") from e
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{name}: expected an .npz archive, found a single .npy array")
-    try:
-        with data:
-            return {key: data[key] for key in data.files}
-    except _READ_ERRORS as e:
-        raise ValueError(f"{name}: corrupt .npz file ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from e
-
-
-def _few(keys, n=3):
-    """'a, b, c (+4 more)': a short list for a one-line message."""
-    keys = list(keys)
-    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
-
-
-# ---------------------------------------------------------------------------------------------
-# tinyvit checkpoints
-# ---------------------------------------------------------------------------------------------
-
-
-def save_params(path, params, **extra):
-    """Write `params` (and extras: scalars, arrays or trees) to the .npz file `path`, atomically.
-
-    The file name is used as given (no ".npz" is appended). Example:
-    `save_params("run/ckpt.npz", params, step=1000, opt=adam_state)`.
-    """
-    if isinstance(params, dict) and EXTRA in params:
-        raise ValueError(f"save_params: the key {EXTRA!r} is reserved for extras")
-    arrays = {key: _to_host(x) for key, x in flatten(params).items()}
-    for name, value in extra.items():
-        if isinstance(value, (dict, list, tuple)):
-            arrays.update({k: _to_host(x) for k, x in flatten(value, f"{EXTRA}/{name}").items()})
-        else:
-            arrays[f"{EXTRA}/{name}"] = _to_host(value)
-    _atomic_savez(path, arrays)
-
-
-def check_like(path, found, expected):
-    """One-line ValueError unless the flat dicts `found` and `expected` match in keys and shapes."""
-    name = os.fspath(path)
-    missing = [k for k in expected if k not in found]
-    if missing:
-        raise ValueError(f"{name}: missing {len(missing)} key(s): {_few(missing)}")
-    unexpected = [k for k in found if k not in expected]
-    if unexpected:
-        raise ValueError(f"{name}: {len(unexpected)} unexpected key(s): {_few(unexpected)}")
-    for key, want in expected.items():
-        if tuple(np.shape(found[key])) != tuple(np.shape(want)):
-            raise ValueError(f"{key}: expected {tuple(np.shape(want))}, "
-                             f"found {tuple(np.shape(found[key]))} (in {name})")
-
-
-def load_params(path, like=None):
-    """Read a `save_params` file back into a parameter tree.
-
-    With `like` (a template tree, e.g. `init_vit(rng, cfg)`), the keys and shapes must match
-    it exactly (one-line ValueError naming the key otherwise) and each array is cast to the
-    template's dtype.
-    """
-    flat = {k: x for k, x in _read_npz(path).items() if not k.startswith(EXTRA + "/")}
-    if like is not None:
-        template = flatten(like)
-        check_like(path, flat, template)
-        flat = {k: flat[k].astype(np.asarray(t).dtype, copy=False) for k, t in template.items()}
-    return unflatten(flat)
-
-
-def load_extra(path):
-    """The extras of a `save_params` file as a dict (0-d arrays become Python scalars)."""
-    cut = len(EXTRA) + 1
-    flat = {k[cut:]: (x.item() if x.ndim == 0 else x)
-            for k, x in _read_npz(path).items() if k.startswith(EXTRA + "/")}
-    return unflatten(flat)
-
-
-# ---------------------------------------------------------------------------------------------
-# Official Google ViT checkpoints
-# ---------------------------------------------------------------------------------------------
 
 POS = "Transformer/posembed_input/pos_embedding"
 
@@ -205,7 +72,7 @@ def to_google(params, cfg: ViTConfig):
     out.update({"Transformer/encoder_norm/scale": params["norm"]["g"],
                 "Transformer/encoder_norm/bias": params["norm"]["b"],
                 "head/kernel": params["head"]["w"], "head/bias": params["head"]["b"]})
-    return {key: np.ascontiguousarray(_to_host(x)) for key, x in out.items()}
+    return {key: np.ascontiguousarray(host_array(x)) for key, x in out.items()}
 
 
 def from_google(arrays, cfg: ViTConfig, dtype=np.float32):
@@ -307,7 +174,7 @@ def check_google(path, arrays, cfg: ViTConfig):
         raise ValueError(f"{key}: expected {want}, found {found} (in {name}){hint}")
     unexpected = [k for k in arrays if k not in expected]
     if unexpected:
-        raise ValueError(f"{name}: {len(unexpected)} unexpected array(s): {_few(unexpected)}")
+        raise ValueError(f"{name}: {len(unexpected)} unexpected array(s): {few(unexpected)}")
 
 
 def load_google_vit(path, cfg: ViTConfig, dtype=np.float32):
@@ -315,7 +182,7 @@ def load_google_vit(path, cfg: ViTConfig, dtype=np.float32):
 
     Every array is checked against `cfg` (one-line ValueErrors naming the key and both shapes).
     """
-    arrays = _strip_google_prefix(path, _read_npz(path))
+    arrays = _strip_google_prefix(path, read_npz(path))
     check_google(path, arrays, cfg)
     return from_google(arrays, cfg, dtype)
 
@@ -327,7 +194,7 @@ def save_google_vit(path, params, cfg: ViTConfig, prefix=""):
                          f"found {prefix!r}")
     arrays = to_google(params, cfg)
     check_google(path, arrays, cfg)  # params that do not fit cfg fail here, before writing
-    _atomic_savez(path, {prefix + k: x for k, x in arrays.items()})
+    write_npz(path, {prefix + k: x for k, x in arrays.items()})
 
 
 def infer_config_from_google(path, name="google-vit"):
@@ -337,7 +204,7 @@ def infer_config_from_google(path, name="google-vit"):
     encoder blocks; heads from a query kernel (D, H, hd); mlp_dim from Dense_0 (D, M);
     classes from the head (D, K); pool from whether 'cls' exists; image_size = grid x patch.
     """
-    arrays = _strip_google_prefix(path, _read_npz(path))
+    arrays = _strip_google_prefix(path, read_npz(path))
     p, _, c, d = arrays["embedding/kernel"].shape
     depth = _google_depth(arrays)
     mha = _block(0) + "MultiHeadDotProductAttention_1/"

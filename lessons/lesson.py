@@ -1,22 +1,25 @@
-"""Small helpers shared by the lessons in `lessons/`: smoke mode, where pictures go, sample data.
+"""Small helpers shared by the lessons in this folder: smoke mode, where pictures go, sample data.
+
+Lessons import it as `import lesson` (Python puts a script's own folder on the path, and a
+notebook opened here runs in this folder).
 
 * Smoke mode (`TINYVIT_SMOKE=1` or `--smoke` on the command line) makes every lesson run in
   seconds on tiny synthetic data; `tests/test_lessons.py` runs every lesson that way.
 * `show(image, name)` saves a PIL image as PNG under the lesson's output folder
   (`lessons/output/<lesson>/`, or `$TINYVIT_OUT/<lesson>/`) and, inside a notebook,
   displays it inline.
-* `cifar10(...)` finds real CIFAR-10: `$TINYVIT_LESSON_DATA`, the shared JPEG copy next to the
-  repository (`../shared/data/cifar10-jpeg.tar.gz`), or the official download.
+* `cifar10(...)` loads real CIFAR-10: `$TINYVIT_LESSON_DATA` if set (any `--data` source),
+  else `tinyvit.data.load_data("cifar10")`: the official download, or offline the local copy
+  named by `$TINYVIT_CIFAR10_COPY`.
 * `trained_vit(lesson)` finds (or, once, trains) the trained ViT that lessons 8 and 9 analyse.
 """
 import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from .configs import DEFAULT_MODEL
-from .data import LOCAL_CIFAR10
+from tinyvit import data
+from tinyvit.configs import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -65,31 +68,15 @@ def show(image, name, lesson):
 
 def cifar_source():
     """Where to read CIFAR-10 from: an ImageFolder path or 'cifar10' (the official download)."""
-    env = os.environ.get("TINYVIT_LESSON_DATA")
-    if env:
-        return env
-    return str(LOCAL_CIFAR10) if LOCAL_CIFAR10.exists() else "cifar10"
-
-
-def synthetic_images(n, size=32, k=10, seed=0):
-    """Stand-in data for smoke mode: class c is a noisy image with a bright stripe at row 3c."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % k
-    x = rng.integers(0, 90, (n, size, size, 3)).astype(np.int64)
-    rows = (3 * y) % (size - 2)
-    for i in range(n):
-        x[i, rows[i]:rows[i] + 2, :, y[i] % 3] += 160
-    return np.clip(x, 0, 255).astype(np.uint8), y
+    return os.environ.get("TINYVIT_LESSON_DATA") or "cifar10"
 
 
 def cifar10(train_size=None, seed=0):
     """dict(train=(x, y), test=(x, y), classes=[...]) of real CIFAR-10 (synthetic in smoke mode)."""
     if smoke():
-        xtr, ytr = synthetic_images(200, seed=seed)
-        xte, yte = synthetic_images(100, seed=seed + 1)
+        xtr, ytr = data.synthetic_images(200, seed=seed)
+        xte, yte = data.synthetic_images(100, seed=seed + 1)
         return dict(train=(xtr, ytr), test=(xte, yte), classes=CIFAR10_CLASSES)
-    from . import data
-
     ds = data.load_data(cifar_source())
     if train_size is not None:
         ds["train"] = data.balanced_subset(*ds["train"], train_size, seed)
@@ -116,14 +103,14 @@ def trained_vit(lesson):
     for NANO_EPOCHS epochs on CIFAR-10 into `lessons/output/trained_vit` (shared by lessons 8
     and 9, reused next time, resumed if interrupted).
     """
-    from . import checkpoint, train
+    from tinyvit.run import checkpoint, train
 
     if smoke():
         ds = cifar10()
         ds["mean"], ds["std"] = train.channel_stats(ds["train"][0])
         out = output_dir(lesson) / "smoke_vit"
         train.train("vit-cifar-nano", out=out, dataset=ds, epochs=1, batch_size=32, max_steps=3)
-        return train.load_model(out / "last.npz")
+        return checkpoint.load_model(out / "last.npz")
     path = next((p for p in vit_checkpoints() if p.is_file()), None)
     if path is None:
         out = output_root() / "trained_vit"  # shared: lesson 9 reuses what lesson 8 trained
@@ -138,7 +125,7 @@ def trained_vit(lesson):
             ds["mean"], ds["std"] = train.channel_stats(ds["train"][0])
             train.train("vit-cifar-nano", out=out, dataset=ds, epochs=NANO_EPOCHS,
                         warmup=1.0, resume=True)
-    model, params, meta = train.load_model(path)
+    model, params, meta = checkpoint.load_model(path)
     if "pos" not in params:
         raise ValueError(f"{path}: expected a ViT checkpoint, found {model.name}")
     epochs = checkpoint.load_extra(path)["epoch"]

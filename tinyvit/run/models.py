@@ -2,12 +2,12 @@
 
 `build(name, num_classes, image_size)` returns a `Model`: its config, `init(rng)` and
 `apply(params, images, train=False, rng=None) -> logits`. ViT names come from
-`tinyvit.configs`, CNN names from `tinyvit.cnn` (they start with "cnn").
+`tinyvit.configs`' ViT presets, CNN names from its CNN presets (`configs.family` tells which).
 """
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
-from . import configs, vit
+from .. import cnn, configs, vit
 
 
 class Model(NamedTuple):
@@ -19,29 +19,23 @@ class Model(NamedTuple):
     apply: Callable  # apply(params, images, train=False, rng=None) -> logits (B, K)
 
 
-def is_cnn(name):
-    """CNN presets are named cnn-*."""
-    return name.lower().startswith("cnn")
+FAMILIES = {  # family: (config class, init(rng, cfg), apply(params, images, cfg, train, rng))
+    "vit": (configs.ViTConfig, vit.init_vit, vit.vit),
+    "cnn": (configs.CNNConfig, cnn.init_cnn, cnn.cnn),
+}
 
 
 def _bind(cfg):
     """The Model for a ViTConfig or CNNConfig."""
-    if is_cnn(cfg.name):
-        from . import cnn
-
-        init, apply = cnn.init_cnn, cnn.cnn
-    else:
-        init, apply = vit.init_vit, vit.vit
+    _, init, apply = FAMILIES[configs.family(cfg)]
     return Model(cfg.name, cfg, lambda rng: init(rng, cfg),
                  lambda p, x, train=False, rng=None: apply(p, x, cfg, train, rng))
 
 
 def build(name, num_classes=None, image_size=None, **overrides):
     """The Model called `name` (a ViT preset, a paper ViT, or a CNN preset)."""
-    if is_cnn(name):
-        from . import cnn
-
-        cfg = cnn.get_cnn_config(name, num_classes=num_classes, image_size=image_size)
+    if configs.family(name) == "cnn":
+        cfg = configs.get_cnn_config(name, num_classes=num_classes, image_size=image_size)
         cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
     else:
         cfg = configs.get_config(name, image_size=image_size, num_classes=num_classes,
@@ -57,8 +51,5 @@ def config_dict(model):
 def from_config_dict(d):
     """Rebuild a Model from `config_dict` output (JSON lists become tuples again)."""
     d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-    if is_cnn(d["name"]):
-        from . import cnn
-
-        return _bind(cnn.CNNConfig(**d))
-    return _bind(configs.ViTConfig(**d))
+    config_class = FAMILIES[configs.family(d["name"])][0]
+    return _bind(config_class(**d))

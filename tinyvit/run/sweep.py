@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data
-from .run.progress import format_seconds
+from .. import data
+from .files import atomic_write
+from .progress import format_seconds
 from .train import channel_stats, train
 
 DEFAULT_SIZES = (1000, 2500, 5000, 10000, 25000, 50000)
@@ -64,12 +65,8 @@ def load_results(path):
 
 def save_results(path, results):
     """Write the results JSON atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def machine():

@@ -1,11 +1,14 @@
-"""Each hand-written VJP in tinyvit.ops equals autograd's gradient of the plain formula,
-and both equal centred finite differences (float64, tiny shapes, fixed seeds)."""
+"""Each fast twin (tinyvit.fast: a primitive with a hand-written VJP) equals its formula in
+tinyvit.ops, values and autograd's gradient, and both equal centred finite differences
+(float64, tiny shapes, fixed seeds). The CNN's twins are checked in test_cnn.py; the switch
+(enable / disable / formulas / twins) at the end."""
 import numpy as np
 import pytest
 from autograd import grad
 
 from gradcheck import numerical_grad, rel_error
 from tinyvit import ops
+from tinyvit.fast import ops as fast_ops
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2, 3, 5)) * 2.0  # (B, N, D), float64
@@ -16,12 +19,12 @@ LOGITS = rng.standard_normal((4, 6)) * 3.0  # (B, K)
 LABELS = np.array([0, 5, 2, 2])
 
 CASES = {  # name: (plain f(x), fast f(x), x)
-    "layer_norm/x": (lambda x: ops.layer_norm_plain(x, G, B), lambda x: ops.layer_norm(x, G, B), X),
-    "layer_norm/g": (lambda g: ops.layer_norm_plain(X, g, B), lambda g: ops.layer_norm(X, g, B), G),
-    "layer_norm/b": (lambda b: ops.layer_norm_plain(X, G, b), lambda b: ops.layer_norm(X, G, b), B),
-    "softmax": (ops.softmax_plain, ops.softmax, X),
-    "gelu": (ops.gelu_plain, ops.gelu, X),
-    "first_token": (ops.first_token_plain, ops.first_token, X),
+    "layer_norm/x": (lambda x: ops.layer_norm(x, G, B), lambda x: fast_ops.layer_norm(x, G, B), X),
+    "layer_norm/g": (lambda g: ops.layer_norm(X, g, B), lambda g: fast_ops.layer_norm(X, g, B), G),
+    "layer_norm/b": (lambda b: ops.layer_norm(X, G, b), lambda b: fast_ops.layer_norm(X, G, b), B),
+    "softmax": (ops.softmax, fast_ops.softmax, X),
+    "gelu": (ops.gelu, fast_ops.gelu, X),
+    "first_token": (ops.first_token, fast_ops.first_token, X),
 }
 
 
@@ -55,8 +58,8 @@ def test_gradient_matches_finite_differences(name, which):
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_cross_entropy(smoothing):
     z = LOGITS.copy()
-    f_plain = lambda z: ops.cross_entropy_plain(z, LABELS, smoothing)
-    f_fast = lambda z: ops.cross_entropy(z, LABELS, smoothing)
+    f_plain = lambda z: ops.cross_entropy(z, LABELS, smoothing)
+    f_fast = lambda z: fast_ops.cross_entropy(z, LABELS, smoothing)
     assert abs(f_fast(z) - f_plain(z)) < 1e-12
     # A reference by hand: -mean log p[label] when smoothing is 0.
     if smoothing == 0.0:
@@ -68,9 +71,9 @@ def test_cross_entropy(smoothing):
 
 
 def test_softmax_is_stable_for_huge_logits():
-    y = ops.softmax(np.array([[1000.0, 1000.0, -1000.0]]))
+    y = fast_ops.softmax(np.array([[1000.0, 1000.0, -1000.0]]))
     np.testing.assert_allclose(y, [[0.5, 0.5, 0.0]])
-    assert np.isfinite(ops.cross_entropy(np.array([[1e4, -1e4]]), np.array([1]))).all()
+    assert np.isfinite(fast_ops.cross_entropy(np.array([[1e4, -1e4]]), np.array([1]))).all()
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -79,15 +82,15 @@ def test_float32_in_float32_out(name):
     plain, fast, x = CASES[name]
     if name.startswith("layer_norm/"):
         g32, b32 = G.astype(np.float32), B.astype(np.float32)
-        plain = lambda x: ops.layer_norm_plain(x, g32, b32)
-        fast = lambda x: ops.layer_norm(x, g32, b32)
+        plain = lambda x: ops.layer_norm(x, g32, b32)
+        fast = lambda x: fast_ops.layer_norm(x, g32, b32)
         x = X
     x32 = x.astype(np.float32)
     for f in (plain, fast):
         assert f(x32).dtype == np.float32, name
         assert grad(lambda x: f(x).sum())(x32).dtype == np.float32, name
     z = LOGITS.astype(np.float32)
-    assert grad(lambda z: ops.cross_entropy(z, LABELS, 0.1))(z).dtype == np.float32
+    assert grad(lambda z: fast_ops.cross_entropy(z, LABELS, 0.1))(z).dtype == np.float32
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -96,9 +99,44 @@ def test_gelu_tails_are_exact_and_warning_free(dtype):
     far right they are x and 1. The fast form (x * sigmoid(2u)) agrees with the tanh form."""
     x = np.array([-1e4, -100.0, -12.0, 0.0, 12.0, 100.0, 1e4], dtype)
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is fine
-        y = ops.gelu(x)
-        dy = grad(lambda x: ops.gelu(x).sum())(x)
+        y = fast_ops.gelu(x)
+        dy = grad(lambda x: fast_ops.gelu(x).sum())(x)
     assert y.dtype == dy.dtype == dtype
     np.testing.assert_allclose(y, [0, 0, 0, 0, 12, 100, 1e4], atol=1e-20)
     np.testing.assert_allclose(dy, [0, 0, 0, 0.5, 1, 1, 1], atol=1e-20)
-    np.testing.assert_allclose(ops.gelu(x[1:-1]), ops.gelu_plain(x[1:-1]), rtol=1e-6, atol=1e-30)
+    np.testing.assert_allclose(fast_ops.gelu(x[1:-1]), ops.gelu(x[1:-1]), rtol=1e-6, atol=1e-30)
+
+
+# ---------------------------------------------------------------------------------------------
+# The switch between formulas and fast twins
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_twin_is_tested_and_the_model_starts_on_the_formulas():
+    from tinyvit import cnn, fast
+
+    tested = {name.split("/")[0] for name in CASES} | {"cross_entropy"}
+    assert set(fast.VIT_TWINS) <= tested
+    assert set(fast.TWINS) == set(fast.VIT_TWINS) | set(fast.CNN_TWINS)
+    assert fast.enabled() == []  # importing tinyvit changes nothing
+    for name, (module, formula, twin) in fast.TWINS.items():
+        assert module in (ops, cnn) and getattr(module, name) is formula and twin is not formula
+
+
+def test_enable_disable_and_the_context_managers_restore_what_was_on():
+    from tinyvit import fast
+
+    try:
+        fast.enable(["gelu"])
+        assert fast.enabled() == ["gelu"] and ops.gelu is fast_ops.gelu
+        with fast.twins():
+            assert set(fast.enabled()) == set(fast.TWINS)
+            with fast.formulas(["softmax"]):
+                assert "softmax" not in fast.enabled() and ops.softmax is not fast_ops.softmax
+            assert set(fast.enabled()) == set(fast.TWINS)
+        assert fast.enabled() == ["gelu"]
+        with pytest.raises(ValueError, match="unknown operation 'gleu'"):
+            fast.enable("gleu")
+    finally:
+        fast.disable()
+    assert fast.enabled() == []
