@@ -16,7 +16,7 @@
 import numpy as np
 
 import lesson
-from tinyvit import viz
+from tinyvit.figures import pictures
 from tinyvit.configs import get_config
 from tinyvit.vit import patchify, unpatchify
 
@@ -25,7 +25,7 @@ ds = lesson.cifar10()
 x_test, y_test = ds["test"]
 images = x_test[:8]  # (8, 32, 32, 3) uint8, NHWC
 print("images", images.shape, images.dtype, "classes:", [ds["classes"][i] for i in y_test[:8]])
-lesson.show(viz.image_grid(images, nrow=8, scale=4), "images", LESSON)
+lesson.show(pictures.image_grid(images, nrow=8, scale=4), "images", LESSON)
 
 # %% [markdown]
 # ## Patchify by reshape
@@ -58,8 +58,8 @@ assert np.array_equal(unpatchify(patches, P, 3), images.astype(np.float32))
 # patches — 64 words — the patch size of our CIFAR models.
 
 # %%
-lesson.show(viz.patch_grid(images[0], P, gap=2, scale=6), "patch_grid_p8", LESSON)
-lesson.show(viz.patch_grid(images[0], 4, gap=1, scale=6), "patch_grid_p4", LESSON)
+lesson.show(pictures.patch_grid(images[0], P, gap=2, scale=6), "patch_grid_p8", LESSON)
+lesson.show(pictures.patch_grid(images[0], 4, gap=1, scale=6), "patch_grid_p4", LESSON)
 
 # %% [markdown]
 # ## How long are the sentences?

@@ -16,7 +16,8 @@
 import numpy as np
 
 import lesson
-from tinyvit import get_config, init_vit, viz
+from tinyvit import get_config, init_vit
+from tinyvit.figures import pictures
 from tinyvit.layers import linear
 from tinyvit.vit import embed, patchify
 
@@ -65,7 +66,7 @@ print("z_0:", z0.shape, "= (B, 1 + N, D)")
 print("row 0 of every image is the same class token + E_pos[0]:",
       np.allclose(z0[0, 0], z0[3, 0]))
 
-from tinyvit.analysis import position_similarity  # noqa: E402
+from tinyvit.figures.analysis import position_similarity  # noqa: E402
 
 sim = position_similarity(params["pos"], cfg)  # (8, 8, 8, 8)
-lesson.show(viz.similarity_grid(sim), "pos_similarity_at_init", LESSON)
+lesson.show(pictures.similarity_grid(sim), "pos_similarity_at_init", LESSON)

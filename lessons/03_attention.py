@@ -16,7 +16,8 @@ import numpy as np
 from autograd import grad
 
 import lesson
-from tinyvit import layers, ops, viz
+from tinyvit import layers, ops
+from tinyvit.figures import pictures
 
 LESSON = "03_attention"
 rng = np.random.default_rng(0)
@@ -49,7 +50,7 @@ x = rng.standard_normal((2, 5, 8)).astype(np.float32)  # (B, N, D)
 maps = []
 out = layers.attention(p, x, heads=2, weights_out=maps)
 print("MSA output", out.shape, " attention weights", maps[0].shape, "= (B, H, N, N)")
-lesson.show(viz.heatmap(maps[0][0, 0], size=160), "attention_weights_head0", LESSON)
+lesson.show(pictures.heatmap(maps[0][0, 0], size=160), "attention_weights_head0", LESSON)
 
 # %% [markdown]
 # ## A gradient check you can read

@@ -14,7 +14,8 @@
 import numpy as np
 
 import lesson
-from tinyvit import get_config, init_vit, layers, ops, viz
+from tinyvit import get_config, init_vit, layers, ops
+from tinyvit.figures import charts
 from tinyvit.configs import PAPER_MODELS
 from tinyvit.vit import flops_per_image, param_count, vit
 
@@ -38,8 +39,8 @@ print("per-token mean ~0:", np.allclose(y.mean(-1), 0), " std ~1:", np.allclose(
 
 # %%
 xs = np.linspace(-4, 4, 81)
-chart = viz.line_chart({"GELU": (xs, ops.gelu(xs), None), "ReLU": (xs, np.maximum(xs, 0), None)},
-                       xlabel="x", ylabel="f(x)", title="GELU vs ReLU", error_bars=False)
+chart = charts.line_chart({"GELU": (xs, ops.gelu(xs), None), "ReLU": (xs, np.maximum(xs, 0), None)},
+                          xlabel="x", ylabel="f(x)", title="GELU vs ReLU", error_bars=False)
 lesson.show(chart, "gelu", LESSON)
 
 # %% [markdown]

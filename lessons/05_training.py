@@ -22,7 +22,8 @@
 import numpy as np
 
 import lesson
-from tinyvit import optim, viz
+from tinyvit import optim
+from tinyvit.figures import charts
 from tinyvit.run.train import channel_stats, train
 
 LESSON = "05_training"
@@ -42,8 +43,8 @@ steps_per_epoch = len(ds["train"][0]) // batch
 total = epochs * steps_per_epoch
 steps = np.arange(total)
 lrs = [optim.warmup_cosine(s, total, 1e-3, steps_per_epoch) for s in steps]
-lesson.show(viz.line_chart({"learning rate": (steps, np.array(lrs), None)}, xlabel="step",
-                           ylabel="lr", title="Linear warmup, cosine decay", error_bars=False),
+lesson.show(charts.line_chart({"learning rate": (steps, np.array(lrs), None)}, xlabel="step",
+                              ylabel="lr", title="Linear warmup, cosine decay", error_bars=False),
             "lr_schedule", LESSON)
 
 # %% [markdown]
@@ -65,10 +66,10 @@ history = train("vit-cifar-nano", out=out, epochs=epochs, batch_size=batch, lr=1
 
 # %%
 ep = np.array([h["epoch"] for h in history])
-chart = viz.line_chart({"train (augmented)": (ep, np.array([h["train_acc"] for h in history]), None),
-                        "test": (ep, np.array([h["test_acc"] for h in history]), None)},
-                       xlabel="epoch", ylabel="accuracy", title="vit-cifar-nano on CIFAR-10",
-                       error_bars=False)
+chart = charts.line_chart({"train (augmented)": (ep, np.array([h["train_acc"] for h in history]), None),
+                           "test": (ep, np.array([h["test_acc"] for h in history]), None)},
+                          xlabel="epoch", ylabel="accuracy", title="vit-cifar-nano on CIFAR-10",
+                          error_bars=False)
 lesson.show(chart, "learning_curves", LESSON)
 print(f"final test accuracy {history[-1]['test_acc']:.1%} after "
       f"{sum(h['seconds'] for h in history) / 60:.1f} minutes of training")

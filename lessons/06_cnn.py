@@ -17,7 +17,8 @@
 import numpy as np
 
 import lesson
-from tinyvit import cnn, viz
+from tinyvit import cnn
+from tinyvit.figures import pictures
 from tinyvit.vit import patchify
 
 LESSON = "06_cnn"
@@ -66,6 +67,6 @@ print("logits", cnn.cnn(params, img, cfg).shape)
 
 # %%
 stem = cnn.conv(params["stem"], img[:1])  # (1, 32, 32, S)
-maps = [viz.heatmap(stem[0, :, :, c], size=96) for c in range(4)]
-strip = viz.image_grid(np.stack([np.asarray(m) for m in maps]), nrow=4, pad=4)
+maps = [pictures.heatmap(stem[0, :, :, c], size=96) for c in range(4)]
+strip = pictures.image_grid(np.stack([np.asarray(m) for m in maps]), nrow=4, pad=4)
 lesson.show(strip, "stem_feature_maps", LESSON)

@@ -5,7 +5,8 @@
 # in: position embeddings that encode 2D distance, embedding filters that look like basis
 # functions, heads that attend locally in low layers — next to heads that look at the whole
 # image from the first layer on — and class-token attention that falls on the object (Fig. 6).
-# We compute each figure for our own trained model, with the functions of `tinyvit/analysis.py`.
+# We compute each figure for our own trained model, with the functions of
+# `tinyvit/figures/analysis.py`.
 #
 # **The model:** `lesson.trained_vit` uses your checkpoint if there is one (`$TINYVIT_CKPT`,
 # `runs/vit-cifar-nano/last.npz` from `python -m tinyvit train` run in the repository, or
@@ -23,8 +24,8 @@ import numpy as np
 from PIL import ImageDraw
 
 import lesson
-from tinyvit import analysis, viz
 from tinyvit.data import normalize
+from tinyvit.figures import analysis, charts, pictures
 from tinyvit.vit import attention_maps, init_vit
 
 LESSON = "08_what_vit_learns"
@@ -66,11 +67,11 @@ def cls_row(a):
 S = 4  # display scale: 32 px -> 128 px
 tiles = []
 for i, img in enumerate(images):
-    tiles.append(viz.upscale(img, S))  # (128, 128, 3) the image itself first
+    tiles.append(pictures.upscale(img, S))  # (128, 128, 3) the image itself first
     for h in range(cfg.heads):
         heat = cls_row(maps[-1][:, h])[i]  # (g, g)
-        tiles.append(np.asarray(viz.overlay(img, heat, alpha=0.6, scale=S)))
-lesson.show(viz.image_grid(np.stack(tiles), nrow=cfg.heads + 1, pad=3),
+        tiles.append(np.asarray(pictures.overlay(img, heat, alpha=0.6, scale=S)))
+lesson.show(pictures.image_grid(np.stack(tiles), nrow=cfg.heads + 1, pad=3),
             "cls_attention_last_layer", LESSON)
 
 # %% [markdown]
@@ -88,12 +89,12 @@ tiles = []
 for a in maps:  # layer by layer
     for h in range(cfg.heads):
         heat = a[0, h, q, first:].reshape(cfg.grid, cfg.grid)  # (g, g) attention of query q
-        tile = viz.overlay(images[0], heat, alpha=0.7, scale=S)
+        tile = pictures.overlay(images[0], heat, alpha=0.7, scale=S)
         p = cfg.patch_size * S
         ImageDraw.Draw(tile).rectangle((q_col * p, q_row * p, (q_col + 1) * p - 1,
                                         (q_row + 1) * p - 1), outline="white")
         tiles.append(np.asarray(tile))
-lesson.show(viz.image_grid(np.stack(tiles), nrow=cfg.heads, pad=3),
+lesson.show(pictures.image_grid(np.stack(tiles), nrow=cfg.heads, pad=3),
             "patch_attention_by_layer_and_head", LESSON)
 
 # %% [markdown]
@@ -110,7 +111,7 @@ lesson.show(viz.image_grid(np.stack(tiles), nrow=cfg.heads, pad=3),
 #
 # The class token's row of $R$, reshaped to the patch grid, is how much each patch contributed
 # to the representation the head classifies. Fig. 6 multiplies the image by it
-# (`viz.attention_mask`); an overlay is easier to read at 32 px. Two images per row, each as
+# (`pictures.attention_mask`); an overlay is easier to read at 32 px. Two images per row, each as
 # image, mask, overlay.
 
 # %%
@@ -118,9 +119,9 @@ rollout = analysis.attention_rollout(maps)  # (6, T, T), rows sum to 1
 heat = analysis.rollout_to_image(rollout, cfg)  # (6, g, g)
 tiles = []
 for img, hm in zip(images, heat):
-    tiles += [viz.upscale(img, S), np.asarray(viz.attention_mask(img, hm, scale=S)),
-              np.asarray(viz.overlay(img, hm, alpha=0.6, scale=S))]
-lesson.show(viz.image_grid(np.stack(tiles), nrow=6, pad=3), "attention_rollout", LESSON)
+    tiles += [pictures.upscale(img, S), np.asarray(pictures.attention_mask(img, hm, scale=S)),
+              np.asarray(pictures.overlay(img, hm, alpha=0.6, scale=S))]
+lesson.show(pictures.image_grid(np.stack(tiles), nrow=6, pad=3), "attention_rollout", LESSON)
 
 # %% [markdown]
 # ## Mean attention distance (Fig. 7 right, Appendix D.7)
@@ -148,7 +149,7 @@ print(f"mean attention distance in pixels over {n_dist} test images "
       f"(uniform attention: {uniform:.1f} px, image side {cfg.image_size} px)")
 for layer, d in enumerate(dist, 1):
     print(f"layer {layer}: min {d.min():5.1f}  mean {d.mean():5.1f}  max {d.max():5.1f}")
-lesson.show(viz.attention_distance_chart(dist, title=f"Mean attention distance, {cfg.name}"),
+lesson.show(pictures.attention_distance_chart(dist, title=f"Mean attention distance, {cfg.name}"),
             "mean_attention_distance", LESSON)
 
 # %% [markdown]
@@ -163,7 +164,7 @@ lesson.show(viz.attention_distance_chart(dist, title=f"Mean attention distance, 
 
 # %%
 sim = analysis.position_similarity(params["pos"], cfg)  # (g, g, g, g)
-lesson.show(viz.similarity_grid(sim), "position_embedding_similarity", LESSON)
+lesson.show(pictures.similarity_grid(sim), "position_embedding_similarity", LESSON)
 
 g = cfg.grid
 cells = np.stack(np.meshgrid(np.arange(g), np.arange(g), indexing="ij"), -1).reshape(-1, 2)
@@ -173,9 +174,9 @@ dists = np.unique(pair_dist)[1:]  # distances 1, 2, ... (0 is a patch with itsel
 by_dist = np.array([flat[pair_dist == d].mean() for d in dists])
 init_sim = analysis.position_similarity(init_vit(np.random.default_rng(0), cfg)["pos"], cfg)
 init_by_dist = np.array([init_sim.ravel()[pair_dist == d].mean() for d in dists])
-chart = viz.line_chart({"trained": (dists, by_dist), "at initialisation": (dists, init_by_dist)},
-                       xlabel="distance between patches (patches, rounded)",
-                       ylabel="mean cosine similarity", title="Position embeddings")
+chart = charts.line_chart({"trained": (dists, by_dist), "at initialisation": (dists, init_by_dist)},
+                          xlabel="distance between patches (patches, rounded)",
+                          ylabel="mean cosine similarity", title="Position embeddings")
 lesson.show(chart, "position_similarity_vs_distance", LESSON)
 print("mean similarity at distance 1, 2, 3 patches:", np.round(by_dist[:3], 2),
       " farthest:", round(float(by_dist[-1]), 2))
@@ -198,7 +199,7 @@ print("mean similarity at distance 1, 2, 3 patches:", np.round(by_dist[:3], 2),
 
 # %%
 comps, ratio = analysis.embedding_filters_pca(params["embed"]["w"], cfg, k=28)  # (k, P, P, C)
-lesson.show(viz.filters_grid(comps, nrow=7), "embedding_filters_pca", LESSON)
+lesson.show(pictures.filters_grid(comps, nrow=7), "embedding_filters_pca", LESSON)
 _, ratio_init = analysis.embedding_filters_pca(
     init_vit(np.random.default_rng(0), cfg)["embed"]["w"], cfg, k=28)
 print(f"variance explained by the top 5 components: trained {ratio[:5].sum():.0%}, "

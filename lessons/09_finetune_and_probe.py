@@ -23,9 +23,10 @@ from autograd import value_and_grad
 from PIL import Image
 
 import lesson
-from tinyvit import analysis, data, optim, viz
-from tinyvit.run import models
+from tinyvit import data, optim
 from tinyvit.data import normalize
+from tinyvit.figures import analysis, charts, pictures
+from tinyvit.run import models
 from tinyvit.run.evaluate import evaluate
 from tinyvit.tree import tree_map
 from tinyvit.vit import features, init_vit, loss_fn, vit
@@ -82,12 +83,12 @@ first = 1 if cfg.pool == "cls" else 0
 pos, pos48 = params["pos"][0, first:], params48["pos"][0, first:]  # (N, D), (N', D)
 d = int(pos.var(axis=0).argmax())  # the dimension that varies most across positions
 lo, hi = pos[:, d].min(), pos[:, d].max()
-pair = [np.asarray(viz.heatmap(p[:, d].reshape(g, g), size=192, vmin=lo, vmax=hi))
+pair = [np.asarray(pictures.heatmap(p[:, d].reshape(g, g), size=192, vmin=lo, vmax=hi))
         for p, g in ((pos, cfg.grid), (pos48, cfg48.grid))]
-lesson.show(viz.image_grid(np.stack(pair), nrow=2, pad=6), "pos_embedding_dim_8x8_to_12x12",
+lesson.show(pictures.image_grid(np.stack(pair), nrow=2, pad=6), "pos_embedding_dim_8x8_to_12x12",
             LESSON)
 sim48 = analysis.position_similarity(params48["pos"], cfg48)  # (12, 12, 12, 12)
-lesson.show(viz.similarity_grid(sim48, cell=4), "position_similarity_interpolated_48px", LESSON)
+lesson.show(pictures.similarity_grid(sim48, cell=4), "position_similarity_interpolated_48px", LESSON)
 
 # %% [markdown]
 # ### Accuracy at 48 px, before and after fine-tuning
@@ -141,10 +142,10 @@ print(f"48 px, after {STEPS} fine-tuning steps:  {acc48_after:.1%}   (32 px as t
       f"{acc32:.1%})")
 steps = np.arange(1, STEPS + 1)
 smooth = np.convolve(losses, np.ones(10) / 10, "valid") if STEPS >= 10 else np.array(losses)
-lesson.show(viz.line_chart({"training loss (10-step mean)": (steps[len(steps) - len(smooth):],
-                                                             smooth)},
-                           xlabel="fine-tuning step", ylabel="cross-entropy",
-                           title=f"Fine-tuning at {SIZE} px, SGD + momentum"),
+lesson.show(charts.line_chart({"training loss (10-step mean)": (steps[len(steps) - len(smooth):],
+                                                                smooth)},
+                              xlabel="fine-tuning step", ylabel="cross-entropy",
+                              title=f"Fine-tuning at {SIZE} px, SGD + momentum"),
             "finetune_loss", LESSON)
 
 # %% [markdown]
@@ -207,9 +208,9 @@ for name, (f_pool, f_test) in feats.items():
                                   zip(acc.mean(1), acc.std(1))) + f"  {full:8.1%}")
     series[name] = (SHOTS, acc.mean(1), acc.std(1))
 series["chance"] = (SHOTS, np.full(len(SHOTS), 1 / cfg.num_classes), None)
-lesson.show(viz.line_chart(series, xlabel="labelled images per class (log scale)",
-                           ylabel="test accuracy", log_x=True, ylim=(0, None),
-                           title=f"Few-shot linear probe on frozen features, {cfg.name}"),
+lesson.show(charts.line_chart(series, xlabel="labelled images per class (log scale)",
+                              ylabel="test accuracy", log_x=True, ylim=(0, None),
+                              title=f"Few-shot linear probe on frozen features, {cfg.name}"),
             "few_shot_probe", LESSON)
 print(f"for comparison, the model's own head (trained with the network on "
       f"{meta['train_size']:,} images): {acc32:.1%}")

@@ -1,8 +1,8 @@
-"""The analysis functions of tinyvit/analysis.py on hand-checkable inputs (fast, plain NumPy)."""
+"""tinyvit/figures/analysis.py on hand-checkable inputs (fast, plain NumPy)."""
 import numpy as np
 import pytest
 
-from tinyvit import analysis as an
+from tinyvit.figures import analysis as an
 from tinyvit import init_vit
 from tinyvit.configs import ViTConfig, replace
 from tinyvit.vit import attention_maps, vit

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
+from ..figures import charts
 from .files import atomic_write
 from .progress import format_seconds
 from .train import channel_stats, train
@@ -144,16 +145,14 @@ def summarize(results):
 
 def chart(results, title=None):
     """Accuracy vs training-set size, mean +- std over seeds, log x (a PIL image)."""
-    from . import viz
-
     budget = results.get("setup", {}).get("budget_images")
     title = title or ("Data hunger on CIFAR-10 (JPEG copy)"
                       + (f", {budget // 1000}k images seen per run" if budget else ""))
     series = {f"{m} ({int(c.min())}-{int(c.max())} seeds)" if c.min() != c.max()
               else f"{m} ({int(c[0])} seed{'s' if c[0] > 1 else ''})": (n, mu, sd)
               for m, (n, mu, sd, c) in summarize(results).items()}
-    return viz.line_chart(series, xlabel="training images", ylabel="test accuracy",
-                          title=title, log_x=True, error_bars=True)
+    return charts.line_chart(series, xlabel="training images", ylabel="test accuracy",
+                             title=title, log_x=True, error_bars=True)
 
 
 def paired_gaps(results, a, b):

@@ -8,7 +8,7 @@
     linear_probe, few_shot_accuracy        Sec. 4.1               (few-shot linear evaluation)
 
 No gradients are needed here, so this is plain `numpy` (inputs on a GPU are copied to the host).
-Drawing the figures is `tinyvit/viz.py`'s job.
+Drawing the figures is `tinyvit/figures/pictures.py`'s job.
 
 Shape legend: B batch, L layers, H heads, T tokens (N patches, +1 with the class token),
 N patches, g grid (patches per side, N = g^2), D width, P patch size, C channels,
@@ -16,12 +16,8 @@ F feature width, K classes, S examples.
 """
 import numpy as np
 
-from .configs import replace
-
-
-def to_numpy(x):
-    """A host NumPy array from NumPy, CuPy (copied with `.get()`) or anything array-like."""
-    return x.get() if type(x).__module__.split(".")[0] == "cupy" else np.asarray(x)
+from ..arrays import to_numpy
+from ..configs import replace
 
 
 def stack_maps(maps):
