@@ -17,6 +17,7 @@ import zipfile
 
 import numpy as np
 
+from .arrays import to_numpy
 from .configs import ViTConfig
 from .tree import flatten, unflatten
 
@@ -32,9 +33,7 @@ _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
 
 def _to_host(x):
     """A NumPy array for a NumPy/CuPy array or a Python scalar/string."""
-    if type(x).__module__.split(".")[0] == "cupy":
-        x = x.get()
-    x = np.asarray(x)
+    x = np.asarray(to_numpy(x))
     if x.dtype == object:
         raise ValueError(f"checkpoint: expected numeric/string arrays, found an object array "
                          f"of shape {x.shape}")

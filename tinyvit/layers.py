@@ -9,7 +9,7 @@ import numpy as onp
 import autograd.numpy as np
 
 from . import ops
-from .backend import array_module
+from .arrays import array_module
 
 # ---------------------------------------------------------------------------------------------
 # Linear (dense) layer

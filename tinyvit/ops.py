@@ -19,7 +19,7 @@ import autograd.numpy as np
 from autograd.extend import defvjp, defvjp_argnums, primitive
 from autograd.tracer import getval
 
-from .backend import array_module
+from .arrays import array_module
 
 # ---------------------------------------------------------------------------------------------
 # LayerNorm (Ba et al. 2016): y = (x - mean) / sqrt(var + eps) * g + b over the last axis.

@@ -19,7 +19,7 @@ import numpy as np
 from autograd import grad
 from autograd.tracer import getval
 
-from . import backend as backends
+from . import device
 from . import checkpoint, data, models, ops, optim
 from .configs import DEFAULT_MODEL
 from .run.progress import Progress, format_seconds
@@ -108,9 +108,9 @@ def train_step(grad_fn, params, opt_state, x, y, rng, lr, weight_decay, clip):
 
 def predict_logits(model, params, x_uint8, mean, std, batch_size=500):
     """Logits (N, K) of uint8 images, in eval mode, batch by batch (on the params' device)."""
-    xp = backends.array_module(params["head"]["w"])
-    out = [backends.to_host(model.apply(params, xp.asarray(to_input(x_uint8[i:i + batch_size],
-                                                                      mean, std))))
+    xp = device.array_module(params["head"]["w"])
+    out = [device.to_host(model.apply(params, xp.asarray(to_input(x_uint8[i:i + batch_size],
+                                                                    mean, std))))
            for i in range(0, len(x_uint8), batch_size)]
     return np.concatenate(out)
 
@@ -151,8 +151,8 @@ def confusion_summary(cm, classes, top=3):
 def save_state(path, params, opt_state, rng, epoch, meta):
     """Atomically write params, Adam moments, RNG state, step and metadata to one .npz."""
     checkpoint.save_params(
-        path, backends.to_host({"params": params, "opt": {"m": opt_state["m"],
-                                                          "v": opt_state["v"]}}),
+        path, device.to_host({"params": params, "opt": {"m": opt_state["m"],
+                                                        "v": opt_state["v"]}}),
         step=np.array(opt_state["step"]), epoch=np.array(epoch),
         rng=np.array(json.dumps(rng.bit_generator.state)), meta=np.array(json.dumps(meta)))
 
@@ -196,7 +196,7 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, epochs=None,
     `backend`: "numpy" (CPU), "cupy" (GPU) or an array module; data augmentation and
     checkpoints stay on the host, parameters, optimiser state and batches live on the device.
     """
-    xp = backends.use_backend(backend)
+    xp = device.use_backend(backend)
     hp = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                 warmup=warmup, smoothing=smoothing, clip=clip)
     ds = dataset or prepare(data_source, train_size, seed, data_dir)
@@ -228,7 +228,7 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, epochs=None,
         params = net.init(rng)
         opt_state = optim.init_adam(params)
         log_path.write_text("")
-    params, opt_state = backends.to_device(params, xp), backends.to_device(opt_state, xp)
+    params, opt_state = device.to_device(params, xp), device.to_device(opt_state, xp)
     n_params = sum(v.size for v in flatten(params).values())
     log(f"{net.name}: {n_params:,} parameters; {len(x_train):,} training images, "
         f"{hp['epochs']} epochs x {steps_per_epoch} steps of {hp['batch_size']}")
@@ -257,7 +257,7 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, epochs=None,
                 raise TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: "
                                        f"{e} (try a lower --lr){kept}") from None
             losses.append(loss)
-            correct += int((backends.to_host(logits).argmax(1) == y_train[idx]).sum())
+            correct += int((device.to_host(logits).argmax(1) == y_train[idx]).sum())
             seen += len(idx)
             rate = seen / (time.perf_counter() - t0)
             progress.update(step + 1, f"epoch {epoch + 1}/{hp['epochs']} loss {loss:.3f} "
