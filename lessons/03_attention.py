@@ -36,7 +36,24 @@ sa = A @ v  # (N, D_h)                                         Eq. 7
 print("A =\n", np.round(A, 3), "\nrows sum to 1:", np.allclose(A.sum(1), 1))
 
 # %% [markdown]
+# The library's softmax is the formula itself; autograd differentiates it. Training swaps in
+# a fast twin from `tinyvit.fast`, the same function with a hand-derived VJP:
+
+# %%
+lesson.show_code(ops.softmax)
+lesson.show_twin("softmax")
+
+# %% [markdown]
 # ## Many heads at once, batched
+#
+# Eq. 5–8 in code: `attention_weights` is Eq. 6 for every head at once, and `attention` is
+# Eq. 5, 7 and 8 around it.
+
+# %%
+lesson.show_code(layers.attention_weights)
+lesson.show_code(layers.attention)
+
+# %% [markdown]
 #
 # `layers.attention` computes all heads of all images with a handful of matrix products: one
 # fused projection to `[q | k | v]` of shape `(B*N, 3D)`, a reshape to `(B, H, N, D/H)`, and

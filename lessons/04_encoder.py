@@ -28,6 +28,9 @@ rng = np.random.default_rng(0)
 # token separately (not over the batch, unlike BatchNorm).
 
 # %%
+lesson.show_code(ops.layer_norm)
+lesson.show_twin("layer_norm")
+
 x = rng.standard_normal((2, 3, 8)) * 5 + 3  # (B, N, D)
 y = layers.layer_norm(layers.init_layer_norm(8, np.float64), x)
 print("per-token mean ~0:", np.allclose(y.mean(-1), 0), " std ~1:", np.allclose(y.std(-1), 1, atol=1e-4))
@@ -38,6 +41,9 @@ print("per-token mean ~0:", np.allclose(y.mean(-1), 0), " std ~1:", np.allclose(
 # the tanh form used by the official JAX code. A smooth ReLU that lets small negatives through.
 
 # %%
+lesson.show_code(ops.gelu)
+lesson.show_twin("gelu")
+
 xs = np.linspace(-4, 4, 81)
 chart = charts.line_chart({"GELU": (xs, ops.gelu(xs), None), "ReLU": (xs, np.maximum(xs, 0), None)},
                           xlabel="x", ylabel="f(x)", title="GELU vs ReLU", error_bars=False)
@@ -49,6 +55,8 @@ lesson.show(chart, "gelu", LESSON)
 # applies the final LN and the head on the class token (Eq. 4).
 
 # %%
+lesson.show_code(layers.block)
+
 blk = layers.init_block(rng, 16, 32, np.float64)
 z = rng.standard_normal((2, 5, 16))  # (B, N, D)
 print("block keeps the shape:", layers.block(blk, z, heads=4).shape)

@@ -17,7 +17,7 @@
 import numpy as np
 
 import lesson
-from tinyvit import cnn
+from tinyvit import cnn, configs
 from tinyvit.figures import pictures
 from tinyvit.vit import patchify
 
@@ -35,6 +35,8 @@ img = x_test[:2].astype(np.float32) / 255.0  # (2, 32, 32, 3)
 
 # %%
 vit_patches = patchify(img, 4)  # (2, 64, 48): 64 non-overlapping 4x4 patches
+lesson.show_code(cnn.im2col)
+lesson.show_twin("im2col")
 cols = cnn.im2col(img, 3)  # (2*32*32, 27): a 3x3x3 patch around every pixel
 print("ViT patches", vit_patches.shape, " conv patches", cols.shape)
 w = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)  # (k, k, Cin, Cout)
@@ -52,11 +54,11 @@ print("im2col @ kernel == convolution:", np.isclose(conv_out.reshape(2, 32, 32, 
 # pooling and a linear head — about 0.3M parameters, like the small ViTs.
 
 # %%
-for name in cnn.CNN_PRESETS:
-    cfg = cnn.get_cnn_config(name)
+for name in configs.CNN_PRESETS:
+    cfg = configs.get_cnn_config(name)
     print(f"{name:10s} {cnn.param_count(cfg):9,d} parameters  "
           f"{cnn.flops_per_image(cfg) / 1e6:6.1f} M multiply-adds per image")
-cfg = cnn.get_cnn_config("cnn-small")
+cfg = configs.get_cnn_config("cnn-small")
 params = cnn.init_cnn(rng, cfg)
 print("logits", cnn.cnn(params, img, cfg).shape)
 

@@ -8,11 +8,14 @@ notebook opened here runs in this folder).
 * `show(image, name)` saves a PIL image as PNG under the lesson's output folder
   (`lessons/output/<lesson>/`, or `$TINYVIT_OUT/<lesson>/`) and, inside a notebook,
   displays it inline.
+* `show_code(f)` prints the source of the library function that defines a formula, and
+  `show_twin(name)` says which fast twin training runs in its place (from `tinyvit.fast`).
 * `cifar10(...)` loads real CIFAR-10: `$TINYVIT_LESSON_DATA` if set (any `--data` source),
   else `tinyvit.data.load_data("cifar10")`: the official download, or offline the local copy
   named by `$TINYVIT_CIFAR10_COPY`.
 * `trained_vit(lesson)` finds (or, once, trains) the trained ViT that lessons 8 and 9 analyse.
 """
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -64,6 +67,21 @@ def show(image, name, lesson):
     else:
         print(f"saved {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
     return path
+
+
+def show_code(fn):
+    """Print the source of a library function: the code the model runs, as the lesson shows it."""
+    print(f"# {fn.__module__}.{fn.__qualname__}\n{inspect.getsource(fn).rstrip()}\n")
+
+
+def show_twin(name):
+    """Say which fast twin training uses instead of the formula `name`, and what it does."""
+    from tinyvit import fast
+
+    twin = fast.TWINS[name][2]
+    doc = " ".join(inspect.getdoc(twin).split("\n\n")[0].split())
+    where = getattr(twin, "fun", twin).__module__  # an autograd primitive wraps the function
+    print(f"training runs {where}.{name} instead (tested equal, values and gradients): {doc}")
 
 
 def cifar_source():

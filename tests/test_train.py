@@ -139,13 +139,13 @@ def test_training_on_a_device_backend_equals_numpy(tmp_path):
     """The whole loop through the strict CuPy stand-in (tests/fake_cupy.py): same metrics and
     bit-identical parameters as on NumPy, and checkpoints written as host arrays."""
     import fake_cupy
-    from tinyvit import backend
+    from tinyvit import device
 
     try:
         host = run(tmp_path, "host", epochs=1)
         dev = run(tmp_path, "dev", epochs=1, backend=fake_cupy)
     finally:
-        backend.use_backend("numpy")
+        device.use_backend("numpy")
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
     assert strip(host) == strip(dev)
     from tinyvit.tree import flatten

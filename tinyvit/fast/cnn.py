@@ -22,7 +22,8 @@ from ..cnn import pad
 
 @primitive
 def im2col(x, k=3):
-    """`tinyvit.cnn.im2col` as a primitive: the same slices copied into one buffer, col2im VJP."""
+    """im2col as a primitive: the same windows copied into one buffer; its VJP (col2im) adds each
+    window back in place (autograd's VJP of the formula's slices runs np.add.at)."""
     b, h, w, c = x.shape
     padded = pad(x, k // 2)  # (B, H+2r, W+2r, C)
     cols = np.empty_like(x, shape=(b, h, w, k, k, c))  # (B, H, W, k, k, C)
@@ -76,7 +77,9 @@ _CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))  # the order in which ties are broke
 
 @primitive
 def max_pool(x):
-    """2x2 max pooling; the VJP sends each gradient to one maximum. (B,H,W,C) -> (B,H/2,W/2,C)."""
+    """2x2 max pooling whose VJP sends each gradient to one maximum in float32 (autograd's VJP
+    of the formula's max splits ties, dividing by an int64 count in float64).
+    (B, H, W, C) -> (B, H/2, W/2, C)."""
     b, h, w, c = x.shape
     x6 = x.reshape(b, h // 2, 2, w // 2, 2, c)  # (B, H/2, 2, W/2, 2, C)
     top = np.maximum(x6[:, :, 0, :, 0], x6[:, :, 0, :, 1])  # (B, H/2, W/2, C)
@@ -143,7 +146,8 @@ def _group_normalise(x, groups, eps):
 
 @primitive
 def group_norm(x, g, b, groups, eps=1e-5):
-    """GroupNorm with a hand VJP. x (B, H, W, C), g and b (C,) -> (B, H, W, C)."""
+    """GroupNorm with a hand VJP: a few passes over the activations instead of autograd's dozen,
+    statistics per channel so every pass runs on (B, P, C). x (B, H, W, C) -> same."""
     y, _ = _group_normalise(x, groups, eps)  # (B, H*W, C)
     y *= g  # in place: one new array in all
     y += b

@@ -31,7 +31,8 @@ def _normalise(x, eps):
 
 @primitive
 def layer_norm(x, g, b, eps=1e-6):
-    """LayerNorm with a hand VJP. x (..., D), g (D,), b (D,) -> (..., D)."""
+    """LayerNorm with a hand VJP: one fused backward pass in float32, x_hat recomputed rather
+    than kept (autograd's VJP of the formula makes a dozen passes). x (..., D) -> (..., D)."""
     y, _ = _normalise(x, eps)
     y *= g  # in place: one new array in all, not three
     y += b
@@ -82,7 +83,8 @@ defvjp_argnums(layer_norm, _layer_norm_vjp)
 
 @primitive
 def softmax(x):
-    """Softmax over the last axis in one buffer, with VJP dx = y * (g - sum(g * y))."""
+    """Softmax in one buffer, with the VJP dx = y (g - sum(g y)) in two passes (autograd
+    differentiates the exp, the sum and the division of the formula one by one)."""
     e = x - x.max(-1, keepdims=True)  # (..., D) a new array, then updated in place
     np.exp(e, out=e)
     e *= 1.0 / e.sum(-1, keepdims=True)  # (..., 1) reciprocals: D multiplies, 1 divide per row
@@ -114,7 +116,8 @@ def _sigmoid_2u(x):
 
 @primitive
 def gelu(x):
-    """GELU = x * sigmoid(2u)."""
+    """GELU as x sigmoid(2u): one `exp` instead of a `tanh`, one buffer updated in place, and a
+    VJP in one expression (autograd's VJP of tanh computes a cosh and keeps five temporaries)."""
     s = _sigmoid_2u(x)
     s *= x
     return s
@@ -147,7 +150,8 @@ defvjp(gelu, _gelu_vjp)
 
 @primitive
 def cross_entropy(logits, labels, smoothing=0.0):
-    """Mean smoothed cross-entropy with VJP d logits = (softmax(z) - q) / B."""
+    """Mean smoothed cross-entropy with the VJP d logits = (softmax(z) - q) / B in one line
+    (autograd differentiates the log-sum-exp of the formula step by step)."""
     z = logits - logits.max(-1, keepdims=True)  # (B, K)
     log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))  # (B, K)
     q = smoothed_targets(labels, logits.shape[-1], smoothing, logits)  # (B, K)
@@ -173,7 +177,8 @@ defvjp(cross_entropy, _cross_entropy_vjp)
 
 @primitive
 def first_token(z):
-    """z (B, N, D) -> z[:, 0] (B, D), with a cheap VJP."""
+    """z[:, 0] with a VJP that writes g into one slice of zeros (autograd's VJP of indexing runs
+    np.add.at over the whole (B, N, D) array). z (B, N, D) -> (B, D)."""
     return z[:, 0]
 
 

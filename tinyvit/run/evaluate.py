@@ -7,7 +7,7 @@ Shape legend: N images, B batch, H, W, C image, K classes.
 """
 import numpy as np
 
-from .. import backend as device
+from .. import device
 from .. import data, fast, ops
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from autograd import grad_and_aux
 from autograd.tracer import getval
 
-from .. import backend as device
+from .. import device
 from .. import data, fast, ops, optim
 from ..configs import DEFAULT_MODEL, family
 from ..tree import count_params
