@@ -20,11 +20,13 @@ import os
 import sys
 from pathlib import Path
 
-
-from tinyvit import data
-from tinyvit.configs import DEFAULT_MODEL
-
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # lessons run from any folder without installing tinyvit
+    sys.path.insert(0, str(REPO))
+
+from tinyvit import data  # noqa: E402
+from tinyvit.configs import DEFAULT_MODEL  # noqa: E402
+
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
 

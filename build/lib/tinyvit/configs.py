@@ -1,0 +1,221 @@
+"""Model configurations: the paper's ViT-Ti/S/B/L/H (Table 1), small CIFAR presets, the CNN.
+
+ViT names are `vit-{ti,s,b,l,h}{8,14,16,32}` (e.g. `vit-b16` is ViT-B/16) at 224 px with 1000
+classes unless overridden, and `vit-cifar-*` presets at 32 px with 10 classes. CNN names are
+`cnn-tiny`, `cnn-small`, `cnn-base` (the baseline of `tinyvit.cnn`). `family(name)` tells
+which of the two a name (or config) belongs to.
+"""
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """Hyper-parameters of one Vision Transformer.
+
+    image_size, patch_size: pixels (square); tokens N = (image_size / patch_size)^2.
+    width D, depth L (blocks), heads H, mlp_dim M, num_classes K, channels C.
+    pool: "cls" (Eq. 4, head on the [class] token) or "gap" (global average pooling of the
+    encoder output; no class token, as in the official code's `classifier="gap"`).
+    dropout: rate after the position embedding and after every dense layer but qkv.
+    """
+
+    name: str = "custom"
+    image_size: int = 32
+    patch_size: int = 4
+    channels: int = 3
+    width: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_dim: int = 128
+    num_classes: int = 10
+    pool: str = "cls"
+    dropout: float = 0.0
+    ln_eps: float = 1e-6
+
+    def __post_init__(self):
+        for field in ("image_size", "patch_size", "channels", "width", "depth", "heads",
+                      "mlp_dim", "num_classes"):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
+                raise ValueError(f"ViTConfig.{field}: expected a positive int, "
+                                 f"found {getattr(self, field)!r}")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"patch size {self.patch_size} must divide image size "
+                             f"{self.image_size} (found remainder "
+                             f"{self.image_size % self.patch_size})")
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
+        if self.pool not in ("cls", "gap"):
+            raise ValueError(f"pool: expected 'cls' or 'gap', found {self.pool!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected a rate in [0, 1), found {self.dropout}")
+
+    @property
+    def grid(self):
+        """Patches per side."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self):
+        """N = HW / P^2."""
+        return self.grid**2
+
+    @property
+    def num_tokens(self):
+        """Sequence length seen by the encoder: N patches (+1 [class] token)."""
+        return self.num_patches + (1 if self.pool == "cls" else 0)
+
+    @property
+    def patch_dim(self):
+        """P^2 C: the length of one flattened patch."""
+        return self.patch_size**2 * self.channels
+
+
+# Table 1 of the paper (+ ViT-Ti and ViT-S from DeiT / "How to train your ViT").
+PAPER_MODELS = {
+    "ti": dict(width=192, depth=12, heads=3, mlp_dim=768),
+    "s": dict(width=384, depth=12, heads=6, mlp_dim=1536),
+    "b": dict(width=768, depth=12, heads=12, mlp_dim=3072),
+    "l": dict(width=1024, depth=24, heads=16, mlp_dim=4096),
+    "h": dict(width=1280, depth=32, heads=16, mlp_dim=5120),
+}
+PAPER_PATCHES = (8, 14, 16, 32)
+
+# Small models for CIFAR (32 px, 10 classes). Patch 4 gives 64 tokens (+1 class token).
+CIFAR_PRESETS = {
+    "vit-cifar-nano": dict(patch_size=4, width=64, depth=4, heads=4, mlp_dim=128),
+    "vit-cifar-tiny": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256),
+    "vit-cifar-small": dict(patch_size=4, width=192, depth=6, heads=6, mlp_dim=384),
+}
+DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.train.RECIPES) fits ~1 h on 2 cores
+
+
+def model_names():
+    """Every name `get_config` accepts."""
+    paper = [f"vit-{s}{p}" for s in PAPER_MODELS for p in PAPER_PATCHES]
+    return list(CIFAR_PRESETS) + paper
+
+
+def get_config(name, image_size=None, num_classes=None, **overrides):
+    """The config called `name`, with optional image size / classes / field overrides."""
+    key = name.lower().replace("/", "")
+    if key in CIFAR_PRESETS:
+        base = dict(image_size=32, num_classes=10, **CIFAR_PRESETS[key])
+    elif key.startswith("vit-") and _split_paper_name(key[4:]) is not None:
+        size, patch = _split_paper_name(key[4:])
+        base = dict(image_size=224, num_classes=1000, patch_size=patch, **PAPER_MODELS[size])
+    else:
+        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(model_names())}")
+    if image_size is not None:
+        base["image_size"] = image_size
+    if num_classes is not None:
+        base["num_classes"] = num_classes
+    base.update(overrides)
+    return ViTConfig(name=key, **base)
+
+
+def _split_paper_name(s):
+    """'b16' -> ('b', 16); None when it is not a paper model."""
+    for size in sorted(PAPER_MODELS, key=len, reverse=True):
+        if s.startswith(size) and s[len(size):].isdigit():
+            patch = int(s[len(size):])
+            return (size, patch) if patch in PAPER_PATCHES else None
+    return None
+
+
+def replace(cfg, **changes):
+    """A copy of `cfg` with some fields changed (validated again)."""
+    return dataclasses.replace(cfg, **changes)
+
+
+def family(name_or_cfg):
+    """"vit" or "cnn": which model family a name (or a config) belongs to. CNNs are named cnn-*."""
+    name = name_or_cfg if isinstance(name_or_cfg, str) else name_or_cfg.name
+    return "cnn" if name.lower().startswith("cnn") else "vit"
+
+
+def check_images(images, cfg):
+    """One-line ValueError unless images are (B, image_size, image_size, channels) (NHWC)."""
+    shape = getattr(images, "shape", None)
+    want = (cfg.image_size, cfg.image_size, cfg.channels)
+    if shape is None or len(shape) != 4 or tuple(shape[1:]) != want:
+        raise ValueError(f"{cfg.name}: expected images of shape (B, {want[0]}, {want[1]}, "
+                         f"{want[2]}) (NHWC), found {tuple(shape) if shape else type(images)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The CNN baseline (tinyvit.cnn)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Hyper-parameters of the CNN.
+
+    stem S: channels of the first convolution (full resolution). widths: output channels of
+    each stage; every stage halves H and W, so image_size must be divisible by 2^len(widths).
+    depth: convolutions per stage. groups G: GroupNorm groups (must divide S and every width),
+    0 for no normalisation. dropout: rate before the head (training only).
+    """
+
+    name: str = "cnn-small"
+    image_size: int = 32
+    channels: int = 3
+    stem: int = 32
+    widths: tuple = (32, 64, 128)
+    depth: int = 2
+    groups: int = 8
+    kernel: int = 3
+    num_classes: int = 10
+    dropout: float = 0.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
+        for field in ("image_size", "channels", "stem", "depth", "kernel", "num_classes"):
+            v = getattr(self, field)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"CNNConfig.{field}: expected a positive int, found {v!r}")
+        if not self.widths or not all(isinstance(w, int) and w > 0 for w in self.widths):
+            raise ValueError(f"CNNConfig.widths: expected positive ints, found {self.widths!r}")
+        if self.kernel % 2 == 0:
+            raise ValueError(f"CNNConfig.kernel: expected an odd size, found {self.kernel}")
+        if not isinstance(self.groups, int) or self.groups < 0:
+            raise ValueError(f"CNNConfig.groups: expected an int >= 0, found {self.groups!r}")
+        if self.groups and any(c % self.groups for c in (self.stem,) + self.widths):
+            raise ValueError(f"CNNConfig.groups: expected a divisor of stem {self.stem} and "
+                             f"widths {self.widths}, found {self.groups}")
+        if self.image_size % self.reduction:
+            raise ValueError(f"image size {self.image_size} must be divisible by "
+                             f"{self.reduction} (2^{len(self.widths)} stages of 2x2 pooling), "
+                             f"found remainder {self.image_size % self.reduction}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected a rate in [0, 1), found {self.dropout}")
+
+    @property
+    def reduction(self):
+        """How much the stages shrink each side: 2^(number of stages)."""
+        return 2 ** len(self.widths)
+
+
+# Presets for 32 x 32 images, 10 classes. Parameters / forward multiply-adds per image:
+CNN_PRESETS = {
+    "cnn-tiny": dict(stem=16, widths=(16, 32, 64), depth=2, groups=4),  # 75k, 6.9M
+    "cnn-small": dict(stem=32, widths=(32, 64, 128), depth=2, groups=8),  # 298k, 26.8M
+    "cnn-base": dict(stem=32, widths=(48, 96, 144), depth=2, groups=8),  # 474k, 47.2M
+}
+DEFAULT_CNN = "cnn-small"
+
+
+def get_cnn_config(name=DEFAULT_CNN, num_classes=None, image_size=None, **overrides):
+    """The CNN preset called `name`, with optional classes / image size / field overrides."""
+    key = name.lower()
+    if key not in CNN_PRESETS:
+        raise ValueError(f"unknown CNN {name!r}; expected one of: {', '.join(CNN_PRESETS)}")
+    base = dict(CNN_PRESETS[key])
+    if num_classes is not None:
+        base["num_classes"] = num_classes
+    if image_size is not None:
+        base["image_size"] = image_size
+    base.update(overrides)
+    return CNNConfig(name=key, **base)

@@ -1,0 +1,69 @@
+"""Evaluation and prediction: test accuracy, confusion matrices, the top classes of an image.
+
+The model runs its fast twins here (`tinyvit.fast`), batch by batch, on the device that
+holds its parameters; inputs are normalised as in training (`tinyvit.data.normalize`).
+
+Shape legend: N images, B batch, H, W, C image, K classes.
+"""
+import numpy as np
+
+from .. import device
+from .. import data, fast, ops
+
+
+def predict_logits(model, params, x_uint8, mean, std, batch_size=500):
+    """Logits (N, K) of uint8 images (N, H, W, C), in eval mode, batch by batch."""
+    xp = device.array_module(params["head"]["w"])
+    with fast.twins():
+        out = [device.to_host(model.apply(params, xp.asarray(
+            data.normalize(x_uint8[i:i + batch_size], mean, std))))  # (B, K)
+            for i in range(0, len(x_uint8), batch_size)]
+    return np.concatenate(out)  # (N, K)
+
+
+def confusion_matrix(y_true, y_pred, k):
+    """(K, K) counts: row = true class, column = predicted class."""
+    m = np.zeros((k, k), np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m
+
+
+def evaluate(model, params, x, y, mean, std, batch_size=500):
+    """Accuracy (0-1) and confusion matrix of uint8 images x with labels y."""
+    pred = predict_logits(model, params, x, mean, std, batch_size).argmax(1)  # (N,)
+    return float((pred == y).mean()), confusion_matrix(y, pred, model.cfg.num_classes)
+
+
+def confusion_summary(cm, classes, top=3):
+    """Per-class accuracy and the most frequent confusions, as printable lines."""
+    lines = ["class            accuracy"]
+    for i, name in enumerate(classes):
+        lines.append(f"{name:<16} {cm[i, i] / max(cm[i].sum(), 1):7.1%}")
+    off = cm - np.diag(np.diag(cm))
+    pairs = sorted(((off[i, j], i, j) for i in range(len(cm)) for j in range(len(cm))
+                    if off[i, j] > 0), reverse=True)[:top]
+    if pairs:
+        lines.append("most confused: " + ", ".join(
+            f"{classes[i]}->{classes[j]} ({n})" for n, i, j in pairs))
+    return lines
+
+
+def load_image(path, size):
+    """An image file as uint8 (1, size, size, 3), resized with Pillow."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((size, size), Image.BICUBIC)
+            return np.asarray(im, np.uint8)[None]  # (1, H, W, 3)
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{path}: cannot read image ({e})") from None
+
+
+def predict(model, params, meta, image_path, top=5):
+    """[(class name, probability)] of the top classes for one image file."""
+    x = load_image(image_path, model.cfg.image_size)
+    logits = predict_logits(model, params, x, np.float32(meta["mean"]), np.float32(meta["std"]))
+    p = ops.softmax(logits[0].astype(np.float64))  # (K,)
+    best = np.argsort(-p)[:top]
+    return [(meta["classes"][i], float(p[i])) for i in best]

@@ -1,0 +1,256 @@
+"""Training: the paper's recipe in miniature, `python -m tinyvit train`.
+
+Sec. 4.1 / Appendix B.1: AdamW (beta1 0.9, beta2 0.999, decoupled weight decay), linear
+warmup then cosine decay, global-norm gradient clipping at 1, label smoothing; plus random
+crop + flip augmentation, which small data sets need. The model runs its fast twins here
+(`tinyvit.fast`; the same functions as the formulas, with hand VJPs). One run writes to `out`:
+
+    metrics.jsonl   one JSON object per epoch (loss, train/test accuracy, seconds, lr)
+    last.npz        params + optimiser state + RNG state + step, rewritten atomically each epoch
+
+Read top to bottom: the recipe, one optimisation step, starting or resuming a run, one
+epoch, and `train`, which strings them together.
+
+Shape legend: B batch, H, W, C image, K classes.
+"""
+import json
+import math
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from autograd import grad_and_aux
+from autograd.tracer import getval
+
+from .. import device
+from .. import data, fast, ops, optim
+from ..configs import DEFAULT_MODEL, family
+from ..tree import count_params
+from . import checkpoint, models
+from .evaluate import evaluate
+from .progress import Progress, format_seconds
+
+# Defaults per model family, chosen on this project's 2-core CPU (see README "Results"): about
+# an hour of training for vit-cifar-nano and half an hour for cnn-small.
+RECIPES = {
+    "vit": dict(epochs=18, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=2.0,
+                smoothing=0.1, clip=1.0),
+    "cnn": dict(epochs=7, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=1.0,
+                smoothing=0.1, clip=1.0),
+}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def recipe(model_name, **overrides):
+    """The default hyper-parameters for a model, with the given (non-None) overrides."""
+    r = dict(RECIPES[family(model_name)])
+    unknown = sorted(set(overrides) - set(r))
+    if unknown:
+        raise ValueError(f"train: unknown hyper-parameter {unknown[0]!r}; expected one of "
+                         f"{', '.join(r)}")
+    r.update({k: v for k, v in overrides.items() if v is not None})
+    return r
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+def channel_stats(x):
+    """Per-channel mean and std of uint8 images (N, H, W, C), in 0-255 units."""
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)  # (N*H*W, C)
+    return flat.mean(0).astype(np.float32), flat.std(0).astype(np.float32)
+
+
+def prepare(source, train_size=None, seed=0, data_dir=None):
+    """Load a data set, take the seeded class-balanced subset, compute normalisation."""
+    ds = data.load_data(source, data_dir=data_dir)
+    x, y = ds["train"]
+    if train_size is not None:
+        x, y = data.balanced_subset(x, y, train_size, seed)
+    mean, std = channel_stats(x)
+    return dict(train=(x, y), test=ds["test"], classes=list(ds["classes"]), mean=mean, std=std)
+
+
+# ---------------------------------------------------------------------------------------------
+# One optimisation step
+# ---------------------------------------------------------------------------------------------
+
+
+def make_grad_fn(model, smoothing):
+    """grad_fn(params, x, y, rng) -> (grads, (loss, logits)) via autograd."""
+
+    def loss_and_aux(params, x, y, rng):
+        logits = model.apply(params, x, True, rng)  # (B, K)
+        loss = ops.cross_entropy(logits, y, smoothing)
+        return loss, (getval(loss), getval(logits))
+
+    return grad_and_aux(loss_and_aux)
+
+
+def train_step(grad_fn, params, opt_state, x, y, rng, lr, weight_decay, clip):
+    """Forward, backward, clip, AdamW. Returns (params, opt_state, loss, logits, grad_norm)."""
+    grads, (loss, logits) = grad_fn(params, x, y, rng)
+    if not math.isfinite(float(loss)):
+        raise TrainingDiverged(f"loss is {float(loss)}")
+    grads, norm = optim.clip_by_global_norm(grads, clip) if clip else (grads, float("nan"))
+    params, opt_state = optim.adam_update(params, grads, opt_state, lr,
+                                          weight_decay=weight_decay)
+    return params, opt_state, float(loss), logits, norm
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting or resuming a run
+# ---------------------------------------------------------------------------------------------
+
+
+class Schedule(NamedTuple):
+    """How many steps: per epoch, in all, of warmup."""
+
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+    @classmethod
+    def of(cls, n_train, hp):
+        per_epoch = max(n_train // hp["batch_size"], 1)
+        total = per_epoch * hp["epochs"]
+        return cls(per_epoch, total, min(int(hp["warmup"] * per_epoch), total - 1))
+
+    def lr(self, step, base_lr):
+        return optim.warmup_cosine(step, self.total_steps, base_lr, self.warmup_steps)
+
+
+def run_metadata(net, ds, hp, seed, data_source):
+    """What a checkpoint records about its run (JSON-able)."""
+    return dict(model=models.config_dict(net), classes=ds["classes"],
+                mean=ds["mean"].tolist(), std=ds["std"].tolist(), hparams=hp,
+                train_size=len(ds["train"][0]), seed=seed, data=str(data_source))
+
+
+def start(net, seed, log_path):
+    """A fresh run: (params, opt_state, rng, epoch 0, empty history); empties the log."""
+    rng = np.random.default_rng(seed)
+    params = net.init(rng)
+    log_path.write_text("")
+    return params, optim.init_adam(params), rng, 0, []
+
+
+def resume_from(ckpt_path, log_path, meta, log):
+    """The run saved in ckpt_path, if it was trained with the same model and hyper-parameters."""
+    params, opt_state, rng, epoch, saved = checkpoint.load_state(ckpt_path)
+    same = json.loads(json.dumps([meta["hparams"], meta["model"]]))  # tuples become lists
+    if [saved["hparams"], saved["model"]] != same:
+        raise ValueError(f"{ckpt_path}: was trained with other settings; resume needs the "
+                         f"same model and hyper-parameters (saved {saved['hparams']})")
+    history = [json.loads(line) for line in log_path.read_text().splitlines()][:epoch]
+    log(f"resuming from {ckpt_path} at epoch {epoch}")
+    return params, opt_state, rng, epoch, history
+
+
+# ---------------------------------------------------------------------------------------------
+# One epoch
+# ---------------------------------------------------------------------------------------------
+
+
+def train_epoch(state, epoch, ctx):
+    """Train one epoch in place of `state` (a dict); returns (mean loss, train acc, lr, seconds)."""
+    hp, sched, xp, (x_train, y_train) = ctx["hp"], ctx["schedule"], ctx["xp"], ctx["train"]
+    t0, losses, correct, seen, lr = time.perf_counter(), [], 0, 0, float("nan")
+    order = state["rng"].permutation(len(x_train))
+    for i in range(sched.steps_per_epoch):
+        step = state["opt"]["step"]
+        if ctx["max_steps"] is not None and step >= ctx["max_steps"]:
+            break
+        idx = order[i * hp["batch_size"]:(i + 1) * hp["batch_size"]]  # (B,)
+        xb = data.random_crop_flip(state["rng"], x_train[idx]) if ctx["augment"] else x_train[idx]
+        x = xp.asarray(data.normalize(xb, ctx["mean"], ctx["std"]))  # (B, H, W, C) float32
+        lr = sched.lr(step, hp["lr"])
+        try:
+            state["params"], state["opt"], loss, logits, _ = train_step(
+                ctx["grad_fn"], state["params"], state["opt"], x, xp.asarray(y_train[idx]),
+                state["rng"], lr, hp["weight_decay"], hp["clip"])
+        except TrainingDiverged as e:
+            ctx["progress"].close()
+            kept = (f"; the last good checkpoint is {ctx['ckpt']}" if ctx["ckpt"].exists()
+                    else "")
+            raise TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: "
+                                   f"{e} (try a lower --lr){kept}") from None
+        losses.append(loss)
+        correct += int((device.to_host(logits).argmax(1) == y_train[idx]).sum())
+        seen += len(idx)
+        ctx["progress"].update(step + 1, f"epoch {epoch + 1}/{hp['epochs']} loss {loss:.3f} "
+                                         f"acc {correct / seen:.1%} "
+                                         f"{seen / (time.perf_counter() - t0):.0f} img/s")
+    mean_loss = float(np.mean(losses)) if losses else float("nan")
+    return mean_loss, correct / max(seen, 1), float(lr), time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole run
+# ---------------------------------------------------------------------------------------------
+
+
+def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None, data_dir=None,
+          train_size=None, seed=0, augment=True, resume=False, max_steps=None, eval_every=1,
+          backend="numpy", log=print, progress_stream=None, **hparams):
+    """Train `model` on `data_source`; returns the list of per-epoch metrics dicts.
+
+    hparams: epochs, batch_size, lr, weight_decay, warmup (in epochs), smoothing, clip;
+    missing ones come from `RECIPES`. `out`: the run's folder (default `runs/<model>`).
+    `dataset` may pass an already prepared dict (see `prepare`) instead of loading.
+    `max_steps` stops early (tests, smoke runs). `eval_every`: test accuracy every this many
+    epochs and after the last one (other rows have `test_acc` None).
+    `backend`: "numpy" (CPU), "cupy" (GPU) or an array module; augmentation and checkpoints
+    stay on the host, parameters, optimiser state and batches live on the device.
+    """
+    hp = recipe(model, **hparams)
+    xp = device.use_backend(backend)
+    ds = dataset or prepare(data_source, train_size, seed, data_dir)
+    net = models.build(model, num_classes=len(ds["classes"]), image_size=ds["train"][0].shape[1])
+    out = Path(out or f"runs/{model}")
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt, log_path = out / "last.npz", out / "metrics.jsonl"
+    sched = Schedule.of(len(ds["train"][0]), hp)
+    meta = run_metadata(net, ds, hp, seed, data_source)
+
+    if resume and ckpt.exists():
+        params, opt_state, rng, start_epoch, history = resume_from(ckpt, log_path, meta, log)
+    else:
+        params, opt_state, rng, start_epoch, history = start(net, seed, log_path)
+    state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
+                 rng=rng)
+    log(f"{net.name}: {count_params(params):,} parameters; {len(ds['train'][0]):,} training "
+        f"images, {hp['epochs']} epochs x {sched.steps_per_epoch} steps of {hp['batch_size']}")
+
+    fast.keep_freed_memory()
+    progress = Progress(sched.total_steps, "step ", progress_stream,
+                        start_done=start_epoch * sched.steps_per_epoch)
+    ctx = dict(hp=hp, schedule=sched, xp=xp, train=ds["train"], mean=ds["mean"], std=ds["std"],
+               augment=augment, max_steps=max_steps, grad_fn=make_grad_fn(net, hp["smoothing"]),
+               progress=progress, ckpt=ckpt)
+    with fast.twins():
+        for epoch in range(start_epoch, hp["epochs"]):
+            loss, train_acc, lr, seconds = train_epoch(state, epoch, ctx)
+            last = epoch + 1 == hp["epochs"] or (max_steps is not None
+                                                 and state["opt"]["step"] >= max_steps)
+            test_acc = (evaluate(net, state["params"], *ds["test"], ds["mean"], ds["std"])[0]
+                        if last or (epoch + 1) % eval_every == 0 else None)
+            row = dict(epoch=epoch + 1, step=int(state["opt"]["step"]), lr=lr, loss=loss,
+                       train_acc=train_acc, test_acc=test_acc, seconds=round(seconds, 2))
+            history.append(row)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            checkpoint.save_state(ckpt, state["params"], state["opt"], state["rng"], epoch + 1,
+                                  meta)
+            tested = f", test {test_acc:.1%}" if test_acc is not None else ""
+            progress.close(f"epoch {epoch + 1}/{hp['epochs']}: loss {loss:.3f}, train "
+                           f"{train_acc:.1%}{tested}, {format_seconds(seconds)}")
+            if last:
+                break
+    return history

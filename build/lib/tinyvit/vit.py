@@ -1,0 +1,120 @@
+"""The Vision Transformer (Dosovitskiy et al., ICLR 2021), Eq. 1-4, in autograd.numpy.
+
+    z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos        (Eq. 1)  embed()
+    z'_l = MSA(LN(z_{l-1})) + z_{l-1}                      (Eq. 2)  layers.block()
+    z_l  = MLP(LN(z'_l)) + z'_l                            (Eq. 3)  layers.block()
+    y    = LN(z_L^0)                                       (Eq. 4)  encode() + pool()
+
+Shape legend: B batch, H, W image height/width (H = heads in attention maps), C channels,
+P patch size, N patches (N+1 tokens with the class token), D width, K classes.
+Images are NHWC float32; parameters are nested dicts (see docs/CONVENTIONS.md).
+"""
+import numpy as onp
+
+import autograd.numpy as np
+
+from . import layers, ops
+from .configs import ViTConfig, check_images
+from .tree import count_params  # noqa: F401  (re-exported: tinyvit.vit.count_params)
+
+
+def patchify(images, p):
+    """Cut images into non-overlapping P x P patches, flattened in (row, col, channel) order.
+
+    (B, H, W, C) -> (B, N, P*P*C) with N = (H/P)(W/P), by reshape + transpose (no loops).
+    """
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, c)  # (B, H/P, P, W/P, P, C)
+    x = x.transpose((0, 1, 3, 2, 4, 5))  # (B, H/P, W/P, P, P, C)
+    return x.reshape(b, (h // p) * (w // p), p * p * c)  # (B, N, P*P*C)
+
+
+def unpatchify(patches, p, c):
+    """Inverse of `patchify`: (B, N, P*P*C) -> (B, H, W, C) for a square grid."""
+    b, n, _ = patches.shape
+    g = int(round(n**0.5))
+    x = patches.reshape(b, g, g, p, p, c).transpose((0, 1, 3, 2, 4, 5))  # (B, g, P, g, P, C)
+    return x.reshape(b, g * p, g * p, c)  # (B, H, W, C)
+
+
+def init_vit(rng, cfg: ViTConfig, dtype=onp.float32):
+    """Random parameters for `cfg`. `rng` is a numpy.random.Generator.
+
+    Dense kernels Xavier-uniform, biases and the class token zero, position embeddings
+    N(0, 0.02^2), head zero (as the official code), LayerNorm scale 1 / offset 0.
+    """
+    d = cfg.width
+    params = {
+        "embed": layers.init_linear(rng, cfg.patch_dim, d, dtype),  # E: (P*P*C, D)
+        "pos": (0.02 * rng.standard_normal((1, cfg.num_tokens, d))).astype(dtype),
+        "blocks": [layers.init_block(rng, d, cfg.mlp_dim, dtype) for _ in range(cfg.depth)],
+        "norm": layers.init_layer_norm(d, dtype),
+        "head": layers.init_linear(rng, d, cfg.num_classes, dtype, zero=True),
+    }
+    if cfg.pool == "cls":
+        params["cls"] = onp.zeros((1, 1, d), dtype)
+    return params
+
+
+def embed(params, images, cfg: ViTConfig):
+    """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos. (B, H, W, C) -> (B, N(+1), D)."""
+    x = layers.linear(params["embed"], patchify(images, cfg.patch_size))  # (B, N, D)
+    if cfg.pool == "cls":
+        b, _, d = x.shape
+        cls = np.broadcast_to(params["cls"], (b, 1, d))  # (B, 1, D)
+        x = np.concatenate([cls, x], axis=1)  # (B, 1+N, D)
+    return x + params["pos"]  # (B, N(+1), D)
+
+
+def encode(params, images, cfg: ViTConfig, train=False, rng=None, weights_out=None):
+    """Embed, run the L encoder blocks and the final LayerNorm. -> (B, N(+1), D)."""
+    check_images(images, cfg)
+    z = layers.dropout(rng, embed(params, images, cfg), cfg.dropout, train)  # (B, N(+1), D)
+    for p in params["blocks"]:
+        z = layers.block(p, z, cfg.heads, cfg.ln_eps, cfg.dropout, train, rng, weights_out)
+    return layers.layer_norm(params["norm"], z, cfg.ln_eps)  # (B, N(+1), D)
+
+
+def pool(z, cfg: ViTConfig):
+    """Eq. 4: the class token's output y = LN(z_L^0), or the mean over tokens ("gap")."""
+    if cfg.pool == "cls":
+        return ops.first_token(z)  # (B, D)
+    return z.sum(1) * (1.0 / z.shape[1])  # (B, D)
+
+
+def features(params, images, cfg: ViTConfig, train=False, rng=None):
+    """The image representation y fed to the head (and to linear probes). -> (B, D)."""
+    return pool(encode(params, images, cfg, train, rng), cfg)
+
+
+def vit(params, images, cfg: ViTConfig, train=False, rng=None):
+    """Class logits. images (B, H, W, C) float -> (B, K)."""
+    return layers.linear(params["head"], features(params, images, cfg, train, rng))  # (B, K)
+
+
+def loss_fn(params, images, labels, cfg: ViTConfig, smoothing=0.0, train=False, rng=None):
+    """Mean softmax cross-entropy (with label smoothing) of the model's logits: a scalar."""
+    return ops.cross_entropy(vit(params, images, cfg, train, rng), labels, smoothing)
+
+
+def attention_maps(params, images, cfg: ViTConfig):
+    """Logits and the attention weights of every block: a list of L arrays (B, H, N, N)."""
+    maps = []
+    z = encode(params, images, cfg, weights_out=maps)
+    return layers.linear(params["head"], pool(z, cfg)), maps
+
+
+def param_count(cfg: ViTConfig):
+    """Number of parameters of `cfg`, without allocating them (ViT-H has 632M)."""
+    d, m, k = cfg.width, cfg.mlp_dim, cfg.num_classes
+    block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * m + m) + (m * d + d)
+    embed = cfg.patch_dim * d + d + cfg.num_tokens * d + (d if cfg.pool == "cls" else 0)
+    return embed + cfg.depth * block + 2 * d + d * k + k
+
+
+def flops_per_image(cfg: ViTConfig):
+    """Forward multiply-adds per image (matmuls only; 1 MAC = 2 FLOPs)."""
+    t, d, m = cfg.num_tokens, cfg.width, cfg.mlp_dim
+    embed_macs = cfg.num_patches * cfg.patch_dim * d
+    block_macs = t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * m
+    return embed_macs + cfg.depth * block_macs + d * cfg.num_classes
