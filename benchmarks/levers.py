@@ -13,7 +13,9 @@ The levers (see tinyvit/fast/ for why each one helps):
                                      the ViT instead of a 2-D `@` (tinyvit.layers.linear)
     malloc                           glibc keeps freed activations instead of returning them
                                      to the OS (`tinyvit.fast.keep_freed_memory`; TINYVIT_NO_MALLOPT=1 switches it off)
-    2 BLAS threads                   OPENBLAS_NUM_THREADS=2 against 1
+    shards                           each batch as 2 shards, one thread each (tinyvit.fast.shards)
+                                     against one thread with 2 BLAS threads (TINYVIT_SHARDS=1)
+    1 BLAS thread                    one core for everything (1 shard, OPENBLAS_NUM_THREADS=1)
 
 Every variant runs in its own process (malloc settings and BLAS threads are fixed when a
 process starts), `--steps` timed steps after two warm-up steps. Variants take turns for
@@ -64,7 +66,7 @@ def child(model, plain, steps, batch):
 
 def variants(model, threads):
     """(label, plain ops, extra environment) for every variant of `model`, "all on" first."""
-    on = {"OPENBLAS_NUM_THREADS": str(threads)}
+    on = {"OPENBLAS_NUM_THREADS": str(threads), "TINYVIT_SHARDS": str(threads)}
     levers = CNN_LEVERS if family(model) == "cnn" else VIT_LEVERS
     out = [("all on", [], on)]
     out += [(f"plain {name}", [name], on) for name in levers]
@@ -73,7 +75,8 @@ def variants(model, threads):
         out.append(("einsum dense layers", ["einsum"], on))
     out.append(("no malloc tuning", [], {**on, "TINYVIT_NO_MALLOPT": "1"}))
     if threads > 1:
-        out.append(("1 BLAS thread", [], {"OPENBLAS_NUM_THREADS": "1"}))
+        out.append(("no shards", [], {**on, "TINYVIT_SHARDS": "1"}))
+        out.append(("1 BLAS thread", [], {"OPENBLAS_NUM_THREADS": "1", "TINYVIT_SHARDS": "1"}))
     return out
 
 

@@ -1,13 +1,16 @@
 """Time one training step (forward + backward + AdamW) of tinyvit against PyTorch eager.
 
-    python benchmarks/step.py                         # vit-cifar-tiny and cnn-small, batch 128
-    python benchmarks/step.py --models vit-cifar-nano --batch-size 64 --repeats 10 --rounds 5
+    python benchmarks/step.py              # the four models at all cores and at 1 thread
+    python benchmarks/step.py --models vit-cifar-nano --threads 2 --repeats 10 --rounds 5
 
 Both run the same model on the same threads, each library in its own process, the two taking
 turns for `--rounds` rounds so machine noise hits both alike (not in one process: there their
-thread pools spin against each other; see `bench`). The script prints median ms/step, the
-ratio tinyvit/PyTorch, and achieved GFLOP/s as a share of the machine's float32 matmul peak
-measured in the same run.
+thread pools spin against each other; see `bench`). For each thread count T the processes
+get OPENBLAS_NUM_THREADS=T, torch.set_num_threads(T), and tinyvit T shards per step
+(TINYVIT_SHARDS=T: one thread per shard, as `python -m tinyvit train` runs on T cores). The
+script prints median ms/step, the ratio tinyvit/PyTorch, and achieved GFLOP/s as a share of
+the float32 matmul peak at T threads, measured in the same run; then what the extra cores buy
+each library.
 The PyTorch side is skipped with a message when torch is not installed.
 Training FLOPs are counted as 3x the forward matmul FLOPs (forward + two backward products).
 """
@@ -192,7 +195,10 @@ def time_steps(step, repeats, warmup=2):
 
 
 def child(side, name, batch, repeats):
-    """Run in a subprocess: print the median seconds per step of one library."""
+    """Run in a subprocess: print the median seconds per step of one library (or the peak)."""
+    if side == "peak":
+        print(matmul_peak())
+        return
     net = models.build(name)
     if side == "pytorch":
         import torch
@@ -226,7 +232,7 @@ def take_turns(runs, rounds):
     return {label: statistics.median(t) for label, t in times.items()}
 
 
-def bench(name, batch, repeats, rounds):
+def bench(name, batch, repeats, rounds, env):
     """Median seconds per step for tinyvit and torch (absent when torch is missing).
 
     Each library runs in its own process, the two taking turns for `rounds` rounds (noise hits
@@ -236,35 +242,64 @@ def bench(name, batch, repeats, rounds):
     """
     sides = ["tinyvit"] + (["pytorch"] if has_torch() else [])
     runs = [(side, [__file__, "--child", side, "--models", name, "--batch-size", str(batch),
-                    "--repeats", str(repeats)], {}) for side in sides]
+                    "--repeats", str(repeats)], env) for side in sides]
     return models.build(name), take_turns(runs, rounds)
+
+
+def thread_env(threads):
+    """The environment of a child process that may use `threads` cores."""
+    t = str(threads)
+    return {"OPENBLAS_NUM_THREADS": t, "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t,
+            "TINYVIT_SHARDS": t}
+
+
+def peak_at(threads):
+    """The float32 matmul peak (GFLOP/s) of a process with `threads` BLAS threads."""
+    out = subprocess.run([sys.executable, __file__, "--child", "peak"], capture_output=True,
+                         text=True, env={**os.environ, **thread_env(threads)}, check=True)
+    return float(out.stdout.split()[-1])
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=["vit-cifar-tiny", "cnn-small"])
+    ap.add_argument("--models", nargs="+",
+                    default=["vit-cifar-tiny", "cnn-small", "vit-cifar-nano", "cnn-tiny"])
+    ap.add_argument("--threads", type=int, nargs="+", default=sorted({os.cpu_count(), 1})[::-1])
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5, help="timed steps per process")
     ap.add_argument("--rounds", type=int, default=3, help="processes per library, taking turns")
-    ap.add_argument("--child", choices=["tinyvit", "pytorch"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["tinyvit", "pytorch", "peak"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         return child(args.child, args.models[0], args.batch_size, args.repeats)
     if not has_torch():
         print("torch is not installed: timing tinyvit only (pip install -r requirements-dev.txt)")
-    peak = matmul_peak()
-    print(f"threads {blas_threads()}, float32 matmul peak {peak:.0f} GFLOP/s (2048^2, best of 5)")
-    print(f"{'model':16s} {'tinyvit ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
+    print(f"batch {args.batch_size}; median of {args.rounds} rounds x {args.repeats} steps; "
+          f"peak = float32 matmul 2048^2, best of 5, at the same threads")
+    print(f"{'model':16s} {'threads':>7s} {'tinyvit ms':>10s} {'torch ms':>9s} {'ratio':>6s} "
           f"{'tinyvit GFLOP/s':>15s} {'% peak':>6s} {'torch % peak':>12s}")
-    for name in args.models:
-        net, med = bench(name, args.batch_size, args.repeats, args.rounds)
-        flops = train_flops(net, args.batch_size)
-        tv, pt = med["tinyvit"], med.get("pytorch")
-        ratio = f"{tv / pt:6.2f}" if pt else "     -"
-        pt_ms = f"{pt * 1e3:9.0f}" if pt else "        -"
-        pt_peak = f"{flops / pt / 1e9 / peak:12.0%}" if pt else "           -"
-        print(f"{name:16s} {tv * 1e3:10.0f} {pt_ms} {ratio} {flops / tv / 1e9:15.1f} "
-              f"{flops / tv / 1e9 / peak:6.0%} {pt_peak}")
+    times = {}
+    for threads in args.threads:
+        peak = peak_at(threads)
+        for name in args.models:
+            net, med = bench(name, args.batch_size, args.repeats, args.rounds,
+                             thread_env(threads))
+            times[name, threads] = med
+            flops = train_flops(net, args.batch_size)
+            tv, pt = med["tinyvit"], med.get("pytorch")
+            ratio = f"{tv / pt:6.2f}" if pt else "     -"
+            pt_ms = f"{pt * 1e3:9.0f}" if pt else "        -"
+            pt_peak = f"{flops / pt / 1e9 / peak:12.0%}" if pt else "           -"
+            print(f"{name:16s} {threads:7d} {tv * 1e3:10.0f} {pt_ms} {ratio} "
+                  f"{flops / tv / 1e9:15.1f} {flops / tv / 1e9 / peak:6.0%} {pt_peak}  "
+                  f"(peak {peak:.0f} GFLOP/s)", flush=True)
+    if len(args.threads) > 1:
+        hi, lo = max(args.threads), min(args.threads)
+        print(f"\nwhat {hi} threads buy over {lo} (time at {lo} / time at {hi}):")
+        for name in args.models:
+            a, b = times[name, lo], times[name, hi]
+            buys = "  ".join(f"{side} {a[side] / b[side]:.2f}x" for side in a)
+            print(f"{name:16s} {buys}")
 
 
 if __name__ == "__main__":

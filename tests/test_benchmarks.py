@@ -20,7 +20,7 @@ def test_levers_prints_every_variant(capsys):
                  "--batch-size", "2", "--threads", "2"])
     out = capsys.readouterr().out
     for label in ["all on", "plain im2col", "plain max_pool", "plain group_norm",
-                  "all plain ops", "no malloc tuning", "1 BLAS thread", "plain layer_norm",
+                  "all plain ops", "no malloc tuning", "no shards", "1 BLAS thread", "plain layer_norm",
                   "plain softmax", "plain gelu", "plain cross_entropy", "plain first_token",
                   "einsum dense layers"]:
         assert label in out, label
@@ -44,3 +44,15 @@ def test_step_benchmark_runs(capsys):
                "--rounds", "1"])
     out = capsys.readouterr().out
     assert "vit-cifar-nano" in out and "cnn-tiny" in out
+
+
+def test_profile_accounts_for_the_step(capsys):
+    profile = load("profile_step")
+    for by in ("op", "layer"):
+        profile.main(["--model", "cnn-tiny", "--batch-size", "2", "--steps", "1", "--by", by])
+        out = capsys.readouterr().out
+        assert "convolve" in out and "forward + backward" in out and "clip + AdamW" in out
+    rows, parts = profile.profile("vit-cifar-nano", 2, 1, "op")
+    recorded = sum(f + b for f, b, _ in rows.values())
+    assert 0.3 * parts["forward + backward"] < recorded <= parts["forward + backward"]
+    assert rows["layer_norm"][2] == 2 * 4 + 1  # two per block, 4 blocks, the final norm

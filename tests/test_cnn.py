@@ -9,6 +9,7 @@ from autograd.tracer import getval
 from gradcheck import check_tree, leaves, numerical_grad, randomize, rel_error
 from tinyvit import cnn, configs
 from tinyvit.fast import cnn as fast_cnn
+from tinyvit.fast import conv as fast_conv
 from tinyvit.run import models
 
 FD_BOUND = 1e-6  # float64, h = 1e-6: a correct gradient gives ~1e-9, a wrong one ~1e-1
@@ -45,6 +46,11 @@ X_POOL = rng.standard_normal((2, 6, 4, 3))
 G = rng.standard_normal(6)  # GroupNorm scale for 6 channels
 BIAS = rng.standard_normal(6)
 X_NORM = rng.standard_normal((2, 3, 4, 6)) * 2.0 + 1.0  # (B, H, W, C=6), 3 groups of 2
+X_BIG = rng.standard_normal((2, 16, 20, 2))  # H*W >= fast_conv.TAPS_MIN_PIXELS: the taps path
+W3 = rng.standard_normal((3, 3, 3, 4))  # kernels (k, k, Cin, Cout) for X (3 channels)
+W5 = rng.standard_normal((5, 5, 3, 4))
+W_BIG = rng.standard_normal((3, 3, 2, 3))
+assert X_BIG.shape[1] * X_BIG.shape[2] >= fast_conv.TAPS_MIN_PIXELS > X.shape[1] * X.shape[2]
 
 CASES = {  # name: (plain f(x), fast f(x), x)
     "im2col": (cnn.im2col, fast_cnn.im2col, X),
@@ -57,6 +63,17 @@ CASES = {  # name: (plain f(x), fast f(x), x)
                      lambda g: fast_cnn.group_norm(X_NORM, g, BIAS, 3), G),
     "group_norm/b": (lambda b: cnn.group_norm(X_NORM, G, b, 3),
                      lambda b: fast_cnn.group_norm(X_NORM, G, b, 3), BIAS),
+    "conv/x": (lambda x: cnn.conv({"w": W3}, x), lambda x: fast_conv.conv({"w": W3}, x), X),
+    "conv/w": (lambda w: cnn.conv({"w": w}, X), lambda w: fast_conv.conv({"w": w}, X), W3),
+    "conv/k5": (lambda x: cnn.conv({"w": W5}, x, 5), lambda x: fast_conv.conv({"w": W5}, x, 5),
+                X),
+    "conv/taps/x": (lambda x: cnn.conv({"w": W_BIG}, x),
+                    lambda x: fast_conv.conv({"w": W_BIG}, x), X_BIG),
+    "conv/taps/w": (lambda w: cnn.conv({"w": w}, X_BIG),
+                    lambda w: fast_conv.conv({"w": w}, X_BIG), W_BIG),
+    "conv/taps/k5": (lambda w: cnn.conv({"w": w}, X_BIG, 5),
+                     lambda w: fast_conv.conv({"w": w}, X_BIG, 5),
+                     rng.standard_normal((5, 5, 2, 3))),
 }
 
 
@@ -122,8 +139,12 @@ def test_max_pool_ties_go_to_one_corner_deterministically():
 def test_primitives_keep_float32():
     x = X.astype(np.float32)
     xn, g, b = X_NORM.astype(np.float32), G.astype(np.float32), BIAS.astype(np.float32)
+    w3, w_big = W3.astype(np.float32), W_BIG.astype(np.float32)
     fns = {"im2col": (fast_cnn.im2col, x), "max_pool": (fast_cnn.max_pool, x),
-           "group_norm": (lambda x: fast_cnn.group_norm(x, g, b, 3), xn)}
+           "group_norm": (lambda x: fast_cnn.group_norm(x, g, b, 3), xn),
+           "conv": (lambda x: fast_conv.convolve(x, w3), x),
+           "conv/taps": (lambda x: fast_conv.convolve(x, w_big), X_BIG.astype(np.float32)),
+           "conv/taps/w": (lambda w: fast_conv.convolve(X_BIG.astype(np.float32), w), w_big)}
     for name, (f, arg) in fns.items():
         assert f(arg).dtype == np.float32, name
         assert grad(weighted(f))(arg).dtype == np.float32, name

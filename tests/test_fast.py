@@ -140,3 +140,70 @@ def test_enable_disable_and_the_context_managers_restore_what_was_on():
     finally:
         fast.disable()
     assert fast.enabled() == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharded steps: one shard of the batch per thread
+# ---------------------------------------------------------------------------------------------
+
+
+def _step_case(dropout=0.0, b=7):
+    from tinyvit.configs import ViTConfig
+    from tinyvit.run import models
+
+    cfg = ViTConfig(name="shards", image_size=8, patch_size=4, width=16, depth=2, heads=2,
+                    mlp_dim=32, num_classes=3, dropout=dropout)
+    net = models._bind(cfg)
+    r = np.random.default_rng(3)
+    params = net.init(r)
+    params["head"]["w"] = r.standard_normal(params["head"]["w"].shape).astype(np.float32)
+    x = r.standard_normal((b, 8, 8, 3)).astype(np.float32)  # odd B: shards of 4 and 3
+    return net, params, x, r.integers(0, 3, b)
+
+
+def test_shard_bounds_cover_the_batch_in_order():
+    from tinyvit.fast.shards import bounds
+
+    assert bounds(7, 2) == [(0, 4), (4, 7)] and bounds(1, 2) == [(0, 1)]
+    assert bounds(128, 3) == [(0, 43), (43, 85), (85, 128)]
+
+
+def test_a_sharded_step_equals_the_single_threaded_one_to_float32_rounding():
+    from tinyvit.run.train import make_grad_fn
+    from tinyvit.tree import flatten
+
+    net, params, x, y = _step_case()
+    one, (loss1, logits1) = make_grad_fn(net, 0.1, shards=1)(params, x, y, None)
+    two, (loss2, logits2) = make_grad_fn(net, 0.1, shards=2)(params, x, y, None)
+    assert abs(float(loss1) - loss2) < 1e-6 * abs(float(loss1))
+    np.testing.assert_allclose(logits2, logits1, rtol=1e-5, atol=1e-6)
+    a, b = flatten(one), flatten(two)
+    for key in a:
+        assert b[key].dtype == np.float32, key
+        assert rel_error(b[key], a[key]) < 1e-5, key
+    again, _ = make_grad_fn(net, 0.1, shards=2)(params, x, y, None)
+    for key, g in flatten(again).items():
+        np.testing.assert_array_equal(g, b[key], err_msg=key)  # deterministic run to run
+
+
+def test_sharded_dropout_draws_per_shard_streams_from_the_step_rng():
+    from tinyvit.run.train import make_grad_fn
+    from tinyvit.tree import flatten
+
+    net, params, x, y = _step_case(dropout=0.3)
+    grad_fn = make_grad_fn(net, 0.0, shards=2)
+    g1, _ = grad_fn(params, x, y, np.random.default_rng(5))
+    g2, _ = grad_fn(params, x, y, np.random.default_rng(5))
+    g3, _ = grad_fn(params, x, y, np.random.default_rng(6))
+    for key in flatten(g1):
+        np.testing.assert_array_equal(flatten(g1)[key], flatten(g2)[key], err_msg=key)
+    assert any(not np.array_equal(flatten(g1)[k], flatten(g3)[k]) for k in flatten(g1))
+
+
+def test_sharding_a_sharded_step_runs_it_once_instead_of_deadlocking():
+    from tinyvit.fast import sharded
+    from tinyvit.run.train import make_grad_fn
+
+    net, params, x, y = _step_case()
+    grads, (loss, _) = sharded(make_grad_fn(net, 0.1, shards=2), 2)(params, x, y, None)
+    assert np.isfinite(loss)

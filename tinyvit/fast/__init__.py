@@ -2,7 +2,7 @@
 
 The model (`tinyvit.ops`, `tinyvit.cnn`) is written as formulas that autograd differentiates.
 Each formula listed in `TWINS` has a fast twin here: the same function as an autograd
-primitive with a hand-derived VJP (`tinyvit/fast/ops.py`, `tinyvit/fast/cnn.py`), tested
+primitive with a hand-derived VJP (`tinyvit/fast/ops.py`, `cnn.py`, `conv.py`), tested
 equal to its formula in values and gradients (`tests/test_fast.py`).
 
     fast.enable()             the model calls the fast twins (training does this)
@@ -16,6 +16,9 @@ How: the model looks each operation up in its module when it runs (`ops.softmax(
 attribute to the formula or to its twin. Code that imported a function by name
 (`from tinyvit.ops import softmax`) keeps the one it got.
 
+`sharded(grad_fn, shards)` (`tinyvit/fast/shards.py`) runs a training step's forward and
+backward as one shard of the batch per core, each in a thread (training does this).
+
 `keep_freed_memory()` (`tinyvit/fast/malloc.py`) tunes glibc's allocator so freed
 activations are reused; it changes the whole process, so it is opt-in: training turns it on.
 """
@@ -24,8 +27,10 @@ from contextlib import contextmanager
 from .. import cnn as model_cnn
 from .. import ops as model_ops
 from . import cnn as fast_cnn  # the submodules, tinyvit.fast.cnn and tinyvit.fast.ops
+from . import conv as fast_conv
 from . import ops as fast_ops
 from .malloc import keep_freed_memory  # noqa: F401  (tinyvit.fast.keep_freed_memory)
+from .shards import sharded  # noqa: F401  (tinyvit.fast.sharded)
 
 # name: (module whose attribute the model calls, the formula, its fast twin)
 TWINS = {
@@ -37,9 +42,10 @@ TWINS = {
     "im2col": (model_cnn, model_cnn.im2col, fast_cnn.im2col),
     "max_pool": (model_cnn, model_cnn.max_pool, fast_cnn.max_pool),
     "group_norm": (model_cnn, model_cnn.group_norm, fast_cnn.group_norm),
+    "conv": (model_cnn, model_cnn.conv, fast_conv.conv),
 }
 VIT_TWINS = ("layer_norm", "softmax", "gelu", "cross_entropy", "first_token")
-CNN_TWINS = ("im2col", "max_pool", "group_norm")
+CNN_TWINS = ("im2col", "max_pool", "group_norm", "conv")
 
 
 def _names(names):

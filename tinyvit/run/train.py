@@ -15,6 +15,7 @@ Shape legend: B batch, H, W, C image, K classes.
 """
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +40,11 @@ RECIPES = {
     "cnn": dict(epochs=7, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=1.0,
                 smoothing=0.1, clip=1.0),
 }
+
+
+# Shards of each batch, one thread each (tinyvit.fast.shards): one per core, at most two (this
+# project's machines have two); TINYVIT_SHARDS=1 runs a step in one thread.
+SHARDS = int(os.environ.get("TINYVIT_SHARDS") or min(os.cpu_count() or 1, 2))
 
 
 class TrainingDiverged(RuntimeError):
@@ -82,15 +88,16 @@ def prepare(source, train_size=None, seed=0, data_dir=None):
 # ---------------------------------------------------------------------------------------------
 
 
-def make_grad_fn(model, smoothing):
-    """grad_fn(params, x, y, rng) -> (grads, (loss, logits)) via autograd."""
+def make_grad_fn(model, smoothing, shards=SHARDS):
+    """grad_fn(params, x, y, rng) -> (grads, (loss, logits)) via autograd, the batch split into
+    `shards` run side by side in threads (the same gradient up to float32 rounding)."""
 
     def loss_and_aux(params, x, y, rng):
         logits = model.apply(params, x, True, rng)  # (B, K)
         loss = ops.cross_entropy(logits, y, smoothing)
         return loss, (getval(loss), getval(logits))
 
-    return grad_and_aux(loss_and_aux)
+    return fast.sharded(grad_and_aux(loss_and_aux), shards, dropout=model.cfg.dropout > 0)
 
 
 def train_step(grad_fn, params, opt_state, x, y, rng, lr, weight_decay, clip):

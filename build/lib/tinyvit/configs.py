@@ -9,6 +9,20 @@ import dataclasses
 from dataclasses import dataclass
 
 
+def check_positive_ints(cfg, fields):
+    """One-line ValueError unless every named field of a config is an int >= 1."""
+    for field in fields:
+        v = getattr(cfg, field)
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{type(cfg).__name__}.{field}: expected a positive int, found {v!r}")
+
+
+def check_rate(dropout):
+    """One-line ValueError unless 0 <= dropout < 1."""
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout: expected a rate in [0, 1), found {dropout}")
+
+
 @dataclass(frozen=True)
 class ViTConfig:
     """Hyper-parameters of one Vision Transformer.
@@ -34,11 +48,8 @@ class ViTConfig:
     ln_eps: float = 1e-6
 
     def __post_init__(self):
-        for field in ("image_size", "patch_size", "channels", "width", "depth", "heads",
-                      "mlp_dim", "num_classes"):
-            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
-                raise ValueError(f"ViTConfig.{field}: expected a positive int, "
-                                 f"found {getattr(self, field)!r}")
+        check_positive_ints(self, ("image_size", "patch_size", "channels", "width", "depth",
+                                   "heads", "mlp_dim", "num_classes"))
         if self.image_size % self.patch_size:
             raise ValueError(f"patch size {self.patch_size} must divide image size "
                              f"{self.image_size} (found remainder "
@@ -47,8 +58,7 @@ class ViTConfig:
             raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
         if self.pool not in ("cls", "gap"):
             raise ValueError(f"pool: expected 'cls' or 'gap', found {self.pool!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a rate in [0, 1), found {self.dropout}")
+        check_rate(self.dropout)
 
     @property
     def grid(self):
@@ -106,12 +116,14 @@ def get_config(name, image_size=None, num_classes=None, **overrides):
         base = dict(image_size=224, num_classes=1000, patch_size=patch, **PAPER_MODELS[size])
     else:
         raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(model_names())}")
-    if image_size is not None:
-        base["image_size"] = image_size
-    if num_classes is not None:
-        base["num_classes"] = num_classes
-    base.update(overrides)
-    return ViTConfig(name=key, **base)
+    return ViTConfig(name=key, **with_overrides(base, image_size, num_classes, overrides))
+
+
+def with_overrides(preset, image_size, num_classes, overrides):
+    """A preset's fields with the image size, classes and other fields given (not None)."""
+    fields = dict(preset, **{k: v for k, v in (("image_size", image_size),
+                                               ("num_classes", num_classes)) if v is not None})
+    return {**fields, **overrides}
 
 
 def _split_paper_name(s):
@@ -172,10 +184,8 @@ class CNNConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
-        for field in ("image_size", "channels", "stem", "depth", "kernel", "num_classes"):
-            v = getattr(self, field)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"CNNConfig.{field}: expected a positive int, found {v!r}")
+        check_positive_ints(self, ("image_size", "channels", "stem", "depth", "kernel",
+                                   "num_classes"))
         if not self.widths or not all(isinstance(w, int) and w > 0 for w in self.widths):
             raise ValueError(f"CNNConfig.widths: expected positive ints, found {self.widths!r}")
         if self.kernel % 2 == 0:
@@ -189,8 +199,7 @@ class CNNConfig:
             raise ValueError(f"image size {self.image_size} must be divisible by "
                              f"{self.reduction} (2^{len(self.widths)} stages of 2x2 pooling), "
                              f"found remainder {self.image_size % self.reduction}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a rate in [0, 1), found {self.dropout}")
+        check_rate(self.dropout)
 
     @property
     def reduction(self):
@@ -212,10 +221,5 @@ def get_cnn_config(name=DEFAULT_CNN, num_classes=None, image_size=None, **overri
     key = name.lower()
     if key not in CNN_PRESETS:
         raise ValueError(f"unknown CNN {name!r}; expected one of: {', '.join(CNN_PRESETS)}")
-    base = dict(CNN_PRESETS[key])
-    if num_classes is not None:
-        base["num_classes"] = num_classes
-    if image_size is not None:
-        base["image_size"] = image_size
-    base.update(overrides)
-    return CNNConfig(name=key, **base)
+    return CNNConfig(name=key, **with_overrides(CNN_PRESETS[key], image_size, num_classes,
+                                                overrides))

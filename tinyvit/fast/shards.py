@@ -1,0 +1,78 @@
+"""Both cores for the whole training step: the batch in shards, one thread each.
+
+NumPy releases the GIL inside its ufunc loops and BLAS calls, so two Python threads, each
+running forward + backward of half the batch on one BLAS thread, keep two cores busy for the
+whole step, where one thread keeps the second core busy only inside the large matrix products.
+
+The gradient of a mean loss over the batch is the size-weighted sum of the shards' gradients,
+
+    grad = sum_i (n_i / n) grad_i,        loss = sum_i (n_i / n) loss_i,
+
+the same numbers up to float32 summation order. Shards are fixed contiguous slices and are
+added in their order, so a run is deterministic. Dropout (when the model has any) draws from
+one stream per shard, seeded from the step's generator.
+
+`sharded(grad_fn, shards)` wraps a `grad_fn(params, x, y, rng) -> (grads, (loss, logits))`
+(tinyvit.run.train.make_grad_fn) into one with the same signature.
+"""
+import atexit
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..arrays import array_module
+from ..tree import tree_map
+from . import blas
+
+_POOLS = {}
+
+
+def _pool(n):
+    """A persistent pool of n worker threads, each with one BLAS thread."""
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="tinyvit-shard",
+                                       initializer=blas.set_thread_local, initargs=(1,))
+        atexit.register(_POOLS[n].shutdown)
+    return _POOLS[n]
+
+
+def bounds(n, shards):
+    """Contiguous (start, stop) slices splitting n rows into `shards` near-equal parts."""
+    cuts = np.linspace(0, n, min(shards, n) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def sharded(grad_fn, shards=2, dropout=False):
+    """grad_fn over `shards` threads; `dropout`: give each shard its own random stream."""
+    if shards < 2:
+        return grad_fn
+
+    def run(params, x, y, rng):
+        if (len(x) < 2 or array_module(x).__name__ == "cupy"  # a GPU gains nothing from threads
+                or threading.current_thread().name.startswith("tinyvit-shard")):  # nested
+            return grad_fn(params, x, y, rng)
+        parts = bounds(len(x), shards)
+        if dropout and rng is not None:  # one stream per shard, from the step's generator
+            seeds = rng.integers(0, 2**63, len(parts))
+            rngs = [np.random.default_rng(s) for s in seeds]
+        else:
+            rngs = [rng] * len(parts)
+        futures = [_pool(shards).submit(grad_fn, params, x[a:b], y[a:b], r)
+                   for (a, b), r in zip(parts, rngs)]
+        results = [f.result() for f in futures]  # in shard order: deterministic sums
+        weights = [(b - a) / len(x) for a, b in parts]
+        grads = tree_map(lambda *gs: _weighted_sum(gs, weights), *[g for g, _ in results])
+        loss = sum(w * float(l) for w, (_, (l, _)) in zip(weights, results))
+        logits = array_module(results[0][1][1]).concatenate([lg for _, (_, lg) in results])
+        return grads, (loss, logits)
+
+    return run
+
+
+def _weighted_sum(arrays, weights):
+    """sum_i w_i a_i in the arrays' dtype (weights are Python floats: float32 stays float32)."""
+    out = arrays[0] * weights[0]
+    for a, w in zip(arrays[1:], weights[1:]):
+        out += a * w
+    return out
