@@ -47,12 +47,17 @@ def test_step_benchmark_runs(capsys):
 
 
 def test_profile_accounts_for_the_step(capsys):
+    from tinyvit import fast
     profile = load("profile_step")
     for by in ("op", "layer"):
-        profile.main(["--model", "cnn-tiny", "--batch-size", "2", "--steps", "1", "--by", by])
+        try:
+            profile.main(["--model", "cnn-tiny", "--batch-size", "2", "--steps", "1", "--by", by])
+        finally:
+            fast.disable()  # the script turns the fast twins on for its process
         out = capsys.readouterr().out
         assert "convolve" in out and "forward + backward" in out and "clip + AdamW" in out
-    rows, parts = profile.profile("vit-cifar-nano", 2, 1, "op")
+    with fast.twins():
+        rows, parts = profile.profile("vit-cifar-nano", 2, 1, "op")
     recorded = sum(f + b for f, b, _ in rows.values())
     assert 0.3 * parts["forward + backward"] < recorded <= parts["forward + backward"]
     assert rows["layer_norm"][2] == 2 * 4 + 1  # two per block, 4 blocks, the final norm
