@@ -1,9 +1,9 @@
 """The layout keeps the student's path apart from the machine's (README, "What is where").
 
-The model is the core: configs, vit, layers, ops, cnn, optim, tree, and the few-line
-`arrays` helper. It must not import speed (`fast`), devices (`device`), data, running,
-figures or exercises code; those are layered around it. Checked on the source, statically,
-so an import hidden in a function counts too.
+The model is the core: configs, vit, layers, ops, cnn, optim, tree, mpp (masked patch
+prediction), and the few-line `arrays` helper. It must not import speed (`fast`), devices
+(`device`), data, running, figures or exercises code; those are layered around it. Checked
+on the source, statically, so an import hidden in a function counts too.
 """
 import ast
 import subprocess
@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinyvit"
-CORE = ["configs", "vit", "layers", "ops", "cnn", "optim", "tree", "arrays"]
+CORE = ["configs", "vit", "layers", "ops", "cnn", "optim", "tree", "arrays", "mpp"]
 LAYERS = ["fast", "device", "data", "run", "figures", "exercises"]
 
 
