@@ -1,18 +1,27 @@
-"""Small helpers shared by the lessons in this folder: smoke mode, where pictures go, sample data.
+"""Small helpers shared by the lessons in this folder: modes, where pictures go, data, training.
 
 Lessons import it as `import lesson` (Python puts a script's own folder on the path, and a
 notebook opened here runs in this folder).
 
-* Smoke mode (`TINYVIT_SMOKE=1` or `--smoke` on the command line) makes every lesson run in
-  seconds on tiny synthetic data; `tests/test_lessons.py` runs every lesson that way.
+* Three modes. **Smoke** (`TINYVIT_SMOKE=1` or `--smoke`): every lesson in seconds on tiny
+  synthetic data; `tests/test_lessons.py` runs every lesson that way, as a script and as a
+  notebook. **Mini** (`TINYVIT_MINI=1` or `--mini`): real CIFAR-10, but every training run
+  cut to about a minute on a few thousand images, so a model visibly learns. **Full** (the
+  default): the lesson as written. In a notebook, set the mode in its first cell with
+  `%env TINYVIT_SMOKE=1` or `%env TINYVIT_MINI=1` (before `import lesson`).
+* Knobs: short experiments with a question to predict first. `knob(question)` prints the
+  question; `knob_data()` is their data (a few thousand real images; synthetic in smoke mode)
+  and `compare(runs, ds)` trains each variant for about a minute and charts them.
 * `show(image, name)` saves a PIL image as PNG under the lesson's output folder
   (`lessons/output/<lesson>/`, or `$TINYVIT_OUT/<lesson>/`) and, inside a notebook,
-  displays it inline.
+  displays it inline (once, as PNG).
 * `show_code(f)` prints the source of the library function that defines a formula, and
   `show_twin(name)` says which fast twin training runs in its place (from `tinyvit.fast`).
 * `cifar10(...)` loads real CIFAR-10: `$TINYVIT_LESSON_DATA` if set (any `--data` source),
   else `tinyvit.data.load_data("cifar10")`: the official download, or offline the local copy
   named by `$TINYVIT_CIFAR10_COPY`.
+* `fit(model, params, ds, ...)` trains given parameters (AdamW, warmup + cosine, clipping,
+  crop + flip: `tinyvit.run.train`'s step) and tests after every epoch.
 * `trained_vit(lesson)` finds (or, once, trains) the trained ViT that lessons 8 and 9 analyse.
 """
 import inspect
@@ -31,9 +40,28 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
                    "ship", "truck"]
 
 
+def _flag(env, arg):
+    return os.environ.get(env, "") not in ("", "0") or arg in sys.argv
+
+
 def smoke():
-    """True when the lesson should run in seconds on tiny data."""
-    return os.environ.get("TINYVIT_SMOKE", "") not in ("", "0") or "--smoke" in sys.argv
+    """True when the lesson should run in seconds on tiny synthetic data."""
+    return _flag("TINYVIT_SMOKE", "--smoke")
+
+
+def mini():
+    """True when training runs should take about a minute each on real data (not in smoke)."""
+    return not smoke() and _flag("TINYVIT_MINI", "--mini")
+
+
+def mode():
+    """"smoke", "mini" or "full"."""
+    return "smoke" if smoke() else "mini" if mini() else "full"
+
+
+def data_name():
+    """What the pictures' titles call the data: real CIFAR-10, or synthetic in smoke mode."""
+    return "synthetic images (smoke mode)" if smoke() else "CIFAR-10"
 
 
 def output_root():
@@ -59,16 +87,19 @@ def in_notebook():
 
 
 def show(image, name, lesson):
-    """Save a PIL image as `<output_dir(lesson)>/<name>.png`; display it in a notebook."""
+    """Save a PIL image as `<output_dir(lesson)>/<name>.png`; display it in a notebook.
+
+    Displayed as the PNG file itself (a PIL image would be embedded twice, as PNG and JPEG);
+    returns nothing, so a notebook cell ending in `lesson.show(...)` echoes nothing.
+    """
     path = output_dir(lesson) / f"{name}.png"
     image.save(path)
     if in_notebook():
-        from IPython.display import display
+        from IPython.display import Image, display
 
-        display(image)
+        display(Image(data=path.read_bytes(), format="png"))
     else:
         print(f"saved {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
-    return path
 
 
 def show_code(fn):
@@ -152,3 +183,115 @@ def trained_vit(lesson):
     print(f"using {model.name} from {path} ({epochs} of {meta['hparams']['epochs']} epochs "
           f"trained, {meta['train_size']:,} training images)")
     return model, params, meta
+
+
+# ---------------------------------------------------------------------------------------------
+# Training given parameters, and the knobs
+# ---------------------------------------------------------------------------------------------
+
+
+def with_stats(ds):
+    """ds with the training images' channel mean and std (what training normalises with)."""
+    from tinyvit.run.train import channel_stats
+
+    ds["mean"], ds["std"] = channel_stats(ds["train"][0])
+    return ds
+
+
+def fit(model, params, ds, epochs, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=1.0,
+        smoothing=0.1, clip=1.0, seed=0, max_steps=None, test_every=1, log=print):
+    """Train `params` of `model` on ds["train"]; test on ds["test"] every `test_every` epochs
+    and after the last (test_every=None: only after the last; other rows' test_acc is None).
+
+    The step of `tinyvit.run.train` (autograd gradient of the smoothed cross-entropy, the batch
+    in shards, clipping, AdamW) with its recipe: warmup (in epochs) then cosine, random crop +
+    flip. `model` is a `tinyvit.run.models.Model` or anything with `.cfg` and
+    `.apply(params, images, train, rng)`. `params` is not changed (a copy is trained).
+    Returns (params, history): one dict per epoch (epoch, loss, test_acc, seconds).
+    """
+    import time
+
+    import numpy as np
+
+    from tinyvit import fast, optim
+    from tinyvit.run.evaluate import evaluate
+    from tinyvit.run.train import Schedule, make_grad_fn, train_step
+    from tinyvit.tree import tree_map
+
+    (x, y), (xt, yt) = ds["train"], ds["test"]
+    params = tree_map(np.copy, params)  # adam_update works in place
+    opt, rng = optim.init_adam(params), np.random.default_rng(seed)
+    sched = Schedule.of(len(x), dict(batch_size=batch_size, epochs=epochs, warmup=warmup))
+    grad_fn, history = make_grad_fn(model, smoothing), []
+    with fast.twins():
+        for epoch in range(epochs):
+            t0, losses = time.perf_counter(), []
+            order = rng.permutation(len(x))
+            for i in range(sched.steps_per_epoch):
+                if max_steps is not None and opt["step"] >= max_steps:
+                    break
+                idx = order[i * batch_size:(i + 1) * batch_size]  # (B,)
+                xb = data.normalize(data.random_crop_flip(rng, x[idx]), ds["mean"], ds["std"])
+                params, opt, loss, _, _ = train_step(grad_fn, params, opt, xb, y[idx], rng,
+                                                     sched.lr(opt["step"], lr), weight_decay,
+                                                     clip)
+                losses.append(loss)
+            last = epoch + 1 == epochs or (max_steps is not None and opt["step"] >= max_steps)
+            acc = (evaluate(model, params, xt, yt, ds["mean"], ds["std"])[0]
+                   if last or (test_every and (epoch + 1) % test_every == 0) else None)
+            history.append(dict(epoch=epoch + 1, step=int(opt["step"]),
+                                loss=float(np.mean(losses)), test_acc=acc,
+                                seconds=time.perf_counter() - t0))
+            if acc is not None:
+                log(f"  epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.3f}, "
+                    f"test {acc:.1%} ({history[-1]['seconds']:.0f} s)")
+            if last:
+                break
+    return params, history
+
+
+KNOB_TRAIN, KNOB_TEST, KNOB_EPOCHS = 5000, 2000, 5  # about a minute per variant on 2 cores
+
+
+def knob(question):
+    """Print a knob's question: write your prediction down before running the next cell."""
+    print(f"KNOB ({mode()} mode): {question}\n  -> predict first, then run.")
+
+
+def knob_data(seed=0):
+    """The knobs' data: KNOB_TRAIN class-balanced CIFAR-10 training images and KNOB_TEST test
+    images, with their channel statistics (synthetic stand-ins in smoke mode)."""
+    ds = cifar10()
+    if not smoke():
+        ds["train"] = data.balanced_subset(*ds["train"], KNOB_TRAIN, seed)
+        ds["test"] = data.balanced_subset(*ds["test"], KNOB_TEST, seed)
+    return with_stats(ds)
+
+
+def compare(runs, ds, title, epochs=KNOB_EPOCHS, lesson=None, name=None, **fit_args):
+    """Train each variant {label: (model, params)} with the same recipe; print a table and
+    chart test accuracy against epochs. Smoke mode: 2 steps each. Returns {label: history}."""
+    import numpy as np
+
+    from tinyvit.figures import charts
+
+    steps = dict(max_steps=2, epochs=1) if smoke() else dict(epochs=epochs)
+    print(f"{len(ds['train'][0]):,} training images, {len(ds['test'][0]):,} test images, "
+          f"{steps['epochs']} epochs per variant")
+    histories = {}
+    for label, (model, params) in runs.items():
+        print(f"{label}:")
+        _, histories[label] = fit(model, params, ds, batch_size=64 if smoke() else 128,
+                                  **steps, **fit_args)
+    print(f"{'variant':34s} {'test accuracy':>13s} {'seconds':>8s}")
+    for label, h in histories.items():
+        print(f"{label:34s} {h[-1]['test_acc']:13.1%} {sum(r['seconds'] for r in h):8.0f}")
+    series = {label: (np.array([r["epoch"] for r in h]), np.array([r["test_acc"] for r in h]))
+              for label, h in histories.items()}
+    series["chance"] = (series[label][0], np.full(len(series[label][0]), 0.1))
+    chart = charts.line_chart(series, xlabel="epoch", ylabel="test accuracy",
+                              title=f"{title} ({len(ds['train'][0]):,} {data_name()})",
+                              ylim=(0, None), error_bars=False)
+    if lesson:
+        show(chart, name, lesson)
+    return histories

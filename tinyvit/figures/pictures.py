@@ -4,11 +4,17 @@ Every function returns a `PIL.Image.Image` (RGB), so a notebook shows it inline 
 saves it with `.save("name.png")`. The arrays they draw come from `analysis.py`.
 
     image_grid, patch_grid                   images; an image cut into its 16x16 "words"
-    heatmap, overlay, attention_mask         attention maps (Fig. 6) and other 2-D arrays
+    labelled_grid                            tiles with a title, column / row labels,
+                                             captions and a colour bar: a picture that
+                                             explains itself
+    heatmap, matrix_heatmap                  2-D arrays (a matrix with axes, ticks, scale)
+    overlay, attention_mask                  attention maps laid over images (Fig. 6)
     similarity_grid                          position-embedding similarity (Fig. 7 centre)
     filters_grid                             embedding filters / their principal components
                                              (Fig. 7 left)
     attention_distance_chart                 mean attention distance per head (Fig. 7 right)
+    patch_colors, mpp_corruption_view        masked patch prediction (Sec. 4.6): the 3-bit
+                                             colour targets, the corrupted input
     tile, upscale, as_rgb                    the array helpers under them
 
 Shape legend: B images, H, W height / width in pixels, C channels (1 or 3), P patch size,
@@ -18,9 +24,11 @@ H heads.
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..mpp import KEPT, MASKED, REPLACED, color_of_class
 from ..vit import patchify
-from .charts import (PALETTE, WHITE, colorbar, colorize, draw_text, draw_vertical_text, font,
-                     normalize, scatter_chart)
+from .charts import (PALETTE, WHITE, colorize, draw_text, draw_vertical_text, font, normalize,
+                     scatter_chart, text_size)
+from .charts import colorbar as charts_colorbar
 
 
 def as_rgb(images):
@@ -69,12 +77,13 @@ def image_grid(images, nrow=8, pad=2, scale=1, background=255):
     return Image.fromarray(tile(images, nrow, pad, pad, background))
 
 
-def patch_grid(image, patch, gap=2, scale=1, ncol=None, background=255):
+def patch_grid(image, patch, gap=2, scale=1, ncol=None, background=255, numbers=False):
     """The "16x16 words" picture: an image cut into its patches, `gap` pixels between them.
 
     image (H, W, C) uint8. By default the patches keep their places: the result is
     (W*s + (W/P - 1)*gap) wide and (H*s + (H/P - 1)*gap) high (s = scale). With `ncol` they are
     re-flowed in raster order, `ncol` per row: ncol = N shows the sequence the Transformer reads.
+    `numbers`: each patch's position in that sequence (0, 1, ...) in its top-left corner.
     """
     image = as_rgb(image)  # (H, W, 3)
     h, w = image.shape[:2]
@@ -86,7 +95,105 @@ def patch_grid(image, patch, gap=2, scale=1, ncol=None, background=255):
     patches = patchify(image[None], p)[0]  # (N, P*s*P*s*3), the order the Transformer reads
     patches = patches.reshape(n, p, p, 3)  # (N, P*s, P*s, 3)
     ncol = image.shape[1] // p if ncol is None else ncol
-    return Image.fromarray(tile(patches, ncol, gap, 0, background))
+    out = Image.fromarray(tile(patches, ncol, gap, 0, background))
+    if numbers:
+        draw, fnt = ImageDraw.Draw(out), font(max(9, min(14, p // 3)))
+        for i in range(n):
+            x, y = (i % ncol) * (p + gap) + 2, (i // ncol) * (p + gap) + 1
+            draw.text((x, y), str(i), font=fnt, fill=WHITE, stroke_width=2, stroke_fill="#000000")
+    return out
+
+
+def labelled_grid(tiles, ncol, col_labels=None, row_labels=None, captions=None, title="",
+                  colorbar=None, gap=6):
+    """Equal-sized tiles in rows of `ncol`, with the words that make the picture readable alone.
+
+    tiles: a list of (h, w, 3) uint8 arrays or PIL images. col_labels: one per column, above
+    it; row_labels: one per row, at its left; captions: one per tile, under it; title: on top
+    (lines split at "\n").
+    colorbar = (vmin, vmax, colormap, label) adds a colour bar at the right (the one absolute
+    scale shared by every tile: draw them with the same vmin / vmax).
+    """
+    cells = [np.asarray(t.convert("RGB") if isinstance(t, Image.Image) else as_rgb(t))
+             for t in tiles]
+    if not cells or len({c.shape for c in cells}) != 1:
+        raise ValueError(f"labelled_grid: expected tiles of one shape, found "
+                         f"{sorted({c.shape for c in cells})}")
+    h, w = cells[0].shape[:2]
+    rows = -(-len(cells) // ncol)
+    cols = min(ncol, len(cells))
+    fnt, big = font(13), font(15)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = 8 + (max(text_size(probe, r, fnt)[0] for r in row_labels) + 10 if row_labels else 0)
+    lines = title.split("\n") if title else []
+    top = 8 + 20 * len(lines) + (6 if lines else 0) + (20 if col_labels else 0)
+    cap = 18 if captions else 0
+    right = 78 if colorbar else 8
+    width = max([left + cols * w + (cols - 1) * gap + right]
+                + [text_size(probe, line, big)[0] + 16 for line in lines])
+    img = Image.new("RGB", (width, top + rows * (h + cap) + (rows - 1) * gap + 8), WHITE)
+    draw = ImageDraw.Draw(img)
+    for i, cell in enumerate(cells):
+        r, c = divmod(i, ncol)
+        x, y = left + c * (w + gap), top + r * (h + cap + gap)
+        img.paste(Image.fromarray(cell), (x, y))
+        if captions:
+            draw_text(draw, (x + w / 2, y + h + 2), captions[i], font(12), "mt")
+    for i, line in enumerate(lines):
+        draw_text(draw, (width / 2, 8 + 20 * i), line, big, "mt")
+    for c, label in enumerate(col_labels or []):
+        draw_text(draw, (left + c * (w + gap) + w / 2, top - 4), label, fnt, "mb")
+    for r, label in enumerate(row_labels or []):
+        draw_text(draw, (left - 8, top + r * (h + cap + gap) + h / 2), label, fnt, "rm")
+    if colorbar:
+        vmin, vmax, colormap, label = colorbar
+        x0 = left + cols * w + (cols - 1) * gap + 12
+        charts_colorbar(img, (x0, top, x0 + 12, top + rows * (h + cap + gap) - gap - cap),
+                        vmin, vmax, colormap, label, fnt)
+    return img
+
+
+def matrix_heatmap(a, xlabel, ylabel, title="", vmin=None, vmax=None, label="",
+                   annotate=False, colormap="viridis", cell=None, tick_labels=None):
+    """A matrix as a colour image with what a reader needs: row and column numbers, axis
+    titles (x: the column index, y: the row index), a colour bar for the scale and, with
+    `annotate`, each value printed in its cell. a (R, C) -> PIL image.
+
+    vmin / vmax fix the scale (default: the matrix's min and max); tick_labels: names for
+    the rows and columns instead of 0, 1, ... (e.g. "cls", "1", ...).
+    """
+    a = np.asarray(a, float)
+    if a.ndim != 2:
+        raise ValueError(f"matrix_heatmap: expected a 2-D array, found shape {a.shape}")
+    r, c = a.shape
+    cell = cell or max(14, min(48, 320 // max(r, c)))
+    vmin = float(a.min()) if vmin is None else vmin
+    vmax = float(a.max()) if vmax is None else vmax
+    grid = upscale(colorize(normalize(a, vmin, vmax), colormap)[None], cell)[0]  # (R*c, C*c, 3)
+    fnt = font(12)
+    left, top, right, bottom = 58, 34 if title else 10, 92, 46
+    img = Image.new("RGB", (left + c * cell + right, top + r * cell + bottom), WHITE)
+    img.paste(Image.fromarray(grid), (left, top))
+    draw = ImageDraw.Draw(img)
+    names = tick_labels or [str(i) for i in range(max(r, c))]
+    every = max(1, -(-max(r, c) * 16 // (cell * max(r, c))))  # skip ticks that would overlap
+    for i in range(0, c, every):
+        draw_text(draw, (left + (i + 0.5) * cell, top + r * cell + 3), names[i], fnt, "mt")
+    for i in range(0, r, every):
+        draw_text(draw, (left - 4, top + (i + 0.5) * cell), names[i], fnt, "rm")
+    if annotate:
+        for i in range(r):
+            for j in range(c):
+                bright = normalize(a[i, j], vmin, vmax) > 0.6
+                draw_text(draw, (left + (j + 0.5) * cell, top + (i + 0.5) * cell),
+                          f"{a[i, j]:.2f}", font(11), "mm", "#000000" if bright else WHITE)
+    draw_text(draw, (left + c * cell / 2, top + r * cell + 22), xlabel, font(13), "mt")
+    draw_vertical_text(img, (14, top + r * cell / 2), ylabel, font(13))
+    if title:
+        draw_text(draw, (img.width / 2, 8), title, font(15), "mt")
+    charts_colorbar(img, (left + c * cell + 12, top, left + c * cell + 24, top + r * cell),
+                    vmin, vmax, colormap, label, fnt)
+    return img
 
 
 def heatmap(array2d, size=256, colormap="viridis", vmin=None, vmax=None, smooth=False):
@@ -106,28 +213,32 @@ def heatmap(array2d, size=256, colormap="viridis", vmin=None, vmax=None, smooth=
     return Image.fromarray(colorize(normalize(big, vmin, vmax), colormap))  # (h, w, 3)
 
 
-def _smooth_to(image_rgb, heat):
-    """Upsample a (g, g) map bilinearly to the image's (H, W) and scale it to [0, 1]."""
+def _smooth_to(image_rgb, heat, vmin=None, vmax=None):
+    """Upsample a (g, g) map bilinearly to the image's (H, W) and scale it to [0, 1]
+    (vmin -> 0, vmax -> 1; default: the map's own min and max)."""
     h, w = image_rgb.shape[:2]
     big = Image.fromarray(np.asarray(heat, np.float32), mode="F").resize((w, h), Image.BILINEAR)
-    return normalize(np.asarray(big))  # (H, W)
+    return normalize(np.asarray(big), vmin, vmax)  # (H, W)
 
 
-def overlay(image, heat, alpha=0.5, colormap="inferno", scale=1):
+def overlay(image, heat, alpha=0.5, colormap="inferno", scale=1, vmin=None, vmax=None):
     """An attention map laid over its image: (1 - alpha) * image + alpha * colour(heat).
 
     image (H, W, C) uint8, heat (g, g) (e.g. `analysis.rollout_to_image(...)[i]`),
-    upsampled bilinearly. -> (H*scale, W*scale) RGB.
+    upsampled bilinearly. -> (H*scale, W*scale) RGB. Tiles that are compared need one
+    absolute scale: pass the same vmin / vmax to all (by default each map is stretched to
+    its own min and max, so a nearly flat map looks as contrasted as a peaked one).
     """
     img = upscale(as_rgb(image), scale).astype(np.float64)  # (H*s, W*s, 3)
-    colour = colorize(_smooth_to(img, heat), colormap)  # (H*s, W*s, 3)
+    colour = colorize(_smooth_to(img, heat, vmin, vmax), colormap)  # (H*s, W*s, 3)
     return Image.fromarray(((1 - alpha) * img + alpha * colour).round().astype(np.uint8))
 
 
-def attention_mask(image, heat, scale=1):
-    """Fig. 6's style: the image multiplied by its attention map (scaled to [0, 1])."""
+def attention_mask(image, heat, scale=1, vmin=None, vmax=None):
+    """Fig. 6's style: the image multiplied by its attention map (scaled to [0, 1] by
+    vmin / vmax, default the map's own range)."""
     img = upscale(as_rgb(image), scale).astype(np.float64)  # (H*s, W*s, 3)
-    mask = _smooth_to(img, heat)[..., None]  # (H*s, W*s, 1)
+    mask = _smooth_to(img, heat, vmin, vmax)[..., None]  # (H*s, W*s, 1)
     return Image.fromarray((img * mask).round().astype(np.uint8))
 
 
@@ -174,8 +285,8 @@ def similarity_grid(sim, cell=6, gap=2, colormap="viridis", labels=True):
         draw_text(draw, (left - 5, top + centre), str(i + 1), fnt, "rm")
     draw_text(draw, (left + side / 2, top + side + 24), "Input patch column", fnt, "mt")
     draw_vertical_text(img, (14, top + side / 2), "Input patch row", fnt)
-    colorbar(img, (left + side + 12, top, left + side + 24, top + side), -1, 1, colormap,
-             "Cosine similarity", fnt)
+    charts_colorbar(img, (left + side + 12, top, left + side + 24, top + side), -1, 1, colormap,
+                    "Cosine similarity", fnt)
     return img
 
 
@@ -189,3 +300,50 @@ def attention_distance_chart(distances, title="Mean attention distance", size=(6
     series = {f"Head {h + 1}": (layers, d[:, h]) for h in range(d.shape[1])}
     return scatter_chart(series, "Network depth (layer)", "Mean attention distance (pixels)",
                          title, ylim=(0, None), size=size, legend=d.shape[1] <= len(PALETTE))
+
+
+# ---------------------------------------------------------------------------------------------
+# Masked patch prediction (Sec. 4.6): what the encoder is given, and what it must predict
+# ---------------------------------------------------------------------------------------------
+
+MPP_FRAMES = {"replaced": "#f28e2b", "kept": "#59a14f"}  # frame colours of corrupted patches
+MASK_GREY = 128
+
+
+def patch_colors(classes, grid, patch, scale=1, chosen=None, background=235):
+    """Each patch painted in the colour its 3-bit class stands for (`mpp.color_of_class`).
+
+    classes (N,) ints, N = grid^2; `chosen` (N,) bool: only those are painted, the others
+    stay `background` grey. -> (grid*patch*scale,) * 2 RGB uint8 array.
+    """
+    rgb = color_of_class(np.asarray(classes)).reshape(grid, grid, 3)  # (g, g, 3)
+    if chosen is not None:
+        rgb = np.where(np.asarray(chosen).reshape(grid, grid, 1), rgb, np.uint8(background))
+    return upscale(rgb, patch * scale)  # (g*P*s, g*P*s, 3)
+
+
+def mpp_corruption_view(image, action, source, patch, scale=1):
+    """The corruption of `tinyvit.mpp`, drawn in pixels (the model corrupts embeddings).
+
+    MASKED patches are flat grey with a cross, REPLACED ones show the pixels of their source
+    patch in an orange frame, chosen-but-KEPT ones a green frame; unchosen patches are as
+    they were. image (H, W, C) uint8, action / source (N,) -> (H*scale, W*scale, 3) uint8.
+    """
+    img = as_rgb(image)
+    g = img.shape[0] // patch
+    p = patchify(img[None], patch)[0].reshape(g * g, patch, patch, 3)  # (N, P, P, 3)
+    action, source = np.asarray(action), np.asarray(source)
+    p = np.where((action == REPLACED)[:, None, None, None], p[source], p)  # (N, P, P, 3)
+    p = np.where((action == MASKED)[:, None, None, None], np.uint8(MASK_GREY), p)
+    big = upscale(p, scale)  # (N, P*s, P*s, 3)
+    out = Image.fromarray(tile(big, g, 0, 0))
+    draw, q = ImageDraw.Draw(out), patch * scale
+    for i, a in enumerate(action):
+        x, y = (i % g) * q, (i // g) * q
+        if a == MASKED:
+            draw.line([(x + 2, y + 2), (x + q - 3, y + q - 3)], fill="#5a5a5a", width=1)
+            draw.line([(x + 2, y + q - 3), (x + q - 3, y + 2)], fill="#5a5a5a", width=1)
+        elif a in (REPLACED, KEPT):
+            colour = MPP_FRAMES["replaced" if a == REPLACED else "kept"]
+            draw.rectangle((x, y, x + q - 1, y + q - 1), outline=colour, width=2)
+    return np.asarray(out)
