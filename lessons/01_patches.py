@@ -23,9 +23,13 @@ from tinyvit.vit import patchify, unpatchify
 LESSON = "01_patches"
 ds = lesson.cifar10()
 x_test, y_test = ds["test"]
-images = x_test[:8]  # (8, 32, 32, 3) uint8, NHWC
-print("images", images.shape, images.dtype, "classes:", [ds["classes"][i] for i in y_test[:8]])
-lesson.show(pictures.image_grid(images, nrow=8, scale=4), "images", LESSON)
+pick = np.array([np.flatnonzero(y_test == c)[0] for c in range(8)])  # one image per class
+images = x_test[pick]  # (8, 32, 32, 3) uint8, NHWC
+names = [ds["classes"][i] for i in y_test[pick]]
+print("images", images.shape, images.dtype, "classes:", names)
+lesson.show(pictures.labelled_grid(list(pictures.upscale(images, 4)), 8, captions=names,
+                                   title=f"Eight {lesson.data_name()} test images, one per "
+                                         f"class (32x32 pixels, drawn 4x)"), "images", LESSON)
 
 # %% [markdown]
 # ## Patchify by reshape
@@ -52,14 +56,26 @@ assert np.array_equal(unpatchify(patches, P, 3), images.astype(np.float32))
 # %% [markdown]
 # ## The 16 "words" of one image
 #
-# Drawn with a gap between patches, in reading order (row by row): this is the sequence the
-# Transformer sees. It has no idea that patch 4 sits below patch 0 — that knowledge must come
-# from the position embeddings of lesson 2. The second picture cuts the same image into 4×4
+# Drawn with a gap between patches, each numbered with its place in the sequence (reading
+# order, row by row). Below it, the same 16 patches as the Transformer receives them: one row
+# of words. It has no idea that patch 4 sits below patch 0 — that knowledge must come from
+# the position embeddings of lesson 2. The third picture cuts the same image into 4×4
 # patches — 64 words — the patch size of our CIFAR models.
 
 # %%
-lesson.show(pictures.patch_grid(images[0], P, gap=2, scale=6), "patch_grid_p8", LESSON)
-lesson.show(pictures.patch_grid(images[0], 4, gap=1, scale=6), "patch_grid_p4", LESSON)
+grid = pictures.patch_grid(images[0], P, gap=3, scale=8, numbers=True)
+lesson.show(pictures.labelled_grid([grid], 1, title=f"The {names[0]} cut into 16 patches "
+                                                    f"of {P}x{P} px\n(number: place in the "
+                                                    f"sequence)"), "patch_grid_p8", LESSON)
+sequence = pictures.patch_grid(images[0], P, gap=3, scale=5, ncol=16, numbers=True)
+lesson.show(pictures.labelled_grid([sequence], 1, title="The same 16 patches as the "
+                                                        "Transformer reads them: one sequence "
+                                                        "of words, patch 0 first"),
+            "patch_sequence_p8", LESSON)
+lesson.show(pictures.labelled_grid([pictures.patch_grid(images[0], 4, gap=2, scale=10,
+                                                        numbers=True)], 1,
+                                   title="Patches of 4x4 px: 64 words\n(our CIFAR models)"),
+            "patch_grid_p4", LESSON)
 
 # %% [markdown]
 # ## How long are the sentences?

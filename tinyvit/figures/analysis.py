@@ -2,7 +2,8 @@
 
     attention_rollout, rollout_to_image    Fig. 6 / Appendix D.8  (what the class token sees)
     mean_attention_distance                Fig. 7 right / D.7     ("receptive field" per head)
-    position_similarity                    Fig. 7 centre          (learned 2D position code)
+    position_similarity,                   Fig. 7 centre          (learned 2D position code)
+    similarity_by_distance
     embedding_filters_pca                  Fig. 7 left            (patch-embedding filters)
     interpolate_pos_embed, resize_vit      Sec. 3.2               (fine-tuning at higher res.)
     linear_probe, few_shot_accuracy        Sec. 4.1               (few-shot linear evaluation)
@@ -124,6 +125,25 @@ def position_similarity(pos, cfg):
     e = e / np.linalg.norm(e, axis=1, keepdims=True)  # (N, D) unit rows
     g = cfg.grid
     return (e @ e.T).reshape(g, g, g, g)  # (N, N) -> (g, g, g, g)
+
+
+def similarity_by_distance(sim, min_pairs=50):
+    """The similarity grid condensed: mean similarity of all patch pairs at each distance.
+
+    Distances are Euclidean, in patches, rounded to whole patches; a patch with itself
+    (distance 0) is left out, and so are distances with fewer than `min_pairs` ordered pairs
+    (the farthest bins of a small grid hold a handful of corner-to-corner pairs, whose mean
+    is noise). sim (g, g, g, g) -> (distances (m,), mean similarity (m,), pairs (m,)).
+    """
+    s = to_numpy(sim)
+    g = s.shape[0]
+    cells = np.stack(np.meshgrid(np.arange(g), np.arange(g), indexing="ij"), -1).reshape(-1, 2)
+    dist = np.linalg.norm(cells[:, None] - cells[None], axis=-1).round().ravel()  # (N*N,)
+    flat = s.reshape(g * g, g * g).ravel()  # (N*N,)
+    d, counts = np.unique(dist, return_counts=True)
+    keep = (d > 0) & (counts >= min_pairs)
+    d, counts = d[keep], counts[keep]
+    return d, np.array([flat[dist == x].mean() for x in d]), counts
 
 
 # ---------------------------------------------------------------------------------------------

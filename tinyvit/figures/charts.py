@@ -10,7 +10,7 @@ with `.save("name.png")`.
     font, text_size, draw_text, colorbar      text and the colour bar
     nice_ticks, log_ticks, tick_label         axis ticks (linear and log)
     line_chart                                lines, markers, +-1 std error bars, log x axis
-    scatter_chart                             dots, one colour per series
+    scatter_chart, draw_hline                 dots, one colour per series; reference lines
 
 Shape legend: ... any leading shape (colours are added as a last axis of 3); A anchor colours
 of a colour map; n, m points.
@@ -348,17 +348,38 @@ def line_chart(series, xlabel="", ylabel="", title="", log_x=False, error_bars=T
     return img
 
 
+def draw_hline(img, box, sy, y, label, colour=INK):
+    """A dashed horizontal reference line at data value y across the plot, labelled at its
+    right end (above the line)."""
+    draw = ImageDraw.Draw(img)
+    x0, _, x1, _ = box
+    py = sy(y)
+    for x in range(int(x0) + 2, int(x1) - 2, 10):
+        draw.line([(x, py), (min(x + 5, x1 - 2), py)], fill=colour, width=2)
+    draw_text(draw, (x1 - 6, py - 3), label, font(12), "rb", colour)
+    return [(x, py) for x in np.linspace(x1 - 8 - 7 * len(label), x1, 8)]  # where the label is
+
+
 def scatter_chart(points_by_series, xlabel="", ylabel="", title="", log_x=False,
-                  xlim=(None, None), ylim=(None, None), size=(640, 420), legend=True):
-    """Dots, one colour per series: {name: (xs, ys)}. Axes and legend as `line_chart`."""
+                  xlim=(None, None), ylim=(None, None), size=(640, 420), legend=True,
+                  hlines=None):
+    """Dots, one colour per series: {name: (xs, ys)}. Axes and legend as `line_chart`.
+
+    hlines: {label: y} dashed horizontal reference lines (e.g. the value of a uniform
+    baseline), inside the y range.
+    """
     data = _as_series(points_by_series, (2,))
+    hlines = hlines or {}
     xs_all = np.concatenate([x for _, x, _, _ in data])
     if not log_x and integer_valued(xs_all) and tuple(xlim) == (None, None):  # e.g. layers:
         xlim = (xs_all.min() - 0.5, xs_all.max() + 0.5)  # room at the ends
-    img, box, sx, sy = chart_frame(size, (xlabel, ylabel, title), xs_all,
-                                   np.concatenate([y for _, _, y, _ in data]), log_x, xlim, ylim)
+    ys_all = np.concatenate([y for _, _, y, _ in data] + [np.array(list(hlines.values()), float)])
+    img, box, sx, sy = chart_frame(size, (xlabel, ylabel, title), xs_all, ys_all, log_x, xlim,
+                                   ylim)
     draw = ImageDraw.Draw(img)
     points = []
+    for label, y in hlines.items():
+        points += draw_hline(img, box, sy, y, label, "#777777")
     for i, (name, xs, ys, _) in enumerate(data):
         colour = PALETTE[i % len(PALETTE)]
         for x, y in zip(xs, ys):

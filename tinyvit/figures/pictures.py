@@ -97,10 +97,10 @@ def patch_grid(image, patch, gap=2, scale=1, ncol=None, background=255, numbers=
     ncol = image.shape[1] // p if ncol is None else ncol
     out = Image.fromarray(tile(patches, ncol, gap, 0, background))
     if numbers:
-        draw, fnt = ImageDraw.Draw(out), font(max(9, min(14, p // 3)))
+        draw, fnt = ImageDraw.Draw(out), font(max(9, min(14, p // 4)))
         for i in range(n):
             x, y = (i % ncol) * (p + gap) + 2, (i // ncol) * (p + gap) + 1
-            draw.text((x, y), str(i), font=fnt, fill=WHITE, stroke_width=2, stroke_fill="#000000")
+            draw.text((x, y), str(i), font=fnt, fill=WHITE, stroke_width=1, stroke_fill="#000000")
     return out
 
 
@@ -242,10 +242,12 @@ def attention_mask(image, heat, scale=1, vmin=None, vmax=None):
     return Image.fromarray((img * mask).round().astype(np.uint8))
 
 
-def filters_grid(filters, nrow=7, scale=None, pad=2):
+def filters_grid(filters, nrow=7, scale=None, pad=2, captions=None, title=""):
     """Fig. 7 left: filters (k, P, P, C), each stretched to its own [0, 1], on a grid.
 
-    scale: pixels per filter weight (default: about 48 pixels per filter side).
+    scale: pixels per filter weight (default: about 48 pixels per filter side). With
+    `captions` (one per filter, e.g. the variance each component explains) or a `title`,
+    they are written under the tiles / above the grid.
     """
     f = np.asarray(filters, np.float64)
     if f.ndim != 4:
@@ -254,15 +256,19 @@ def filters_grid(filters, nrow=7, scale=None, pad=2):
     lo = f.min(axis=(1, 2, 3), keepdims=True)  # (k, 1, 1, 1)
     hi = f.max(axis=(1, 2, 3), keepdims=True)  # (k, 1, 1, 1)
     f = (f - lo) / np.where(hi > lo, hi - lo, 1.0)  # (k, P, P, C) in [0, 1]
-    return image_grid((f * 255).round().astype(np.uint8), nrow, pad, scale)
+    pixels = (f * 255).round().astype(np.uint8)  # (k, P, P, C)
+    if captions is None and not title:
+        return image_grid(pixels, nrow, pad, scale)
+    return labelled_grid(list(upscale(as_rgb(pixels), scale)), nrow, captions=captions,
+                         title=title, gap=max(pad, 6))
 
 
-def similarity_grid(sim, cell=6, gap=2, colormap="viridis", labels=True):
+def similarity_grid(sim, cell=6, gap=2, colormap="viridis", labels=True, title=""):
     """Fig. 7 centre: tile [i, j] shows patch (i, j)'s cosine similarity to every patch.
 
     sim (g, g, g, g) from `analysis.position_similarity`, colours fixed to [-1, 1].
-    Each similarity is a `cell` x `cell` square; with `labels`, axis titles, patch numbers
-    and a colour bar are added around the grid.
+    Each similarity is a `cell` x `cell` square; with `labels`, axis titles, patch numbers,
+    a colour bar and the `title` are added around the grid.
     """
     s = np.asarray(sim)
     if s.ndim != 4 or len(set(s.shape)) != 1:
@@ -273,9 +279,10 @@ def similarity_grid(sim, cell=6, gap=2, colormap="viridis", labels=True):
     if not labels:
         return Image.fromarray(grid)
     fnt = font(13)
-    left, top, right, bottom = 48, 12, 86, 44
+    left, top, right, bottom = 48, 34 if title else 12, 86, 44
     side = grid.shape[0]
-    img = Image.new("RGB", (left + side + right, top + side + bottom), WHITE)
+    img = Image.new("RGB", (max(left + side + right, 16 + 8 * len(title)), top + side + bottom),
+                    WHITE)
     img.paste(Image.fromarray(grid), (left, top))
     draw = ImageDraw.Draw(img)
     step = g * cell + gap  # one tile and its gap
@@ -287,19 +294,26 @@ def similarity_grid(sim, cell=6, gap=2, colormap="viridis", labels=True):
     draw_vertical_text(img, (14, top + side / 2), "Input patch row", fnt)
     charts_colorbar(img, (left + side + 12, top, left + side + 24, top + side), -1, 1, colormap,
                     "Cosine similarity", fnt)
+    if title:
+        draw_text(draw, (img.width / 2, 9), title, font(15), "mt")
     return img
 
 
-def attention_distance_chart(distances, title="Mean attention distance", size=(640, 420)):
+def attention_distance_chart(distances, title="Mean attention distance", size=(640, 420),
+                             uniform=None):
     """Fig. 7 right: one dot per head at every layer. distances (L, H) pixels, from
-    `analysis.mean_attention_distance`. Legend only up to 10 heads (the palette's size)."""
+    `analysis.mean_attention_distance`; `uniform` (pixels): the distance of a head that
+    attends to all patches alike, drawn as a dashed reference line. Legend only up to 10
+    heads (the palette's size)."""
     d = np.asarray(distances, float)
     if d.ndim != 2:
         raise ValueError(f"attention_distance_chart: expected (L, H), found shape {d.shape}")
     layers = np.arange(1, d.shape[0] + 1)  # (L,) 1-based like the paper
     series = {f"Head {h + 1}": (layers, d[:, h]) for h in range(d.shape[1])}
+    hlines = {f"uniform attention: {uniform:.1f} px": uniform} if uniform is not None else None
     return scatter_chart(series, "Network depth (layer)", "Mean attention distance (pixels)",
-                         title, ylim=(0, None), size=size, legend=d.shape[1] <= len(PALETTE))
+                         title, ylim=(0, None), size=size, legend=d.shape[1] <= len(PALETTE),
+                         hlines=hlines)
 
 
 # ---------------------------------------------------------------------------------------------
