@@ -154,7 +154,9 @@ print(f"loss at initialisation {float(loss0):.4f} = ln 512 = {np.log(512):.4f}")
 # The loop of lesson 5 with another loss: for each batch, crop + flip, compute the colour
 # targets from the augmented pixels, draw a fresh corruption, take an AdamW step of the MPP
 # loss (warmup + cosine, clipping at 1, weight decay 0.05; batch 128; the batch in shards,
-# one thread per core). After every epoch the loss and the colour accuracy are measured on
+# one thread per core). The crops pad by reflection, not with zeros as in classification:
+# zero padding would make black border patches, a colour any model predicts from position
+# alone (a first run learned exactly that). After every epoch the loss and the colour accuracy are measured on
 # 1,000 test images with a fixed corruption, and the run is saved, so it resumes.
 
 # %%
@@ -172,7 +174,7 @@ def mpp_grad_fn():
 
 def mpp_batch(rng, x_uint8):
     """Augment a batch, make its labels: (normalised images, labels (B, N, 3))."""
-    xb = data.random_crop_flip(rng, x_uint8)  # (B, H, W, C) uint8
+    xb = data.random_crop_flip(rng, x_uint8, mode="reflect")  # (B, H, W, C) uint8
     action, source = mpp.corruption_plan(rng, len(xb), cfg.num_patches)
     labels = mpp.pack_labels(mpp.color_targets(xb, cfg.patch_size), action, source)
     return data.normalize(xb, ds["mean"], ds["std"]), labels
@@ -197,7 +199,8 @@ def pretrain(x, out, epochs, batch_size=128, seed=0, max_steps=None):
     """MPP pre-training on the unlabelled images x, resumable from out/last.npz.
 
     Returns (params, history), history one dict per epoch."""
-    hp = dict(RECIPES["vit"], epochs=epochs, batch_size=batch_size, warmup=1.0, smoothing=0.0)
+    hp = dict(RECIPES["vit"], epochs=epochs, batch_size=batch_size, warmup=1.0, smoothing=0.0,
+              augment="crop (reflect padding) + flip")
     setup = dict(model=cfg.name, images=len(x), seed=seed, **hp)
     ckpt = out / "last.npz"
     if ckpt.exists():

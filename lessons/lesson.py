@@ -268,30 +268,35 @@ def knob_data(seed=0):
     return with_stats(ds)
 
 
-def compare(runs, ds, title, epochs=KNOB_EPOCHS, lesson=None, name=None, **fit_args):
-    """Train each variant {label: (model, params)} with the same recipe; print a table and
-    chart test accuracy against epochs. Smoke mode: 2 steps each. Returns {label: history}."""
+def knob_steps():
+    """How long a knob's variant trains: KNOB_EPOCHS epochs (smoke mode: 2 steps of 64)."""
+    return dict(epochs=1, max_steps=2, batch_size=64) if smoke() else dict(epochs=KNOB_EPOCHS)
+
+
+def compare(runs, ds, title, lesson=None, name=None, **fit_args):
+    """Train each variant {label: (model, params)} with the same recipe (`knob_steps`), print
+    a table, chart test accuracy against epochs. Returns {label: (trained params, history)}."""
     import numpy as np
 
     from tinyvit.figures import charts
 
-    steps = dict(max_steps=2, epochs=1) if smoke() else dict(epochs=epochs)
+    steps = {**knob_steps(), **fit_args}
     print(f"{len(ds['train'][0]):,} training images, {len(ds['test'][0]):,} test images, "
           f"{steps['epochs']} epochs per variant")
-    histories = {}
+    out = {}
     for label, (model, params) in runs.items():
         print(f"{label}:")
-        _, histories[label] = fit(model, params, ds, batch_size=64 if smoke() else 128,
-                                  **steps, **fit_args)
+        out[label] = fit(model, params, ds, **steps)
     print(f"{'variant':34s} {'test accuracy':>13s} {'seconds':>8s}")
-    for label, h in histories.items():
+    for label, (_, h) in out.items():
         print(f"{label:34s} {h[-1]['test_acc']:13.1%} {sum(r['seconds'] for r in h):8.0f}")
     series = {label: (np.array([r["epoch"] for r in h]), np.array([r["test_acc"] for r in h]))
-              for label, h in histories.items()}
-    series["chance"] = (series[label][0], np.full(len(series[label][0]), 0.1))
+              for label, (_, h) in out.items()}
+    epochs = next(iter(series.values()))[0]
+    series["chance (10 classes)"] = (epochs, np.full(len(epochs), 0.1))
     chart = charts.line_chart(series, xlabel="epoch", ylabel="test accuracy",
                               title=f"{title} ({len(ds['train'][0]):,} {data_name()})",
                               ylim=(0, None), error_bars=False)
     if lesson:
         show(chart, name, lesson)
-    return histories
+    return out
