@@ -51,7 +51,11 @@ print("im2col @ kernel == convolution:", np.isclose(conv_out.reshape(2, 32, 32, 
 # ## The network
 # Stem convolution, three stages (convolution, 2×2 max-pool, GroupNorm, ReLU, then `depth - 1`
 # more convolution–GroupNorm–ReLU at the same size; every preset has depth 2), global average
-# pooling and a linear head — about 0.3M parameters, like the small ViTs.
+# pooling and a linear head. The presets span 75k to 474k parameters: lesson 7 pits
+# `cnn-tiny` (75k) against `vit-cifar-nano` (142k), and the default `cnn-small` (298k) sits
+# between `vit-cifar-nano` and `vit-cifar-tiny` (0.8M). Per parameter, a convolution does
+# far more work than a ViT's dense layers: it is applied at every pixel (compare the
+# multiply-adds below with `vit-cifar-nano`'s 10.9M).
 
 # %%
 for name in configs.CNN_PRESETS:
@@ -64,11 +68,31 @@ print("logits", cnn.cnn(params, img, cfg).shape)
 
 # %% [markdown]
 # ## What the first layer sees
-# Feature maps of four stem channels for one image (random weights: even untrained, a 3×3
-# convolution is an edge/colour detector of *local* structure).
+# Feature maps of four stem channels for one image, all on one colour scale (random weights:
+# even untrained, a 3×3 convolution responds to *local* structure — edges, colour changes).
+# The frame along the border is the zero padding: there the 3×3 window reaches outside the
+# image and sees zeros, i.e. black, so every border pixel looks like an edge against a black
+# frame. A ViT's patchify needs no padding (the patches tile the image exactly).
 
 # %%
-stem = cnn.conv(params["stem"], img[:1])  # (1, 32, 32, S)
-maps = [pictures.heatmap(stem[0, :, :, c], size=96) for c in range(4)]
-strip = pictures.image_grid(np.stack([np.asarray(m) for m in maps]), nrow=4, pad=4)
-lesson.show(strip, "stem_feature_maps", LESSON)
+stem = np.asarray(cnn.conv(params["stem"], img[:1]))  # (1, 32, 32, S)
+lim = float(np.abs(stem[0, :, :, :4]).max())  # one symmetric scale for the four maps
+maps = [np.asarray(pictures.heatmap(stem[0, :, :, c], size=128, colormap="coolwarm",
+                                    vmin=-lim, vmax=lim)) for c in range(4)]
+tiles = [pictures.upscale((img[0] * 255).round().astype(np.uint8), 4)] + maps
+lesson.show(pictures.labelled_grid(
+    tiles, 5, col_labels=["input image"] + [f"channel {c + 1}" for c in range(4)],
+    title=f"Stem convolution (3x3, random weights, zero padding) of a {lesson.data_name()} "
+          f"image", colorbar=(round(-lim, 2), round(lim, 2), "coolwarm", "conv output")),
+    "stem_feature_maps", LESSON)
+
+# %% [markdown]
+# ## The hybrid model (Sec. 3.1)
+# The paper's third family puts the two together: "as an alternative to raw image patches,
+# the input sequence can be formed from feature maps of a CNN". The patch embedding $E$ is
+# applied to patches of a ResNet's feature map — in the special case of 1×1 patches, each
+# feature-map position is one token — and the rest is the ViT unchanged. Fig. 5: hybrids
+# beat ViT at small compute budgets, and the gap vanishes for larger models. In this
+# package's terms: `cnn`'s stages give a (B, h, w, C) map, `patchify` with P = 1 makes it
+# (B, h·w, C), and Eq. 1 goes on from there. (tinyvit does not build the hybrid yet; the
+# official checkpoints of it, "R50+ViT", are refused by `tinyvit.run.google` with a message.)

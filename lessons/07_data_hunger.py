@@ -117,7 +117,9 @@ for name, results in shown.items():
     if "machine" in setup:
         print(f"measured on {setup['machine']}; total training time "
               f"{results.get('train_seconds', 0) / 3600:.1f} h")
-    lesson.show(sweep.chart(results), name, LESSON)
+    title = ("Data hunger, synthetic images (smoke mode: 2 steps per run)" if name == "smoke"
+             else None)  # None: the sweep's own title (CIFAR-10, JPEG copy, budget)
+    lesson.show(sweep.chart(results, title=title), name, LESSON)
 
 # %% [markdown]
 # ## Reading the chart
