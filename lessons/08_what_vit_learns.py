@@ -65,14 +65,21 @@ def cls_row(a):
 
 
 S = 4  # display scale: 32 px -> 128 px
+heats = np.stack([cls_row(maps[-1][:, h]) for h in range(cfg.heads)], 1)  # (6, H, g, g)
+top = float(heats.max())  # one absolute scale, 0 .. the largest weight, for every tile
 tiles = []
 for i, img in enumerate(images):
     tiles.append(pictures.upscale(img, S))  # (128, 128, 3) the image itself first
     for h in range(cfg.heads):
-        heat = cls_row(maps[-1][:, h])[i]  # (g, g)
-        tiles.append(np.asarray(pictures.overlay(img, heat, alpha=0.6, scale=S)))
-lesson.show(pictures.image_grid(np.stack(tiles), nrow=cfg.heads + 1, pad=3),
-            "cls_attention_last_layer", LESSON)
+        tiles.append(pictures.overlay(img, heats[i, h], alpha=0.6, scale=S, vmin=0, vmax=top))
+who = "class token" if cfg.pool == "cls" else "mean over query tokens"
+lesson.show(pictures.labelled_grid(
+    tiles, cfg.heads + 1, col_labels=["image"] + [f"head {h + 1}" for h in range(cfg.heads)],
+    row_labels=[f"{classes[t]} ({'right' if p == t else classes[p]})"
+                for t, p in zip(y_test[pick], logits.argmax(1))],
+    title=f"Layer {cfg.depth} (last): attention of the {who} to each patch",
+    colorbar=(0, round(top, 3), "inferno", "attention weight")),
+    "cls_attention_last_layer", LESSON)
 
 # %% [markdown]
 # ### Local and global heads
@@ -85,17 +92,23 @@ lesson.show(pictures.image_grid(np.stack(tiles), nrow=cfg.heads + 1, pad=3),
 # %%
 q_row = q_col = cfg.grid // 2 - 1
 q = first + q_row * cfg.grid + q_col  # token index of the query patch
+heats = np.stack([a[0, :, q, first:] for a in maps])  # (L, H, N) attention of query q
+heats = heats.reshape(cfg.depth, cfg.heads, cfg.grid, cfg.grid)  # (L, H, g, g)
+top = float(heats.max())  # shared absolute scale
 tiles = []
-for a in maps:  # layer by layer
+for layer in range(cfg.depth):
     for h in range(cfg.heads):
-        heat = a[0, h, q, first:].reshape(cfg.grid, cfg.grid)  # (g, g) attention of query q
-        tile = pictures.overlay(images[0], heat, alpha=0.7, scale=S)
+        tile = pictures.overlay(images[0], heats[layer, h], alpha=0.7, scale=S, vmin=0, vmax=top)
         p = cfg.patch_size * S
         ImageDraw.Draw(tile).rectangle((q_col * p, q_row * p, (q_col + 1) * p - 1,
                                         (q_row + 1) * p - 1), outline="white")
-        tiles.append(np.asarray(tile))
-lesson.show(pictures.image_grid(np.stack(tiles), nrow=cfg.heads, pad=3),
-            "patch_attention_by_layer_and_head", LESSON)
+        tiles.append(tile)
+lesson.show(pictures.labelled_grid(
+    tiles, cfg.heads, col_labels=[f"head {h + 1}" for h in range(cfg.heads)],
+    row_labels=[f"layer {layer + 1}" for layer in range(cfg.depth)],
+    title=f"Where patch ({q_row}, {q_col}) (white square) reads from, {classes[y_test[pick[0]]]}",
+    colorbar=(0, round(top, 3), "inferno", "attention weight")),
+    "patch_attention_by_layer_and_head", LESSON)
 
 # %% [markdown]
 # ## Attention rollout (Fig. 6, Appendix D.8)
@@ -112,16 +125,25 @@ lesson.show(pictures.image_grid(np.stack(tiles), nrow=cfg.heads, pad=3),
 # The class token's row of $R$, reshaped to the patch grid, is how much each patch contributed
 # to the representation the head classifies. Fig. 6 multiplies the image by it
 # (`pictures.attention_mask`); an overlay is easier to read at 32 px. Two images per row, each as
-# image, mask, overlay.
+# image, mask, overlay, all on one absolute scale from 0 to the largest share of any patch:
+# a rollout that is nearly flat (every patch about $1/N$) looks flat, not contrasted.
 
 # %%
 rollout = analysis.attention_rollout(maps)  # (6, T, T), rows sum to 1
 heat = analysis.rollout_to_image(rollout, cfg)  # (6, g, g)
+top = float(heat.max())
 tiles = []
 for img, hm in zip(images, heat):
-    tiles += [pictures.upscale(img, S), np.asarray(pictures.attention_mask(img, hm, scale=S)),
-              np.asarray(pictures.overlay(img, hm, alpha=0.6, scale=S))]
-lesson.show(pictures.image_grid(np.stack(tiles), nrow=6, pad=3), "attention_rollout", LESSON)
+    tiles += [pictures.upscale(img, S), pictures.attention_mask(img, hm, S, 0, top),
+              pictures.overlay(img, hm, alpha=0.6, scale=S, vmin=0, vmax=top)]
+print(f"rollout share of a patch: {heat.min():.4f} to {top:.4f} (uniform: "
+      f"{1 / cfg.num_patches:.4f})")
+lesson.show(pictures.labelled_grid(
+    tiles, 6, col_labels=["image", "rollout mask", "overlay"] * 2,
+    row_labels=[f"{classes[a]}, {classes[b]}" for a, b in zip(y_test[pick][::2],
+                                                              y_test[pick][1::2])],
+    title="Attention rollout (Fig. 6): how much each patch feeds the classified token",
+    colorbar=(0, round(top, 4), "inferno", "rollout share")), "attention_rollout", LESSON)
 
 # %% [markdown]
 # ## Mean attention distance (Fig. 7 right, Appendix D.7)
@@ -149,8 +171,9 @@ print(f"mean attention distance in pixels over {n_dist} test images "
       f"(uniform attention: {uniform:.1f} px, image side {cfg.image_size} px)")
 for layer, d in enumerate(dist, 1):
     print(f"layer {layer}: min {d.min():5.1f}  mean {d.mean():5.1f}  max {d.max():5.1f}")
-lesson.show(pictures.attention_distance_chart(dist, title=f"Mean attention distance, {cfg.name}"),
-            "mean_attention_distance", LESSON)
+lesson.show(pictures.attention_distance_chart(
+    dist, title=f"Mean attention distance, {cfg.name}, {n_dist} {lesson.data_name()}",
+    uniform=uniform), "mean_attention_distance", LESSON)
 
 # %% [markdown]
 # ## Position embeddings (Fig. 7 centre)
@@ -160,23 +183,23 @@ lesson.show(pictures.attention_distance_chart(dist, title=f"Mean attention dista
 # $(i, j)$'s embedding with every other patch's. After training, the paper finds that "closer
 # patches tend to have more similar position embeddings" and a row–column structure: patches
 # in the same row or column are similar. The chart under it condenses the grid: the mean
-# similarity of all pairs of patches at a given distance.
+# similarity of all pairs of patches at a given distance (distances with fewer than 50
+# pairs, a few corner-to-corner pairs on our 8×8 grid, are left out: their mean is noise).
 
 # %%
 sim = analysis.position_similarity(params["pos"], cfg)  # (g, g, g, g)
-lesson.show(pictures.similarity_grid(sim), "position_embedding_similarity", LESSON)
+lesson.show(pictures.similarity_grid(sim, title=f"Position embeddings of the trained "
+                                                f"{cfg.name}"),
+            "position_embedding_similarity", LESSON)
 
-g = cfg.grid
-cells = np.stack(np.meshgrid(np.arange(g), np.arange(g), indexing="ij"), -1).reshape(-1, 2)
-pair_dist = np.linalg.norm(cells[:, None] - cells[None], axis=-1).round().ravel()  # (N*N,)
-flat = sim.reshape(g * g, g * g).ravel()  # (N*N,)
-dists = np.unique(pair_dist)[1:]  # distances 1, 2, ... (0 is a patch with itself)
-by_dist = np.array([flat[pair_dist == d].mean() for d in dists])
+dists, by_dist, pairs = analysis.similarity_by_distance(sim)
 init_sim = analysis.position_similarity(init_vit(np.random.default_rng(0), cfg)["pos"], cfg)
-init_by_dist = np.array([init_sim.ravel()[pair_dist == d].mean() for d in dists])
+_, init_by_dist, _ = analysis.similarity_by_distance(init_sim)
+print("pairs per distance:", dict(zip(dists.astype(int).tolist(), pairs.tolist())))
 chart = charts.line_chart({"trained": (dists, by_dist), "at initialisation": (dists, init_by_dist)},
                           xlabel="distance between patches (patches, rounded)",
-                          ylabel="mean cosine similarity", title="Position embeddings")
+                          ylabel="mean cosine similarity",
+                          title="Position embeddings: similarity falls with distance?")
 lesson.show(chart, "position_similarity_vs_distance", LESSON)
 print("mean similarity at distance 1, 2, 3 patches:", np.round(by_dist[:3], 2),
       " farthest:", round(float(by_dist[-1]), 2))
@@ -190,18 +213,24 @@ print("mean similarity at distance 1, 2, 3 patches:", np.round(by_dist[:3], 2),
 # basis functions for a low-dimensional representation of the fine structure within each
 # patch" (colour blobs, gradients, stripes of rising frequency). `analysis.embedding_filters_pca`
 # centres the filters and takes the SVD $E^\top - \bar e = U \Sigma V^\top$; the rows of $V^\top$
-# are the components, $\sigma_i^2 / \sum_j \sigma_j^2$ the variance each explains. Our patches
-# are 4×4, so each component has only 48 numbers. The paper's large models, trained on huge
-# data, concentrate the filters' variance in a few smooth components. Compare the two
-# percentages printed below: for `vit-cifar-nano` after the default 18 epochs the project
-# measured 30% for the trained filters and 30% at random initialisation — a small model
-# trained for an hour on 50k images is still far from that clean basis.
+# are the components, $\sigma_i^2 / \sum_j \sigma_j^2$ the variance each explains (under
+# each tile). Our patches are 4×4, so each component has only 48 numbers. The paper's large
+# models, trained on huge data, concentrate the filters' variance in a few smooth
+# components. Ours do not: compare the two percentages printed below. For `vit-cifar-nano`
+# after the default 18 epochs the project measured 30% in the top 5 components for the
+# trained filters and 30% at random initialisation — no more structure than chance. Whatever
+# 2D structure our small model learned is in its position embeddings and attention
+# distances above, not in its patch filters.
 
 # %%
 comps, ratio = analysis.embedding_filters_pca(params["embed"]["w"], cfg, k=28)  # (k, P, P, C)
-lesson.show(pictures.filters_grid(comps, nrow=7), "embedding_filters_pca", LESSON)
 _, ratio_init = analysis.embedding_filters_pca(
     init_vit(np.random.default_rng(0), cfg)["embed"]["w"], cfg, k=28)
+lesson.show(pictures.filters_grid(
+    comps, nrow=7, captions=[f"{r:.1%}" for r in ratio],
+    title=f"Top 28 principal components of {cfg.name}'s embedding filters (share of "
+          f"variance under each;\ntop 5: {ratio[:5].sum():.0%} trained, {ratio_init[:5].sum():.0%} "
+          f"at random initialisation)"), "embedding_filters_pca", LESSON)
 print(f"variance explained by the top 5 components: trained {ratio[:5].sum():.0%}, "
       f"random init {ratio_init[:5].sum():.0%}")
 
@@ -218,9 +247,11 @@ print(f"variance explained by the top 5 components: trained {ratio[:5].sum():.0%
 #   along its row and column; the similarity falls with distance, while at initialisation it
 #   is flat around 0. (The sinusoidal patterns the paper sees appear for larger grids; ours is
 #   8×8.)
-# * **Filters:** the first components are smooth colour/brightness patterns, later ones
-#   gradients and checkerboards. With 48-number filters they are crude.
+# * **Filters:** in the paper, smooth colour/brightness patterns first, then gradients and
+#   checkerboards. Ours explain no more variance than random filters (30% vs 30% in the top
+#   5 components): at this scale the filters have *not* learned a clean basis.
 #
 # A model trained for an hour or less on 32-px images shows all of this weaker than the paper's
-# ImageNet-21k/JFT models. The point is that none of it was programmed: locality and 2D
-# structure were *learned* from data — which is why ViT needs a lot of it (lesson 7).
+# ImageNet-21k/JFT models, and the filters not at all. The point is that none of what does
+# appear was programmed: locality in the attention distances and the 2D layout in the
+# position embeddings were *learned* from data — which is why ViT needs a lot of it (lesson 7).

@@ -83,12 +83,19 @@ first = 1 if cfg.pool == "cls" else 0
 pos, pos48 = params["pos"][0, first:], params48["pos"][0, first:]  # (N, D), (N', D)
 d = int(pos.var(axis=0).argmax())  # the dimension that varies most across positions
 lo, hi = pos[:, d].min(), pos[:, d].max()
-pair = [np.asarray(pictures.heatmap(p[:, d].reshape(g, g), size=192, vmin=lo, vmax=hi))
+pair = [pictures.heatmap(p[:, d].reshape(g, g), size=192, vmin=lo, vmax=hi)
         for p, g in ((pos, cfg.grid), (pos48, cfg48.grid))]
-lesson.show(pictures.image_grid(np.stack(pair), nrow=2, pad=6), "pos_embedding_dim_8x8_to_12x12",
-            LESSON)
+lesson.show(pictures.labelled_grid(
+    pair, 2, col_labels=[f"{cfg.grid}x{cfg.grid} patches ({cfg.image_size} px, trained)",
+                         f"{cfg48.grid}x{cfg48.grid} patches ({SIZE} px, interpolated)"],
+    title=f"Position embeddings, dimension {d} of {cfg.width}, over the patch grid",
+    colorbar=(round(float(lo), 3), round(float(hi), 3), "viridis", f"E_pos[:, {d}]"), gap=16),
+    "pos_embedding_dim_8x8_to_12x12", LESSON)
 sim48 = analysis.position_similarity(params48["pos"], cfg48)  # (12, 12, 12, 12)
-lesson.show(pictures.similarity_grid(sim48, cell=4), "position_similarity_interpolated_48px", LESSON)
+lesson.show(pictures.similarity_grid(sim48, cell=4, title=f"Interpolated to {cfg48.grid}x"
+                                                          f"{cfg48.grid} ({SIZE} px), before "
+                                                          f"fine-tuning"),
+            "position_similarity_interpolated_48px", LESSON)
 
 # %% [markdown]
 # ### Accuracy at 48 px, before and after fine-tuning
@@ -98,7 +105,12 @@ lesson.show(pictures.similarity_grid(sim48, cell=4), "position_similarity_interp
 # is, then after a short fine-tune with the paper's recipe (Appendix B.1.1): **SGD with
 # momentum 0.9**, no weight decay, gradients clipped at global norm 1, cosine learning-rate
 # decay (here after a 10% linear warmup), all weights trained, on upsampled (randomly cropped
-# and flipped) training images in batches of 64.
+# and flipped) training images in batches of 64. The head is kept: the classes are the same.
+# For a *new* task the paper replaces it (Sec. 3.2: "we remove the pre-trained prediction
+# head and attach a zero-initialized D × K feedforward layer, where K is the number of
+# downstream classes"); a zero head makes the first logits all zero, so fine-tuning starts
+# from "no opinion" instead of the old task's answers. Lesson 10 does exactly that after
+# self-supervised pre-training (`mpp.to_classifier`).
 #
 # $$b \leftarrow 0.9\, b + g, \qquad w \leftarrow w - \eta_t\, b .$$
 
@@ -145,7 +157,8 @@ smooth = np.convolve(losses, np.ones(10) / 10, "valid") if STEPS >= 10 else np.a
 lesson.show(charts.line_chart({"training loss (10-step mean)": (steps[len(steps) - len(smooth):],
                                                                 smooth)},
                               xlabel="fine-tuning step", ylabel="cross-entropy",
-                              title=f"Fine-tuning at {SIZE} px, SGD + momentum"),
+                              title=f"Fine-tuning at {SIZE} px, SGD + momentum "
+                                    f"({lesson.data_name()})"),
             "finetune_loss", LESSON)
 
 # %% [markdown]
@@ -210,7 +223,8 @@ for name, (f_pool, f_test) in feats.items():
 series["chance"] = (SHOTS, np.full(len(SHOTS), 1 / cfg.num_classes), None)
 lesson.show(charts.line_chart(series, xlabel="labelled images per class (log scale)",
                               ylabel="test accuracy", log_x=True, ylim=(0, None),
-                              title=f"Few-shot linear probe on frozen features, {cfg.name}"),
+                              title=f"Few-shot linear probe on frozen features, {cfg.name} "
+                                    f"({lesson.data_name()})"),
             "few_shot_probe", LESSON)
 print(f"for comparison, the model's own head (trained with the network on "
       f"{meta['train_size']:,} images): {acc32:.1%}")
