@@ -75,9 +75,10 @@ for i, img in enumerate(images):
 who = "class token" if cfg.pool == "cls" else "mean over query tokens"
 lesson.show(pictures.labelled_grid(
     tiles, cfg.heads + 1, col_labels=["image"] + [f"head {h + 1}" for h in range(cfg.heads)],
-    row_labels=[f"{classes[t]} ({'right' if p == t else classes[p]})"
+    row_labels=[f"{classes[t]}: " + ("predicted right" if p == t else f"predicted {classes[p]}")
                 for t, p in zip(y_test[pick], logits.argmax(1))],
-    title=f"Layer {cfg.depth} (last): attention of the {who} to each patch",
+    title=f"Layer {cfg.depth} (last): attention of the {who} to each patch "
+          f"({lesson.data_name()})",
     colorbar=(0, round(top, 3), "inferno", "attention weight")),
     "cls_attention_last_layer", LESSON)
 
@@ -142,7 +143,8 @@ lesson.show(pictures.labelled_grid(
     tiles, 6, col_labels=["image", "rollout mask", "overlay"] * 2,
     row_labels=[f"{classes[a]}, {classes[b]}" for a, b in zip(y_test[pick][::2],
                                                               y_test[pick][1::2])],
-    title="Attention rollout (Fig. 6): how much each patch feeds the classified token",
+    title=f"Attention rollout (Fig. 6): how much each patch feeds the classified token "
+          f"({lesson.data_name()})",
     colorbar=(0, round(top, 4), "inferno", "rollout share")), "attention_rollout", LESSON)
 
 # %% [markdown]

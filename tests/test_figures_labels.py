@@ -94,4 +94,4 @@ def test_mpp_pictures_show_the_plan():
     np.testing.assert_array_equal(v[4:12, 20:28], pictures.upscale(img[4:, 4:], 4)[4:12, 4:12])
     c = pictures.patch_colors(np.array([0, 511, 7, 64]), 2, 4, chosen=action != 0)
     assert tuple(c[0, 0]) == (16, 16, 16) and tuple(c[0, 4]) == (240, 240, 240)
-    assert tuple(c[7, 7]) == (235, 235, 235)  # not chosen: background
+    assert tuple(c[7, 7]) == (255, 255, 255) and tuple(c[6, 6]) == (190, 190, 190)  # hatched

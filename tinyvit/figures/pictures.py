@@ -324,16 +324,21 @@ MPP_FRAMES = {"replaced": "#f28e2b", "kept": "#59a14f"}  # frame colours of corr
 MASK_GREY = 128
 
 
-def patch_colors(classes, grid, patch, scale=1, chosen=None, background=235):
+def patch_colors(classes, grid, patch, scale=1, chosen=None):
     """Each patch painted in the colour its 3-bit class stands for (`mpp.color_of_class`).
 
     classes (N,) ints, N = grid^2; `chosen` (N,) bool: only those are painted, the others
-    stay `background` grey. -> (grid*patch*scale,) * 2 RGB uint8 array.
+    are white with grey diagonal hatching (no class colour is white or hatched).
+    -> (grid*patch*scale,) * 2 RGB uint8 array.
     """
-    rgb = color_of_class(np.asarray(classes)).reshape(grid, grid, 3)  # (g, g, 3)
+    rgb = upscale(color_of_class(np.asarray(classes)).reshape(grid, grid, 3), patch * scale)
     if chosen is not None:
-        rgb = np.where(np.asarray(chosen).reshape(grid, grid, 1), rgb, np.uint8(background))
-    return upscale(rgb, patch * scale)  # (g*P*s, g*P*s, 3)
+        side = rgb.shape[0]
+        i, j = np.indices((side, side))  # (S, S) pixel rows and columns
+        hatch = np.where(((i + j) % 6 == 0)[..., None], np.uint8(190), np.uint8(255))
+        keep = upscale(np.asarray(chosen).reshape(grid, grid, 1), patch * scale)  # (S, S, 1)
+        rgb = np.where(keep, rgb, hatch)  # (S, S, 3)
+    return rgb  # (g*P*s, g*P*s, 3)
 
 
 def mpp_corruption_view(image, action, source, patch, scale=1):
