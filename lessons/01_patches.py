@@ -28,8 +28,8 @@ images = x_test[pick]  # (8, 32, 32, 3) uint8, NHWC
 names = [ds["classes"][i] for i in y_test[pick]]
 print("images", images.shape, images.dtype, "classes:", names)
 lesson.show(pictures.labelled_grid(list(pictures.upscale(images, 4)), 8, captions=names,
-                                   title=f"Eight {lesson.data_name()} test images, one per "
-                                         f"class (32x32 pixels, drawn 4x)"), "images", LESSON)
+                                   title=f"Eight test images, one per class (32x32 pixels, "
+                                         f"drawn 4x; {lesson.data_name()})"), "images", LESSON)
 
 # %% [markdown]
 # ## Patchify by reshape

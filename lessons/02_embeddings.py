@@ -169,9 +169,14 @@ print("without position embeddings the shuffled accuracy is the same (up to floa
       abs(results["none"][0] - results["none"][1]) < 0.002)
 
 # %% [markdown]
-# What to expect on our scale: the "none" model is exactly blind to the order, and its
-# accuracy is the same on shuffled images; the 1-D and 2-D models fall towards what colour
-# and texture alone give. With little data and a minute of training, all three are close
-# on ordinary test images (our grid has only 8×8 positions, and a CIFAR class is guessed far
-# from chance by its colours), and 1-D and 2-D end within noise of each other — the paper's
-# "little difference".
+# What we measured (2026-12-01, 5,000 images, 5 epochs each, about a minute per variant):
+# test accuracy 31.7% without position embeddings, 33.8% with 1-D and 31.4% with 2-D; on
+# shuffled patches 31.7%, 33.6% and 31.2%. The "none" model is exactly blind to the order, as
+# attention's equivariance says. The surprise is that the other two barely notice either:
+# after a minute on 5,000 images they classify almost like a *bag of patches* — by colours
+# and textures, whose positions they have not yet learned to use. Position information pays
+# off only once a model has learned shapes, which takes more data and training (the paper's
+# 61% vs 64% come from ViT-B/16 trained on ImageNet-scale data). With this little training
+# the three variants are within about two points of each other, and 1-D and 2-D within
+# seed-to-seed noise — the paper's "little difference", here for a humbler reason. Try
+# `lesson.KNOB_EPOCHS = 20` (or lesson 8's trained model) and shuffle again.

@@ -74,7 +74,8 @@ ep = np.array([h["epoch"] for h in history])
 chart = charts.line_chart({"train (augmented)": (ep, np.array([h["train_acc"] for h in history]), None),
                            "test": (ep, np.array([h["test_acc"] for h in history]), None)},
                           xlabel="epoch", ylabel="accuracy",
-                          title=f"vit-cifar-nano on {len(ds['train'][0]):,} {lesson.data_name()}",
+                          title=f"vit-cifar-nano, {len(ds['train'][0]):,} training images "
+                                f"({lesson.data_name()})",
                           ylim=(0, None), error_bars=False)
 lesson.show(chart, "learning_curves", LESSON)
 print(f"final test accuracy {history[-1]['test_acc']:.1%} after "

@@ -82,8 +82,8 @@ maps = [np.asarray(pictures.heatmap(stem[0, :, :, c], size=128, colormap="coolwa
 tiles = [pictures.upscale((img[0] * 255).round().astype(np.uint8), 4)] + maps
 lesson.show(pictures.labelled_grid(
     tiles, 5, col_labels=["input image"] + [f"channel {c + 1}" for c in range(4)],
-    title=f"Stem convolution (3x3, random weights, zero padding) of a {lesson.data_name()} "
-          f"image", colorbar=(round(-lim, 2), round(lim, 2), "coolwarm", "conv output")),
+    title=f"Stem convolution (3x3, random weights, zero padding) of a test image "
+          f"({lesson.data_name()})", colorbar=(round(-lim, 2), round(lim, 2), "coolwarm", "conv output")),
     "stem_feature_maps", LESSON)
 
 # %% [markdown]

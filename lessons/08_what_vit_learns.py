@@ -174,7 +174,8 @@ print(f"mean attention distance in pixels over {n_dist} test images "
 for layer, d in enumerate(dist, 1):
     print(f"layer {layer}: min {d.min():5.1f}  mean {d.mean():5.1f}  max {d.max():5.1f}")
 lesson.show(pictures.attention_distance_chart(
-    dist, title=f"Mean attention distance, {cfg.name}, {n_dist} {lesson.data_name()}",
+    dist, title=f"Mean attention distance, {cfg.name}, {n_dist} test images "
+                f"({lesson.data_name()})",
     uniform=uniform), "mean_attention_distance", LESSON)
 
 # %% [markdown]
@@ -230,9 +231,9 @@ _, ratio_init = analysis.embedding_filters_pca(
     init_vit(np.random.default_rng(0), cfg)["embed"]["w"], cfg, k=28)
 lesson.show(pictures.filters_grid(
     comps, nrow=7, captions=[f"{r:.1%}" for r in ratio],
-    title=f"Top 28 principal components of {cfg.name}'s embedding filters (share of "
-          f"variance under each;\ntop 5: {ratio[:5].sum():.0%} trained, {ratio_init[:5].sum():.0%} "
-          f"at random initialisation)"), "embedding_filters_pca", LESSON)
+    title=f"Embedding filters of {cfg.name}: top 28 principal components\n(share of "
+          f"variance under each; top 5: {ratio[:5].sum():.0%} trained, "
+          f"{ratio_init[:5].sum():.0%} at random init)"), "embedding_filters_pca", LESSON)
 print(f"variance explained by the top 5 components: trained {ratio[:5].sum():.0%}, "
       f"random init {ratio_init[:5].sum():.0%}")
 

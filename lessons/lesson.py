@@ -60,8 +60,8 @@ def mode():
 
 
 def data_name():
-    """What the pictures' titles call the data: real CIFAR-10, or synthetic in smoke mode."""
-    return "synthetic images (smoke mode)" if smoke() else "CIFAR-10"
+    """What the pictures' titles call the data: "CIFAR-10", or "synthetic, smoke mode"."""
+    return "synthetic, smoke mode" if smoke() else "CIFAR-10"
 
 
 def output_root():
@@ -295,7 +295,8 @@ def compare(runs, ds, title, lesson=None, name=None, **fit_args):
     epochs = next(iter(series.values()))[0]
     series["chance (10 classes)"] = (epochs, np.full(len(epochs), 0.1))
     chart = charts.line_chart(series, xlabel="epoch", ylabel="test accuracy",
-                              title=f"{title} ({len(ds['train'][0]):,} {data_name()})",
+                              title=f"{title} ({len(ds['train'][0]):,} training images, "
+                                    f"{data_name()})",
                               ylim=(0, None), error_bars=False)
     if lesson:
         show(chart, name, lesson)

@@ -130,7 +130,7 @@ def labelled_grid(tiles, ncol, col_labels=None, row_labels=None, captions=None, 
     cap = 18 if captions else 0
     right = 78 if colorbar else 8
     width = max([left + cols * w + (cols - 1) * gap + right]
-                + [text_size(probe, line, big)[0] + 16 for line in lines])
+                + [text_size(probe, line, big)[0] + 32 for line in lines])
     img = Image.new("RGB", (width, top + rows * (h + cap) + (rows - 1) * gap + 8), WHITE)
     draw = ImageDraw.Draw(img)
     for i, cell in enumerate(cells):
