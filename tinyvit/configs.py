@@ -97,7 +97,7 @@ CIFAR_PRESETS = {
     "vit-cifar-tiny": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256),
     "vit-cifar-small": dict(patch_size=4, width=192, depth=6, heads=6, mlp_dim=384),
 }
-DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.train.RECIPES) fits ~1 h on 2 cores
+DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.run.train.RECIPES) fits ~1 h on 2 cores
 
 
 def model_names():
