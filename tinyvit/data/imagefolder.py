@@ -97,8 +97,8 @@ def image_folder_layout(source, files, dirs):
             images.setdefault((parts[0], parts[1]), []).append(path)
     if "train" not in folders:
         tops = sorted(top_entries(set(files) | dirs, prefix))[:5]
-        raise DataError(f"{source}: expected {prefix}train/<class>/ image folders, "
-                        f"found {prefix or 'top level '}{tops or 'empty'}")
+        raise DataError(f"{source}: expected {prefix}train/<class>/ image folders, found "
+                        f"{', '.join(tops) or 'nothing'} in {prefix or 'the top level'}")
     test_split = "test" if "test" in folders else "val" if "val" in folders else None
     if test_split is None:
         raise DataError(f"{source}: expected a {prefix}test/ (or val/) split next to "
@@ -136,10 +136,16 @@ def decode_image(src, name):
             with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
                 check_decodable(im, name)
                 return np.asarray(im.convert("RGB"), np.uint8)  # (H, W, C)
+    except DataError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{name}: image too large to decode (more than {MAX_PIXELS:,} "
                         f"pixels)") from None
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except OSError as e:
+        if e.errno is None:  # Pillow's own errors: not an image, truncated, ...
+            raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
+        raise DataError(f"{name}: cannot read image ({e.strerror})") from None
+    except (UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
 
 

@@ -145,6 +145,9 @@ def _split(path, arrays):
         if key.startswith(EXTRA + "/"):
             continue
         prefix = next((p for p in groups if key.startswith(p)), None)
+        if prefix is None and key.endswith("embedding/kernel"):
+            raise ValueError(f"{os.fspath(path)}: a Google ViT checkpoint, not a tinyvit training "
+                             f"checkpoint (read it with tinyvit.run.google.load_google_vit)")
         if prefix is None:
             raise ValueError(f"{os.fspath(path)}: unexpected array {key!r} (expected params/..., "
                              f"opt/m/..., opt/v/... and {EXTRA}/...)")
@@ -177,7 +180,7 @@ def load_run(path):
     m, v = (_checked(path, groups[p], like, p) for p in ("opt/m/", "opt/v/"))
     verify.check_moments(path, v)
     epoch = verify.counter(path, extras, "epoch", 0, meta["hparams"]["epochs"])
-    step = verify.counter(path, extras, "step", 0, 2**62)
+    step = verify.counter(path, extras, "step", 0)
     rng = verify.restore_rng(path, verify.parse_json(path, extras, "rng"))
     history = (verify.check_history(path, verify.parse_json(path, extras, "history"), epoch)
                if "history" in extras else None)

@@ -105,11 +105,8 @@ def create(path):
     check_folder_option("--out", path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as e:
-        raise ValueError(f"--out {path}: cannot write there ({e.strerror or e})") from None
+        raise ValueError(f"--out {path}: cannot create it ({e.strerror or e})") from None
 
 
 @contextmanager
@@ -119,7 +116,10 @@ def locked(folder: RunFolder):
         yield
         return
     while True:
-        fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ValueError(f"--out {folder.path}: cannot write there ({e.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -144,16 +144,21 @@ def open_run(out, resume, replace, log):
     """with open_run(out, ...) as folder: the run folder, created and locked, with a run
     already in it kept: resumed, moved aside (`replace`), or the new run refused (one line
     naming the folder)."""
-    folder = RunFolder(out)
+    folder, existed = RunFolder(out), Path(out).exists()
     create(folder.path)
-    with locked(folder):
-        if folder.holds_run() and not (resume and folder.ckpt.exists()):
-            if not replace:
-                raise ValueError(f"--out {folder.path}: holds a run ({describe(folder)}); use "
-                                 f"--resume to continue it, --replace to start over (the old "
-                                 f"run is moved to {folder.path}/previous-N/), or another --out")
-            log(f"note: moved the run in {folder.path} to {folder.move_aside()}")
-        yield folder
+    try:
+        with locked(folder):
+            if folder.holds_run() and not (resume and folder.ckpt.exists()):
+                if not replace:
+                    raise ValueError(f"--out {folder.path}: holds a run ({describe(folder)}); "
+                                     f"use --resume to continue it, --replace to start over "
+                                     f"(the old run is moved to {folder.path}/previous-N/), or "
+                                     f"another --out")
+                log(f"note: moved the run in {folder.path} to {folder.move_aside()}")
+            yield folder
+    finally:
+        if not existed and folder.path.is_dir() and not any(folder.path.iterdir()):
+            folder.path.rmdir()  # a run that failed before writing leaves no empty folder
 
 
 def describe(folder):

@@ -107,8 +107,8 @@ def check_folder_option(option, path):
 # What must not change for a resumed run to continue the saved one exactly. The data are
 # compared by content (its digest, classes, statistics), not by path: a moved folder is fine.
 SETTINGS = ("classes", "train_size", "train_digest", "seed", "model", "hparams", "mean", "std")
-LABELS = {"train_size": "--train-size", "seed": "--seed", "train_digest": "--data's images",
-          "classes": "--data's classes", "mean": "--data's mean", "std": "--data's std"}
+LABELS = {"train_size": "--train-size", "seed": "--seed", "classes": "--data's classes",
+          "mean": "--data's mean", "std": "--data's std"}
 
 
 def _label(key):
@@ -127,12 +127,16 @@ def _short(v):
 def settings_changed(saved, now, keys=SETTINGS, prefix=""):
     """['--seed 0 then, 3 now', ...]: every run setting in which `now` differs from `saved`
     (a setting older checkpoints do not store is not compared)."""
+    if "train_digest" in saved:  # the digest says more than the statistics
+        keys = [k for k in keys if k not in ("mean", "std")]
     changed = []
     for key in keys:
         if key not in saved:
             continue
         a, b = saved[key], now.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
+        if key == "train_digest" and a != b:
+            changed.append("--data's training images differ")
+        elif isinstance(a, dict) and isinstance(b, dict):
             changed += settings_changed(a, b, list(b), f"{prefix}{key}.")
         elif a != b:
             changed.append(f"{_label(prefix + key)} {_short(a)} then, {_short(b)} now")

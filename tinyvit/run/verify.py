@@ -176,13 +176,14 @@ def check_moments(path, v):
             raise ValueError(f"opt/v/{key}: holds negative second moments (in {os.fspath(path)})")
 
 
-def counter(path, extras, key, low, high):
+def counter(path, extras, key, low, high=None):
     """An integer extra (step, epoch) in [low, high]; one-line errors naming the file."""
     x = extras.get(key)
-    if x is None or x.ndim != 0 or x.dtype.kind not in "iu" or not low <= int(x) <= high:
+    if (x is None or x.ndim != 0 or x.dtype.kind not in "iu" or int(x) < low
+            or (high is not None and int(x) > high)):
         shown = "nothing" if x is None else repr(x.tolist())
-        raise ValueError(f"{os.fspath(path)}: {key}: expected an integer in [{low}, {high}], "
-                         f"found {shown}")
+        wanted = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{os.fspath(path)}: {key}: expected an integer {wanted}, found {shown}")
     return int(x)
 
 
