@@ -359,6 +359,18 @@ def test_a_folder_in_use_is_refused(site, capsys):
     assert not folder.lock.exists()
 
 
+def test_a_read_only_out_is_one_line(site, capsys, monkeypatch):
+    real = os.open
+
+    def read_only(path, *args, **kw):
+        if str(path).endswith(rundir.LOCK):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(rundir.os, "open", read_only)  # root ignores chmod: refuse it here
+    refused(site, capsys, RESUME, ["--out cut", "cannot write there (Permission denied)"])
+
+
 def test_replace_moves_the_old_run_aside(site, capsys):
     old = (site / "run/last.npz").read_bytes()
     assert main(TRAIN + ["--out", "run", "--replace", "--epochs", "1"]) == 0
