@@ -132,7 +132,7 @@ def test_cli_train_eval_predict(tmp_path, capsys):
     assert len(lines) == 2 and {l.split()[-1] for l in lines} == {"dark", "bright"}
     (tmp_path / "bad.png").write_bytes(b"not an image")
     assert main(["predict", str(out / "last.npz"), str(tmp_path / "bad.png")]) == 2
-    assert "cannot read image" in capsys.readouterr().err
+    assert "cannot decode image" in capsys.readouterr().err
 
 
 def test_training_on_a_device_backend_equals_numpy(tmp_path):
