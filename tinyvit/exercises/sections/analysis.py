@@ -60,6 +60,8 @@ ROLLOUT = exercise(
             analysis.attention_rollout([m.max(axis=1, keepdims=True) for m in maps], residual),
             "rollout averages the heads: A = mean_h A_h"),
     },
+    equivalent={"attention_rollout line 10: 1 -> 2": "the maps are square (T, T): shape[-2] is "
+                                                     "shape[-1]"},
     hints="""
     np.stack the list to (L, B, H, T, T) and average over the heads axis: (L, B, T, T).
 
@@ -140,6 +142,16 @@ INTERPOLATE = exercise(
             analysis.interpolate_pos_embed(pos, old_grid, new_grid, has_cls)[:, int(has_cls):],
             "keep the class token's embedding, unchanged, in front"),
     },
+    equivalent={
+        "interpolate_pos_embed line 7: statement deleted": "to_numpy copies device arrays to the "
+            "host; these inputs are NumPy arrays already",
+        "bilinear_matrix line 8: arguments 1 and 2 swapped": "np.clip(0, x, hi) = min(max(0, x), "
+            "hi) = np.clip(x, 0, hi): max commutes",
+        "bilinear_matrix line 8: - -> +": "a clamp at old + 1: past the last sample lo and hi are "
+            "both old - 1 (hi is clamped), so the last sample gets weight 1 either way",
+        "bilinear_matrix line 10: - -> +": "x is clamped to old - 1, so when lo + 1 passes the end "
+            "x = lo and its weight frac is 0",
+    },
     hints="""
     Build the (G, g) matrix M of 1-D linear interpolation: row i has weight 1 - f at
     floor(x_i) and f at floor(x_i) + 1 (the last index clamped), x_i the input coordinate.
@@ -165,31 +177,36 @@ def constant_feature(rng, d):
     return inputs
 
 
+def targets(labels, k):
+    """2 onehot(y) - 1, (S, K), K = k or max(labels) + 1."""
+    return 2.0 * (labels[:, None] == np.arange(labels.max() + 1 if k is None else k)) - 1.0
+
+
 def ridge(x, t, l2):
     """(X^T X + l2 I)^-1 X^T T."""
     return np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ t)
 
 
-def raw_ridge(features, labels, k, l2=1.0):
+def raw_ridge(features, labels, k=None, l2=1.0):
     """Centred but not standardised features."""
     mean = features.mean(0)
-    t = 2.0 * (labels[:, None] == np.arange(k)) - 1.0
+    t = targets(labels, k)
     w = ridge(features - mean, t - t.mean(0), l2)
     return w, t.mean(0) - mean @ w
 
 
-def regularised_bias(features, labels, k, l2=1.0):
+def regularised_bias(features, labels, k=None, l2=1.0):
     """The bias as one more (regularised) feature of ones."""
     std = features.std(0) + 1e-5
     x = np.concatenate([(features - features.mean(0)) / std, np.ones((len(features), 1))], axis=1)
-    wb = ridge(x, 2.0 * (labels[:, None] == np.arange(k)) - 1.0, l2)
+    wb = ridge(x, targets(labels, k), l2)
     w = wb[:-1] / std[:, None]
     return w, wb[-1] - features.mean(0) @ w
 
 
 PROBE = exercise(
     number=20, name="linear_probe", title="The few-shot linear probe", section="Sec. 4.1",
-    lesson="09_finetune_and_probe", signature="linear_probe(features, labels, k, l2=1.0)",
+    lesson="09_finetune_and_probe", signature="linear_probe(features, labels, k=None, l2=1.0)",
     reference=analysis.linear_probe, imports="import numpy as np", notes=(),
     doc="""Sec. 4.1's few-shot evaluation, in closed form as the official evaluator: standardise
     each feature with the training mean and std (+ 1e-5), take the targets 2 onehot(y) - 1 in
@@ -197,7 +214,8 @@ PROBE = exercise(
     with an unregularised bias. Fold the standardisation into the weights, so that
     predictions are features @ w + b.
 
-    features (S, F) float, labels (S,) ints < k, k classes, l2 > 0 -> (w (F, K), b (K,)).""",
+    features (S, F) float, labels (S,) ints < k, k classes K (None: max(labels) + 1),
+    l2 > 0 -> (w (F, K), b (K,)).""",
     dims={"S": 12, "F": 5, "K": 3},
     draw=lambda rng: {"S": pick(rng, 4, 15), "F": pick(rng, 1, 6), "K": pick(rng, 2, 4)},
     inputs=probe_inputs, out=[("w", "F, K"), ("b", "K")],
@@ -208,7 +226,9 @@ PROBE = exercise(
                   "w = (2 + 1)^-1 [-2, 2] = [-0.6667, 0.6667], b = [0, 0]"},
     edges=[{"label": "fewer examples than features (S < F)", "dims": {"S": 4, "F": 7, "K": 2}},
            {"label": "a constant feature (std 0)", "inputs": constant_feature},
-           {"label": "a strong ridge (l2 = 100)", "inputs": lambda rng, d: probe_inputs(rng, d, 100.0)}],
+           {"label": "a strong ridge (l2 = 100)", "inputs": lambda rng, d: probe_inputs(rng, d, 100.0)},
+           {"label": "k=None: the classes counted from the labels",
+            "inputs": lambda rng, d: {**probe_inputs(rng, d), "k": None}}],
     mistakes={
         "no standardisation": (raw_ridge, "the official evaluator standardises each feature "
             "first (train mean and std), so that l2 penalises every feature alike"),
@@ -216,11 +236,17 @@ PROBE = exercise(
             *analysis.linear_probe(*a)), "the targets are 2 onehot(y) - 1, in {-1, 1}"),
         "the bias regularised too": (regularised_bias, "the bias is not penalised: with centred "
             "X it is exactly the mean target, t.mean(0)"),
-        "l2 ignored": (lambda features, labels, k, l2=1.0: analysis.linear_probe(
+        "l2 ignored": (lambda features, labels, k=None, l2=1.0: analysis.linear_probe(
             features, labels, k, 1e-9), "the ridge term l2 I keeps the solve well-posed with "
             "few shots (S < F)"),
     },
     detectors=[nonfinite("a constant feature has std 0: add 1e-5 to the std"), scaled()],
+    equivalent={
+        **dict.fromkeys(["linear_probe line 20: statement deleted", "linear_probe line 20: - -> +"],
+                        "X is centred (X^T 1 = 0), so a constant added to a column of t changes "
+                        "neither X^T t (primal) nor X^T (X X^T + l2 I)^-1 t (dual): the same W"),
+        "linear_probe line 22: GtE -> Gt": "at S = F the primal and the dual solve give the same W",
+    },
     hints="""
     Standardise: mean and std over the examples (axis 0), x = (features - mean) / (std + 1e-5).
     Targets t = 2 * (labels[:, None] == np.arange(k)) - 1.

@@ -15,7 +15,7 @@ from ...data import synthetic_images
 from ...run import models, train
 from ..compare import num, values_message
 from ..patching import swapped
-from ..spec import exercise, numbers, pick
+from ..spec import NO_DROPOUT, exercise, numbers, pick
 from ..stages import make_case, run
 
 VIT_CFG = ViTConfig(name="capstone", image_size=8, patch_size=4, width=8, depth=1, heads=2,
@@ -172,6 +172,7 @@ CAPSTONE = exercise(
                   "any update"},
     edges=[{"label": "clipping on (clip = 0.05)",
             "inputs": lambda rng, d: loop_inputs(rng, d, clip=0.05)},
+           {"label": "no clipping (clip = 0)", "inputs": lambda rng, d: loop_inputs(rng, d, clip=0.0)},
            {"label": "strong weight decay, no warmup",
             "inputs": lambda rng, d: loop_inputs(rng, d, weight_decay=0.5, warmup=0)}],
     mistakes={
@@ -184,6 +185,14 @@ CAPSTONE = exercise(
         "weight decay ignored": (changed(weight_decay=0.0), "pass weight_decay to AdamW"),
         "label smoothing ignored": (changed(smoothing=0.0), "the loss is the smoothed "
             "cross-entropy: make_grad_fn(model, smoothing)"),
+    },
+    equivalent={
+        **dict.fromkeys(["make_grad_fn line 4: arguments 3 and 4 swapped",
+                         "make_grad_fn line 4: True -> False"], NO_DROPOUT),
+        "train_step line 8: elements 4 and 5 swapped": "the loop keeps only the parameters, the "
+            "optimiser state and the loss of train_step's result",
+        "clip_by_global_norm line 7: LtE -> Lt": "it differs only when the norm equals max_norm "
+            "exactly, where scaling by 1 changes nothing",
     },
     hints="""
     grad_fn = run_train.make_grad_fn(model, smoothing); grad_fn(params, images, labels, None)

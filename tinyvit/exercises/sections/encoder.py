@@ -9,7 +9,7 @@ from ... import layers, ops, vit
 from ...configs import ViTConfig
 from ...tree import tree_map
 from ..patching import swapped
-from ..spec import exercise, normal, pick
+from ..spec import NO_DROPOUT, exercise, normal, pick
 
 
 def random_tree(rng, tree, scale=0.5):
@@ -94,6 +94,11 @@ BLOCK = exercise(
             {**p, "ln2": p["ln1"]}, z, heads, eps), "each sub-layer has its own LayerNorm: ln1 "
             "before MSA, ln2 before the MLP"),
     },
+    equivalent=dict.fromkeys([
+        "block line 3: arguments 3 and 4 swapped", "block line 4: arguments 3 and 4 swapped",
+        "block line 4: arguments 4 and 5 swapped", "mlp line 3: statement deleted",
+        "mlp line 3: arguments 3 and 4 swapped", "mlp line 4: arguments 3 and 4 swapped"],
+        NO_DROPOUT),
     hints="""
     Two lines, one per equation. Eq. 2: z = z + attention(p["attn"], LN_1(z), heads), with
     LN_1(z) = layer_norm(z, p["ln1"]["g"], p["ln1"]["b"], eps).
@@ -163,7 +168,7 @@ VIT = exercise(
           "note": "every weight is 0: every token is 0 until the final LayerNorm, which outputs "
                   "its offset [1, 2]; the head gives [1, 2] W + b = [1.5, 2, 2]"},
     edges=[{"label": "global average pooling (pool 'gap')",
-            "dims": {"B": 2, "S": 4, "P": 2, "C": 1, "D": 4, "L": 1, "H": 2, "M": 4, "K": 2,
+            "dims": {"B": 2, "S": 4, "P": 2, "C": 1, "D": 6, "L": 1, "H": 2, "M": 4, "K": 2,
                      "cls": 0}}],
     grads=("params", "images"),
     mistakes={
@@ -177,6 +182,16 @@ VIT = exercise(
         "the head on every token": (lambda params, images, cfg: layers.linear(
             params["head"], vit.encode(params, images, cfg)), "the head reads one vector per "
             "image: pool first (the class token, or the mean for 'gap'), then the head"),
+    },
+    equivalent={
+        **dict.fromkeys(["vit line 2: arguments 4 and 5 swapped",
+                         "features line 2: arguments 4 and 5 swapped",
+                         "encode line 3: arguments 3 and 4 swapped",
+                         "encode line 5: arguments 5 and 6 swapped",
+                         "encode line 5: arguments 6 and 7 swapped",
+                         "encode line 5: arguments 7 and 8 swapped"],
+                        NO_DROPOUT + " (and weights_out is None)"),
+        "encode line 2: statement deleted": "check_images only rejects images of the wrong shape",
     },
     hints="""
     Embed (exercise 2), then for p in params["blocks"]: z = block(p, z, cfg.heads, cfg.ln_eps),

@@ -61,6 +61,12 @@ PATCHIFY = exercise(
             "a patch the pixel row comes before the pixel column"),
     },
     detectors=[reordered],
+    equivalent={
+        "patchify line 6: arguments 1 and 2 swapped": "axes 0 and 1 (B and H/P) are never "
+            "transposed, so swapping their sizes leaves the memory order, and the result, as is",
+        "patchify line 6: arguments 5 and 6 swapped": "axes 4 and 5 (P and C) are never "
+            "transposed, so swapping their sizes leaves the result as is",
+    },
     hints="""
     An image is a grid of (H/P) x (W/P) patches. Reshape (B, H, W, C) to
     (B, H/P, P, W/P, P, C): axes 1 and 3 say which patch, axes 2 and 4 which pixel inside it.

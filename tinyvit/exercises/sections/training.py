@@ -12,6 +12,9 @@ from ..diagnose import detector, fitted_factor, nonfinite, scaled
 from ..patching import replace, swapped, with_vjp
 from ..spec import exercise, normal, numbers, pick
 
+AXIS = "logits are (B, K): axis 1 and shape[1] are axis -1 and shape[-1]"
+SAME_KEYS = "_same_keys only checks that two trees have the same structure (it raises otherwise)"
+
 OVERFLOW = "exp overflows at large logits: subtract each row's max first (log-sum-exp)"
 BATCH = [(lambda d: d["B"], "B: the loss is the mean over the batch, not the sum"),
          (lambda d: 1.0 / d["B"], "1/B: is the mean taken twice?"), (-1.0, "the sign is flipped")]
@@ -70,6 +73,7 @@ CROSS_ENTROPY = exercise(
         "cross-entropy without the max shift": (ce_no_shift, OVERFLOW),
     },
     detectors=[nonfinite(OVERFLOW), scaled(BATCH)],
+    equivalent=dict.fromkeys([f"cross_entropy line {n}: unary - dropped" for n in (7, 8, 9)], AXIS),
     hints="""
     log softmax(z) = z - log(sum_k exp(z_k)) per row; take the row max out first,
     z - max, so that no exp overflows (the log-sum-exp trick).
@@ -116,6 +120,11 @@ CROSS_ENTROPY_GRAD = exercise(
         "gradient without the max shift": (grad(ce_no_shift), OVERFLOW),
     },
     detectors=[nonfinite(OVERFLOW), scaled(BATCH)],
+    equivalent={
+        **dict.fromkeys([f"cross_entropy line {n}: unary - dropped" for n in (7, 8, 9)], AXIS),
+        "cross_entropy line 8: .sum -> .mean": "log of the mean instead of the sum shifts the loss "
+            "by the constant log K, which has no gradient",
+    },
     hints="""
     For one row, d/dz of -sum_k q_k log softmax(z)_k is softmax(z) - q, because the q_k sum
     to 1. Write it for the whole batch at once.
@@ -131,10 +140,10 @@ CROSS_ENTROPY_GRAD = exercise(
 
 def adam_step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     """One AdamW step for one array: `optim.adam_update` on a one-leaf tree, on copies."""
-    tree, state = {"w": w.copy()}, {"m": {"w": m.copy()}, "v": {"w": v.copy()}, "step": t - 1}
-    tree, state = optim.adam_update(tree, {"w": g}, state, lr, b1, b2, eps, weight_decay,
-                                    decay_mask={"w": True})
-    return tree["w"], state["m"]["w"], state["v"]["w"]
+    tree, state = {"a": w.copy()}, {"m": {"a": m.copy()}, "v": {"a": v.copy()}, "step": t - 1}
+    tree, state = optim.adam_update(tree, {"a": g}, state, lr, b1, b2, eps, weight_decay,
+                                    decay_mask={"a": True})
+    return tree["a"], state["m"]["a"], state["v"]["a"]
 
 
 def tree_adam(step):
@@ -223,6 +232,8 @@ ADAM = exercise(
             "return the updated m and v too: the next step starts from them"),
     },
     detectors=[step_ratio],
+    equivalent=dict.fromkeys([f"adam_update line {n}: {what}" for n in (15, 18) for what in
+                              ("statement deleted", "arguments 1 and 2 swapped")], SAME_KEYS),
     hints="""
     Moments first: m = b1 m + (1 - b1) g and v = b2 v + (1 - b2) g * g (new arrays, or in
     place with *= and +=).
@@ -296,6 +307,12 @@ WARMUP_COSINE = exercise(
             step, total, base, w, 0.0), "the cosine goes from base_lr down to final_lr"),
         "the steps counted from 1": (lambda step, *a: optim.warmup_cosine(step + 1, *a),
             "step counts from 0: the rate at step 0 is 0 (warmup) or base_lr (no warmup)"),
+    },
+    equivalent={
+        "warmup_cosine line 2: statement deleted": "_check_schedule only rejects invalid "
+            "schedules (warmup_steps outside [0, total_steps))",
+        "warmup_cosine line 4: arguments 1 and 2 swapped": "_warmup(step, base_lr, w) is "
+            "base_lr * step / w, and the product commutes",
     },
     hints="""
     Two branches. While step < warmup_steps the rate is base_lr * step / warmup_steps.
