@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from .notes import notes, raised
+from .notes import STUDENT_ERRORS, notes, raised
 from .stages import NotStarted, random_cases
 
 MARKS = {"pass": "✓", "fail": "✗", "not run": "·"}
@@ -52,7 +52,7 @@ def run_stages(ex, fn, secret=None, passed=None):
             failure = stage(ex, fn, ctx)
         except NotStarted as e:
             failure, result["status"] = (str(e) or "not started", None), "not started"
-        except Exception as e:  # noqa: BLE001 (a strange output can trip the checker itself)
+        except STUDENT_ERRORS as e:  # a strange output can trip the checker itself
             failure = (f"{name}: your output could not be checked: {raised(e)}", None)
         if failure is None:
             result["stages"].append((name, "pass"))

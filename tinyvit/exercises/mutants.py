@@ -57,8 +57,9 @@ def node_sites(node):
         yield (f"{SYMBOLS[type(node.op)]} -> {SYMBOLS[new]}",
                lambda n, new=new: setattr(n, "op", new()))
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
-        yield (f"{'unary -' if isinstance(node.op, ast.USub) else 'not'} dropped",
-               lambda n: setattr(n, "op", ast.UAdd() if isinstance(n.op, ast.USub) else ast.Invert()))
+        minus = isinstance(node.op, ast.USub)
+        yield (f"{'unary -' if minus else 'not'} dropped",
+               lambda n, minus=minus: setattr(n, "op", ast.UAdd() if minus else ast.Invert()))
     elif isinstance(node, ast.IfExp):
         yield "if-else branches swapped", swap_branches
     elif isinstance(node, ast.Compare):
@@ -87,7 +88,8 @@ def node_sites(node):
         statements = getattr(node, field, None)
         if isinstance(statements, list) and len(statements) > 1:
             for j, stmt in enumerate(statements):
-                if isinstance(stmt, (ast.Assign, ast.AugAssign, ast.Expr)) and not is_docstring(stmt):
+                kinds = (ast.Assign, ast.AugAssign, ast.Expr)
+                if isinstance(stmt, kinds) and not is_docstring(stmt):
                     yield (f"statement deleted (line {stmt.lineno})",
                            lambda n, field=field, j=j: getattr(n, field).pop(j))
 

@@ -7,13 +7,15 @@
     reference                                the answer: a tinyvit function, or a few-line adapter
     targets                                  the library functions the answer is made of
                                              (their source is `solution N`; mutants alter them)
-    dims, derive, draw, inputs               sizes of the cases, derived sizes, sizes drawn from
-                                             a seed (hidden cases), inputs(rng, dims) -> {arg: value}
+    dims, derive, draw, inputs               sizes of the cases, derived sizes, sizes drawn
+                                             from a seed (hidden cases), and
+                                             inputs(rng, dims) -> {argument: value}
     out                                      the output's shape, "B, N, D", or [(part, shape), ...]
     hand, edges                              {dims, inputs, note}; [{label, dims?, inputs?}, ...]
     grads / fd                               arguments autograd differentiates through the
-                                             student's function / for a hand-written gradient:
-                                             {loss(inputs), wrt, grads(output)} of the library's forward
+                                             student's function / for a hand-written gradient,
+                                             {loss(inputs), wrt, grads(output)}: the library's
+                                             forward and how the output holds its gradient
     mistakes, detectors                      {name: (wrong function, why)}; [detector, ...]
     hints                                    three paragraphs, from a nudge to nearly the answer
     equivalent                               {mutant id: why that mutant computes the same}

@@ -22,7 +22,7 @@ from autograd import grad
 from .compare import array_text, parts_of, structure_message, values_message
 from .diagnose import diagnose
 from .gradients import first_wrong, gradient_message
-from .notes import raised
+from .notes import STUDENT_ERRORS, raised
 
 
 class NotStarted(Exception):
@@ -52,7 +52,7 @@ def attempt(ex, fn, case, where):
         return run(ex, fn, case), None
     except NotImplementedError as e:
         raise NotStarted(str(e)) from e
-    except Exception as e:  # noqa: BLE001 (the student's error is the message)
+    except STUDENT_ERRORS as e:  # the student's error is the message
         return None, (f"{where}: your function raised {raised(e)}", None)
 
 
@@ -155,7 +155,7 @@ def stage_autograd(ex, fn, ctx):
     compute = lambda f: grad(autograd_objective(ex, f, case, weight))(copy.deepcopy(diff))
     try:
         grads = compute(fn)
-    except Exception as e:  # noqa: BLE001
+    except STUDENT_ERRORS as e:
         name, text = diagnose(e, None, case, ex, compute)
         return (f"gradients: autograd could not differentiate your function: {raised(e)}; use "
                 f"autograd.numpy (import autograd.numpy as np) and no in-place writes (x[...] = "

@@ -226,7 +226,8 @@ PROBE = exercise(
                   "w = (2 + 1)^-1 [-2, 2] = [-0.6667, 0.6667], b = [0, 0]"},
     edges=[{"label": "fewer examples than features (S < F)", "dims": {"S": 4, "F": 7, "K": 2}},
            {"label": "a constant feature (std 0)", "inputs": constant_feature},
-           {"label": "a strong ridge (l2 = 100)", "inputs": lambda rng, d: probe_inputs(rng, d, 100.0)},
+           {"label": "a strong ridge (l2 = 100)",
+            "inputs": lambda rng, d: probe_inputs(rng, d, 100.0)},
            {"label": "k=None: the classes counted from the labels",
             "inputs": lambda rng, d: {**probe_inputs(rng, d), "k": None}}],
     mistakes={

@@ -53,7 +53,8 @@ SOFTMAX = exercise(
         "shift by the global max": (lambda x: softmax_no_shift(x - x.max()), "a row far below "
             "the largest logit of the whole array underflows to exp(-2000) = 0 and 0 / 0 is nan: "
             "shift each row by its own max (axis=-1, keepdims=True)"),
-        "normalised over the whole array": (lambda x: np.exp(x - x.max()) / np.exp(x - x.max()).sum(),
+        "normalised over the whole array": (lambda x: np.exp(x - x.max())
+                                            / np.exp(x - x.max()).sum(),
             "each row is a distribution of its own: sum over the last axis only"),
         "softmax over the first axis": (lambda x: np.swapaxes(ops.softmax(np.swapaxes(x, 0, -1)),
                                                               0, -1),
@@ -169,8 +170,8 @@ ATTENTION_WEIGHTS = exercise(
         "no scaling": (scaled_q(lambda hd: hd ** 0.5), "without 1/sqrt(hd) the logits grow with "
             "the head width and the softmax saturates (Eq. 6)"),
         "softmax over the queries": (lambda q, k: layers.attention_weights(k, q).transpose(
-            (0, 1, 3, 2)), "each query's weights over the keys sum to 1: softmax over the last axis "
-            "of q k^T, which indexes the keys"),
+            (0, 1, 3, 2)), "each query's weights over the keys sum to 1: softmax over the last "
+            "axis of q k^T, which indexes the keys"),
         "queries and keys swapped": (lambda q, k: layers.attention_weights(k, q), "A = softmax(q "
             "k^T): rows are queries, columns keys, so A is (Nq, Nk)"),
         "scaled after the softmax": (lambda q, k: ops.softmax(q @ np.swapaxes(k, -1, -2))

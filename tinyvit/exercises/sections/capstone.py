@@ -22,7 +22,7 @@ VIT_CFG = ViTConfig(name="capstone", image_size=8, patch_size=4, width=8, depth=
                     mlp_dim=16, num_classes=3)
 CNN_CFG = CNNConfig(name="cnn-capstone", image_size=8, stem=4, widths=(4,), depth=1, groups=2,
                     num_classes=3)
-YOURS_TOL = (1e-4, 1e-6)  # float32 rounding, grown over a few AdamW steps
+YOURS_TOL = (2e-5, 1e-7)  # float32 rounding (other correct solutions differ by ~1e-7)
 
 
 def model_of(cfg):
@@ -150,7 +150,8 @@ def changed(**fixed):
 
 
 CAPSTONE = exercise(
-    number=21, name="train", title="Capstone: train with your own code", section="Sec. 4.1, App. B.1",
+    number=21, name="train", title="Capstone: train with your own code",
+    section="Sec. 4.1, App. B.1",
     lesson="05_training", reference=train_losses, call=on_formulas, notes=(), tol=(1e-5, 1e-7),
     targets=[train_losses, train.train_step, train.make_grad_fn, optim.clip_by_global_norm],
     signature="train(model, params, images, labels, steps, lr, warmup, weight_decay, clip, "
@@ -172,7 +173,8 @@ CAPSTONE = exercise(
                   "any update"},
     edges=[{"label": "clipping on (clip = 0.05)",
             "inputs": lambda rng, d: loop_inputs(rng, d, clip=0.05)},
-           {"label": "no clipping (clip = 0)", "inputs": lambda rng, d: loop_inputs(rng, d, clip=0.0)},
+           {"label": "no clipping (clip = 0)",
+            "inputs": lambda rng, d: loop_inputs(rng, d, clip=0.0)},
            {"label": "strong weight decay, no warmup",
             "inputs": lambda rng, d: loop_inputs(rng, d, weight_decay=0.5, warmup=0)}],
     mistakes={

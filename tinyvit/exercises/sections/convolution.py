@@ -55,7 +55,8 @@ IM2COL = exercise(
                   "zeros outside) is [0, 0, 0, 0, 1, 2, 0, 3, 4]"},
     edges=[{"label": "k = 1 (a 1x1 convolution: one row per pixel)",
             "dims": {"B": 2, "H": 3, "W": 2, "C": 3, "k": 1}},
-           {"label": "k = 5 on a non-square image", "dims": {"B": 1, "H": 3, "W": 6, "C": 1, "k": 5}}],
+           {"label": "k = 5 on a non-square image",
+            "dims": {"B": 1, "H": 3, "W": 6, "C": 1, "k": 5}}],
     grads=("x",),
     mistakes={
         "no zero padding": (unpadded, "a 'same' convolution keeps H x W: pad by r = k // 2 zeros "

@@ -23,7 +23,7 @@ def block_inputs(rng, d):
 
 
 def biases_only():
-    """Hand case: every weight 0 (LayerNorms g = 1, b = 0), so MSA and MLP output their last bias."""
+    """Hand case: MSA and MLP weights 0 (LayerNorms g = 1, b = 0): each outputs its last bias."""
     p = layers.init_block(np.random.default_rng(0), 2, 4, np.float64)
     p["attn"], p["mlp"] = tree_map(np.zeros_like, p["attn"]), tree_map(np.zeros_like, p["mlp"])
     p["attn"]["out"]["b"], p["mlp"]["fc2"]["b"] = np.array([1.0, 0.0]), np.array([0.0, 2.0])

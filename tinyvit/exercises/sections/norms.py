@@ -67,7 +67,8 @@ LAYER_NORM = exercise(
           "note": "x = [0, 4]: mean 2, variance 4, x_hat = [-1, 1]; times g = [2, 1] plus "
                   "b = [0, 10] gives [-2, 11] (eps = 0 here)"},
     edges=[{"label": FLAT, "inputs": flat_rows},
-           {"label": "one feature (D = 1): every row is constant", "dims": {"B": 2, "N": 2, "D": 1}}],
+           {"label": "one feature (D = 1): every row is constant",
+            "dims": {"B": 2, "N": 2, "D": 1}}],
     grads=("x", "g", "b"),
     mistakes={
         "unbiased variance": (ln_with(lambda var, eps: np.sqrt(var + eps), ddof=1), "LayerNorm "

@@ -43,7 +43,8 @@ PATCHIFY = exercise(
     hand={"dims": {"B": 1, "H": 4, "W": 4, "C": 1, "P": 2},
           "inputs": {"images": np.arange(16.0).reshape(1, 4, 4, 1), "p": 2},
           "note": "the 4x4 image of the numbers 0..15, patch 2: the first patch is [0, 1, 4, 5]"},
-    edges=[{"label": "non-square grid (H ≠ W)", "dims": {"B": 2, "H": 4, "W": 12, "C": 2, "P": 2}},
+    edges=[{"label": "non-square grid (H ≠ W)",
+            "dims": {"B": 2, "H": 4, "W": 12, "C": 2, "P": 2}},
            {"label": "one patch (P = H = W)", "dims": {"B": 3, "H": 4, "W": 4, "C": 1, "P": 4}}],
     grads=("images",),
     mistakes={
@@ -85,7 +86,8 @@ PATCHIFY = exercise(
 def tokens(params, images, cfg):
     """The parts of Eq. 1 from the library: the class tokens (B, 1, D) and x_p E (B, N, D)."""
     x = layers.linear(params["embed"], vit.patchify(images, cfg.patch_size))  # (B, N, D)
-    cls = np.broadcast_to(params.get("cls", np.zeros((1, 1, x.shape[-1]))), (x.shape[0], 1, x.shape[-1]))
+    b, _, d = x.shape
+    cls = np.broadcast_to(params.get("cls", np.zeros((1, 1, d))), (b, 1, d))  # (B, 1, D)
     return cls, x
 
 
@@ -102,7 +104,8 @@ def assemble(order):
 def embed_inputs(rng, d):
     cfg = ViTConfig(image_size=d["S"], patch_size=d["P"], channels=d["C"], width=d["D"],
                     depth=1, heads=1, mlp_dim=2, num_classes=2, pool="cls" if d["cls"] else "gap")
-    params = {"embed": {"w": normal(rng, d["P"] * d["P"] * d["C"], d["D"]), "b": normal(rng, d["D"])},
+    params = {"embed": {"w": normal(rng, d["P"] * d["P"] * d["C"], d["D"]),
+                        "b": normal(rng, d["D"])},
               "pos": normal(rng, 1, d["T"], d["D"])}
     if d["cls"]:
         params["cls"] = normal(rng, 1, 1, d["D"])
@@ -152,7 +155,8 @@ EMBED = exercise(
             "E_pos has a row for the class token too (T = N + 1): add it after the concatenation"),
         "no bias in the patch projection": (
             lambda params, images, cfg: vit.embed(
-                {**params, "embed": {**params["embed"], "b": 0 * params["embed"]["b"]}}, images, cfg),
+                {**params, "embed": {**params["embed"], "b": 0 * params["embed"]["b"]}},
+                images, cfg),
             "the patch projection is a dense layer with a bias: x W + b"),
     },
     hints="""

@@ -134,7 +134,8 @@ CROSS_ENTROPY_GRAD = exercise(
     The loss is the mean over the batch, so divide by B: (softmax(logits) - q) / B.
     """,
     patch=(ops, "cross_entropy", lambda fn, current: with_vjp(
-        current, lambda ans, logits, labels, smoothing=0.0: lambda g: g * fn(logits, labels, smoothing))),
+        current, lambda ans, logits, labels, smoothing=0.0: lambda g: g * fn(logits, labels,
+                                                                             smoothing))),
 )
 
 
@@ -190,7 +191,8 @@ ADAM = exercise(
     number=15, name="adam_step", title="AdamW with bias correction", section="App. B.1",
     lesson="05_training", signature=("adam_step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, "
                                      "weight_decay=0.0)"),
-    reference=adam_step, targets=[adam_step, optim.adam_update], forbid=["adam_step", "adam_update"],
+    reference=adam_step, targets=[adam_step, optim.adam_update],
+    forbid=["adam_step", "adam_update"],
     imports="import numpy as np",
     doc="""One Adam step for one parameter array, with bias correction and decoupled weight
     decay (AdamW, Loshchilov & Hutter 2019; App. B.1 uses Adam with b1 = 0.9, b2 = 0.999):
@@ -300,7 +302,8 @@ WARMUP_COSINE = exercise(
         "the cosine over the whole run": (cosine_from(lambda s, total, w: s / total), "the decay "
             "starts when the warmup ends: progress t = (step - warmup) / (total - warmup)"),
         "the warmup off by one": (patched_warmup(lambda s, base, w: base * (s + 1) / w), "the "
-            "rate is 0 at step 0 and reaches base_lr at step warmup_steps: base_lr * step / warmup"),
+            "rate is 0 at step 0 and reaches base_lr at step warmup_steps: "
+            "base_lr * step / warmup"),
         "no clamp after total_steps": (cosine_from(lambda s, total, w: (s - w) / (total - w)),
             "after total_steps the rate stays at final_lr: clamp the progress at 1"),
         "final_lr ignored": (lambda step, total, base, w, final=0.0: optim.warmup_cosine(
