@@ -236,12 +236,18 @@ def test_flags_name_the_reference_the_answer_key_and_autograd_in_hand_gradients(
                  vit) == ["uses the reference tinyvit.vit.vit"]
 
 
+def endless(x):
+    while True:
+        pass
+
+
 def test_notebook_check_reports_and_never_raises(capsys):
     softmax = registry.get("softmax")
     assert notebook.check(99, print)["status"] == "error"
     assert notebook.check(3, 42)["status"] == "error"
     assert notebook.check(3, lambda x: 1 / 0)["status"] == "failed"
-    assert notebook.check(3, lambda x: exit(1))["status"] in ("failed", "error")
+    assert notebook.check(3, lambda x: exit(1))["status"] == "failed"
+    assert notebook.check(3, endless, timeout=1)["status"] == "timeout"
     result = notebook.check("softmax", softmax["reference"])
     assert result["status"] == "passed" and "library's own function" in result["flags"][0]
     assert repr(result).startswith("Exercise 3 · softmax: passed")

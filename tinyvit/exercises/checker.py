@@ -87,8 +87,9 @@ def report(ex, result):
     if result["stages"]:
         lines.append("  " + "  ".join(f"{MARKS[s]} {name}" for name, s in result["stages"]))
     if result["status"] == "not started":
-        lines.append(f"  not started: replace the `raise NotImplementedError` in {ex['name']} "
-                     f"with your code (hints: python -m tinyvit.exercises hint {ex['number']})")
+        lines.append(wrap(f"not started: replace the `raise NotImplementedError` in {ex['name']} "
+                          f"with your code (hints: python -m tinyvit.exercises hint "
+                          f"{ex['number']})"))
     elif result["message"]:
         lines += [wrap(line) for line in result["message"].splitlines()]
         if result["status"] == "failed":

@@ -44,10 +44,17 @@ def numbers_of(what):
         else [registry.get(what)["number"]]
 
 
+def folder_of(args):
+    """--dir, or the current folder when it holds the exercise files (and exercises/ does not
+    exist): `check 3` works from inside the folder `init` wrote."""
+    here = any(Path().glob("ex[0-9][0-9]_*.py"))
+    return "." if args.dir == "exercises" and not Path(args.dir).is_dir() and here else args.dir
+
+
 def cmd_check(args):
     from .sandbox import check_files
 
-    results = check_files(args.dir, numbers_of(args.exercise), timeout=args.timeout)
+    results = check_files(folder_of(args), numbers_of(args.exercise), timeout=args.timeout)
     for result in results:
         print(report(registry.get(result["number"]), result))
     return 0 if all(r["status"] == "passed" for r in results) else 1
@@ -56,14 +63,15 @@ def cmd_check(args):
 def cmd_list(args):
     from .sandbox import check_files
 
-    results = check_files(args.dir, numbers_of("all"), timeout=args.timeout)
+    folder = folder_of(args)
+    results = check_files(folder, numbers_of("all"), timeout=args.timeout)
     for ex, r in zip(registry.EXERCISES, results):
         status = r["status"] if r["status"] != "failed" else f"failed at «{r['stage']}»"
         got, total = credit(r)
         print(f"{ex['number']:3d}  {ex['name']:22s} {ex['section']:26s} {status}"
               + (f" ({got}/{total})" if total else ""))
     done = sum(r["status"] == "passed" for r in results)
-    print(f"{done} of {len(results)} passed in {args.dir}/")
+    print(f"{done} of {len(results)} passed in {folder}/")
     return 0
 
 
@@ -82,8 +90,7 @@ def cmd_solution(args):
     ex = registry.get(args.exercise)
     print(f"# Exercise {ex['number']} · {ex['name']}: the reference, from the library")
     for fn in ex["targets"]:
-        path = Path(inspect.getsourcefile(fn)).resolve()
-        where = path.relative_to(Path(__file__).resolve().parents[2]).as_posix()
+        where = fn.__module__.replace(".", "/") + ".py"
         print(f"\n# {fn.__module__}.{fn.__name__}  ({where}, line {inspect.getsourcelines(fn)[1]})")
         print(inspect.getsource(fn), end="")
     return 0

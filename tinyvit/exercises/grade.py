@@ -69,9 +69,13 @@ def summary(rows):
         passed = sum(r["status"] == "passed" for r in results)
         lines.append(f"{student}: {passed}/{len(results)} passed, {score(results):.0f}% of stages")
         for r in results:
-            if r["status"] != "passed":
+            if r["status"] in ("failed", "error", "timeout"):
                 where = f" at «{r['stage']}»" if r["stage"] else ""
                 named = f" ({r['diagnosis']})" if r["diagnosis"] else ""
                 lines.append(f"    {r['number']:2d} {r['name']}: {r['status']}{where}{named}")
             lines += [f"    {r['number']:2d} {r['name']}: flag: {f}" for f in r["flags"]]
+        for status in ("not started", "missing"):
+            numbers = [str(r["number"]) for r in results if r["status"] == status]
+            if numbers:
+                lines.append(f"    {status}: {' '.join(numbers)}")
     return "\n".join(lines) + "\n"

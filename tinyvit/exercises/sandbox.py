@@ -20,7 +20,6 @@ from pathlib import Path
 from .checker import new_result
 from .spec import stub_name
 
-ROOT = Path(__file__).resolve().parents[2]  # the folder holding the tinyvit package
 MARK = "@@tinyvit-exercise-result@@ "
 AUTODIFF = {"grad", "make_vjp", "elementwise_grad", "value_and_grad", "jacobian", "vjp",
             "grad_and_aux", "make_jvp", "hessian", "holomorphic_grad"}
@@ -31,8 +30,8 @@ def check_files(folder, numbers, secret=None, timeout=60):
     if not Path(folder).is_dir():
         raise ValueError(f"no folder {folder}: python -m tinyvit.exercises init {folder} "
                          f"writes the exercises there")
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, PYTHONPATH=path)  # this tinyvit, wherever the folder is
+    path = os.pathsep.join(os.path.abspath(p) for p in sys.path)  # the worker imports what we do
+    env = dict(os.environ, PYTHONPATH=path)
     if secret is not None:
         env["TINYVIT_EXERCISE_SECRET"] = str(secret)  # not on the command line, for ps to show
     cmd = [sys.executable, "-m", "tinyvit.exercises", "worker", str(Path(folder).resolve()),

@@ -11,6 +11,7 @@ import io
 import json
 import signal
 import sys
+import threading
 
 from .checker import check, new_result
 from .notes import STUDENT_ERRORS, raised
@@ -24,8 +25,9 @@ class Timeout(BaseException):
 
 @contextlib.contextmanager
 def alarm(seconds):
-    """Raise Timeout in the block after `seconds` (where the OS has SIGALRM; else no limit)."""
-    if not hasattr(signal, "SIGALRM"):
+    """Raise Timeout in the block after `seconds` (where the OS has SIGALRM and this is the
+    main thread; else no limit)."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
         yield
         return
 
