@@ -126,6 +126,8 @@ def test_f_init_writes_the_registrys_stubs_and_never_overwrites(tmp_path, capsys
     assert main(["init", str(tmp_path)]) == 0
     for ex in EXERCISES:
         assert (tmp_path / stub_name(ex)).read_text(encoding="utf-8") == stub(ex)
+    results = check_files(tmp_path, [ex["number"] for ex in EXERCISES])
+    assert {r["status"] for r in results} == {"not started"}
     mine = tmp_path / stub_name(EXERCISES[2])
     mine.write_text("def softmax(x):\n    return x  # my work\n")
     assert main(["init", str(tmp_path)]) == 0
