@@ -94,6 +94,9 @@ def test_c_detectors_name_what_no_catalogue_entry_matches():
         step(w, g, m, v, t, *a))
     result = check(adam, triple)
     assert result["diagnosis"] == "step size" and "3x the expected" in result["message"]
+    first = {"inputs": {"w": np.ones(3)}, "dims": {}}
+    text = adam["detectors"][0]((np.ones(3) - np.sqrt(10.0),), (np.zeros(3),), first)
+    assert "3.162x" in text and "without bias correction" in text  # the first step, 3.16x
     softmax = registry.get("softmax")
     nan_at_large = lambda x: softmax["reference"](x) + (np.nan if np.abs(x).max() > 100 else 0)
     result = check(softmax, nan_at_large)  # unlike every catalogued mistake: nan everywhere
