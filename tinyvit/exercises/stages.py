@@ -32,13 +32,27 @@ class NotStarted(Exception):
 def make_case(ex, seed, dims=None, inputs=None, label=None):
     """A case: sizes (derived ones added), inputs drawn from `seed`, a label for messages."""
     d = ex["derive"](dict(dims or ex["dims"]))
-    rng = np.random.default_rng(seed)
-    return {"label": label, "dims": d, "inputs": (inputs or ex["inputs"])(rng, d)}
+    make = inputs or ex["inputs"]
+    key = (ex["number"], seed, tuple(d.items()), id(make))  # the same case, drawn again
+    return {"label": label, "dims": d, "inputs": make(np.random.default_rng(seed), d), "key": key}
 
 
 def run(ex, fn, case):
     """The function's output on a copy of the case's inputs."""
     return ex["call"](fn, copy.deepcopy(case["inputs"]))
+
+
+EXPECTED = {}  # case key: the reference's output (mutants and mistakes meet the same cases)
+
+
+def expected_of(ex, case):
+    """The reference's output on a case, computed once per case."""
+    key = case.get("key")
+    if key is None:
+        return run(ex, ex["reference"], case)
+    if key not in EXPECTED:
+        EXPECTED[key] = run(ex, ex["reference"], case)
+    return EXPECTED[key]
 
 
 def sizes(case):
@@ -61,7 +75,7 @@ def compare_case(ex, fn, case, where, expected=None):
     found, failure = attempt(ex, fn, case, where)
     if failure:
         return failure
-    expected = run(ex, ex["reference"], case) if expected is None else expected
+    expected = expected_of(ex, case) if expected is None else expected
     labels = [label for label, _ in parts_of(ex["out"])]
     problem = structure_message(found, ex["out"], case["dims"]) \
         or values_message(found, expected, ex["tol"], labels)
@@ -111,7 +125,7 @@ def stage_hand(ex, fn, ctx):
               for k, v in hand["inputs"].items() if isinstance(v, np.ndarray)]
     found, _ = attempt(ex, fn, case, "by hand")
     if isinstance(found, np.ndarray):
-        expected = run(ex, ex["reference"], case)
+        expected = expected_of(ex, case)
         lines += [array_text(np.squeeze(expected), "  expected "),
                   array_text(np.squeeze(found), "  found    ")]
     return "\n".join(lines), failure[1]
@@ -149,7 +163,7 @@ def autograd_objective(ex, fn, case, weight):
 def stage_autograd(ex, fn, ctx):
     """The student's function, differentiated by autograd, against finite differences."""
     case = make_case(ex, 5)
-    expected = run(ex, ex["reference"], case)
+    expected = expected_of(ex, case)
     weight = np.random.default_rng(99).standard_normal(np.shape(expected))
     diff = {name: copy.deepcopy(case["inputs"][name]) for name in ex["grads"]}
     compute = lambda f: grad(autograd_objective(ex, f, case, weight))(copy.deepcopy(diff))

@@ -16,7 +16,7 @@ from ...run import models, train
 from ..compare import num, values_message
 from ..patching import swapped
 from ..spec import NO_DROPOUT, exercise, numbers, pick
-from ..stages import make_case, run
+from ..stages import expected_of, make_case, run
 
 VIT_CFG = ViTConfig(name="capstone", image_size=8, patch_size=4, width=8, depth=1, heads=2,
                     mlp_dim=16, num_classes=3)
@@ -49,8 +49,10 @@ def loop_inputs(rng, d, cfg=VIT_CFG, clip=1.0, weight_decay=0.05, warmup=1):
 def train_losses(model, params, images, labels, steps, lr, warmup, weight_decay, clip,
                  smoothing):
     """The capstone's loop: `run.train`'s step (forward, backward, clip, AdamW) under warmup +
-    cosine; the loss of every step, before its update."""
-    grad_fn, opt, losses = train.make_grad_fn(model, smoothing), optim.init_adam(params), []
+    cosine; the loss of every step, before its update. One shard: a batch of 6 gains nothing
+    from threads (a loop with the default shards differs by float32 rounding only)."""
+    grad_fn = train.make_grad_fn(model, smoothing, shards=1)
+    opt, losses = optim.init_adam(params), []
     for step in range(steps):
         rate = optim.warmup_cosine(step, steps, lr, warmup)
         params, opt, loss, _, _ = train.train_step(grad_fn, params, opt, images, labels, None,
@@ -115,7 +117,7 @@ def stage_yours(ex, fn, ctx):
     if get("im2col")["number"] in passed:
         runs.append(("CNN", make_case(ex, 8, inputs=lambda rng, d: loop_inputs(rng, d, CNN_CFG))))
     for model, case in runs:
-        expected = run(ex, ex["reference"], case)
+        expected = expected_of(ex, case)
         with fast.formulas(), students(passed):
             found = run(ex, fn, case)
         problem = values_message(found, expected, YOURS_TOL)
@@ -189,8 +191,13 @@ CAPSTONE = exercise(
             "cross-entropy: make_grad_fn(model, smoothing)"),
     },
     equivalent={
-        **dict.fromkeys(["make_grad_fn line 4: arguments 3 and 4 swapped",
-                         "make_grad_fn line 4: True -> False"], NO_DROPOUT),
+        **dict.fromkeys(["make_grad_fn line 5: arguments 3 and 4 swapped",
+                         "make_grad_fn line 5: True -> False"], NO_DROPOUT),
+        **dict.fromkeys(["make_grad_fn line 9: Gt -> GtE", "make_grad_fn line 9: 0 -> 1"],
+                        "the loop runs one shard, so fast.sharded returns the gradient function "
+                        "as it is, whatever its dropout flag says"),
+        "train_losses line 5: 1 -> 2": "two shards (fast.sharded) give the same gradient up "
+            "to float32 rounding, well inside the check's tolerance",
         "train_step line 8: elements 4 and 5 swapped": "the loop keeps only the parameters, the "
             "optimiser state and the loss of train_step's result",
         "clip_by_global_norm line 7: LtE -> Lt": "it differs only when the norm equals max_norm "
