@@ -26,7 +26,7 @@ from .notes import STUDENT_ERRORS, raised
 
 
 class NotStarted(Exception):
-    """The student's function raised NotImplementedError."""
+    """The student's function raised NotImplementedError on its first call."""
 
 
 def make_case(ex, seed, dims=None, inputs=None, label=None):
@@ -60,12 +60,15 @@ def sizes(case):
     return "(" + ", ".join(f"{k}={v}" for k, v in case["dims"].items()) + ")"
 
 
-def attempt(ex, fn, case, where):
-    """(output, None), or (None, failure) when the function raised."""
+def attempt(ex, fn, case, where, first=False):
+    """(output, None), or (None, failure) when the function raised. NotImplementedError on
+    the `first` call means "not started"; later it is a case not written yet, a failure."""
     try:
         return run(ex, fn, case), None
     except NotImplementedError as e:
-        raise NotStarted(str(e)) from e
+        if first:
+            raise NotStarted(str(e)) from e
+        return None, (f"{where}: your function raised {raised(e)}: a case not written yet?", None)
     except STUDENT_ERRORS as e:  # the student's error is the message
         return None, (f"{where}: your function raised {raised(e)}", None)
 
@@ -99,7 +102,7 @@ def random_cases(ex):
 
 def stage_runs(ex, fn, ctx):
     case = random_cases(ex)[0]
-    return attempt(ex, fn, case, f"on a random case {sizes(case)}")[1]
+    return attempt(ex, fn, case, f"on a random case {sizes(case)}", first=True)[1]
 
 
 def stage_shapes(ex, fn, ctx):
