@@ -5,8 +5,8 @@ numbered 1, 2, ... in the order of the paper and the lessons.
 """
 import importlib
 
-TOPICS = ("patches", "attention", "norms", "encoder", "training", "convolution", "analysis",
-          "capstone")
+TOPICS = ("patches", "attention", "norms", "encoder", "loss", "optimiser", "convolution",
+          "analysis", "capstone")
 
 
 def load():
