@@ -104,3 +104,4 @@ def test_a_wheel_holds_every_module(tmp_path):
     modules = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")
                if "__pycache__" not in p.parts}
     assert modules <= inside, sorted(modules - inside)
+    assert "tinyvit/pretrained/vit-cifar-nano.npz" in inside  # the shipped model is package data

@@ -136,6 +136,12 @@ def save_state(path, params, opt_state, rng, epoch, meta, history=None):
                 **extra)
 
 
+def save_model(path, params, meta):
+    """Write what evaluation needs, params and metadata, to one .npz (no optimiser state):
+    a trained model to share; `load_model` reads it."""
+    save_params(path, {"params": params}, meta=np.array(json.dumps(meta)))
+
+
 def _split(path, arrays):
     """(extras, {prefix: {name: array}}) of a training checkpoint's arrays."""
     cut = len(EXTRA) + 1

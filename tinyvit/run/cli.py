@@ -16,6 +16,10 @@ from ..configs import DEFAULT_MODEL, family, get_cnn_config, get_config, model_n
 from . import checkpoint, evaluate, rundir, train, validate, verify
 from .progress import format_seconds
 
+# A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
+# predict and the lessons when no checkpoint is named and none was trained here.
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "vit-cifar-nano.npz"
+
 
 def cmd_info(args):
     """Print a model's parameter count, tokens and forward multiply-adds per image."""
@@ -75,8 +79,20 @@ def eval_source(args, meta, path):
     return stored
 
 
+def checkpoint_or_default(path):
+    """The checkpoint named, else `runs/<default model>/last.npz` when this folder has one (what
+    `python -m tinyvit train` writes), else the trained model shipped with tinyvit."""
+    if path:
+        return path
+    mine = Path("runs") / DEFAULT_MODEL / rundir.CKPT
+    chosen = mine if mine.is_file() else PRETRAINED
+    print(f"using {chosen} (name a checkpoint to use another)", file=sys.stderr)
+    return chosen
+
+
 def cmd_eval(args):
-    """python -m tinyvit eval CKPT --data ..."""
+    """python -m tinyvit eval [CKPT] --data ..."""
+    args.checkpoint = checkpoint_or_default(args.checkpoint)
     model, params, meta = checkpoint.load_model(args.checkpoint)
     source = eval_source(args, meta, args.checkpoint)
     ds = data.load_data(source, data_dir=args.data_dir)
@@ -90,10 +106,13 @@ def cmd_eval(args):
 
 
 def cmd_predict(args):
-    """python -m tinyvit predict CKPT image.png"""
+    """python -m tinyvit predict [CKPT] image.png"""
     validate.check_options(top=args.top)
-    model, params, meta = checkpoint.load_model(args.checkpoint)
-    for name, prob in evaluate.predict(model, params, meta, args.image, args.top):
+    if len(args.paths) > 2:
+        raise ValueError(f"predict: expected [CHECKPOINT] IMAGE, found {len(args.paths)} paths")
+    ckpt, image = (None, *args.paths) if len(args.paths) == 1 else args.paths
+    model, params, meta = checkpoint.load_model(checkpoint_or_default(ckpt))
+    for name, prob in evaluate.predict(model, params, meta, image, args.top):
         print(f"{prob:7.2%}  {name}")
     return 0
 
@@ -139,14 +158,15 @@ def build_parser():
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="test accuracy and confusions of a checkpoint")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", nargs="?", default=None,
+                   help="default: runs/MODEL/last.npz here, else the model shipped with tinyvit")
     e.add_argument("--data", default=None, help="default: the data it was trained on")
     e.add_argument("--data-dir", default=None)
     e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="top-5 classes of an image file")
-    p.add_argument("checkpoint")
-    p.add_argument("image")
+    p.add_argument("paths", nargs="+", metavar="[CHECKPOINT] IMAGE",
+                   help="the checkpoint (default as for eval) and the image file")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_predict)
     return parser
