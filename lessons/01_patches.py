@@ -12,6 +12,13 @@
 # `reshape` and one `transpose`. Run it as a script (`python lessons/01_patches.py`) or open it as
 # a notebook (VS Code / Jupyter with jupytext). `--smoke` runs it in seconds on synthetic data.
 
+# %% [markdown]
+# **Exercises.** Write this lesson's `patchify` yourself, then 20 more functions of the paper,
+# up to a training loop that trains on your own code: `python -m tinyvit.exercises init` writes
+# the stubs into `exercises/`; `python -m tinyvit.exercises check 1` checks yours (`hint 1` when
+# stuck). In a notebook: `from tinyvit.exercises import check; check(1, patchify)`. The list is
+# [docs/EXERCISES.md](../docs/EXERCISES.md).
+
 # %%
 import numpy as np
 

@@ -53,7 +53,7 @@ lesson.show(charts.line_chart({"learning rate": (steps, np.array(lrs), None)}, x
 
 # %% [markdown]
 # ## Train
-# `tinyvit.train.train` is the loop: for each batch, augment, normalise, `autograd` gradient
+# `tinyvit.run.train.train` is the loop: for each batch, augment, normalise, `autograd` gradient
 # of the smoothed cross-entropy, clip, AdamW step. It prints a progress line with an ETA and
 # writes `metrics.jsonl` and a checkpoint to the output folder after every epoch.
 

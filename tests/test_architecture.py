@@ -6,6 +6,7 @@ prediction), and the few-line `arrays` helper. It must not import speed (`fast`)
 on the source, statically, so an import hidden in a function counts too.
 """
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -91,11 +92,16 @@ def test_requirements_install_from_any_folder():
 
 def test_a_wheel_holds_every_module(tmp_path):
     pytest.importorskip("setuptools")
+    src = tmp_path / "src"  # a copy: building writes build/ and *.egg-info next to the sources
+    shutil.copytree(PACKAGE, src / "tinyvit", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                        "-q", "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+                        "-q", "-w", str(tmp_path), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     wheel = next(tmp_path.glob("tinyvit-*.whl"))
     inside = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")
                if "__pycache__" not in p.parts}
     assert modules <= inside, sorted(modules - inside)
+    assert "tinyvit/pretrained/vit-cifar-nano.npz" in inside  # the shipped model is package data

@@ -132,7 +132,7 @@ def test_cli_train_eval_predict(tmp_path, capsys):
     assert len(lines) == 2 and {l.split()[-1] for l in lines} == {"dark", "bright"}
     (tmp_path / "bad.png").write_bytes(b"not an image")
     assert main(["predict", str(out / "last.npz"), str(tmp_path / "bad.png")]) == 2
-    assert "cannot read image" in capsys.readouterr().err
+    assert "cannot decode image" in capsys.readouterr().err
 
 
 def test_training_on_a_device_backend_equals_numpy(tmp_path):
@@ -158,3 +158,17 @@ def test_training_on_a_device_backend_equals_numpy(tmp_path):
 def test_cli_info_cnn(capsys):
     assert main(["info", "cnn-small"]) == 0
     assert "298,026" in capsys.readouterr().out
+
+
+def test_eval_and_predict_default_to_the_shipped_model(tmp_path, capsys, monkeypatch):
+    from tinyvit.run import cli
+    assert cli.PRETRAINED.is_file() and cli.PRETRAINED.stat().st_size <= 2_000_000
+    model, params, meta = checkpoint.load_model(cli.PRETRAINED)
+    assert model.name == "vit-cifar-nano" and meta["data"] == "cifar10" and len(meta["classes"]) == 10
+    rows = [json.loads(l) for l in cli.PRETRAINED.with_suffix(".metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == meta["hparams"]["epochs"] and rows[-1]["test_acc"] > 0.6
+    monkeypatch.chdir(tmp_path)  # no runs/ here
+    Image.fromarray(easy_dataset()["train"][0][0]).save(tmp_path / "one.png")
+    assert main(["predict", str(tmp_path / "one.png")]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 5 and "pretrained" in err

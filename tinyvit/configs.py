@@ -6,21 +6,34 @@ classes unless overridden, and `vit-cifar-*` presets at 32 px with 10 classes. C
 which of the two a name (or config) belongs to.
 """
 import dataclasses
+import math
 from dataclasses import dataclass
 
 
-def check_positive_ints(cfg, fields):
-    """One-line ValueError unless every named field of a config is an int >= 1."""
-    for field in fields:
-        v = getattr(cfg, field)
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{type(cfg).__name__}.{field}: expected a positive int, found {v!r}")
+def _positive_int(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
-def check_rate(dropout):
-    """One-line ValueError unless 0 <= dropout < 1."""
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout: expected a rate in [0, 1), found {dropout}")
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_fields(cfg, ints, rate, eps):
+    """One-line ValueError unless the fields `ints` are positive ints, `rate` a dropout rate in
+    [0, 1) and `eps` a small positive number, and the name a string (values from JSON too)."""
+    kind = type(cfg).__name__
+    if not isinstance(cfg.name, str):
+        raise ValueError(f"{kind}.name: expected a string, found {cfg.name!r}")
+    for field in ints:
+        if not _positive_int(getattr(cfg, field)):
+            raise ValueError(f"{kind}.{field}: expected a positive int, "
+                             f"found {getattr(cfg, field)!r}")
+    v = getattr(cfg, rate)
+    if not (_number(v) and 0.0 <= v < 1.0):
+        raise ValueError(f"{rate}: expected a rate in [0, 1), found {v!r}")
+    v = getattr(cfg, eps)
+    if not (_number(v) and 0.0 < v < 1.0):
+        raise ValueError(f"{kind}.{eps}: expected a small positive number, found {v!r}")
 
 
 @dataclass(frozen=True)
@@ -48,8 +61,8 @@ class ViTConfig:
     ln_eps: float = 1e-6
 
     def __post_init__(self):
-        check_positive_ints(self, ("image_size", "patch_size", "channels", "width", "depth",
-                                   "heads", "mlp_dim", "num_classes"))
+        check_fields(self, ("image_size", "patch_size", "channels", "width", "depth", "heads",
+                            "mlp_dim", "num_classes"), "dropout", "ln_eps")
         if self.image_size % self.patch_size:
             raise ValueError(f"patch size {self.patch_size} must divide image size "
                              f"{self.image_size} (found remainder "
@@ -58,7 +71,6 @@ class ViTConfig:
             raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
         if self.pool not in ("cls", "gap"):
             raise ValueError(f"pool: expected 'cls' or 'gap', found {self.pool!r}")
-        check_rate(self.dropout)
 
     @property
     def grid(self):
@@ -97,7 +109,7 @@ CIFAR_PRESETS = {
     "vit-cifar-tiny": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256),
     "vit-cifar-small": dict(patch_size=4, width=192, depth=6, heads=6, mlp_dim=384),
 }
-DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.train.RECIPES) fits ~1 h on 2 cores
+DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.run.train.RECIPES) fits ~1 h on 2 cores
 
 
 def model_names():
@@ -183,14 +195,16 @@ class CNNConfig:
     norm_eps: float = 1e-5
 
     def __post_init__(self):
-        object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
-        check_positive_ints(self, ("image_size", "channels", "stem", "depth", "kernel",
-                                   "num_classes"))
-        if not self.widths or not all(isinstance(w, int) and w > 0 for w in self.widths):
+        if isinstance(self.widths, (list, tuple)):
+            object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
+        check_fields(self, ("image_size", "channels", "stem", "depth", "kernel", "num_classes"),
+                     "dropout", "norm_eps")
+        if not isinstance(self.widths, tuple) or not self.widths or not all(
+                _positive_int(w) for w in self.widths):
             raise ValueError(f"CNNConfig.widths: expected positive ints, found {self.widths!r}")
         if self.kernel % 2 == 0:
             raise ValueError(f"CNNConfig.kernel: expected an odd size, found {self.kernel}")
-        if not isinstance(self.groups, int) or self.groups < 0:
+        if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 0:
             raise ValueError(f"CNNConfig.groups: expected an int >= 0, found {self.groups!r}")
         if self.groups and any(c % self.groups for c in (self.stem,) + self.widths):
             raise ValueError(f"CNNConfig.groups: expected a divisor of stem {self.stem} and "
@@ -199,7 +213,6 @@ class CNNConfig:
             raise ValueError(f"image size {self.image_size} must be divisible by "
                              f"{self.reduction} (2^{len(self.widths)} stages of 2x2 pooling), "
                              f"found remainder {self.image_size % self.reduction}")
-        check_rate(self.dropout)
 
     @property
     def reduction(self):

@@ -2,7 +2,7 @@
 
 A tree such as `{"blocks": [{"attn": {"qkv": {"w": W}}}]}` flattens to the path-keyed dict
 `{"blocks/0/attn/qkv/w": W}`; list positions become the keys "0", "1", ... .
-These flat names are the ones stored in checkpoints (`tinyvit.checkpoint`).
+These flat names are the ones stored in checkpoints (`tinyvit.run.checkpoint`).
 """
 import numpy as np
 

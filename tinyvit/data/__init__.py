@@ -13,17 +13,22 @@ Modules: `sources` (the entry point `load_data`, the data folder, the offline CI
 `cifar` (official archives: download, MD5, batches), `imagefolder` (folders and archives of
 images), `cache` (.npz caches), `archives` (safe tar/zip reading, restricted unpickling),
 `subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup),
-`errors` (DataError), `synthetic` (stand-in images for smoke runs and tests). Every problem a user can cause (missing or corrupt files, wrong MD5, no
-network, unsafe archive members, odd image sizes) raises a one-line `DataError` (a
-`ValueError`) naming the file.
+`errors` (DataError), `checks` (`check_dataset`: what every loaded, cached or given data set
+must be), `synthetic` (stand-in images for smoke runs and tests). Every problem a user can
+cause (missing or corrupt files, wrong MD5, no network, unsafe or oversized archive members,
+images too large or not 8-bit, odd image sizes, labels out of range) raises a one-line
+`DataError` (a `ValueError`) naming the file.
 """
 from .augment import (CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, mixup, normalize,
                       one_hot, random_crop_flip)
+from .checks import check_dataset
 from .errors import DataError, DownloadError
-from .sources import default_data_dir, load_data, local_cifar10_copy
+from .imagefolder import decode_image
+from .sources import OFFICIAL_NAMES, default_data_dir, load_data, local_cifar10_copy
 from .subsets import balanced_subset, iterate_batches
 from .synthetic import synthetic_images
 
 __all__ = ["load_data", "default_data_dir", "local_cifar10_copy", "DataError", "DownloadError",
+           "check_dataset", "decode_image", "OFFICIAL_NAMES",
            "balanced_subset", "iterate_batches", "normalize", "one_hot", "random_crop_flip",
            "mixup", "synthetic_images", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD"]

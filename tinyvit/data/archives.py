@@ -1,8 +1,10 @@
 """Reading untrusted files safely: tar/zip archives in-stream, and CIFAR's pickled batches.
 
 Archives: every member name is checked before its bytes are read (no absolute paths, no '..',
-no links, devices or fifos), nothing is extracted to disk, and a plain tar must end with its
-end-of-archive marker (so a copy cut at a member boundary is noticed).
+no links, devices or fifos), nothing is extracted to disk, no member is read past `max_bytes`
+(a few KB of zip can hold gigabytes of zeros), and a plain tar must end with its
+end-of-archive marker (so a copy cut at a member boundary is noticed). Every folder a member
+lies in is reported, so a class folder holding no images is noticed even without its own entry.
 
 Pickles: a pickle can name any importable callable (`os.system`, ...) and have it called while
 loading, so `CifarUnpickler` resolves only the four globals a CIFAR batch needs.
@@ -18,6 +20,8 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from .errors import DataError, one_line
+
+MAX_MEMBER_BYTES = 256 << 20  # the largest member read (CIFAR-100's train batch is 155 MB)
 
 # ---------------------------------------------------------------------------------------------
 # Archive members: refuse anything that could escape a folder or is not a plain file
@@ -44,11 +48,17 @@ def check_tar_member(archive, m):
 
 
 def check_tar_complete(archive, tf):
-    """A plain tar cut at a member boundary reads like a shorter archive: insist on its end
-    marker (two zero blocks). Compressed tars detect truncation by themselves."""
-    if getattr(tf.fileobj, "comptype", "tar") == "tar" \
-            and os.path.getsize(archive) < tf.offset + 2 * tarfile.BLOCKSIZE:
-        raise tarfile.ReadError("no end-of-archive marker")
+    """A tar cut at a member boundary reads like a shorter archive: insist on a plain tar's end
+    marker (two zero blocks), and on a compressed one's end of stream."""
+    stream = tf.fileobj
+    if getattr(stream, "comptype", "tar") == "tar":
+        if os.path.getsize(archive) < tf.offset + 2 * tarfile.BLOCKSIZE:
+            raise tarfile.ReadError("no end-of-archive marker")
+        return
+    while stream.read(1 << 20):  # the rest: padding after the end marker
+        pass
+    if not getattr(getattr(stream, "cmp", None), "eof", True):
+        raise tarfile.ReadError("compressed stream cut short")
 
 
 def check_zip_member(archive, info):
@@ -64,42 +74,71 @@ def check_zip_member(archive, info):
 # ---------------------------------------------------------------------------------------------
 
 
-def read_tar(path, keep):
+def parent_folders(name):
+    """'a/b/c.png' -> {'a', 'a/b'}: the folders a member lies in."""
+    parts = name.split("/")[:-1]
+    return {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+def check_size(archive, name, size, max_bytes):
+    """Refuse a member larger than `max_bytes` before (or while) reading it."""
+    if size > max_bytes:
+        raise DataError(f"{archive}:{name}: member of {size:,} bytes or more, larger than the "
+                        f"{max_bytes:,} allowed")
+
+
+def collect(archive, members, keep, max_bytes):
+    """({name: bytes} of the members with keep(name), {folder names}) of (name, is_dir, size,
+    open) tuples; no member is read past `max_bytes`, whatever its header says."""
+    files, dirs = {}, set()
+    for name, is_dir, size, open_member in members:
+        dirs |= parent_folders(name)
+        if is_dir:
+            dirs.add(name)
+        elif keep(name):
+            check_size(archive, name, size, max_bytes)
+            with open_member() as f:
+                files[name] = f.read(max_bytes + 1)
+            check_size(archive, name, len(files[name]), max_bytes)
+    return files, dirs
+
+
+def tar_members(path, tf):
+    """(name, is_dir, size, open) of each member of an open tar, each checked first."""
+    for m in tf:
+        check_tar_member(path, m)
+        yield m.name.rstrip("/"), m.isdir(), m.size, lambda m=m: tf.extractfile(m)
+
+
+def zip_members(path, zf):
+    """(name, is_dir, size, open) of each member of an open zip, each checked first."""
+    for info in zf.infolist():
+        check_zip_member(path, info)
+        yield info.filename.rstrip("/"), info.is_dir(), info.file_size, lambda i=info: zf.open(i)
+
+
+def read_tar(path, keep, max_bytes=MAX_MEMBER_BYTES):
     """({member: bytes} for the files with keep(member), {folder names}), read in-stream."""
-    files, dirs = {}, set()
     with tarfile.open(path, "r|*") as tf:
-        for m in tf:
-            check_tar_member(path, m)
-            name = m.name.rstrip("/")
-            if m.isdir():
-                dirs.add(name)
-            elif keep(name):
-                files[name] = tf.extractfile(m).read()
+        found = collect(path, tar_members(path, tf), keep, max_bytes)
         check_tar_complete(path, tf)
-    return files, dirs
+    return found
 
 
-def read_zip(path, keep):
+def read_zip(path, keep, max_bytes=MAX_MEMBER_BYTES):
     """({member: bytes} for the files with keep(member), {folder names}) of a zip archive."""
-    files, dirs = {}, set()
     with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            check_zip_member(path, info)
-            name = info.filename.rstrip("/")
-            if info.is_dir():
-                dirs.add(name)
-            elif keep(name):
-                files[name] = zf.read(info)
-    return files, dirs
+        return collect(path, zip_members(path, zf), keep, max_bytes)
 
 
-def read_archive(path, keep):
+def read_archive(path, keep, max_bytes=MAX_MEMBER_BYTES):
     """({member: bytes} for the files with keep(member), {folder names}) of a
-    .tar/.tar.gz/.tgz/.zip archive; a truncated or corrupt one raises a DataError."""
+    .tar/.tar.gz/.tgz/.zip archive; a truncated or corrupt one raises a DataError, and so does
+    a member larger than `max_bytes`."""
     try:
         if str(path).lower().endswith(".zip"):
-            return read_zip(path, keep)
-        return read_tar(path, keep)
+            return read_zip(path, keep, max_bytes)
+        return read_tar(path, keep, max_bytes)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
         raise DataError(f"{path}: truncated or corrupt archive ({one_line(e)})") from None
 

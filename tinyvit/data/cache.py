@@ -3,7 +3,10 @@
 An official CIFAR set is cached as `<data dir>/cifar10.npz` / `cifar100.npz`. An ImageFolder
 source is cached under a name hashed from its path, sizes and modification times (and
 CACHE_VERSION), so a changed folder or archive is decoded again instead of read stale.
-A missing or unreadable cache is simply rebuilt; a read-only data folder only costs speed.
+Every cache stores its CACHE_VERSION (caches from before the key existed are version 1) and is
+checked like any input (`checks.check_dataset`: labels in range, lengths that agree, ...);
+a cache that is missing, unreadable, of another version or fails the check is rebuilt (with a
+note saying why). A read-only data folder only costs speed.
 """
 import hashlib
 import os
@@ -14,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..run.files import atomic_write
-from .errors import one_line
+from .checks import check_dataset
+from .errors import DataError, one_line
 
 CACHE_VERSION = 1  # bump when the cached arrays' format changes
 
@@ -23,20 +27,32 @@ def dataset_arrays(ds):
     """dict(train=(x, y), test=(x, y), classes) -> flat arrays for an .npz cache."""
     (x_train, y_train), (x_test, y_test) = ds["train"], ds["test"]
     return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-                classes=np.array(ds["classes"], dtype=str))
+                classes=np.array(ds["classes"], dtype=str), version=np.array(CACHE_VERSION))
 
 
-def load_cache(path):
-    """A data set from an .npz cache, or None when it is missing or unreadable."""
+def read_cache(path):
+    """The data set in an .npz cache, exactly as stored (DataError for a wrong version)."""
+    with np.load(path, allow_pickle=False) as z:
+        version = int(z["version"]) if "version" in z.files else 1
+        if version != CACHE_VERSION:
+            raise DataError(f"{path}: version {version}, expected {CACHE_VERSION}")
+        return dict(train=(z["x_train"], z["y_train"]), test=(z["x_test"], z["y_test"]),
+                    classes=[str(c) for c in z["classes"]])
+
+
+def load_cache(path, **expected):
+    """A data set from an .npz cache, or None when it is missing, unreadable or not a valid
+    data set (`check_dataset` with `expected`: image_shape, num_classes): then it is rebuilt."""
+    if not Path(path).exists():
+        return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return dict(train=(z["x_train"], z["y_train"]), test=(z["x_test"], z["y_test"]),
-                        classes=[str(c) for c in z["classes"]])
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        print(f"note: ignoring unreadable cache {path} ({one_line(e)})", file=sys.stderr)
-        return None
+        return check_dataset(read_cache(path), path, **expected)
+    except DataError as e:  # names the cache
+        reason = one_line(e)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        reason = f"{path}: unreadable ({one_line(e)})"
+    print(f"note: ignoring the cache {reason}; decoding again", file=sys.stderr)
+    return None
 
 
 def save_cache(path, ds):
@@ -56,9 +72,18 @@ def source_signature(path):
     entries = []
     for top, _, names in os.walk(path):
         for n in names:
-            s = os.stat(os.path.join(top, n))
+            s = file_stat(os.path.join(top, n))
             entries.append(f"{os.path.join(top, n)}|{s.st_size}|{s.st_mtime_ns}")
     return f"{path}|" + "\n".join(sorted(entries))
+
+
+def file_stat(name):
+    """os.stat of a file in a data folder; a one-line DataError for a broken link."""
+    try:
+        return os.stat(name)
+    except OSError as e:
+        link = "; a broken symbolic link" if os.path.islink(name) else ""
+        raise DataError(f"{name}: cannot read ({e.strerror}{link})") from None
 
 
 def image_folder_cache(path, data_dir):

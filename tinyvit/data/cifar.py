@@ -19,6 +19,7 @@ from ..run.files import atomic_write
 from ..run.progress import Progress, format_seconds
 from .archives import py2_text, read_archive, unpickle_cifar
 from .cache import load_cache, save_cache
+from .checks import check_dataset
 from .errors import DataError, DownloadError, one_line
 
 # The official python-version archives.
@@ -27,12 +28,13 @@ OFFICIAL = {
                     file="cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a",
                     size=170_498_071, folder="cifar-10-batches-py",
                     train=[f"data_batch_{i}" for i in range(1, 6)], test="test_batch",
-                    meta="batches.meta", labels="labels", names="label_names"),
+                    meta="batches.meta", labels="labels", names="label_names", classes=10),
     "cifar100": dict(url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
                      file="cifar-100-python.tar.gz", md5="eb9058c3a382ffc7106e4002c42a8d85",
                      size=169_001_437, folder="cifar-100-python",
                      train=["train"], test="test",
-                     meta="meta", labels="fine_labels", names="fine_label_names"),
+                     meta="meta", labels="fine_labels", names="fine_label_names",
+                     classes=100),
 }
 
 
@@ -94,6 +96,9 @@ def official_archive(name, data_dir):
     """Path of the verified official archive in `data_dir`, downloading it on first use."""
     spec = OFFICIAL[name]
     path = Path(data_dir) / spec["file"]
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: expected the archive {spec['file']}, found a folder (move it "
+                        f"away to download the archive)")
     if not path.exists():
         try:
             download(spec["url"], path, spec["md5"], spec["size"])
@@ -142,14 +147,15 @@ def read_cifar_archive(path, spec):
                         f"found keys {sorted(meta)}")
     x_train = np.concatenate([x for x, _ in train])  # (N, H, W, C)
     y_train = np.concatenate([y for _, y in train])  # (N,)
-    return dict(train=(x_train, y_train), test=test, classes=classes)
+    return check_dataset(dict(train=(x_train, y_train), test=test, classes=classes), path,
+                         (32, 32, 3), spec["classes"])
 
 
 def load_cifar(name, data_dir, archive=None):
     """Official CIFAR-10/100 from the .npz cache, else from the (downloaded) archive."""
     spec = OFFICIAL[name]
     cache = Path(data_dir) / f"{name}.npz"
-    ds = load_cache(cache)
+    ds = load_cache(cache, image_shape=(32, 32, 3), num_classes=spec["classes"])
     if ds is None:
         if archive is None:
             archive = official_archive(name, data_dir)

@@ -3,13 +3,17 @@
 Layout: `[top/]train/<class>/*.png|jpg|jpeg` and `[top/]test/<class>/...` (or `val/`); the
 classes are the train folder names, sorted alphabetically, and must match between the splits.
 Folders are walked, archives (.tar, .tar.gz, .tgz, .zip) read in-stream with
-`archives.read_archive`; nothing is extracted to disk. All images must have one size. The
-decoded arrays are cached (`cache.image_folder_cache`).
+`archives.read_archive`; nothing is extracted to disk. All images must have one size. Decoding
+has limits: an image of more than MAX_PIXELS pixels (Pillow's decompression-bomb limit), a
+member of more than MAX_IMAGE_BYTES, or an image whose values 8-bit RGB cannot hold (16-bit,
+float) is refused with a line naming the file. The decoded arrays are cached
+(`cache.image_folder_cache`).
 
 Shape legend: N images, H, W height and width, C channels (3, RGB).
 """
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,10 @@ from .errors import DataError, one_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 ARCHIVE_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".zip")
+MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS (a 9459 x 9459 image)
+MAX_IMAGE_BYTES = 64 << 20  # the largest image file read from an archive
+EIGHT_BIT_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
+                   "LAB", "HSV"}  # modes whose values convert to 8-bit RGB without clipping
 
 
 def is_image_name(name):
@@ -55,13 +63,19 @@ def is_ignored(part):
     return part.startswith(".") or part == "__MACOSX"
 
 
+def top_entries(paths, prefix):
+    """The visible names directly under `prefix` among `paths`."""
+    tops = {p[len(prefix):].split("/")[0] for p in paths if p.startswith(prefix)}
+    return {t for t in tops if t and not is_ignored(t)}
+
+
 def find_root(paths):
-    """The prefix holding `train/`: '' or 'top/' (descending through single top folders)."""
+    """The prefix holding `train/`: '' or 'top/' (descending through single top folders, but
+    not into a split folder)."""
     prefix = ""
     while True:
-        tops = {p[len(prefix):].split("/")[0] for p in paths if p.startswith(prefix)}
-        tops = {t for t in tops if t and not is_ignored(t)}
-        if "train" in tops or len(tops) != 1:
+        tops = top_entries(paths, prefix)
+        if "train" in tops or len(tops) != 1 or tops & {"test", "val"}:
             return prefix
         prefix += tops.pop() + "/"
 
@@ -82,9 +96,9 @@ def image_folder_layout(source, files, dirs):
         if len(parts) == 3 and path in files:
             images.setdefault((parts[0], parts[1]), []).append(path)
     if "train" not in folders:
-        tops = sorted({p.split("/")[0] for p in set(files) | dirs if not is_ignored(p)})[:5]
-        raise DataError(f"{source}: expected {prefix}train/<class>/ image folders, "
-                        f"found top level {tops or 'empty'}")
+        tops = sorted(top_entries(set(files) | dirs, prefix))[:5]
+        raise DataError(f"{source}: expected {prefix}train/<class>/ image folders, found "
+                        f"{', '.join(tops) or 'nothing'} in {prefix or 'the top level'}")
     test_split = "test" if "test" in folders else "val" if "val" in folders else None
     if test_split is None:
         raise DataError(f"{source}: expected a {prefix}test/ (or val/) split next to "
@@ -109,14 +123,41 @@ def image_folder_layout(source, files, dirs):
 
 
 def decode_image(src, name):
-    """uint8 (H, W, C) RGB from image bytes or a file path; `name` is for errors."""
+    """uint8 (H, W, C) RGB from image bytes or a file path; `name` is for errors.
+
+    Refused with a one-line DataError: what Pillow cannot decode, more than MAX_PIXELS pixels,
+    and modes whose values do not fit 8-bit RGB (16-bit, 32-bit integer, float).
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
-            return np.asarray(im.convert("RGB"), np.uint8)  # (H, W, C)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+                check_decodable(im, name)
+                return np.asarray(im.convert("RGB"), np.uint8)  # (H, W, C)
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{name}: image too large to decode (more than {MAX_PIXELS:,} "
+                        f"pixels)") from None
+    except OSError as e:
+        if e.errno is None:  # Pillow's own errors: not an image, truncated, ...
+            raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
+        raise DataError(f"{name}: cannot read image ({e.strerror})") from None
+    except (UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
+
+
+def check_decodable(im, name):
+    """Refuse an opened (not yet decoded) image that is too large or not 8-bit."""
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise DataError(f"{name}: image is {w}x{h}, more than {MAX_PIXELS:,} pixels (the "
+                        f"decompression-bomb limit)")
+    if im.mode not in EIGHT_BIT_MODES:
+        raise DataError(f"{name}: image mode {im.mode} (16-bit or float values) cannot be "
+                        f"read as 8-bit RGB without clipping; expected 8-bit images")
 
 
 def decode_images(items, files, describe, size=None, label=""):
@@ -154,7 +195,7 @@ def load_image_folder(path, data_dir):
         files, dirs = list_folder(path)
         describe = lambda p: str(path / p)  # noqa: E731
     else:
-        files, dirs = read_archive(path, is_image_name)
+        files, dirs = read_archive(path, is_image_name, MAX_IMAGE_BYTES)
         describe = lambda p: f"{path}:{p}"  # noqa: E731
     layout, classes = image_folder_layout(path, files, dirs)
     x_train, y_train = decode_images(layout["train"], files, describe, label=f"{path.name} train")

@@ -17,11 +17,13 @@ import os
 import sys
 from pathlib import Path
 
+from .checks import check_dataset
 from .cifar import OFFICIAL, load_cifar
 from .errors import DataError, DownloadError
 from .imagefolder import ARCHIVE_EXTENSIONS, is_archive, load_image_folder
 
 CIFAR10_COPY_VARIABLE = "TINYVIT_CIFAR10_COPY"
+OFFICIAL_NAMES = tuple(OFFICIAL)  # the sources that are names, not paths
 
 
 def default_data_dir():
@@ -62,17 +64,20 @@ def load_data(source, data_dir=None):
     `source`: "cifar10", "cifar100", an ImageFolder folder, a .tar/.tar.gz/.tgz/.zip archive of
     one, or a local copy of the official cifar-10-python.tar.gz / cifar-100-python.tar.gz.
     `data_dir`: where downloads and caches go (default `default_data_dir()`).
+    Every data set returned has passed `check_dataset` (a DataError naming the source if not).
     """
     data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"--data-dir {data_dir}: is a file, expected a folder")
     name = str(source).lower()
     if name in OFFICIAL:
-        return load_official(name, data_dir)
+        return check_dataset(load_official(name, data_dir), source)
     path = Path(source).expanduser()
     official = [k for k, spec in OFFICIAL.items() if path.name == spec["file"]]
     if path.is_file() and official:
-        return load_cifar(official[0], data_dir, archive=path)
+        return check_dataset(load_cifar(official[0], data_dir, archive=path), source)
     if path.is_dir() or (path.is_file() and is_archive(path)):
-        return load_image_folder(path, data_dir)
+        return check_dataset(load_image_folder(path, data_dir), source)
     found = "a file of another type" if path.exists() else "nothing there"
     raise DataError(f"data source {str(source)!r}: expected cifar10, cifar100, an ImageFolder "
                     f"folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found {found}")

@@ -29,8 +29,9 @@ def balanced_subset(x, y, n, seed):
         return x, y
     labels, counts = np.unique(y, return_counts=True)
     if n < len(labels):
-        raise DataError(f"subset size {n} is smaller than the number of classes {len(labels)} "
-                        f"(expected at least one image per class)")
+        raise DataError(f"training subset of {n} images (--train-size) is smaller than the "
+                        f"number of classes {len(labels)} (expected at least one image per "
+                        f"class)")
     rng = np.random.default_rng(seed)
     quotas = class_quotas(counts, n)
     picks = [rng.permutation(np.flatnonzero(y == c))[:q] for c, q in zip(labels, quotas)]

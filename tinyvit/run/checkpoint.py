@@ -6,8 +6,11 @@ plain `np.savez` archives, read with `allow_pickle=False`, and written atomicall
 temporary file in the same directory, then `os.replace`d over the target, so a crash never
 leaves a half-written checkpoint behind.
 
-`save_state` / `load_state` keep a whole training run in one such file (params, Adam moments,
-RNG state, step, epoch, metadata); the official Google ViT format is in `tinyvit.run.google`.
+`save_state` / `load_run` keep a whole training run in one such file (params, Adam moments,
+RNG state, step, epoch, metadata, the per-epoch history); the official Google ViT format is in
+`tinyvit.run.google`. Everything read back is checked first (`tinyvit.run.verify`): every
+array's name, shape, dtype and values against the model rebuilt from the metadata, and every
+metadata field.
 """
 import json
 import os
@@ -17,7 +20,9 @@ import numpy as np
 
 from ..arrays import to_numpy
 from ..tree import flatten, unflatten
+from . import verify
 from .files import atomic_write
+from .verify import check_arrays
 
 EXTRA = "__extra__"  # extras live under this top-level key, apart from the parameters
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
@@ -46,10 +51,11 @@ def write_npz(path, arrays):
 def read_npz(path):
     """All arrays of an .npz file as {name: array}; one-line ValueError if it is not one."""
     name = os.fspath(path)
+    if not os.path.isfile(name):
+        found = "a folder" if os.path.isdir(name) else "nothing there"
+        raise ValueError(f"{name}: expected an .npz file, found {found}")
     try:
         data = np.load(name, allow_pickle=False)
-    except FileNotFoundError:
-        raise
     except _READ_ERRORS as e:
         raise ValueError(f"{name}: not a readable .npz file ({type(e).__name__})") from e
     if not isinstance(data, np.lib.npyio.NpzFile):
@@ -60,13 +66,6 @@ def read_npz(path):
     except _READ_ERRORS as e:
         raise ValueError(f"{name}: corrupt .npz file ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from e
-
-
-def few(keys, n=3):
-    """'a, b, c (+4 more)': a short list for a one-line message."""
-    keys = list(keys)
-    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,18 +91,9 @@ def save_params(path, params, **extra):
 
 
 def check_like(path, found, expected):
-    """One-line ValueError unless the flat dicts `found` and `expected` match in keys and shapes."""
-    name = os.fspath(path)
-    missing = [k for k in expected if k not in found]
-    if missing:
-        raise ValueError(f"{name}: missing {len(missing)} key(s): {few(missing)}")
-    unexpected = [k for k in found if k not in expected]
-    if unexpected:
-        raise ValueError(f"{name}: {len(unexpected)} unexpected key(s): {few(unexpected)}")
-    for key, want in expected.items():
-        if tuple(np.shape(found[key])) != tuple(np.shape(want)):
-            raise ValueError(f"{key}: expected {tuple(np.shape(want))}, "
-                             f"found {tuple(np.shape(found[key]))} (in {name})")
+    """One-line ValueError unless the flat dicts `found` and `expected` match in keys and
+    shapes, and every array found is floating point and finite."""
+    check_arrays(path, found, {k: np.shape(x) for k, x in expected.items()})
 
 
 def load_params(path, like=None):
@@ -134,30 +124,88 @@ def load_extra(path):
 # ---------------------------------------------------------------------------------------------
 
 
-def save_state(path, params, opt_state, rng, epoch, meta):
-    """Atomically write params, Adam moments, RNG state, step and metadata to one .npz."""
+def save_state(path, params, opt_state, rng, epoch, meta, history=None):
+    """Atomically write params, Adam moments, RNG state, step, metadata and the per-epoch
+    metrics rows (`history`) to one .npz."""
+    extra = dict(step=np.array(opt_state["step"]), epoch=np.array(epoch),
+                 rng=np.array(json.dumps(rng.bit_generator.state)),
+                 meta=np.array(json.dumps(meta)))
+    if history is not None:
+        extra["history"] = np.array(json.dumps(history))
     save_params(path, {"params": params, "opt": {"m": opt_state["m"], "v": opt_state["v"]}},
-                step=np.array(opt_state["step"]), epoch=np.array(epoch),
-                rng=np.array(json.dumps(rng.bit_generator.state)),
-                meta=np.array(json.dumps(meta)))
+                **extra)
+
+
+def save_model(path, params, meta):
+    """Write what evaluation needs, params and metadata, to one .npz (no optimiser state):
+    a trained model to share; `load_model` reads it."""
+    save_params(path, {"params": params}, meta=np.array(json.dumps(meta)))
+
+
+def _split(path, arrays):
+    """(extras, {prefix: {name: array}}) of a training checkpoint's arrays."""
+    cut = len(EXTRA) + 1
+    extras = {k[cut:]: x for k, x in arrays.items() if k.startswith(EXTRA + "/")}
+    groups = {"params/": {}, "opt/m/": {}, "opt/v/": {}}
+    for key, x in arrays.items():
+        if key.startswith(EXTRA + "/"):
+            continue
+        prefix = next((p for p in groups if key.startswith(p)), None)
+        if prefix is None and key.endswith("embedding/kernel"):
+            raise ValueError(f"{os.fspath(path)}: a Google ViT checkpoint, not a tinyvit training "
+                             f"checkpoint (read it with tinyvit.run.google.load_google_vit)")
+        if prefix is None:
+            raise ValueError(f"{os.fspath(path)}: unexpected array {key!r} (expected params/..., "
+                             f"opt/m/..., opt/v/... and {EXTRA}/...)")
+        groups[prefix][key[len(prefix):]] = x
+    return extras, groups
+
+
+def _checked(path, group, like, prefix):
+    """{name: array} of one group (params/, opt/m/, opt/v/) checked against the template
+    `like` (names, shapes, dtypes, finite values) and cast to its dtypes."""
+    flat = verify.check_params(path, {prefix + k: x for k, x in group.items()},
+                               {prefix + k: x for k, x in like.items()})
+    return {k[len(prefix):]: x for k, x in flat.items()}
+
+
+def _model_and_params(path, extras, groups):
+    """(model rebuilt from the checked metadata, its template, checked params, meta)."""
+    meta = verify.parse_json(path, extras, "meta")
+    model = verify.check_meta(path, meta)
+    like = verify.template(path, model, groups["params/"])
+    return model, like, _checked(path, groups["params/"], like, "params/"), meta
+
+
+def load_run(path):
+    """A training checkpoint, every part checked (one-line ValueErrors naming the file):
+    dict(model, params, opt (m, v, step), rng, epoch, meta, history (None in older files))."""
+    extras, groups = _split(path, read_npz(path))
+    model, like, params, meta = _model_and_params(path, extras, groups)
+    verify.check_run_meta(path, meta)
+    m, v = (_checked(path, groups[p], like, p) for p in ("opt/m/", "opt/v/"))
+    verify.check_moments(path, v)
+    epoch = verify.counter(path, extras, "epoch", 0, meta["hparams"]["epochs"])
+    step = verify.counter(path, extras, "step", 0)
+    rng = verify.restore_rng(path, verify.parse_json(path, extras, "rng"))
+    history = (verify.check_history(path, verify.parse_json(path, extras, "history"), epoch)
+               if "history" in extras else None)
+    opt = {"m": unflatten(m), "v": unflatten(v), "step": step}
+    return dict(model=model, params=unflatten(params), opt=opt, rng=rng, epoch=epoch, meta=meta,
+                history=history)
 
 
 def load_state(path):
-    """Inverse of `save_state`: (params, opt_state, rng, epoch, meta)."""
-    extra = load_extra(path)
-    missing = [k for k in ("step", "epoch", "rng", "meta") if k not in extra]
-    if missing:
-        raise ValueError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
-    tree = load_params(path)
-    rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(extra["rng"])
-    opt_state = {"m": tree["opt"]["m"], "v": tree["opt"]["v"], "step": int(extra["step"])}
-    return tree["params"], opt_state, rng, int(extra["epoch"]), json.loads(extra["meta"])
+    """Inverse of `save_state`: (params, opt_state, rng, epoch, meta), checked (`load_run`)."""
+    run = load_run(path)
+    return run["params"], run["opt"], run["rng"], run["epoch"], run["meta"]
 
 
 def load_model(path):
-    """(model, params, meta) of a training checkpoint; the model is rebuilt from its metadata."""
-    from .models import from_config_dict
+    """(model, params, meta) of a training checkpoint; the model is rebuilt from its metadata.
 
-    params, _, _, _, meta = load_state(path)
-    return from_config_dict(meta["model"]), params, meta
+    Reads only what evaluation needs (parameters, model, classes, normalisation), all checked;
+    the optimiser and RNG state may be absent.
+    """
+    model, _, params, meta = _model_and_params(path, *_split(path, read_npz(path)))
+    return model, unflatten(params), meta

@@ -1,20 +1,29 @@
 """The command line, `python -m tinyvit {info,train,eval,predict} ...` (see README).
 
-Each sub-command is a small function over the library; user errors print one line.
+Each sub-command is a small function over the library. Every bad input prints one line,
+`error: ...`, naming the option or file: exit status 2 for what the user can fix (options,
+files, data, checkpoints), 1 for a run that failed (diverged, disk full), 130 for Ctrl-C.
 """
 import argparse
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from .. import cnn, data, vit
 from ..configs import DEFAULT_MODEL, family, get_cnn_config, get_config, model_names
-from . import checkpoint, evaluate, train
+from . import checkpoint, evaluate, rundir, train, validate, verify
 from .progress import format_seconds
+
+# A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
+# predict and the lessons when no checkpoint is named and none was trained here.
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "vit-cifar-nano.npz"
 
 
 def cmd_info(args):
     """Print a model's parameter count, tokens and forward multiply-adds per image."""
+    validate.check_options(image_size=args.image_size, num_classes=args.num_classes)
     if family(args.model) == "cnn":
         cfg = get_cnn_config(args.model, num_classes=args.num_classes, image_size=args.image_size)
         macs, params = cnn.flops_per_image(cfg), cnn.param_count(cfg)
@@ -39,22 +48,55 @@ def cmd_info(args):
 def cmd_train(args):
     """python -m tinyvit train ..."""
     hparams = {k: getattr(args, k) for k in train.RECIPES["vit"]}
-    history = train.train(args.model, args.data, args.out, data_dir=args.data_dir,
+    out = Path(args.out or f"runs/{args.model}")
+    validate.check_folder_option("--data-dir", args.data_dir)
+    if args.resume and args.replace:
+        raise ValueError("--resume and --replace: expected one of them (continue the run in "
+                         "--out, or start over there)")
+    if args.resume and not (out / rundir.CKPT).is_file():
+        raise ValueError(f"--resume: no checkpoint {out / rundir.CKPT} to continue (train "
+                         f"without --resume to start a run there)")
+    history = train.train(args.model, args.data, out, data_dir=args.data_dir,
                           train_size=args.train_size, seed=args.seed,
-                          augment=not args.no_augment, resume=args.resume,
+                          augment=not args.no_augment, resume=args.resume, replace=args.replace,
                           max_steps=args.max_steps, backend=args.backend, **hparams)
-    if history:
-        best = max(h["test_acc"] for h in history if h["test_acc"] is not None)
-        total = sum(h["seconds"] for h in history)
-        print(f"done: final test accuracy {history[-1]['test_acc']:.1%} (best {best:.1%}), "
-              f"training time {format_seconds(total)}")
+    tested = [h["test_acc"] for h in history if h["test_acc"] is not None]
+    if tested:
+        print(f"done: final test accuracy {tested[-1]:.1%} (best {max(tested):.1%}), "
+              f"training time {format_seconds(sum(h['seconds'] for h in history))}")
     return 0
 
 
+def eval_source(args, meta, path):
+    """--data, else the data the checkpoint names (a CIFAR name or an absolute path)."""
+    if args.data:
+        return args.data
+    stored = meta.get("data")
+    if not isinstance(stored, str) or not (stored.lower() in data.OFFICIAL_NAMES
+                                           or os.path.isabs(stored)):
+        raise ValueError(f"{path}: names its data as {stored!r}, a path relative to where it "
+                         f"was trained; pass --data")
+    return stored
+
+
+def checkpoint_or_default(path):
+    """The checkpoint named, else `runs/<default model>/last.npz` when this folder has one (what
+    `python -m tinyvit train` writes), else the trained model shipped with tinyvit."""
+    if path:
+        return path
+    mine = Path("runs") / DEFAULT_MODEL / rundir.CKPT
+    chosen = mine if mine.is_file() else PRETRAINED
+    print(f"using {chosen} (name a checkpoint to use another)", file=sys.stderr)
+    return chosen
+
+
 def cmd_eval(args):
-    """python -m tinyvit eval CKPT --data ..."""
+    """python -m tinyvit eval [CKPT] --data ..."""
+    args.checkpoint = checkpoint_or_default(args.checkpoint)
     model, params, meta = checkpoint.load_model(args.checkpoint)
-    ds = data.load_data(args.data or meta["data"], data_dir=args.data_dir)
+    source = eval_source(args, meta, args.checkpoint)
+    ds = data.load_data(source, data_dir=args.data_dir)
+    verify.check_data_fits(args.checkpoint, model, meta, ds, source)
     x, y = ds["test"]
     acc, cm = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
                                 np.float32(meta["std"]))
@@ -64,16 +106,27 @@ def cmd_eval(args):
 
 
 def cmd_predict(args):
-    """python -m tinyvit predict CKPT image.png"""
-    model, params, meta = checkpoint.load_model(args.checkpoint)
-    for name, prob in evaluate.predict(model, params, meta, args.image, args.top):
+    """python -m tinyvit predict [CKPT] image.png"""
+    validate.check_options(top=args.top)
+    if len(args.paths) > 2:
+        raise ValueError(f"predict: expected [CHECKPOINT] IMAGE, found {len(args.paths)} paths")
+    ckpt, image = (None, *args.paths) if len(args.paths) == 1 else args.paths
+    model, params, meta = checkpoint.load_model(checkpoint_or_default(ckpt))
+    for name, prob in evaluate.predict(model, params, meta, image, args.top):
         print(f"{prob:7.2%}  {name}")
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line too (not the usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
     """The argparse parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="python -m tinyvit",
+    parser = OneLineParser(prog="python -m tinyvit",
                                      description="The Vision Transformer in NumPy + autograd.")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="parameter count, tokens and GFLOPs of a model")
@@ -98,32 +151,46 @@ def build_parser():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    t.add_argument("--replace", action="store_true",
+                   help="start over in an OUT holding a run (it is moved to OUT/previous-N/)")
     t.add_argument("--backend", default="numpy", choices=["numpy", "cupy"],
                    help="numpy (CPU) or cupy (GPU; autograd runs on CuPy arrays)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="test accuracy and confusions of a checkpoint")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", nargs="?", default=None,
+                   help="default: runs/MODEL/last.npz here, else the model shipped with tinyvit")
     e.add_argument("--data", default=None, help="default: the data it was trained on")
     e.add_argument("--data-dir", default=None)
     e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="top-5 classes of an image file")
-    p.add_argument("checkpoint")
-    p.add_argument("image")
+    p.add_argument("paths", nargs="+", metavar="[CHECKPOINT] IMAGE",
+                   help="the checkpoint (default as for eval) and the image file")
     p.add_argument("--top", type=int, default=5)
     p.set_defaults(func=cmd_predict)
     return parser
 
 
 def main(argv=None):
-    """Entry point; user errors print one line and exit with status 2."""
-    args = build_parser().parse_args(argv)
+    """Entry point; every error prints one line (see the module docstring for exit codes)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad command line (2, its one line printed)
+        return e.code
     try:
         return args.func(args)
-    except ValueError as e:  # bad input: config, shapes, files, data
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:  # e.g. training diverged (the last good checkpoint is kept)
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except ValueError as e:  # bad input: options, config, shapes, files, data, checkpoints
+        return fail(e, 2)
+    except RuntimeError as e:  # a run failed: diverged, disk full (the last checkpoint is kept)
+        return fail(e, 1)
+    except OSError as e:  # the system refused a read or write the checks above did not foresee
+        return fail(f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", 1)
+    except KeyboardInterrupt as e:  # Ctrl-C; training says which checkpoint it keeps
+        return fail(e if str(e) else "interrupted", 130)
+
+
+def fail(message, status):
+    """Print `error: message` on one line; return the exit status."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return status

@@ -49,15 +49,13 @@ def confusion_summary(cm, classes, top=3):
 
 
 def load_image(path, size):
-    """An image file as uint8 (1, size, size, 3), resized with Pillow."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file as uint8 (1, size, size, 3), decoded with the data loaders' limits
+    (`tinyvit.data.decode_image`: one-line errors naming the file), resized with Pillow."""
+    from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((size, size), Image.BICUBIC)
-            return np.asarray(im, np.uint8)[None]  # (1, H, W, 3)
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{path}: cannot read image ({e})") from None
+    img = data.decode_image(str(path), str(path))  # (H, W, 3)
+    im = Image.fromarray(img).resize((size, size), Image.BICUBIC)
+    return np.asarray(im, np.uint8)[None]  # (1, H, W, 3)
 
 
 def predict(model, params, meta, image_path, top=5):

@@ -3,7 +3,8 @@
 These are the files timm's `_load_weights` reads. They name the same arrays as tinyvit after
 the Flax modules (`google_shapes` lists them): query/key/value kernels (D, H, hd) instead of
 one fused (D, 3D) qkv, the patch embedding as a (P, P, C, D) convolution kernel. Older files
-nest everything under "opt/target/". Every array is checked against the config before use.
+nest everything under "opt/target/". Every array is checked against the config before use:
+names, shapes, floating-point dtype, finite values (`tinyvit.run.verify.check_arrays`).
 """
 import math
 import os
@@ -12,7 +13,8 @@ import re
 import numpy as np
 
 from ..configs import ViTConfig
-from .checkpoint import few, read_npz, host_array, write_npz
+from .checkpoint import read_npz, host_array, write_npz
+from .verify import check_arrays
 
 GOOGLE_PREFIXES = ("", "opt/target/")  # older Google files nest everything in "opt/target/"
 
@@ -156,25 +158,25 @@ def check_google(path, arrays, cfg: ViTConfig):
     if depth != cfg.depth:
         raise ValueError(f"{name}: the checkpoint has {depth} encoder blocks (encoderblock_0.."
                          f"encoderblock_{depth - 1}), the config depth {cfg.depth}")
-    expected = google_shapes(cfg)
-    for key, want in expected.items():
-        if key not in arrays:
-            raise ValueError(f"{name}: missing {key} (expected shape {want})")
-        found = tuple(arrays[key].shape)
-        if found == want:
-            continue
+    check_arrays(name, arrays, google_shapes(cfg), "array", _explain_shape(name, cfg))
+
+
+def _explain_shape(name, cfg):
+    """A better message than "expected S, found T" for the position table and the head."""
+
+    def explain(key, want, found):
         if key == POS and len(found) == 3 and found[2] == want[2]:
-            raise ValueError(
-                f"{name}: {POS}: the checkpoint's position embeddings are for a "
-                f"{_grid_text(found[1], cfg.pool == 'cls')}, the config's for a "
-                f"{cfg.grid}x{cfg.grid} grid (image_size {cfg.image_size} / patch "
-                f"{cfg.patch_size}); changing resolution needs interpolating them (not done here)")
-        hint = (f"; the checkpoint has {found[-1]} classes, config {cfg.num_classes}"
-                if key.startswith("head/") else "")
-        raise ValueError(f"{key}: expected {want}, found {found} (in {name}){hint}")
-    unexpected = [k for k in arrays if k not in expected]
-    if unexpected:
-        raise ValueError(f"{name}: {len(unexpected)} unexpected array(s): {few(unexpected)}")
+            return (f"{name}: {POS}: the checkpoint's position embeddings are for a "
+                    f"{_grid_text(found[1], cfg.pool == 'cls')}, the config's for a "
+                    f"{cfg.grid}x{cfg.grid} grid (image_size {cfg.image_size} / patch "
+                    f"{cfg.patch_size}); changing resolution needs interpolating them "
+                    f"(not done here)")
+        if key.startswith("head/") and found:
+            return (f"{key}: expected {want}, found {found} (in {name}); the checkpoint has "
+                    f"{found[-1]} classes, config {cfg.num_classes}")
+        return None
+
+    return explain
 
 
 def load_google_vit(path, cfg: ViTConfig, dtype=np.float32):
@@ -204,23 +206,27 @@ def infer_config_from_google(path, name="google-vit"):
     encoder blocks; heads from a query kernel (D, H, hd); mlp_dim from Dense_0 (D, M);
     classes from the head (D, K); pool from whether 'cls' exists; image_size = grid x patch.
     """
+    where = os.fspath(path)
     arrays = _strip_google_prefix(path, read_npz(path))
+    mha, mlp = _block(0) + "MultiHeadDotProductAttention_1/", _block(0) + "MlpBlock_3/"
+    needed = {"embedding/kernel": 4, mha + "query/kernel": 3, mlp + "Dense_0/kernel": 2,
+              "head/kernel": 2, POS: 3}
+    for key, ndim in needed.items():
+        if key not in arrays or arrays[key].ndim != ndim:
+            found = f"shape {arrays[key].shape}" if key in arrays else "nothing"
+            raise ValueError(f"{where}: cannot infer the config: expected {key} with {ndim} "
+                             f"dimensions, found {found}")
     p, _, c, d = arrays["embedding/kernel"].shape
-    depth = _google_depth(arrays)
-    mha = _block(0) + "MultiHeadDotProductAttention_1/"
-    try:
-        heads = arrays[mha + "query/kernel"].shape[1]
-        mlp_dim = arrays[_block(0) + "MlpBlock_3/Dense_0/kernel"].shape[1]
-        num_classes = arrays["head/kernel"].shape[1]
-        tokens = arrays[POS].shape[1]
-    except KeyError as e:
-        raise ValueError(f"{os.fspath(path)}: cannot infer the config, missing {e.args[0]}") from e
     pool = "cls" if "cls" in arrays else "gap"
-    n = tokens - (1 if pool == "cls" else 0)
-    grid = math.isqrt(n)
+    n = arrays[POS].shape[1] - (1 if pool == "cls" else 0)
+    grid = math.isqrt(max(n, 0))
     if grid * grid != n:
-        raise ValueError(f"{os.fspath(path)}: {POS} has {n} patch positions, "
-                         f"expected a square grid")
-    return ViTConfig(name=name, image_size=int(grid * p), patch_size=int(p), channels=int(c),
-                     width=int(d), depth=depth, heads=int(heads), mlp_dim=int(mlp_dim),
-                     num_classes=int(num_classes), pool=pool)
+        raise ValueError(f"{where}: {POS} has {n} patch positions, expected a square grid")
+    try:
+        return ViTConfig(name=name, image_size=int(grid * p), patch_size=int(p), channels=int(c),
+                         width=int(d), depth=_google_depth(arrays),
+                         heads=int(arrays[mha + "query/kernel"].shape[1]),
+                         mlp_dim=int(arrays[mlp + "Dense_0/kernel"].shape[1]),
+                         num_classes=int(arrays["head/kernel"].shape[1]), pool=pool)
+    except ValueError as e:
+        raise ValueError(f"{where}: cannot infer the config ({e})") from None

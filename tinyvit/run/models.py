@@ -23,6 +23,7 @@ FAMILIES = {  # family: (config class, init(rng, cfg), apply(params, images, cfg
     "vit": (configs.ViTConfig, vit.init_vit, vit.vit),
     "cnn": (configs.CNNConfig, cnn.init_cnn, cnn.cnn),
 }
+PARAM_COUNTS = {"vit": vit.param_count, "cnn": cnn.param_count}  # without allocating
 
 
 def _bind(cfg):
@@ -48,8 +49,26 @@ def config_dict(model):
     return dataclasses.asdict(model.cfg)
 
 
+def param_count(model):
+    """The number of parameters of `model`, computed from its config (nothing allocated)."""
+    return PARAM_COUNTS[configs.family(model.cfg)](model.cfg)
+
+
 def from_config_dict(d):
-    """Rebuild a Model from `config_dict` output (JSON lists become tuples again)."""
-    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    """Rebuild a Model from `config_dict` output (JSON lists become tuples again).
+
+    One-line ValueError for anything else: not a dict, no name, a field the config class does
+    not have or one it has left out, a value it refuses.
+    """
+    if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+        raise ValueError(f"expected a config dict with a 'name', found {str(d)[:60]}")
     config_class = FAMILIES[configs.family(d["name"])][0]
+    fields = [f.name for f in dataclasses.fields(config_class)]
+    unknown, missing = sorted(set(d) - set(fields)), [f for f in fields if f not in d]
+    if unknown:
+        raise ValueError(f"{config_class.__name__} has no field {unknown[0]!r} (expected "
+                         f"{', '.join(fields)})")
+    if missing:
+        raise ValueError(f"{config_class.__name__} field(s) missing: {', '.join(missing)}")
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
     return _bind(config_class(**d))

@@ -5,8 +5,15 @@ warmup then cosine decay, global-norm gradient clipping at 1, label smoothing; p
 crop + flip augmentation, which small data sets need. The model runs its fast twins here
 (`tinyvit.fast`; the same functions as the formulas, with hand VJPs). One run writes to `out`:
 
-    metrics.jsonl   one JSON object per epoch (loss, train/test accuracy, seconds, lr)
-    last.npz        params + optimiser state + RNG state + step, rewritten atomically each epoch
+    last.npz        params + optimiser state + RNG state + step + the metrics of every epoch,
+                    rewritten atomically each epoch
+    metrics.jsonl   one JSON object per epoch (loss, train/test accuracy, seconds, lr),
+                    rewritten from the checkpoint after it is saved
+
+The folder is locked while a run writes there, and a run already in it is never lost: it is
+resumed, moved aside, or the new run is refused (`tinyvit.run.rundir`). Every option is checked
+first (`tinyvit.run.validate`), and so are the data (`tinyvit.data.check_dataset`) and, on
+resume, every part of the checkpoint against the run asked for.
 
 Read top to bottom: the recipe, one optimisation step, starting or resuming a run, one
 epoch, and `train`, which strings them together.
@@ -28,7 +35,8 @@ from .. import device
 from .. import data, fast, ops, optim
 from ..configs import DEFAULT_MODEL, family
 from ..tree import count_params
-from . import checkpoint, models
+from . import checkpoint, models, rundir, validate
+from .rundata import build_for, data_name, digest, given_dataset
 from .evaluate import evaluate
 from .progress import Progress, format_seconds
 
@@ -51,6 +59,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says which checkpoint is kept."""
+
+
 def recipe(model_name, **overrides):
     """The default hyper-parameters for a model, with the given (non-None) overrides."""
     r = dict(RECIPES[family(model_name)])
@@ -67,10 +79,13 @@ def recipe(model_name, **overrides):
 # ---------------------------------------------------------------------------------------------
 
 
+MIN_STD = 1.0  # grey levels: a channel that (almost) never changes is centred, not blown up
+
+
 def channel_stats(x):
-    """Per-channel mean and std of uint8 images (N, H, W, C), in 0-255 units."""
+    """Per-channel mean and std of uint8 images (N, H, W, C), in 0-255 units (std >= MIN_STD)."""
     flat = x.reshape(-1, x.shape[-1]).astype(np.float64)  # (N*H*W, C)
-    return flat.mean(0).astype(np.float32), flat.std(0).astype(np.float32)
+    return flat.mean(0).astype(np.float32), np.maximum(flat.std(0), MIN_STD).astype(np.float32)
 
 
 def prepare(source, train_size=None, seed=0, data_dir=None):
@@ -134,30 +149,40 @@ class Schedule(NamedTuple):
 
 
 def run_metadata(net, ds, hp, seed, data_source):
-    """What a checkpoint records about its run (JSON-able)."""
-    return dict(model=models.config_dict(net), classes=ds["classes"],
+    """What a checkpoint records about its run (JSON-able, as it reads back)."""
+    meta = dict(model=models.config_dict(net), classes=ds["classes"],
                 mean=ds["mean"].tolist(), std=ds["std"].tolist(), hparams=hp,
-                train_size=len(ds["train"][0]), seed=seed, data=str(data_source))
+                train_size=len(ds["train"][0]), train_digest=digest(*ds["train"]), seed=seed,
+                data=data_name(data_source))
+    return json.loads(json.dumps(meta))  # tuples become lists
 
 
-def start(net, seed, log_path):
-    """A fresh run: (params, opt_state, rng, epoch 0, empty history); empties the log."""
+def start(net, seed):
+    """A fresh run: (params, opt_state, rng, epoch 0, empty history)."""
     rng = np.random.default_rng(seed)
     params = net.init(rng)
-    log_path.write_text("")
     return params, optim.init_adam(params), rng, 0, []
 
 
-def resume_from(ckpt_path, log_path, meta, log):
-    """The run saved in ckpt_path, if it was trained with the same model and hyper-parameters."""
-    params, opt_state, rng, epoch, saved = checkpoint.load_state(ckpt_path)
-    same = json.loads(json.dumps([meta["hparams"], meta["model"]]))  # tuples become lists
-    if [saved["hparams"], saved["model"]] != same:
-        raise ValueError(f"{ckpt_path}: was trained with other settings; resume needs the "
-                         f"same model and hyper-parameters (saved {saved['hparams']})")
-    history = [json.loads(line) for line in log_path.read_text().splitlines()][:epoch]
-    log(f"resuming from {ckpt_path} at epoch {epoch}")
-    return params, opt_state, rng, epoch, history
+def resume_from(folder, meta, sched, log):
+    """The run saved in folder.ckpt, if it was trained with the same settings and can continue
+    exactly; its log is rewritten from the checkpoint's history."""
+    ckpt = folder.ckpt
+    run = checkpoint.load_run(ckpt)
+    changed = validate.settings_changed(run["meta"], meta)
+    if changed:
+        raise ValueError(f"{ckpt}: was trained with other settings ({'; '.join(changed[:3])}); "
+                         f"--resume needs the same ones")
+    epoch, step = run["epoch"], run["opt"]["step"]
+    if step != epoch * sched.steps_per_epoch:
+        raise ValueError(f"{ckpt}: stopped inside epoch {epoch} (step {step}, by --max-steps?); "
+                         f"resuming would not match an uninterrupted run: start it again "
+                         f"with --replace")
+    history = run["history"] if run["history"] is not None else folder.read_log(epoch)
+    folder.saved_epoch = epoch
+    folder.write_log(history)
+    log(f"resuming from {ckpt} at epoch {epoch}")
+    return run["params"], run["opt"], run["rng"], epoch, history
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,10 +209,9 @@ def train_epoch(state, epoch, ctx):
                 state["rng"], lr, hp["weight_decay"], hp["clip"])
         except TrainingDiverged as e:
             ctx["progress"].close()
-            kept = (f"; the last good checkpoint is {ctx['ckpt']}" if ctx["ckpt"].exists()
-                    else "")
             raise TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: "
-                                   f"{e} (try a lower --lr){kept}") from None
+                                   f"{e} (try a lower --lr); "
+                                   f"{ctx['folder'].last_checkpoint(good=True)}") from None
         losses.append(loss)
         correct += int((device.to_host(logits).argmax(1) == y_train[idx]).sum())
         seen += len(idx)
@@ -204,43 +228,60 @@ def train_epoch(state, epoch, ctx):
 
 
 def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None, data_dir=None,
-          train_size=None, seed=0, augment=True, resume=False, max_steps=None, eval_every=1,
-          backend="numpy", log=print, progress_stream=None, **hparams):
+          train_size=None, seed=0, augment=True, resume=False, replace=True, max_steps=None,
+          eval_every=1, backend="numpy", log=print, progress_stream=None, **hparams):
     """Train `model` on `data_source`; returns the list of per-epoch metrics dicts.
 
     hparams: epochs, batch_size, lr, weight_decay, warmup (in epochs), smoothing, clip;
     missing ones come from `RECIPES`. `out`: the run's folder (default `runs/<model>`).
     `dataset` may pass an already prepared dict (see `prepare`) instead of loading.
-    `max_steps` stops early (tests, smoke runs). `eval_every`: test accuracy every this many
-    epochs and after the last one (other rows have `test_acc` None).
-    `backend`: "numpy" (CPU), "cupy" (GPU) or an array module; augmentation and checkpoints
-    stay on the host, parameters, optimiser state and batches live on the device.
+    `resume`: continue the run in `out` if it has a checkpoint (same settings required).
+    A run already in `out` is otherwise moved to `out/previous-N/` (`replace`, said in the log)
+    or, with replace=False, the new run is refused. `max_steps` stops early (tests, smoke
+    runs). `eval_every`: test accuracy every this many epochs and after the last one (other
+    rows have `test_acc` None). `backend`: "numpy" (CPU), "cupy" (GPU) or an array module;
+    augmentation and checkpoints stay on the host, parameters, optimiser state and batches
+    live on the device. Every option is checked first (one-line ValueErrors naming it).
     """
     hp = recipe(model, **hparams)
+    validate.check_options(train_size=train_size, seed=seed, max_steps=max_steps,
+                           eval_every=eval_every, **hp)
+    models.build(model)  # an unknown model name fails here, before any data is read
     xp = device.use_backend(backend)
-    ds = dataset or prepare(data_source, train_size, seed, data_dir)
-    net = models.build(model, num_classes=len(ds["classes"]), image_size=ds["train"][0].shape[1])
-    out = Path(out or f"runs/{model}")
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt, log_path = out / "last.npz", out / "metrics.jsonl"
-    sched = Schedule.of(len(ds["train"][0]), hp)
-    meta = run_metadata(net, ds, hp, seed, data_source)
+    with rundir.open_run(Path(out or f"runs/{model}"), resume, replace, log) as folder:
+        ds = given_dataset(dataset) if dataset is not None else prepare(
+            data_source, train_size, seed, data_dir)
+        net = build_for(model, ds, data_source if dataset is None else "(dataset)")
+        sched = Schedule.of(len(ds["train"][0]), hp)
+        meta = run_metadata(net, ds, hp, seed, data_source)
+        if resume and folder.ckpt.exists():
+            params, opt_state, rng, start_epoch, history = resume_from(folder, meta, sched, log)
+        else:
+            params, opt_state, rng, start_epoch, history = start(net, seed)
+        state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
+                     rng=rng)
+        log(f"{net.name}: {count_params(params):,} parameters; {len(ds['train'][0]):,} "
+            f"training images, {hp['epochs']} epochs x {sched.steps_per_epoch} steps of "
+            f"{hp['batch_size']}")
+        fast.keep_freed_memory()
+        progress = Progress(sched.total_steps, "step ", progress_stream,
+                            start_done=start_epoch * sched.steps_per_epoch)
+        ctx = dict(hp=hp, schedule=sched, xp=xp, train=ds["train"], mean=ds["mean"],
+                   std=ds["std"], augment=augment, max_steps=max_steps,
+                   grad_fn=make_grad_fn(net, hp["smoothing"]), progress=progress, folder=folder)
+        try:
+            run_epochs(net, state, ctx, ds, start_epoch, history, meta, eval_every)
+        except KeyboardInterrupt:
+            progress.close()
+            raise Interrupted(f"interrupted; {folder.last_checkpoint()}"
+                              f"{' (continue with --resume)' if folder.saved_epoch else ''}") \
+                from None
+    return history
 
-    if resume and ckpt.exists():
-        params, opt_state, rng, start_epoch, history = resume_from(ckpt, log_path, meta, log)
-    else:
-        params, opt_state, rng, start_epoch, history = start(net, seed, log_path)
-    state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
-                 rng=rng)
-    log(f"{net.name}: {count_params(params):,} parameters; {len(ds['train'][0]):,} training "
-        f"images, {hp['epochs']} epochs x {sched.steps_per_epoch} steps of {hp['batch_size']}")
 
-    fast.keep_freed_memory()
-    progress = Progress(sched.total_steps, "step ", progress_stream,
-                        start_done=start_epoch * sched.steps_per_epoch)
-    ctx = dict(hp=hp, schedule=sched, xp=xp, train=ds["train"], mean=ds["mean"], std=ds["std"],
-               augment=augment, max_steps=max_steps, grad_fn=make_grad_fn(net, hp["smoothing"]),
-               progress=progress, ckpt=ckpt)
+def run_epochs(net, state, ctx, ds, start_epoch, history, meta, eval_every):
+    """Train, test, save and report epoch after epoch, appending to `history`."""
+    hp, max_steps, folder, progress = ctx["hp"], ctx["max_steps"], ctx["folder"], ctx["progress"]
     with fast.twins():
         for epoch in range(start_epoch, hp["epochs"]):
             loss, train_acc, lr, seconds = train_epoch(state, epoch, ctx)
@@ -251,13 +292,9 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
             row = dict(epoch=epoch + 1, step=int(state["opt"]["step"]), lr=lr, loss=loss,
                        train_acc=train_acc, test_acc=test_acc, seconds=round(seconds, 2))
             history.append(row)
-            with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            checkpoint.save_state(ckpt, state["params"], state["opt"], state["rng"], epoch + 1,
-                                  meta)
+            folder.save(state, epoch + 1, meta, history)
             tested = f", test {test_acc:.1%}" if test_acc is not None else ""
             progress.close(f"epoch {epoch + 1}/{hp['epochs']}: loss {loss:.3f}, train "
                            f"{train_acc:.1%}{tested}, {format_seconds(seconds)}")
             if last:
                 break
-    return history

@@ -1,0 +1,90 @@
+"""docs/EXERCISES.md, generated from the registry: `python -m tinyvit.exercises docs`.
+
+tests/test_exercises.py regenerates it and compares, so the list in the docs cannot drift
+from the exercises (the mutant counts included: they are run, not written down).
+"""
+from .checker import check
+from .mutants import mutation_report
+from .registry import EXERCISES
+
+INTRO = """\
+# Exercises
+
+<!-- Generated from the registry (tinyvit/exercises/) by
+     `python -m tinyvit.exercises docs > docs/EXERCISES.md`; tests/test_exercises.py checks
+     that it is current. Edit the exercises, not this file. -->
+
+Write the Vision Transformer's functions yourself, from cutting an image into patches to a
+training loop that trains on your own code. The library is the answer key: every exercise's
+reference is a tinyvit function, or a few-line adapter around one.
+
+```
+python -m tinyvit.exercises init          # writes exercises/ex01_patchify.py ... (never overwrites)
+python -m tinyvit.exercises check 1       # your exercise 1; `check all`; `list` for the status
+python -m tinyvit.exercises hint 1        # hint 1 of 3; then `hint 1 2`, `hint 1 3`
+python -m tinyvit.exercises solution 1    # the reference, from the library
+```
+
+In Jupyter or Colab, `from tinyvit.exercises import check; check(1, patchify)` checks a
+function defined in a cell and never raises. Teachers grade a folder of submissions with
+`python -m tinyvit.exercises grade SUBMISSIONS --seed SECRET --csv > grades.csv`: one more
+stage, cases drawn from the secret seed at other sizes, credit per stage, and a flag for
+files that import the reference.
+
+A check runs stages and stops at the first failure: **runs** (`NotImplementedError` means
+not started), **shapes** (type, float dtype, shape, naming the axes), **by hand** (a case
+small enough for pencil and paper), **random** (seeded cases; inputs are passed as copies),
+**edge** (huge logits, N_q ≠ N_k, non-square grids, eps that matters, ...), **gradients**
+(centred finite differences in float64, parameters randomised), and, when grading,
+**hidden**. A failure names the typical mistake it matches; notes (float32 kept, Python
+loops) never fail. The capstone puts every function you have passed into the library and
+trains: the losses must equal the library's.
+
+Every checker is proven both ways in the test suite (`tests/test_exercises.py`): it passes
+the reference and other correct solutions, and fails the stub, trivial bodies, every
+catalogued mistake (by its name) and every mutant of the reference, except the mutants
+listed below as equivalent, each with its reason.
+"""
+
+
+def reference_of(ex):
+    """The reference in words: `tinyvit.ops.softmax`, or an adapter around library functions."""
+    first, rest = ex["targets"][0], ex["targets"][1:]
+    if first.__module__.startswith("tinyvit.exercises"):
+        return f"`{first.__name__}` around " + ", ".join(f"`{f.__module__}.{f.__name__}`"
+                                                         for f in rest)
+    return ", ".join(f"`{f.__module__}.{f.__name__}`" for f in ex["targets"])
+
+
+def table(reports):
+    rows = ["| # | exercise | paper | lesson | you write | reference | mistakes named | "
+            "mutants made / killed / equivalent |", "|---|---|---|---|---|---|---|---|"]
+    for ex in EXERCISES:
+        r = reports[ex["number"]]
+        rows.append(f"| {ex['number']} | {ex['title']} | {ex['section']} | {ex['lesson']} | "
+                    f"`{ex['name']}` | {reference_of(ex)} | {len(ex['mistakes'])} | "
+                    f"{r['made']} / {r['killed']} / {r['equivalent']} |")
+    total = [sum(r[k] for r in reports.values()) for k in ("made", "killed", "equivalent")]
+    mistakes = sum(len(ex["mistakes"]) for ex in EXERCISES)
+    rows.append(f"| | **all** | | | | | {mistakes} | {total[0]} / {total[1]} / {total[2]} |")
+    return "\n".join(rows)
+
+
+def section(ex):
+    lines = [f"## {ex['number']}. {ex['title']}", "",
+             f"`{ex['signature']}`: {ex['section']}, lesson `{ex['lesson']}`; the reference is "
+             f"{reference_of(ex)}.", "", "```", ex["doc"], "```", ""]
+    if ex["edges"]:
+        lines += ["Edge cases: " + "; ".join(e["label"] for e in ex["edges"]) + ".", ""]
+    if ex["mistakes"]:
+        lines += ["Mistakes it names: " + "; ".join(f"«{m}»" for m in ex["mistakes"]) + ".", ""]
+    if ex["equivalent"]:
+        lines += ["Equivalent mutants:", ""]
+        lines += [f"- `{mid}`: {why}" for mid, why in ex["equivalent"].items()] + [""]
+    return "\n".join(lines)
+
+
+def markdown(reports=None):
+    """The whole of docs/EXERCISES.md; `reports` {number: mutation_report} if already run."""
+    reports = reports or {ex["number"]: mutation_report(ex, check) for ex in EXERCISES}
+    return INTRO + "\n" + table(reports) + "\n\n" + "\n".join(section(ex) for ex in EXERCISES)

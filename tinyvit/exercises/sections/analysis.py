@@ -1,0 +1,263 @@
+"""What a ViT learns, and what it transfers: Fig. 6, Sec. 3.2 and Sec. 4.1.
+
+Exercises 18 (attention rollout), 19 (position-embedding interpolation) and 20 (the few-shot
+linear probe). Plain NumPy: no gradients are needed. Shape legend: L layers, B batch, H heads,
+T tokens; g, G the old and new grid sides; D width; S examples, F features, K classes.
+"""
+import numpy as np
+
+from ...figures import analysis
+from ..diagnose import nonfinite, scaled
+from ..patching import swapped
+from ..spec import exercise, normal, pick
+
+
+def softmax_rows(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def rollout_inputs(rng, d, residual=True):
+    maps = [softmax_rows(normal(rng, d["B"], d["H"], d["T"], d["T"], scale=2.0))
+            for _ in range(d["L"])]
+    return {"maps": maps, "residual": residual}
+
+
+HAND_MAPS = [np.array([[[[1.0, 0.0], [0.5, 0.5]]]]), np.array([[[[0.0, 1.0], [1.0, 0.0]]]])]
+
+ROLLOUT = exercise(
+    number=18, name="attention_rollout", title="Attention rollout", section="Fig. 6, App. D.8",
+    lesson="08_what_vit_learns", signature="attention_rollout(maps, residual=True)",
+    reference=analysis.attention_rollout, targets=[analysis.attention_rollout],
+    imports="import numpy as np", notes=(),
+    doc="""Attention rollout (Abnar & Zuidema 2020; Fig. 6): how much each output token draws on
+    each input token through all L layers. Per layer, average the heads; with `residual`,
+    account for the skip connection: A <- (A + I) / (its row sums). Then multiply through the
+    layers, the first layer rightmost: R = A_L ... A_2 A_1.
+
+    maps: a list of L arrays (B, H, T, T) whose rows sum to 1 -> R (B, T, T).""",
+    dims={"L": 3, "B": 2, "H": 2, "T": 4},
+    draw=lambda rng: {"L": pick(rng, 1, 4), "B": pick(rng, 1, 2), "H": pick(rng, 1, 3),
+                      "T": pick(rng, 2, 5)},
+    inputs=rollout_inputs, out="B, T, T",
+    hand={"dims": {"L": 2, "B": 1, "H": 1, "T": 2},
+          "inputs": {"maps": HAND_MAPS, "residual": False},
+          "note": "no residual, A_1 = [[1, 0], [0.5, 0.5]], A_2 = [[0, 1], [1, 0]]: "
+                  "R = A_2 A_1 = [[0.5, 0.5], [1, 0]]"},
+    edges=[{"label": "one layer (L = 1)", "dims": {"L": 1, "B": 2, "H": 3, "T": 3}},
+           {"label": "residual=False", "inputs": lambda rng, d: rollout_inputs(rng, d, False)}],
+    mistakes={
+        "layers multiplied in the wrong order": (lambda maps, residual=True:
+            analysis.attention_rollout(maps[::-1], residual), "layer 1 acts first, so it is "
+            "the rightmost factor: R = A_L ... A_1 (R <- A_l R, layer by layer)"),
+        "the skip connection ignored": (lambda maps, residual=True: analysis.attention_rollout(
+            maps, False), "with residual=True the identity is added: z + MSA(z) passes each token "
+            "on to itself"),
+        "rows not renormalised": (lambda maps, residual=True: analysis.attention_rollout(
+            [m + np.eye(m.shape[-1]) * residual for m in maps], False), "A + I has rows summing "
+            "to 2: divide by the row sums so that R stays a mixing matrix"),
+        "the max over heads instead of the mean": (lambda maps, residual=True:
+            analysis.attention_rollout([m.max(axis=1, keepdims=True) for m in maps], residual),
+            "rollout averages the heads: A = mean_h A_h"),
+    },
+    equivalent={"attention_rollout line 10: 1 -> 2": "the maps are square (T, T): shape[-2] is "
+                                                     "shape[-1]"},
+    hints="""
+    np.stack the list to (L, B, H, T, T) and average over the heads axis: (L, B, T, T).
+
+    With residual: add np.eye(T) (it broadcasts) and divide by .sum(-1, keepdims=True).
+
+    Start from R = A_1 and, for each later layer, R = A_l @ R (matmul over the last two axes,
+    batched over B). The hand case has R = A_2 A_1.
+    """,
+)
+
+
+def grid_inputs(rng, d):
+    return {"pos": normal(rng, 1, d["g"] ** 2 + d["cls"], d["D"]), "old_grid": d["g"],
+            "new_grid": d["G"], "has_cls": bool(d["cls"])}
+
+
+def resampled(sample):
+    """A wrong interpolation: the library's, with its 1-D matrix built by sample(old, new)."""
+    def wrong(pos, old_grid, new_grid, has_cls):
+        with swapped([(analysis, "bilinear_matrix", sample)]):
+            return analysis.interpolate_pos_embed(pos, old_grid, new_grid, has_cls)
+    return wrong
+
+
+def matrix_at(points):
+    """The (new, old) linear-interpolation matrix at input coordinates points(old, new)."""
+    return lambda old, new: np.stack([np.interp(points(old, new), np.arange(old), e)
+                                      for e in np.eye(old)], axis=1)
+
+
+def transposed_grid(pos, old_grid, new_grid, has_cls):
+    first, d = int(has_cls), pos.shape[-1]
+    grid = pos[:, first:].reshape(old_grid, old_grid, d).transpose(1, 0, 2)  # (g, g, D) cols first
+    flipped = np.concatenate([pos[:, :first], grid.reshape(1, -1, d)], axis=1)
+    return analysis.interpolate_pos_embed(flipped, old_grid, new_grid, has_cls)
+
+
+INTERPOLATE = exercise(
+    number=19, name="interpolate_pos_embed", title="Position embeddings at a new resolution",
+    section="Sec. 3.2", lesson="09_finetune_and_probe",
+    signature="interpolate_pos_embed(pos, old_grid, new_grid, has_cls)",
+    reference=analysis.interpolate_pos_embed,
+    targets=[analysis.interpolate_pos_embed, analysis.bilinear_matrix],
+    imports="import numpy as np", notes=(),
+    doc="""Sec. 3.2: fine-tuning at a higher resolution keeps the patch size, so the grid of
+    patches grows; "we perform 2D interpolation of the pre-trained position embeddings".
+    Lay the old_grid^2 patch embeddings out as the (g, g, D) image they index, resample it
+    bilinearly to (G, G, D), with align_corners=False as torch's F.interpolate: output index i
+    sits at input coordinate (i + 0.5) * g / G - 0.5, clamped to [0, g - 1]. The class token's
+    embedding (when has_cls) is passed through, first.
+
+    pos (1, g*g (+1), D), old_grid g, new_grid G, has_cls -> (1, G*G (+1), D).""",
+    dims={"g": 3, "G": 5, "D": 4, "cls": 1},
+    derive=lambda d: {**d, "Tn": d["G"] ** 2 + d["cls"]},
+    draw=lambda rng: {"g": pick(rng, 2, 4), "G": pick(rng, 2, 6), "D": pick(rng, 1, 4),
+                      "cls": pick(rng, 0, 1)},
+    inputs=grid_inputs, out="1, Tn, D",
+    hand={"dims": {"g": 2, "G": 3, "D": 1, "cls": 0},
+          "inputs": {"pos": np.arange(4.0).reshape(1, 4, 1), "old_grid": 2, "new_grid": 3,
+                     "has_cls": False},
+          "note": "the 2x2 grid [[0, 1], [2, 3]] to 3x3 is [[0, 0.5, 1], [1, 1.5, 2], "
+                  "[2, 2.5, 3]] (the corner samples are clamped)"},
+    edges=[{"label": "shrinking (5x5 -> 3x3)", "dims": {"g": 5, "G": 3, "D": 2, "cls": 1}},
+           {"label": "the same grid (nothing to do)", "dims": {"g": 3, "G": 3, "D": 2, "cls": 1}},
+           {"label": "no class token", "dims": {"g": 2, "G": 4, "D": 3, "cls": 0}}],
+    mistakes={
+        "align_corners=True": (resampled(matrix_at(lambda old, new: np.arange(new) * (old - 1)
+                                                   / max(new - 1, 1))),
+            "the official code and torch's default align pixel centres, not corners: sample i "
+            "sits at (i + 0.5) * g / G - 0.5"),
+        "nearest neighbour": (resampled(lambda old, new: np.eye(old)[np.clip(np.round(
+            (np.arange(new) + 0.5) * old / new - 0.5), 0, old - 1).astype(int)]),
+            "Sec. 3.2 interpolates: each new embedding mixes its two nearest old ones in each "
+            "direction, by distance"),
+        "the grid read column by column": (transposed_grid, "the patches are numbered row by "
+            "row (reading order): pos[0, first:].reshape(g, g, D) is indexed [row, col]"),
+        "the class token dropped": (lambda pos, old_grid, new_grid, has_cls:
+            analysis.interpolate_pos_embed(pos, old_grid, new_grid, has_cls)[:, int(has_cls):],
+            "keep the class token's embedding, unchanged, in front"),
+    },
+    equivalent={
+        "interpolate_pos_embed line 7: statement deleted": "to_numpy copies device arrays to the "
+            "host; these inputs are NumPy arrays already",
+        "bilinear_matrix line 8: arguments 1 and 2 swapped": "np.clip(0, x, hi) = min(max(0, x), "
+            "hi) = np.clip(x, 0, hi): max commutes",
+        "bilinear_matrix line 8: - -> +": "a clamp at old + 1: past the last sample lo and hi are "
+            "both old - 1 (hi is clamped), so the last sample gets weight 1 either way",
+        "bilinear_matrix line 10: - -> +": "x is clamped to old - 1, so when lo + 1 passes the end "
+            "x = lo and its weight frac is 0",
+    },
+    hints="""
+    Build the (G, g) matrix M of 1-D linear interpolation: row i has weight 1 - f at
+    floor(x_i) and f at floor(x_i) + 1 (the last index clamped), x_i the input coordinate.
+
+    Separable: the new grid is M @ grid @ M^T for every channel, e.g.
+    np.einsum("ij,jkd,lk->ild", M, grid, M) on the (g, g, D) grid.
+
+    Reshape the result to (1, G*G, D) and put the class token's row, pos[:, :1], back in front.
+    The hand case: the corners stay, [0, 0.5, 1] on the first row.
+    """,
+)
+
+
+def probe_inputs(rng, d, l2=1.0, spread=2.0):
+    labels = rng.permutation(np.arange(d["S"]) % d["K"])
+    features = 1.0 + normal(rng, d["S"], d["F"], scale=spread) + labels[:, None]
+    return {"features": features, "labels": labels, "k": d["K"], "l2": l2}
+
+
+def constant_feature(rng, d):
+    inputs = probe_inputs(rng, d)
+    inputs["features"][:, 0] = 3.0  # std 0: only the + 1e-5 keeps the division finite
+    return inputs
+
+
+def targets(labels, k):
+    """2 onehot(y) - 1, (S, K), K = k or max(labels) + 1."""
+    return 2.0 * (labels[:, None] == np.arange(labels.max() + 1 if k is None else k)) - 1.0
+
+
+def ridge(x, t, l2):
+    """(X^T X + l2 I)^-1 X^T T."""
+    return np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ t)
+
+
+def raw_ridge(features, labels, k=None, l2=1.0):
+    """Centred but not standardised features."""
+    mean = features.mean(0)
+    t = targets(labels, k)
+    w = ridge(features - mean, t - t.mean(0), l2)
+    return w, t.mean(0) - mean @ w
+
+
+def regularised_bias(features, labels, k=None, l2=1.0):
+    """The bias as one more (regularised) feature of ones."""
+    std = features.std(0) + 1e-5
+    x = np.concatenate([(features - features.mean(0)) / std, np.ones((len(features), 1))], axis=1)
+    wb = ridge(x, targets(labels, k), l2)
+    w = wb[:-1] / std[:, None]
+    return w, wb[-1] - features.mean(0) @ w
+
+
+PROBE = exercise(
+    number=20, name="linear_probe", title="The few-shot linear probe", section="Sec. 4.1",
+    lesson="09_finetune_and_probe", signature="linear_probe(features, labels, k=None, l2=1.0)",
+    reference=analysis.linear_probe, imports="import numpy as np", notes=(),
+    doc="""Sec. 4.1's few-shot evaluation, in closed form as the official evaluator: standardise
+    each feature with the training mean and std (+ 1e-5), take the targets 2 onehot(y) - 1 in
+    {-1, 1}^K, and solve the ridge regression W = (X^T X + l2 I)^-1 X^T Y for the centred X
+    with an unregularised bias. Fold the standardisation into the weights, so that
+    predictions are features @ w + b.
+
+    features (S, F) float, labels (S,) ints < k, k classes K (None: max(labels) + 1),
+    l2 > 0 -> (w (F, K), b (K,)).""",
+    dims={"S": 12, "F": 5, "K": 3},
+    draw=lambda rng: {"S": pick(rng, 4, 15), "F": pick(rng, 1, 6), "K": pick(rng, 2, 4)},
+    inputs=probe_inputs, out=[("w", "F, K"), ("b", "K")],
+    hand={"dims": {"S": 2, "F": 1, "K": 2},
+          "inputs": {"features": np.array([[-1.0], [1.0]]), "labels": np.array([0, 1]), "k": 2,
+                     "l2": 1.0},
+          "note": "features -1 and +1 (mean 0, std 1), targets [1, -1] and [-1, 1]: "
+                  "w = (2 + 1)^-1 [-2, 2] = [-0.6667, 0.6667], b = [0, 0]"},
+    edges=[{"label": "fewer examples than features (S < F)", "dims": {"S": 4, "F": 7, "K": 2}},
+           {"label": "a constant feature (std 0)", "inputs": constant_feature},
+           {"label": "a strong ridge (l2 = 100)",
+            "inputs": lambda rng, d: probe_inputs(rng, d, 100.0)},
+           {"label": "k=None: the classes counted from the labels",
+            "inputs": lambda rng, d: {**probe_inputs(rng, d), "k": None}}],
+    mistakes={
+        "no standardisation": (raw_ridge, "the official evaluator standardises each feature "
+            "first (train mean and std), so that l2 penalises every feature alike"),
+        "{0, 1} targets instead of {-1, 1}": (lambda *a: (lambda w, b: (w / 2, (b + 1) / 2))(
+            *analysis.linear_probe(*a)), "the targets are 2 onehot(y) - 1, in {-1, 1}"),
+        "the bias regularised too": (regularised_bias, "the bias is not penalised: with centred "
+            "X it is exactly the mean target, t.mean(0)"),
+        "l2 ignored": (lambda features, labels, k=None, l2=1.0: analysis.linear_probe(
+            features, labels, k, 1e-9), "the ridge term l2 I keeps the solve well-posed with "
+            "few shots (S < F)"),
+    },
+    detectors=[nonfinite("a constant feature has std 0: add 1e-5 to the std"), scaled()],
+    equivalent={
+        **dict.fromkeys(["linear_probe line 20: statement deleted", "linear_probe line 20: - -> +"],
+                        "X is centred (X^T 1 = 0), so a constant added to a column of t changes "
+                        "neither X^T t (primal) nor X^T (X X^T + l2 I)^-1 t (dual): the same W"),
+        "linear_probe line 22: GtE -> Gt": "at S = F the primal and the dual solve give the same W",
+    },
+    hints="""
+    Standardise: mean and std over the examples (axis 0), x = (features - mean) / (std + 1e-5).
+    Targets t = 2 * (labels[:, None] == np.arange(k)) - 1.
+
+    Because x is centred, the unregularised bias is the mean target, t.mean(0); solve the
+    ridge for the centred targets: np.linalg.solve(x.T @ x + l2 * np.eye(F), x.T @ t_centred).
+
+    Fold the standardisation back: w_raw = w / std[:, None] and b = bias - mean @ w_raw.
+    (With S < F the dual form x.T @ solve(x @ x.T + l2 I, t) gives the same w, faster.)
+    """,
+)
+
+EXERCISES = [ROLLOUT, INTERPOLATE, PROBE]

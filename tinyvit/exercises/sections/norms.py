@@ -1,0 +1,274 @@
+"""Sec. 3.1: "Layernorm (LN) is applied before every block", and the MLP's GELU.
+
+Exercises 7-10: LayerNorm and its VJP by hand, GELU and its derivative by hand.
+Shape legend: B batch, N tokens, D features (the last axis).
+"""
+import autograd.numpy as np
+from autograd import elementwise_grad, make_vjp
+from autograd.scipy.special import erf
+
+from ... import ops
+from ..diagnose import nonfinite, scaled
+from ..patching import replace, with_vjp
+from ..spec import exercise, normal, pick
+
+TOKENS = {"B": 2, "N": 3, "D": 5}
+FLAT = "nearly constant rows (variance 1e-8, far below eps = 1e-6)"
+
+
+def draw_tokens(rng):
+    return {"B": pick(rng, 1, 3), "N": pick(rng, 1, 4), "D": pick(rng, 2, 8)}
+
+
+def ln_inputs(rng, d, spread=2.0, eps=0.3):
+    """x with an offset (the mean matters), random g and b (ones and zeros hide bugs)."""
+    return {"x": 1.5 + normal(rng, d["B"], d["N"], d["D"], scale=spread),
+            "g": normal(rng, d["D"]), "b": normal(rng, d["D"]), "eps": eps}
+
+
+def flat_rows(rng, d):
+    return ln_inputs(rng, d, spread=1e-4, eps=1e-6)
+
+
+def with_dy(make):
+    """LayerNorm inputs plus an upstream gradient dy, in the VJP's argument order."""
+    def inputs(rng, d):
+        i = make(rng, d)
+        return {"x": i["x"], "g": i["g"], "b": i["b"],
+                "dy": normal(rng, d["B"], d["N"], d["D"]), "eps": i["eps"]}
+    return inputs
+
+
+def stats(x, ddof=0):
+    """Mean and variance over the last axis (keepdims)."""
+    mean = x.mean(-1, keepdims=True)
+    return mean, ((x - mean) ** 2).sum(-1, keepdims=True) / (x.shape[-1] - ddof)
+
+
+def ln_with(denominator, ddof=0):
+    """A wrong LayerNorm: (x - mean) / denominator(var, eps) * g + b."""
+    def wrong(x, g, b, eps=1e-6):
+        mean, var = stats(x, ddof)
+        return (x - mean) / denominator(var, eps) * g + b
+    return wrong
+
+
+LAYER_NORM = exercise(
+    number=7, name="layer_norm", title="LayerNorm", section="Sec. 3.1", lesson="04_encoder",
+    signature="layer_norm(x, g, b, eps=1e-6)", reference=ops.layer_norm,
+    doc="""LayerNorm (Ba et al. 2016) over the last axis: each row is normalised on its own,
+    LN(x) = (x - mean) / sqrt(var + eps) * g + b, var the biased variance (divide by D).
+
+    x (..., D) float, g (D,) scale, b (D,) offset, eps > 0 -> (..., D).""",
+    dims=TOKENS, draw=draw_tokens, inputs=ln_inputs, out="B, N, D",
+    hand={"dims": {"B": 1, "N": 1, "D": 2},
+          "inputs": {"x": np.array([[[0.0, 4.0]]]), "g": np.array([2.0, 1.0]),
+                     "b": np.array([0.0, 10.0]), "eps": 0.0},
+          "note": "x = [0, 4]: mean 2, variance 4, x_hat = [-1, 1]; times g = [2, 1] plus "
+                  "b = [0, 10] gives [-2, 11] (eps = 0 here)"},
+    edges=[{"label": FLAT, "inputs": flat_rows},
+           {"label": "one feature (D = 1): every row is constant",
+            "dims": {"B": 2, "N": 2, "D": 1}}],
+    grads=("x", "g", "b"),
+    mistakes={
+        "unbiased variance": (ln_with(lambda var, eps: np.sqrt(var + eps), ddof=1), "LayerNorm "
+            "divides by D (the biased variance, np.var's default ddof=0), not by D - 1"),
+        "eps outside the square root": (ln_with(lambda var, eps: np.sqrt(var) + eps),
+            "eps goes inside the root, sqrt(var + eps): when the variance is below eps (a nearly "
+            "constant row) the two differ by far"),
+        "no eps": (ln_with(lambda var, eps: np.sqrt(var)), "a constant row has variance 0 "
+            "and 0 / 0 is nan: add eps inside the square root"),
+        "the standard deviation under the root": (ln_with(lambda var, eps: np.sqrt(np.sqrt(var)
+            + eps)), "divide by sqrt(var + eps), the standard deviation: the variance goes under "
+            "the root, not the standard deviation"),
+        "statistics over the whole array": (
+            lambda x, g, b, eps=1e-6: (x - x.mean()) / np.sqrt(x.var() + eps) * g + b,
+            "each token is normalised on its own, over its D features: axis=-1, keepdims=True"),
+    },
+    detectors=[nonfinite("the variance of a constant row is 0: eps keeps the division finite")],
+    hints="""
+    Mean and variance over the last axis, keepdims=True so that (..., 1) broadcasts against
+    (..., D): x.mean(-1, keepdims=True), and the mean of the squared centred values.
+
+    The variance divides by D (not D - 1), and eps goes inside the square root:
+    (x - mean) / sqrt(var + eps). Then the per-feature scale g and offset b.
+
+    The library writes means as sums times 1.0 / D (a Python float), which keeps float32
+    float32 through autograd; np.mean and np.var are correct too, but their gradients upcast.
+    """,
+    patch=(ops, "layer_norm", replace),
+)
+
+
+def layer_norm_vjp(x, g, b, dy, eps=1e-6):
+    """(dx, dg, db) for the upstream gradient dy: autograd's VJP of the formula
+    `ops.layer_norm` (the fast twin's hand VJP, tinyvit.fast.ops, equals it)."""
+    vjp, _ = make_vjp(lambda xgb: ops.layer_norm(*xgb, eps))((x, g, b))
+    return tuple(vjp(dy))
+
+
+def ln_parts(x, g, b, dy, eps):
+    """x_hat, 1/std and dxh = dy * g, for the wrong VJPs below."""
+    mean, var = stats(x)
+    rstd = 1.0 / np.sqrt(var + eps)
+    return (x - mean) * rstd, rstd, dy * g
+
+
+def vjp_with(dx_formula, summed=True):
+    """A wrong LayerNorm VJP: dx = dx_formula(x_hat, rstd, dxh); dg, db summed over rows."""
+    def wrong(x, g, b, dy, eps=1e-6):
+        x_hat, rstd, dxh = ln_parts(x, g, b, dy, eps)
+        rows = tuple(range(x.ndim - 1)) if summed else ()
+        return dx_formula(x_hat, rstd, dxh), (dy * x_hat).sum(rows), dy.sum(rows)
+    return wrong
+
+
+def mean(t):
+    return t.mean(-1, keepdims=True)
+
+
+LAYER_NORM_VJP = exercise(
+    number=8, name="layer_norm_vjp", title="The LayerNorm VJP, by hand", section="Sec. 3.1",
+    lesson="04_encoder", signature="layer_norm_vjp(x, g, b, dy, eps=1e-6)",
+    reference=layer_norm_vjp, targets=[layer_norm_vjp, ops.layer_norm], forbid=["layer_norm_vjp"],
+    doc="""The gradients of y = LN(x) * g + b (exercise 7) by hand, given dy = dL/dy: the mean
+    and the variance depend on x too.
+
+    x (..., D), g (D,), b (D,), dy (..., D), eps -> (dx (..., D), dg (D,), db (D,)); dg and
+    db sum over every row.""",
+    dims=TOKENS, draw=draw_tokens,
+    inputs=with_dy(ln_inputs),
+    out=[("dx", "B, N, D"), ("dg", "D"), ("db", "D")],
+    hand={"dims": {"B": 1, "N": 1, "D": 2},
+          "inputs": {"x": np.array([[[0.0, 4.0]]]), "g": np.ones(2), "b": np.zeros(2),
+                     "dy": np.array([[[1.0, 0.0]]]), "eps": 0.0},
+          "note": "with two features LN(x) is [-1, 1] whatever x is, so dx = [0, 0]; "
+                  "x_hat = [-1, 1]: dg = dy * x_hat = [-1, 0] and db = dy = [1, 0]"},
+    edges=[{"label": FLAT, "inputs": with_dy(flat_rows)}],
+    fd={"loss": lambda i: (i["dy"] * ops.layer_norm(i["x"], i["g"], i["b"], i["eps"])).sum(),
+        "wrt": ("x", "g", "b"), "grads": lambda found: found},
+    mistakes={
+        "mean and variance taken as constants": (vjp_with(lambda x_hat, rstd, dxh: dxh * rstd),
+            "the mean and the variance are functions of x: dx = rstd (dxh - mean(dxh) - x_hat "
+            "mean(dxh x_hat)), means over the row"),
+        "the mean's path only": (vjp_with(lambda x_hat, rstd, dxh: (dxh - mean(dxh)) * rstd),
+            "the variance depends on x too: subtract x_hat * mean(dxh * x_hat) as well"),
+        "the variance's path only": (vjp_with(
+            lambda x_hat, rstd, dxh: (dxh - x_hat * mean(dxh * x_hat)) * rstd),
+            "the mean depends on x too: subtract mean(dxh) as well"),
+        "dg and db not summed over the rows": (vjp_with(
+            lambda x_hat, rstd, dxh: rstd * (dxh - mean(dxh) - x_hat * mean(dxh * x_hat)),
+            summed=False), "g and b are shared by every row, so their gradients add up over the "
+            "rows: sum over every axis but the last"),
+    },
+    hints="""
+    Name the pieces: x_hat = (x - mean) * rstd with rstd = 1 / sqrt(var + eps), y = x_hat g + b.
+    Then db = dy and dg = dy * x_hat, each summed over the rows (every axis but the last).
+
+    For dx, start from dxh = dy * g, the gradient with respect to x_hat. x_hat depends on x
+    directly, through the mean, and through the variance: three terms.
+
+    dx = rstd * (dxh - mean(dxh) - x_hat * mean(dxh * x_hat)), the means over the last axis,
+    keepdims=True. The hand case is a good test: with D = 2, dx is exactly 0.
+    """,
+    patch=(ops, "layer_norm", lambda fn, current: with_vjp(current, *(
+        lambda ans, x, g, b, eps=1e-6, i=i: lambda dy: fn(x, g, b, dy, eps)[i] for i in range(3)))),
+)
+
+
+def gelu_with(c=ops.GELU_C, a=ops.GELU_A, power=3, half=0.5):
+    """A wrong GELU: the tanh form with one of its constants changed."""
+    return lambda x: half * x * (1.0 + np.tanh(c * (x + a * x ** power)))
+
+
+GELU = exercise(
+    number=9, name="gelu", title="GELU", section="Sec. 3.1", lesson="04_encoder",
+    signature="gelu(x)", reference=ops.gelu,
+    doc="""GELU (Hendrycks & Gimpel 2016), the MLP's non-linearity, in its tanh form as the
+    official JAX ViT (flax's nn.gelu):
+
+        gelu(x) = 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+
+    x (..., D) float -> (..., D).""",
+    dims=TOKENS, draw=draw_tokens,
+    inputs=lambda rng, d: {"x": normal(rng, d["B"], d["N"], d["D"], scale=3.0)},
+    out="B, N, D",
+    hand={"dims": {"B": 1, "N": 1, "D": 4}, "inputs": {"x": np.array([[[-1.0, 0.0, 1.0, 2.0]]])},
+          "note": "gelu([-1, 0, 1, 2]) = [-0.1588, 0, 0.8412, 1.955]"},
+    edges=[{"label": "large |x| (±20): tanh saturates",
+            "inputs": lambda rng, d: {"x": 20.0 * np.sign(normal(rng, d["B"], d["N"], d["D"]))}}],
+    grads=("x",),
+    mistakes={
+        "the exact erf form": (lambda x: 0.5 * x * (1.0 + erf(x / np.sqrt(2.0))), "this library "
+            "(like the official JAX ViT) uses the tanh approximation of x Phi(x); the exact erf "
+            "form differs from it by up to 1e-3"),
+        "x² instead of x³": (gelu_with(power=2), "the cubic term is 0.044715 x^3"),
+        "sqrt(2π) instead of sqrt(2/π)": (gelu_with(c=np.sqrt(2.0 * np.pi)), "the constant is "
+            "sqrt(2 / pi) = 0.7979"),
+        "without the 0.5": (gelu_with(half=1.0), "gelu(x) tends to x for large x: 0.5 x (1 + 1)"),
+        "the sigmoid approximation": (lambda x: x / (1.0 + np.exp(-1.702 * x)), "x sigmoid(1.702 "
+            "x) is another approximation; the library uses the tanh form"),
+    },
+    detectors=[scaled([(2.0, "gelu(x) = 0.5 x (1 + tanh(...)): is the 0.5 missing?")])],
+    hints="""
+    Write the formula as it stands, with np.tanh and np.sqrt(2 / np.pi) (a Python float).
+
+    x * x * x is x cubed; x ** 3 is correct too (autograd differentiates both).
+
+    Check the hand case: gelu(1) = 0.8412 (the exact erf form gives 0.8413: the tanh form is
+    what this library and the official ViT use).
+    """,
+    patch=(ops, "gelu", replace),
+)
+
+
+def gelu_grad(x):
+    """d gelu / dx, elementwise: autograd's derivative of the formula `ops.gelu`."""
+    return elementwise_grad(ops.gelu)(x)
+
+
+def gelu_grad_with(product=True, chain=True, sech2=lambda t: 1.0 - t * t, three=3.0):
+    """A wrong GELU derivative: one term of the product or chain rule dropped or changed."""
+    def wrong(x):
+        c, a = ops.GELU_C, ops.GELU_A
+        t = np.tanh(c * (x + a * x * x * x))
+        du = c * (1.0 + three * a * x * x) if chain else 1.0
+        return 0.5 * (1.0 + t) + (0.5 * x * sech2(t) * du if product else 0.0)
+    return wrong
+
+
+GELU_GRAD = exercise(
+    number=10, name="gelu_grad", title="The GELU derivative, by hand", section="Sec. 3.1",
+    lesson="04_encoder", signature="gelu_grad(x)", reference=gelu_grad,
+    targets=[gelu_grad, ops.gelu], forbid=["gelu_grad"],
+    doc="""d gelu(x) / dx elementwise, by hand, for the tanh form of exercise 9:
+    gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3).
+
+    x (..., D) float -> (..., D).""",
+    dims=TOKENS, draw=draw_tokens,
+    inputs=lambda rng, d: {"x": normal(rng, d["B"], d["N"], d["D"], scale=3.0)},
+    out="B, N, D",
+    hand={"dims": {"B": 1, "N": 1, "D": 2}, "inputs": {"x": np.array([[[0.0, 1.0]]])},
+          "note": "gelu'(0) = 0.5 (tanh(0) = 0), gelu'(1) = 1.083"},
+    fd={"loss": lambda i: ops.gelu(i["x"]).sum(), "wrt": ("x",), "grads": lambda found: (found,)},
+    mistakes={
+        "the product rule forgotten": (gelu_grad_with(product=False), "gelu is x times "
+            "0.5 (1 + tanh u): its derivative is 0.5 (1 + tanh u) + 0.5 x tanh'(u) du/dx"),
+        "the chain rule through u forgotten": (gelu_grad_with(chain=False), "tanh is applied to "
+            "u(x), so multiply by du/dx = sqrt(2 / pi) (1 + 3 * 0.044715 x^2)"),
+        "1 + tanh² instead of 1 - tanh²": (gelu_grad_with(sech2=lambda t: 1.0 + t * t),
+            "tanh'(u) = 1 - tanh(u)^2"),
+        "du/dx without the 3": (gelu_grad_with(three=1.0), "d(x^3)/dx = 3 x^2"),
+    },
+    hints="""
+    Product rule first: gelu(x) = x * s(x) with s = 0.5 (1 + tanh u), so
+    gelu'(x) = s + x s'(x).
+
+    s'(x) = 0.5 tanh'(u) du/dx: the chain rule through u(x).
+
+    tanh'(u) = 1 - tanh(u)^2 and du/dx = sqrt(2 / pi) (1 + 3 * 0.044715 x^2). Reuse t = tanh(u).
+    """,
+    patch=(ops, "gelu", lambda fn, current: with_vjp(current, lambda ans, x: lambda g: g * fn(x))),
+)
+
+EXERCISES = [LAYER_NORM, LAYER_NORM_VJP, GELU, GELU_GRAD]

@@ -1,0 +1,46 @@
+"""What a run trains on: a data set given in code checked like a loaded one, the model sized
+for its images and classes, and how a checkpoint records its data (by name or absolute path,
+and by a digest of the training images, so a resumed run is compared by content, not path).
+"""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .. import data
+from . import models
+
+
+def given_dataset(ds):
+    """A data dict passed to `train` in code, checked like a loaded one."""
+    data.check_dataset(ds, "dataset")
+    for key in ("mean", "std"):
+        if np.shape(ds.get(key)) != (ds["train"][0].shape[-1],):
+            raise ValueError(f"dataset: expected '{key}', one value per channel (see prepare)")
+    return ds
+
+
+def data_name(source):
+    """What a checkpoint records as its data: a CIFAR name, else the absolute path."""
+    name = str(source)
+    return name.lower() if name.lower() in data.OFFICIAL_NAMES else str(
+        Path(name).expanduser().resolve())
+
+
+def build_for(model, ds, source):
+    """The model sized for a data set's images and classes; one line naming both if it cannot."""
+    _, h, w, _ = ds["train"][0].shape
+    try:
+        if h != w:
+            raise ValueError(f"tinyvit models take square images, found {w}x{h}")
+        return models.build(model, num_classes=len(ds["classes"]), image_size=h)
+    except ValueError as e:
+        raise ValueError(f"--model {model} on --data {source} ({w}x{h} images, "
+                         f"{len(ds['classes'])} classes): {e}") from None
+
+
+def digest(x, y):
+    """A short SHA-1 of training images and labels: which data a run saw, wherever it lies."""
+    h = hashlib.sha1(np.ascontiguousarray(x).data)
+    h.update(np.ascontiguousarray(y, np.int64).data)
+    return h.hexdigest()[:16]
