@@ -196,6 +196,24 @@ def mpp_eval(params, x_uint8, seed=123, batch=500):
     return sum(losses) / total, right / total
 
 
+def save_pretraining(path, params, opt, rng, epoch, meta):
+    """Params, Adam moments, RNG state, epoch and metadata in one .npz, written atomically
+    (`checkpoint.save_params`; not a classifier checkpoint: there is no class head)."""
+    checkpoint.save_params(path, {"params": params, "opt": {"m": opt["m"], "v": opt["v"]}},
+                           step=np.array(opt["step"]), epoch=np.array(epoch),
+                           rng=np.array(json.dumps(rng.bit_generator.state)),
+                           meta=np.array(json.dumps(meta)))
+
+
+def load_pretraining(path):
+    """Inverse of `save_pretraining`: (params, opt, rng, epoch, meta)."""
+    tree, extra = checkpoint.load_params(path), checkpoint.load_extra(path)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(extra["rng"])
+    opt = {"m": tree["opt"]["m"], "v": tree["opt"]["v"], "step": int(extra["step"])}
+    return tree["params"], opt, rng, int(extra["epoch"]), json.loads(extra["meta"])
+
+
 def pretrain(x, out, epochs, batch_size=128, seed=0, max_steps=None):
     """MPP pre-training on the unlabelled images x, resumable from out/last.npz.
 
@@ -205,7 +223,7 @@ def pretrain(x, out, epochs, batch_size=128, seed=0, max_steps=None):
     setup = dict(model=cfg.name, images=len(x), seed=seed, **hp)
     ckpt = out / "last.npz"
     if ckpt.exists():
-        params, opt, rng, done, meta = checkpoint.load_state(ckpt)
+        params, opt, rng, done, meta = load_pretraining(ckpt)
         if meta["setup"] != json.loads(json.dumps(setup)):
             raise SystemExit(f"{ckpt}: pre-trained with other settings ({meta['setup']}); "
                              f"delete it or use another --results folder")
@@ -233,7 +251,7 @@ def pretrain(x, out, epochs, batch_size=128, seed=0, max_steps=None):
                                     train_acc=right / max(total, 1), test_loss=test_loss,
                                     test_acc=test_acc,
                                     seconds=round(time.perf_counter() - t0, 1)))
-        checkpoint.save_state(ckpt, params, opt, rng, epoch + 1, meta)
+        save_pretraining(ckpt, params, opt, rng, epoch + 1, meta)
         h = meta["history"][-1]
         print(f"pre-training epoch {epoch + 1}/{epochs}: MPP loss {h['loss']:.3f}, colour "
               f"accuracy {h['train_acc']:.1%} (test: loss {test_loss:.3f}, {test_acc:.1%}), "
@@ -269,7 +287,13 @@ def experiment(results_path, max_steps=None):
                  budget_images=args.budget, batch_size=128, recipe=hp,
                  date=time.strftime("%Y-%m-%d"))
     results = sweep.load_results(results_path)
-    results["pretrain"] = dict(history=history, seconds=round(sum(h["seconds"] for h in history), 1))
+    same = ("model", "pretrain_images", "pretrain_epochs", "budget_images", "recipe")
+    old = results.get("setup", {})
+    if any(k in old and old[k] != json.loads(json.dumps(setup[k])) for k in same):
+        raise SystemExit(f"{results_path}: holds runs with other settings "
+                         f"({ {k: old.get(k) for k in same} }); use another --results")
+    results["pretrain"] = dict(history=history,
+                               seconds=round(sum(h["seconds"] for h in history), 1))
     sweep.save_results(results_path, results)
     model = models.build(cfg.name, num_classes=len(ds["classes"]))
     for seed in args.seeds:
@@ -359,7 +383,7 @@ for name, results in shown.items():
 # %%
 saved = args.results.with_suffix("") / "last.npz"
 if pre is None and MODE != "smoke" and saved.exists():
-    pre = checkpoint.load_state(saved)[0]
+    pre = load_pretraining(saved)[0]
 if pre is not None:
     labels = mpp.pack_labels(targets, action, source)
     with fast.twins():

@@ -64,6 +64,14 @@ def data_name():
     return "synthetic, smoke mode" if smoke() else "CIFAR-10"
 
 
+def notebook_hint():
+    """In a notebook in full mode, say once how to get the faster modes."""
+    if in_notebook() and mode() == "full":
+        print("full mode (real CIFAR-10). Faster: put `%env TINYVIT_SMOKE=1` (seconds, synthetic "
+              "data) or `%env TINYVIT_MINI=1` (a minute per training run) in the first cell "
+              "and restart the kernel.")
+
+
 def output_root():
     """Where every lesson's output folder lives: `$TINYVIT_OUT` or `lessons/output/`."""
     return Path(os.environ.get("TINYVIT_OUT", REPO / "lessons" / "output"))
@@ -133,6 +141,8 @@ def cifar10(train_size=None, seed=0):
         ds["train"] = data.balanced_subset(*ds["train"], train_size, seed)
     return ds
 
+
+notebook_hint()  # runs once, when a lesson imports this module
 
 NANO_EPOCHS = 3  # the fallback model of `trained_vit`: vit-cifar-nano, 3 epochs, ~9 minutes
 
