@@ -94,5 +94,24 @@ lesson.show(pictures.labelled_grid(
 # feature-map position is one token — and the rest is the ViT unchanged. Fig. 5: hybrids
 # beat ViT at small compute budgets, and the gap vanishes for larger models. In this
 # package's terms: `cnn`'s stages give a (B, h, w, C) map, `patchify` with P = 1 makes it
-# (B, h·w, C), and Eq. 1 goes on from there. (tinyvit does not build the hybrid yet; the
-# official checkpoints of it, "R50+ViT", are refused by `tinyvit.run.google` with a message.)
+# (B, h·w, C), and Eq. 1 goes on from there. (tinyvit does not build the hybrid as a model
+# yet, and refuses the official "R50+ViT" checkpoints with a message.) Its input sequence,
+# from this lesson's CNN and lesson 2's pieces — the stem and the first two stages of
+# `cnn-tiny` turn a 32×32 image into an 8×8 map of 32 channels:
+
+# %%
+from tinyvit import layers  # noqa: E402
+from tinyvit.vit import patchify as cut  # noqa: E402
+
+tiny = configs.get_cnn_config("cnn-tiny")
+p_tiny = cnn.init_cnn(rng, tiny)
+fmap = cnn.conv_block(p_tiny["stem"], img, tiny)  # (2, 32, 32, 16)
+for stage in p_tiny["stages"][:2]:
+    fmap = cnn.conv_block(stage[0], fmap, tiny, pool=True)  # /2 per stage
+    for p_conv in stage[1:]:
+        fmap = cnn.conv_block(p_conv, fmap, tiny)
+seq = cut(fmap, 1)  # (2, 64, 32): 1x1 "patches" of the feature map, one token per position
+E_h = layers.init_linear(rng, seq.shape[-1], 64)  # the patch embedding E: (32, D = 64)
+z0 = layers.linear(E_h, seq)  # (2, 64, 64): Eq. 1 from here on (class token, E_pos, encoder)
+print(f"feature map {fmap.shape} -> sequence {seq.shape} -> tokens {z0.shape}: 64 tokens, "
+      f"like vit-cifar-nano's 4x4 patches, but each already sees a 24x24-pixel neighbourhood (receptive field)")
