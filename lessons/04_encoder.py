@@ -77,10 +77,11 @@ print(f"{cfg.name}: logits {logits.shape}; all zero at init (the head starts at 
 # Parameter counts at 224 px with a 1000-class head, and the forward compute per image in
 # both units in use: **GMACs** (10^9 multiply-adds, what most model tables list as
 # "GFLOPs": 17.6 for ViT-B/16) and **GFLOPs** (10^9 floating-point operations, 1
-# multiply-add = 2 FLOPs). Matrix products only. Table 1 gives one rounded count per model whatever the patch size
-# (86M, 307M, 632M); ours are exact for patch 16: B/16 and L/16 equal the published /16
-# checkpoints (timm's `vit_base_patch16_224`: 86,567,656; `vit_large_patch16_224`: 304,326,632).
-# ViT-H was released only with 14-pixel patches, so H/16 has no checkpoint to compare with.
+# multiply-add = 2 FLOPs). Matrix products only. Table 1 gives one rounded count per model
+# whatever the patch size (86M, 307M, 632M); ours are exact for patch 16: B/16 and L/16 equal
+# the published /16 checkpoints (timm's `vit_base_patch16_224`: 86,567,656;
+# `vit_large_patch16_224`: 304,326,632). ViT-H was released only with 14-pixel patches, so H/16
+# has no checkpoint to compare with.
 
 # %%
 print(f"{'model':10s} {'layers':>6s} {'D':>5s} {'MLP':>5s} {'heads':>5s} {'params':>13s} "
@@ -135,8 +136,9 @@ for P in (2, 4, 8, 16):
 # multiply-adds of 4×4 — not 4×, because half of them are now attention's $N^2$ products —
 # and the measured step is slower still (the $B \times H \times N \times N$ attention
 # arrays are memory traffic, not only arithmetic). 16×16 patches leave 5 tokens: almost
-# nothing for attention to relate, and more parameters (a longer $E$). The paper's "/16" and "/32" models make the same
-# trade at 224 px (196 vs 49 tokens). Is the cheaper 8×8 model much worse? A minute each:
+# nothing for attention to relate, and more parameters (a longer $E$). The paper's "/16" and
+# "/32" models make the same trade at 224 px (196 vs 49 tokens). Is the cheaper 8×8 model much
+# worse? A minute each:
 
 # %%
 from tinyvit.run.models import build  # noqa: E402

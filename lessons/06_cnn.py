@@ -83,7 +83,8 @@ tiles = [pictures.upscale((img[0] * 255).round().astype(np.uint8), 4)] + maps
 lesson.show(pictures.labelled_grid(
     tiles, 5, col_labels=["input image"] + [f"channel {c + 1}" for c in range(4)],
     title=f"Stem convolution (3x3, random weights, zero padding) of a test image "
-          f"({lesson.data_name()})", colorbar=(round(-lim, 2), round(lim, 2), "coolwarm", "conv output")),
+          f"({lesson.data_name()})",
+    colorbar=(round(-lim, 2), round(lim, 2), "coolwarm", "conv output")),
     "stem_feature_maps", LESSON)
 
 # %% [markdown]
@@ -114,4 +115,5 @@ seq = cut(fmap, 1)  # (2, 64, 32): 1x1 "patches" of the feature map, one token p
 E_h = layers.init_linear(rng, seq.shape[-1], 64)  # the patch embedding E: (32, D = 64)
 z0 = layers.linear(E_h, seq)  # (2, 64, 64): Eq. 1 from here on (class token, E_pos, encoder)
 print(f"feature map {fmap.shape} -> sequence {seq.shape} -> tokens {z0.shape}: 64 tokens, "
-      f"like vit-cifar-nano's 4x4 patches, but each already sees a 24x24-pixel neighbourhood (receptive field)")
+      f"like vit-cifar-nano's 4x4 patches, but each already sees a 24x24-pixel neighbourhood "
+      f"(its receptive field)")

@@ -157,8 +157,8 @@ print(f"loss at initialisation {float(loss0):.4f} = ln 512 = {np.log(512):.4f}")
 # one thread per core). The crops pad by reflection, not with zeros as in classification:
 # zero padding would make black border patches, a colour the position alone gives away
 # (a first try with it scored 0.9% colour accuracy on unpadded held-out images after one
-# epoch, against 5% with reflection). After every epoch the loss and the colour accuracy are measured on
-# 1,000 test images with a fixed corruption, and the run is saved, so it resumes.
+# epoch, against 5% with reflection). After every epoch the loss and the colour accuracy are
+# measured on 1,000 test images with a fixed corruption, and the run is saved, so it resumes.
 
 # %%
 def mpp_grad_fn():

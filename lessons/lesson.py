@@ -162,9 +162,10 @@ def trained_vit(lesson):
 
     Smoke mode: `vit-cifar-nano` trained for 3 steps on the synthetic data. Otherwise the
     first existing checkpoint of `vit_checkpoints()` (the last is the model shipped in
-    `tinyvit/pretrained/`, trained for 18 epochs: 67.8% on CIFAR-10); failing that, `vit-cifar-nano` trained
-    for NANO_EPOCHS epochs on CIFAR-10 into `lessons/output/trained_vit` (shared by lessons 8
-    and 9, reused next time, resumed if interrupted).
+    `tinyvit/pretrained/`, trained for 18 epochs: 67.8% on CIFAR-10); failing that,
+    `vit-cifar-nano` trained for NANO_EPOCHS epochs on CIFAR-10 into
+    `lessons/output/trained_vit` (shared by lessons 8 and 9, reused next time, resumed if
+    interrupted).
     """
     from tinyvit.run import checkpoint, train
 

@@ -67,7 +67,9 @@ def color_targets(images, patch_size, bits=BITS):
 
 
 def color_of_class(k, channels=3, bits=BITS):
-    """The colour a class stands for, each channel at the centre of its bin: (...) -> (..., C) uint8."""
+    """The colour a class stands for, each channel at the centre of its bin.
+
+    (...) ints -> (..., C) uint8."""
     k = onp.asarray(k)
     digits = (2**bits) ** onp.arange(channels - 1, -1, -1)  # (C,)
     levels = (k[..., None] // digits) % 2**bits  # (..., C)
