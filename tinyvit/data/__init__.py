@@ -12,13 +12,13 @@ K classes. Images are NHWC uint8 in data sets, float32 once normalised; labels a
 Modules: `sources` (the entry point `load_data`, the data folder, the offline CIFAR-10 copy),
 `cifar` (official archives: download, MD5, batches), `imagefolder` (folders and archives of
 images), `cache` (.npz caches), `archives` (safe tar/zip reading, restricted unpickling),
-`subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup),
+`subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup, flip TTA),
 `errors` (DataError), `synthetic` (stand-in images for smoke runs and tests). Every problem a user can cause (missing or corrupt files, wrong MD5, no
 network, unsafe archive members, odd image sizes) raises a one-line `DataError` (a
 `ValueError`) naming the file.
 """
-from .augment import (CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, mixup, normalize,
-                      one_hot, random_crop_flip)
+from .augment import (CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, flip_tta, mixup,
+                      normalize, one_hot, random_crop_flip)
 from .errors import DataError, DownloadError
 from .sources import default_data_dir, load_data, local_cifar10_copy
 from .subsets import balanced_subset, iterate_batches
@@ -26,4 +26,4 @@ from .synthetic import synthetic_images
 
 __all__ = ["load_data", "default_data_dir", "local_cifar10_copy", "DataError", "DownloadError",
            "balanced_subset", "iterate_batches", "normalize", "one_hot", "random_crop_flip",
-           "mixup", "synthetic_images", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD"]
+           "flip_tta", "mixup", "synthetic_images", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD"]
