@@ -17,10 +17,31 @@ def check_positive_ints(cfg, fields):
             raise ValueError(f"{type(cfg).__name__}.{field}: expected a positive int, found {v!r}")
 
 
+def check_choice(cfg, field, choices):
+    """One-line ValueError unless a config's field is one of `choices`."""
+    v = getattr(cfg, field)
+    if v not in choices:
+        raise ValueError(f"{type(cfg).__name__}.{field}: expected one of "
+                         f"{', '.join(map(repr, choices))}, found {v!r}")
+
+
 def check_rate(dropout):
     """One-line ValueError unless 0 <= dropout < 1."""
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout: expected a rate in [0, 1), found {dropout}")
+
+
+def check_encoder(cfg):
+    """One-line ValueErrors for the Transformer fields of a ViTConfig or HybridConfig."""
+    if cfg.width % cfg.heads:
+        raise ValueError(f"width {cfg.width} must be divisible by heads {cfg.heads}")
+    if cfg.pool not in ("cls", "gap"):
+        raise ValueError(f"pool: expected 'cls' or 'gap', found {cfg.pool!r}")
+    check_choice(cfg, "pos", ("learned", "sincos"))
+    if cfg.pos == "sincos" and (cfg.width % 4 or cfg.width < 8):
+        raise ValueError(f"pos 'sincos': expected a width divisible by 4 and >= 8, found "
+                         f"{cfg.width}")
+    check_rate(cfg.dropout)
 
 
 @dataclass(frozen=True)
@@ -31,6 +52,8 @@ class ViTConfig:
     width D, depth L (blocks), heads H, mlp_dim M, num_classes K, channels C.
     pool: "cls" (Eq. 4, head on the [class] token) or "gap" (global average pooling of the
     encoder output; no class token, as in the official code's `classifier="gap"`).
+    pos: "learned" (the paper's E_pos, a parameter) or "sincos" (fixed 2-D sin-cos position
+    embeddings, as in "Better plain ViT baselines"; no parameter; the class token gets 0).
     dropout: rate after the position embedding and after every dense layer but qkv.
     """
 
@@ -46,19 +69,16 @@ class ViTConfig:
     pool: str = "cls"
     dropout: float = 0.0
     ln_eps: float = 1e-6
+    pos: str = "learned"
 
     def __post_init__(self):
         check_positive_ints(self, ("image_size", "patch_size", "channels", "width", "depth",
                                    "heads", "mlp_dim", "num_classes"))
+        check_encoder(self)
         if self.image_size % self.patch_size:
             raise ValueError(f"patch size {self.patch_size} must divide image size "
                              f"{self.image_size} (found remainder "
                              f"{self.image_size % self.patch_size})")
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
-        if self.pool not in ("cls", "gap"):
-            raise ValueError(f"pool: expected 'cls' or 'gap', found {self.pool!r}")
-        check_rate(self.dropout)
 
     @property
     def grid(self):
@@ -141,9 +161,10 @@ def replace(cfg, **changes):
 
 
 def family(name_or_cfg):
-    """"vit" or "cnn": which model family a name (or a config) belongs to. CNNs are named cnn-*."""
-    name = name_or_cfg if isinstance(name_or_cfg, str) else name_or_cfg.name
-    return "cnn" if name.lower().startswith("cnn") else "vit"
+    """"vit", "cnn" or "hybrid": which model family a name (or a config) belongs to. CNNs are
+    named cnn-*, hybrids hybrid-*, everything else is a ViT."""
+    name = (name_or_cfg if isinstance(name_or_cfg, str) else name_or_cfg.name).lower()
+    return next((f for f in ("cnn", "hybrid") if name.startswith(f)), "vit")
 
 
 def check_images(images, cfg):
@@ -166,8 +187,11 @@ class CNNConfig:
 
     stem S: channels of the first convolution (full resolution). widths: output channels of
     each stage; every stage halves H and W, so image_size must be divisible by 2^len(widths).
-    depth: convolutions per stage. groups G: GroupNorm groups (must divide S and every width),
-    0 for no normalisation. dropout: rate before the head (training only).
+    depth: convolutions per stage. norm: "group" (GroupNorm with `groups` G groups, which must
+    divide S and every width; groups 0 for no normalisation) or "batch" (BatchNorm).
+    act: "relu" or "gelu". whiten: the stem is a fixed 2x2 patch-whitening convolution
+    (airbench) instead of a learned one; it has S = 2 * 4C channels (24 for RGB).
+    dropout: rate before the head (training only).
     """
 
     name: str = "cnn-small"
@@ -181,6 +205,9 @@ class CNNConfig:
     num_classes: int = 10
     dropout: float = 0.0
     norm_eps: float = 1e-5
+    norm: str = "group"
+    act: str = "relu"
+    whiten: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
@@ -190,11 +217,17 @@ class CNNConfig:
             raise ValueError(f"CNNConfig.widths: expected positive ints, found {self.widths!r}")
         if self.kernel % 2 == 0:
             raise ValueError(f"CNNConfig.kernel: expected an odd size, found {self.kernel}")
+        check_choice(self, "norm", ("group", "batch"))
+        check_choice(self, "act", ("relu", "gelu"))
         if not isinstance(self.groups, int) or self.groups < 0:
             raise ValueError(f"CNNConfig.groups: expected an int >= 0, found {self.groups!r}")
-        if self.groups and any(c % self.groups for c in (self.stem,) + self.widths):
+        if (self.norm == "group" and self.groups
+                and any(c % self.groups for c in (self.stem,) + self.widths)):
             raise ValueError(f"CNNConfig.groups: expected a divisor of stem {self.stem} and "
                              f"widths {self.widths}, found {self.groups}")
+        if self.whiten and self.stem != 8 * self.channels:
+            raise ValueError(f"CNNConfig.stem: the whitening stem has 2 x 4C = "
+                             f"{8 * self.channels} channels, found {self.stem}")
         if self.image_size % self.reduction:
             raise ValueError(f"image size {self.image_size} must be divisible by "
                              f"{self.reduction} (2^{len(self.widths)} stages of 2x2 pooling), "
@@ -205,6 +238,11 @@ class CNNConfig:
     def reduction(self):
         """How much the stages shrink each side: 2^(number of stages)."""
         return 2 ** len(self.widths)
+
+    @property
+    def normalised(self):
+        """Whether the convolutions feed a norm (BatchNorm, or GroupNorm with groups > 0)."""
+        return self.norm == "batch" or self.groups > 0
 
 
 # Presets for 32 x 32 images, 10 classes. Parameters / forward multiply-adds per image:
@@ -218,8 +256,103 @@ DEFAULT_CNN = "cnn-small"
 
 def get_cnn_config(name=DEFAULT_CNN, num_classes=None, image_size=None, **overrides):
     """The CNN preset called `name`, with optional classes / image size / field overrides."""
+    return from_presets(CNNConfig, CNN_PRESETS, "CNN", name, image_size, num_classes, overrides)
+
+
+def from_presets(config_class, presets, what, name, image_size, num_classes, overrides):
+    """`config_class` built from the preset called `name` (one-line error when unknown)."""
     key = name.lower()
-    if key not in CNN_PRESETS:
-        raise ValueError(f"unknown CNN {name!r}; expected one of: {', '.join(CNN_PRESETS)}")
-    return CNNConfig(name=key, **with_overrides(CNN_PRESETS[key], image_size, num_classes,
-                                                overrides))
+    if key not in presets:
+        raise ValueError(f"unknown {what} {name!r}; expected one of: {', '.join(presets)}")
+    return config_class(name=key, **with_overrides(presets[key], image_size, num_classes,
+                                                   overrides))
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's hybrid (tinyvit.hybrid): a CNN feature map as the Transformer's input
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Hyper-parameters of a hybrid (paper, Sec. 3.1 "Hybrid Architecture").
+
+    The CNN part (a `CNNConfig`, `backbone`): stem, widths (one 2x2 pool per stage), cnn_depth
+    convolutions per stage, norm / groups / act / whiten / kernel / norm_eps as in CNNConfig.
+    Its feature map, (image_size / 2^stages)^2 pixels of widths[-1] channels, is cut into 1x1
+    patches: the tokens. The Transformer part, as in ViTConfig: width D, depth L, heads,
+    mlp_dim, pool, pos, dropout, ln_eps; num_classes K.
+    """
+
+    name: str = "hybrid-custom"
+    image_size: int = 32
+    channels: int = 3
+    stem: int = 24
+    widths: tuple = (64, 128)
+    cnn_depth: int = 1
+    norm: str = "batch"
+    groups: int = 8
+    act: str = "gelu"
+    whiten: bool = True
+    kernel: int = 3
+    norm_eps: float = 1e-5
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_dim: int = 256
+    num_classes: int = 10
+    pool: str = "cls"
+    pos: str = "learned"
+    dropout: float = 0.0
+    ln_eps: float = 1e-6
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
+        check_positive_ints(self, ("width", "depth", "heads", "mlp_dim", "num_classes"))
+        self.backbone  # validates the CNN's fields (one-line errors of CNNConfig)
+        check_encoder(self)
+
+    @property
+    def backbone(self):
+        """The CNN part as a CNNConfig (its head and classes unused)."""
+        return CNNConfig(name=f"{self.name}/backbone", image_size=self.image_size,
+                         channels=self.channels, stem=self.stem, widths=self.widths,
+                         depth=self.cnn_depth, groups=self.groups, kernel=self.kernel,
+                         num_classes=self.num_classes, norm_eps=self.norm_eps, norm=self.norm,
+                         act=self.act, whiten=self.whiten)
+
+    @property
+    def grid(self):
+        """Feature-map pixels per side: 1x1 patches per side."""
+        return self.image_size // 2 ** len(self.widths)
+
+    @property
+    def num_patches(self):
+        """N: tokens from the feature map."""
+        return self.grid**2
+
+    @property
+    def num_tokens(self):
+        """Sequence length seen by the encoder: N (+1 [class] token)."""
+        return self.num_patches + (1 if self.pool == "cls" else 0)
+
+    @property
+    def patch_dim(self):
+        """The length of one 1x1 patch: the feature map's channels."""
+        return self.widths[-1]
+
+
+# Presets for 32 x 32 images, 10 classes. Parameters / forward multiply-adds per image:
+HYBRID_PRESETS = {
+    "hybrid-tiny": dict(stem=16, widths=(32, 64), whiten=False, width=64, depth=2, heads=4,
+                        mlp_dim=128),  # 79k, 7.5M
+    "hybrid-small": dict(widths=(64, 128), width=128, depth=4, heads=4,
+                         mlp_dim=256),  # 643k, 62.2M
+}
+DEFAULT_HYBRID = "hybrid-small"
+
+
+def get_hybrid_config(name=DEFAULT_HYBRID, num_classes=None, image_size=None, **overrides):
+    """The hybrid preset called `name`, with optional classes / image size / field overrides."""
+    return from_presets(HybridConfig, HYBRID_PRESETS, "hybrid", name, image_size, num_classes,
+                        overrides)

@@ -42,10 +42,11 @@ TWINS = {
     "im2col": (model_cnn, model_cnn.im2col, fast_cnn.im2col),
     "max_pool": (model_cnn, model_cnn.max_pool, fast_cnn.max_pool),
     "group_norm": (model_cnn, model_cnn.group_norm, fast_cnn.group_norm),
+    "batch_norm": (model_cnn, model_cnn.batch_norm, fast_cnn.batch_norm),
     "conv": (model_cnn, model_cnn.conv, fast_conv.conv),
 }
 VIT_TWINS = ("layer_norm", "softmax", "gelu", "cross_entropy", "first_token")
-CNN_TWINS = ("im2col", "max_pool", "group_norm", "conv")
+CNN_TWINS = ("im2col", "max_pool", "group_norm", "batch_norm", "conv")
 
 
 def _names(names):
