@@ -1,6 +1,6 @@
 """The layout keeps the student's path apart from the machine's (README, "What is where").
 
-The model is the core: configs, vit, layers, ops, cnn, optim, tree, and the few-line
+The model is the core: configs, vit, layers, ops, cnn, hybrid, optim, tree, and the few-line
 `arrays` helper. It must not import speed (`fast`), devices (`device`), data, running,
 figures or exercises code; those are layered around it. Checked on the source, statically,
 so an import hidden in a function counts too.
@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinyvit"
-CORE = ["configs", "vit", "layers", "ops", "cnn", "optim", "tree", "arrays"]
+CORE = ["configs", "vit", "layers", "ops", "cnn", "hybrid", "optim", "tree", "arrays"]
 LAYERS = ["fast", "device", "data", "run", "figures", "exercises"]
 
 
