@@ -44,8 +44,22 @@ def check_encoder(cfg):
     check_rate(cfg.dropout)
 
 
+class Tokens:
+    """The sequence a config's encoder sees (ViTConfig and HybridConfig define `grid`)."""
+
+    @property
+    def num_patches(self):
+        """N = HW / P^2 patches (for the hybrid: feature-map pixels)."""
+        return self.grid**2
+
+    @property
+    def num_tokens(self):
+        """Sequence length seen by the encoder: N patches (+1 [class] token)."""
+        return self.num_patches + (1 if self.pool == "cls" else 0)
+
+
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(Tokens):
     """Hyper-parameters of one Vision Transformer.
 
     image_size, patch_size: pixels (square); tokens N = (image_size / patch_size)^2.
@@ -86,16 +100,6 @@ class ViTConfig:
         return self.image_size // self.patch_size
 
     @property
-    def num_patches(self):
-        """N = HW / P^2."""
-        return self.grid**2
-
-    @property
-    def num_tokens(self):
-        """Sequence length seen by the encoder: N patches (+1 [class] token)."""
-        return self.num_patches + (1 if self.pool == "cls" else 0)
-
-    @property
     def patch_dim(self):
         """P^2 C: the length of one flattened patch."""
         return self.patch_size**2 * self.channels
@@ -112,10 +116,16 @@ PAPER_MODELS = {
 PAPER_PATCHES = (8, 14, 16, 32)
 
 # Small models for CIFAR (32 px, 10 classes). Patch 4 gives 64 tokens (+1 class token).
+# Parameters / forward multiply-adds per image:
 CIFAR_PRESETS = {
-    "vit-cifar-nano": dict(patch_size=4, width=64, depth=4, heads=4, mlp_dim=128),
-    "vit-cifar-tiny": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256),
-    "vit-cifar-small": dict(patch_size=4, width=192, depth=6, heads=6, mlp_dim=384),
+    "vit-cifar-nano": dict(patch_size=4, width=64, depth=4, heads=4, mlp_dim=128),  # 142k, 10.9M
+    "vit-cifar-tiny": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256),  # 811k, 58.0M
+    "vit-cifar-small": dict(patch_size=4, width=192, depth=6, heads=6,
+                            mlp_dim=384),  # 1.81M, 125.3M
+    # vit-cifar-tiny with two changes of "Better plain ViT baselines" (Beyer et al. 2022):
+    # global average pooling instead of the class token, fixed 2-D sin-cos positions
+    "vit-cifar-plain": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256,
+                            pool="gap", pos="sincos"),  # 803k, 57.0M
 }
 DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.train.RECIPES) fits ~1 h on 2 cores
 
@@ -250,6 +260,12 @@ CNN_PRESETS = {
     "cnn-tiny": dict(stem=16, widths=(16, 32, 64), depth=2, groups=4),  # 75k, 6.9M
     "cnn-small": dict(stem=32, widths=(32, 64, 128), depth=2, groups=8),  # 298k, 26.8M
     "cnn-base": dict(stem=32, widths=(48, 96, 144), depth=2, groups=8),  # 474k, 47.2M
+    # airbench-style (Keller Jordan's cifar10-airbench): fixed 2x2 whitening stem (24
+    # channels), conv -> pool -> BatchNorm -> GELU blocks; sized for ~30 min on 2 cores
+    "cnn-air": dict(stem=24, whiten=True, widths=(64, 128, 128), depth=2, norm="batch",
+                    act="gelu"),  # 571k (1.6k not trained), 64.0M
+    "cnn-air-small": dict(stem=24, whiten=True, widths=(32, 64, 64), depth=2, norm="batch",
+                          act="gelu"),  # 147k (0.9k not trained), 19.8M
 }
 DEFAULT_CNN = "cnn-small"
 
@@ -274,7 +290,7 @@ def from_presets(config_class, presets, what, name, image_size, num_classes, ove
 
 
 @dataclass(frozen=True)
-class HybridConfig:
+class HybridConfig(Tokens):
     """Hyper-parameters of a hybrid (paper, Sec. 3.1 "Hybrid Architecture").
 
     The CNN part (a `CNNConfig`, `backbone`): stem, widths (one 2x2 pool per stage), cnn_depth
@@ -287,6 +303,7 @@ class HybridConfig:
     name: str = "hybrid-custom"
     image_size: int = 32
     channels: int = 3
+    # the CNN (CNNConfig's fields; depth is cnn_depth)
     stem: int = 24
     widths: tuple = (64, 128)
     cnn_depth: int = 1
@@ -296,13 +313,14 @@ class HybridConfig:
     whiten: bool = True
     kernel: int = 3
     norm_eps: float = 1e-5
+    # the Transformer (ViTConfig's fields)
     width: int = 128
     depth: int = 4
     heads: int = 4
     mlp_dim: int = 256
-    num_classes: int = 10
     pool: str = "cls"
     pos: str = "learned"
+    num_classes: int = 10
     dropout: float = 0.0
     ln_eps: float = 1e-6
 
@@ -327,16 +345,6 @@ class HybridConfig:
         return self.image_size // 2 ** len(self.widths)
 
     @property
-    def num_patches(self):
-        """N: tokens from the feature map."""
-        return self.grid**2
-
-    @property
-    def num_tokens(self):
-        """Sequence length seen by the encoder: N (+1 [class] token)."""
-        return self.num_patches + (1 if self.pool == "cls" else 0)
-
-    @property
     def patch_dim(self):
         """The length of one 1x1 patch: the feature map's channels."""
         return self.widths[-1]
@@ -344,10 +352,11 @@ class HybridConfig:
 
 # Presets for 32 x 32 images, 10 classes. Parameters / forward multiply-adds per image:
 HYBRID_PRESETS = {
-    "hybrid-tiny": dict(stem=16, widths=(32, 64), whiten=False, width=64, depth=2, heads=4,
-                        mlp_dim=128),  # 79k, 7.5M
+    # whitening stem, one conv -> pool -> BatchNorm -> GELU block per stage, 8x8 = 64 tokens
+    "hybrid-tiny": dict(widths=(32, 64), width=64, depth=2, heads=4,
+                        mlp_dim=128),  # 102k, 17.7M (12.1M in the CNN)
     "hybrid-small": dict(widths=(64, 128), width=128, depth=4, heads=4,
-                         mlp_dim=256),  # 643k, 62.2M
+                         mlp_dim=256),  # 645k, 72.8M (33.4M in the CNN)
 }
 DEFAULT_HYBRID = "hybrid-small"
 
