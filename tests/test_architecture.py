@@ -1,6 +1,6 @@
 """The layout keeps the student's path apart from the machine's (README, "What is where").
 
-The model is the core: configs, vit, layers, ops, cnn, optim, tree, mpp (masked patch
+The model is the core: configs, vit, layers, ops, cnn, hybrid, optim, tree, mpp (masked patch
 prediction), and the few-line `arrays` helper. It must not import speed (`fast`), devices
 (`device`), data, running, figures or exercises code; those are layered around it. Checked
 on the source, statically, so an import hidden in a function counts too.
@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinyvit"
-CORE = ["configs", "vit", "layers", "ops", "cnn", "optim", "tree", "arrays", "mpp"]
+CORE = ["configs", "vit", "layers", "ops", "cnn", "hybrid", "optim", "tree", "arrays", "mpp"]
 LAYERS = ["fast", "device", "data", "run", "figures", "exercises"]
 
 

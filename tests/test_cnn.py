@@ -63,6 +63,12 @@ CASES = {  # name: (plain f(x), fast f(x), x)
                      lambda g: fast_cnn.group_norm(X_NORM, g, BIAS, 3), G),
     "group_norm/b": (lambda b: cnn.group_norm(X_NORM, G, b, 3),
                      lambda b: fast_cnn.group_norm(X_NORM, G, b, 3), BIAS),
+    "batch_norm/x": (lambda x: cnn.batch_norm(x, G, BIAS),
+                     lambda x: fast_cnn.batch_norm(x, G, BIAS), X_NORM),
+    "batch_norm/g": (lambda g: cnn.batch_norm(X_NORM, g, BIAS),
+                     lambda g: fast_cnn.batch_norm(X_NORM, g, BIAS), G),
+    "batch_norm/b": (lambda b: cnn.batch_norm(X_NORM, G, b),
+                     lambda b: fast_cnn.batch_norm(X_NORM, G, b), BIAS),
     "conv/x": (lambda x: cnn.conv({"w": W3}, x), lambda x: fast_conv.conv({"w": W3}, x), X),
     "conv/w": (lambda w: cnn.conv({"w": w}, X), lambda w: fast_conv.conv({"w": w}, X), W3),
     "conv/k5": (lambda x: cnn.conv({"w": W5}, x, 5), lambda x: fast_conv.conv({"w": W5}, x, 5),
@@ -142,14 +148,17 @@ def test_primitives_keep_float32():
     w3, w_big = W3.astype(np.float32), W_BIG.astype(np.float32)
     fns = {"im2col": (fast_cnn.im2col, x), "max_pool": (fast_cnn.max_pool, x),
            "group_norm": (lambda x: fast_cnn.group_norm(x, g, b, 3), xn),
+           "batch_norm": (lambda x: fast_cnn.batch_norm(x, g, b), xn),
            "conv": (lambda x: fast_conv.convolve(x, w3), x),
            "conv/taps": (lambda x: fast_conv.convolve(x, w_big), X_BIG.astype(np.float32)),
            "conv/taps/w": (lambda w: fast_conv.convolve(X_BIG.astype(np.float32), w), w_big)}
     for name, (f, arg) in fns.items():
         assert f(arg).dtype == np.float32, name
         assert grad(weighted(f))(arg).dtype == np.float32, name
-    dg, db = grad(weighted(lambda g, b: fast_cnn.group_norm(xn, g, b, 3)), (0, 1))(g, b)
-    assert dg.dtype == db.dtype == np.float32
+    for norm in (lambda g, b: fast_cnn.group_norm(xn, g, b, 3),
+                 lambda g, b: fast_cnn.batch_norm(xn, g, b)):
+        dg, db = grad(weighted(norm), (0, 1))(g, b)
+        assert dg.dtype == db.dtype == np.float32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,22 +166,31 @@ def test_primitives_keep_float32():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("groups", [2, 0], ids=["groupnorm", "no-norm"])
-def test_network_gradient_matches_finite_differences(groups, path):
-    cfg = tiny_cfg(groups=groups)
+# BatchNorm trains on the batch's statistics; the whitening stem (8C = 16 channels) is fixed.
+BATCHNORM = dict(norm="batch", act="gelu")
+WHITENED = dict(BATCHNORM, stem=16, whiten=True)
+
+
+@pytest.mark.parametrize("changes", [dict(groups=2), dict(groups=0), BATCHNORM, WHITENED],
+                         ids=["groupnorm", "no-norm", "batchnorm-gelu", "whitened"])
+def test_network_gradient_matches_finite_differences(changes, path):
+    cfg = tiny_cfg(**changes)
     r = np.random.default_rng(1)
     params = randomize(cnn.init_cnn(r, cfg), r, 0.5)  # float64, head not zero
     images = r.standard_normal((3, 8, 8, 2))
     labels = np.array([0, 2, 1])
-    f = lambda p: xent(cnn.cnn(p, images, cfg), labels)
+    f = lambda p: xent(cnn.cnn(p, images, cfg, train=True), labels)
     grads = grad(f)(params)
     errors = check_tree(lambda: f(params), params, grads, max_entries=25)
     assert len(errors) == len(list(leaves(params)))  # every parameter was checked
+    if cfg.whiten:  # the fixed kernel changes the loss, but by design passes no gradient
+        assert errors.pop("/stem/fixed") == 1.0 and not grads["stem"]["fixed"].any()
     assert max(errors.values()) < FD_BOUND, errors
 
 
-def test_float32_gradients_for_every_parameter(path):
-    cfg = tiny_cfg(dropout=0.1)
+@pytest.mark.parametrize("changes", [{}, WHITENED], ids=["groupnorm", "whitened-batchnorm"])
+def test_float32_gradients_for_every_parameter(changes, path):
+    cfg = tiny_cfg(dropout=0.1, **changes)
     params = cnn.init_cnn(np.random.default_rng(0), cfg)
     images = np.random.default_rng(1).standard_normal((4, 8, 8, 2)).astype(np.float32)
     f = lambda p: xent(cnn.cnn(p, images, cfg, train=True, rng=np.random.default_rng(2)),
@@ -202,6 +220,82 @@ def test_parameter_counts(name):
     assert cnn.count_params(cnn.init_cnn(np.random.default_rng(0), cfg)) == cnn.param_count(cfg)
     if name == configs.DEFAULT_CNN:
         assert 100_000 <= cnn.param_count(cfg) <= 500_000
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm's population statistics and the whitening stem: constants of the parameters
+# ---------------------------------------------------------------------------------------------
+
+
+def whitened_model(seed=0, n=12):
+    """A whitened BatchNorm CNN, its (normalised-like) images and labels, whitening set."""
+    cfg = tiny_cfg(**WHITENED)
+    r = np.random.default_rng(seed)
+    images = (r.standard_normal((n, 8, 8, 2)) * [1.0, 3.0] + 0.5).astype(np.float32)
+    params = cnn.init_whitening(cnn.init_cnn(r, cfg), images, cfg)
+    params["head"]["w"] += r.standard_normal(params["head"]["w"].shape).astype(np.float32)
+    return cfg, params, images, r.integers(0, 3, n)
+
+
+def test_statistics_and_the_whitening_kernel_get_zero_gradient_and_no_decay():
+    from tinyvit.optim import default_decay_mask
+    from tinyvit.tree import flatten
+
+    cfg, params, images, labels = whitened_model()
+    for train in (True, False):
+        grads = flatten(grad(lambda p: xent(cnn.cnn(p, images, cfg, train), labels))(params))
+        frozen = [k for k in grads if k.rsplit("/", 1)[-1] in ("mean", "var", "fixed")]
+        assert len(frozen) == 2 * 4 + 1  # 4 BatchNorms (2 stages x 2 convs; none in the stem)
+        for k in frozen:
+            assert not grads[k].any(), k
+        assert grads["stages/0/0/norm/g"].any()
+    mask = flatten(default_decay_mask(params))
+    assert not any(mask[k] for k in frozen) and mask["stages/0/0/w"]
+
+
+def test_population_stats_are_the_exact_statistics_over_all_images():
+    cfg, params, images, _ = whitened_model()
+    whole = cnn.population_stats(params, images, cfg, batch_size=len(images))
+    parts = cnn.population_stats(params, images, cfg, batch_size=5)  # 5 + 5 + 2: combined
+    assert params["stages"][0][0]["norm"]["mean"].any() == False  # noqa: E712 (input kept)
+    for s in range(2):
+        for i in range(2):
+            a, b = whole["stages"][s][i]["norm"], parts["stages"][s][i]["norm"]
+            assert a["mean"].dtype == np.float32 and a["var"].any()
+            if s == 0 and i == 0:  # the first BatchNorm's input does not depend on the batches
+                np.testing.assert_allclose(b["mean"], a["mean"], rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(b["var"], a["var"], rtol=1e-5, atol=1e-6)
+    # the first BatchNorm's statistics are those of its input: the pooled first convolution
+    x = cnn.max_pool(cnn.conv(params["stages"][0][0], cnn.act(cnn.whiten(params["stem"], images,
+                                                                           cfg), cfg)))
+    xr = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    np.testing.assert_allclose(whole["stages"][0][0]["norm"]["mean"], xr.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(whole["stages"][0][0]["norm"]["var"], xr.var(0), rtol=1e-4)
+    # with statistics of exactly this batch, evaluation computes what training computes
+    np.testing.assert_allclose(cnn.cnn(whole, images, cfg), cnn.cnn(params, images, cfg, True),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_population_stats_leave_other_models_alone():
+    cfg = tiny_cfg()
+    params = cnn.init_cnn(np.random.default_rng(0), cfg)
+    assert cnn.population_stats(params, np.zeros((2, 8, 8, 2)), cfg) is params
+    assert cnn.init_whitening(params, np.zeros((2, 8, 8, 2)), cfg) is params
+
+
+def test_whitening_decorrelates_the_patches():
+    cfg, params, images, _ = whitened_model(n=40)
+    kernel = params["stem"]["fixed"]  # (2, 2, C, 8C)
+    assert kernel.shape == (2, 2, 2, 16) and kernel.dtype == np.float32
+    np.testing.assert_array_equal(kernel[..., 8:], -kernel[..., :8])
+    out = cnn.whiten(params["stem"], images, cfg)[:, :-1, :-1, :8]  # valid 2x2 windows only
+    flat = out.reshape(-1, 8).astype(np.float64)
+    cov = flat.T @ flat / len(flat)  # second moments, as the kernel was computed
+    np.testing.assert_allclose(cov, np.eye(8), atol=2e-3)
+    # the output pixel (h, w) reads the 2x2 window whose top-left pixel is (h, w)
+    window = images[0, 2:4, 3:5].reshape(-1).astype(np.float64)  # (row, col, channel)
+    np.testing.assert_allclose(cnn.whiten(params["stem"], images, cfg)[0, 2, 3],
+                               window @ kernel.reshape(8, 16), rtol=1e-4, atol=1e-5)
 
 
 def test_model_registry_builds_the_cnn():
@@ -240,6 +334,9 @@ def test_wrong_images_raise_one_line_errors(shape, match):
     (dict(kernel=4), r"kernel: expected an odd size, found 4"),
     (dict(widths=()), r"widths: expected positive ints, found \(\)"),
     (dict(dropout=1.0), r"dropout: expected a rate in \[0, 1\), found 1.0"),
+    (dict(norm="layer"), r"norm: expected one of 'group', 'batch', found 'layer'"),
+    (dict(act="tanh"), r"act: expected one of 'relu', 'gelu', found 'tanh'"),
+    (dict(whiten=True), r"stem: the whitening stem has 2 x 4C = 24 channels, found 16"),
 ])
 def test_bad_configs_raise_one_line_errors(kwargs, match):
     with pytest.raises(ValueError, match=match) as e:

@@ -594,6 +594,15 @@ def test_flip_really_flips():
         data.random_crop_flip(np.random.default_rng(1), x, pad=0, flip=False), x)
 
 
+def test_flip_tta_averages_the_image_and_its_mirror():
+    x = np.arange(2 * 2 * 3 * 1, dtype=np.float32).reshape(2, 2, 3, 1)  # (B, H, W, C)
+    logits_fn = lambda x: x[:, 0, :, 0]  # "logits": the first row of pixels, (B, W)
+    np.testing.assert_array_equal(data.flip_tta(logits_fn, x),
+                                  0.5 * (x[:, 0, :, 0] + x[:, 0, ::-1, 0]))
+    symmetric = lambda x: x.sum((1, 2))  # a flip-invariant model: TTA changes nothing
+    np.testing.assert_array_equal(data.flip_tta(symmetric, x), symmetric(x))
+
+
 def test_mixup():
     x = distinct_images(b=8)
     y = data.one_hot(np.arange(8) % 3, 3)

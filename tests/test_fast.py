@@ -207,3 +207,15 @@ def test_sharding_a_sharded_step_runs_it_once_instead_of_deadlocking():
     net, params, x, y = _step_case()
     grads, (loss, _) = sharded(make_grad_fn(net, 0.1, shards=2), 2)(params, x, y, None)
     assert np.isfinite(loss)
+
+
+def test_sharded_map_is_the_same_forward_pass_in_order():
+    from tinyvit.fast import sharded_map
+
+    net, params, x, _ = _step_case()
+    params["head"]["b"] = np.arange(3, dtype=np.float32)
+    one = net.apply(params, x)
+    two = sharded_map(lambda xs: net.apply(params, xs), x, 2)  # shards of 4 and 3 rows
+    assert two.dtype == np.float32
+    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
+    assert sharded_map(lambda xs: xs * 2, x[:1], 2).shape == (1, 8, 8, 3)  # one row: no threads

@@ -6,7 +6,8 @@ import pytest
 
 from tinyvit.configs import ViTConfig
 from tinyvit.optim import (adam_update, clip_by_global_norm, default_decay_mask, global_norm,
-                           init_adam, init_sgd, sgd_momentum_update, warmup_cosine,
+                           init_adam, init_optimizer, init_sgd, schedule,
+                           sgd_momentum_update, update, warmup_cosine,
                            warmup_linear)
 from tinyvit.tree import flatten, tree_map
 from tinyvit.vit import init_vit
@@ -100,25 +101,40 @@ def test_adam_rejects_mismatched_grads():
     assert "\n" not in str(e.value)
 
 
-def test_adamw_matches_torch():
+def against_torch(make_optimizer, our_step, state, seed):
+    """Five steps of a torch optimiser and of ours on the same float32 tree and gradients;
+    `make_optimizer(groups)` gets torch parameter groups, decayed (weight_decay set by it) first."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seed)
     params = small_tree(rng, np.float32)
     mask = flatten(default_decay_mask(params))
     tensors = {k: torch.tensor(x.copy(), requires_grad=True) for k, x in flatten(params).items()}
-    groups = [{"params": [t for k, t in tensors.items() if mask[k]], "weight_decay": 0.1},
-              {"params": [t for k, t in tensors.items() if not mask[k]], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-    state = init_adam(params)
+    opt = make_optimizer([{"params": [t for k, t in tensors.items() if mask[k]]},
+                          {"params": [t for k, t in tensors.items() if not mask[k]],
+                           "weight_decay": 0.0}])
+    state = state(params)
     for _ in range(5):
         grads = tree_map(lambda x: rng.standard_normal(x.shape).astype(np.float32), params)
         for k, g in flatten(grads).items():
             tensors[k].grad = torch.from_numpy(g.copy())
         opt.step()
-        params, state = adam_update(params, grads, state, lr=0.01, weight_decay=0.1)
+        params, state = our_step(params, grads, state)
     for k, x in flatten(params).items():
         np.testing.assert_allclose(x, tensors[k].detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_adamw_matches_torch():
+    against_torch(lambda groups: __import__("torch").optim.AdamW(
+        groups, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1),
+        lambda p, g, s: adam_update(p, g, s, lr=0.01, weight_decay=0.1), init_adam, seed=4)
+
+
+def test_nesterov_sgd_with_weight_decay_matches_torch():
+    against_torch(lambda groups: __import__("torch").optim.SGD(
+        groups, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+        lambda p, g, s: update("sgd", p, g, s, 0.05, weight_decay=0.01),
+        lambda p: init_optimizer("sgd", p), seed=6)
 
 
 # ---------------------------------------------------------------- SGD with momentum
@@ -138,6 +154,31 @@ def test_sgd_momentum_matches_hand_formulas(nesterov):
         params, state = sgd_momentum_update(params, grads, state, lr=0.1, nesterov=nesterov)
     np.testing.assert_allclose(flatten(params)["lin/w"], p, rtol=1e-12)
     assert state["step"] == 3
+
+
+def test_sgd_weight_decay_only_where_masked_and_grads_untouched():
+    rng = np.random.default_rng(7)
+    params = small_tree(rng)
+    zero = tree_map(np.zeros_like, params)
+    before = flatten(tree_map(np.copy, params))
+    params, _ = sgd_momentum_update(params, zero, init_sgd(params), lr=0.1, weight_decay=0.5)
+    after = flatten(params)
+    for k, on in flatten(default_decay_mask(params)).items():
+        np.testing.assert_allclose(after[k], before[k] * (0.95 if on else 1.0), rtol=1e-12)
+    assert not any(g.any() for g in flatten(zero).values())  # the gradients are not changed
+
+
+def test_optimizer_and_schedule_by_name():
+    params = small_tree(np.random.default_rng(8))
+    assert set(init_optimizer("adamw", params)) == {"m", "v", "step"}
+    assert set(init_optimizer("sgd", params)) == {"m", "step"}
+    assert schedule("linear", 5, 10, 1.0, 2) == warmup_linear(5, 10, 1.0, 2)
+    assert schedule("cosine", 5, 10, 1.0, 2) == warmup_cosine(5, 10, 1.0, 2)
+    for bad in (lambda: init_optimizer("lamb", params), lambda: schedule("step", 0, 10, 1, 0),
+                lambda: update("rmsprop", params, params, {}, 0.1)):
+        with pytest.raises(ValueError, match="expected") as e:
+            bad()
+        assert "\n" not in str(e.value)
 
 
 # ---------------------------------------------------------------- decay mask

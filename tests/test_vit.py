@@ -6,7 +6,7 @@ from autograd import grad
 from gradcheck import check_tree, leaves, numerical_grad, randomize, rel_error
 from tinyvit import get_config, init_vit, layers, ops
 from tinyvit.configs import ViTConfig, model_names
-from tinyvit.vit import attention_maps, count_params, flops_per_image, param_count, loss_fn, patchify, unpatchify, vit
+from tinyvit.vit import attention_maps, count_params, embed, flops_per_image, param_count, loss_fn, patchify, sincos_2d, unpatchify, vit
 
 TINY = ViTConfig(name="tiny", image_size=8, patch_size=4, channels=2, width=6, depth=2,
                  heads=2, mlp_dim=5, num_classes=3)
@@ -135,6 +135,34 @@ def test_grad_whole_model_loss(pool, smoothing, path):
     _check(lambda p: loss_fn(p, x, y, cfg, smoothing), params)
 
 
+@pytest.mark.parametrize("pool", ["cls", "gap"])
+def test_grad_whole_model_with_sincos_positions(pool, path):
+    cfg = ViTConfig(**{**TINY.__dict__, "width": 8, "pool": pool, "pos": "sincos"})
+    rng = np.random.default_rng(11)
+    params = randomize(init_vit(rng, cfg, np.float64), rng)
+    assert "pos" not in params
+    x, y = tiny_batch(cfg)
+    _check(lambda p: loss_fn(p, x, y, cfg, 0.1), params)
+
+
+def test_sincos_positions_are_big_visions_formula():
+    """posemb_sincos_2d of big_vision (Beyer et al. 2022), written out per patch."""
+    grid, d = 3, 8
+    pe = sincos_2d(grid, d)
+    assert pe.shape == (grid * grid, d)
+    omega = 1.0 / 10000.0 ** (np.arange(2) / 1.0)  # D/4 = 2 frequencies: 1 and 1e-4
+    for y in range(grid):
+        for x in range(grid):
+            want = np.concatenate([np.sin(x * omega), np.cos(x * omega), np.sin(y * omega),
+                                   np.cos(y * omega)])
+            np.testing.assert_allclose(pe[y * grid + x], want, rtol=1e-12, atol=1e-15)
+    cfg = ViTConfig(**{**TINY.__dict__, "width": 8, "pos": "sincos"})
+    z = embed(init_vit(np.random.default_rng(0), cfg), np.zeros((1, 8, 8, 2), np.float32), cfg)
+    assert z.dtype == np.float32  # zero images: E x = 0, so z_0 = [class token; E_pos]
+    np.testing.assert_allclose(z[0, 1:], sincos_2d(2, 8), rtol=1e-6)
+    np.testing.assert_array_equal(z[0, 0], 0.0)  # the class token (0) gets position 0
+
+
 def test_grad_whole_model_with_dropout(path):
     cfg = ViTConfig(**{**TINY.__dict__, "dropout": 0.2})
     rng = np.random.default_rng(10)
@@ -177,8 +205,9 @@ def test_parameter_counts_match_the_official_models(name, count):
 
 @pytest.mark.parametrize("name", ["vit-ti16", "vit-s32", "vit-cifar-tiny"])
 @pytest.mark.parametrize("pool", ["cls", "gap"])
-def test_param_count_formula_equals_a_real_init(name, pool):
-    cfg = get_config(name, pool=pool)
+@pytest.mark.parametrize("pos", ["learned", "sincos"])
+def test_param_count_formula_equals_a_real_init(name, pool, pos):
+    cfg = get_config(name, pool=pool, pos=pos)
     assert count_params(init_vit(np.random.default_rng(0), cfg)) == param_count(cfg)
 
 
@@ -196,6 +225,8 @@ def test_config_errors_are_one_line_value_errors():
         (dict(width=10, heads=4), "width 10 must be divisible by heads 4"),
         (dict(pool="max"), "pool"),
         (dict(depth=0), "depth"),
+        (dict(pos="rope"), "pos: expected one of 'learned', 'sincos', found 'rope'"),
+        (dict(width=6, heads=2, pos="sincos"), "pos 'sincos': expected a width divisible by 4"),
     ]
     for kwargs, msg in cases:
         with pytest.raises(ValueError, match=msg) as e:

@@ -36,14 +36,56 @@ def check_fields(cfg, ints, rate, eps):
         raise ValueError(f"{kind}.{eps}: expected a small positive number, found {v!r}")
 
 
+def check_divides(n, by, message):
+    """One-line ValueError `message (found remainder r)` unless `by` divides n."""
+    if n % by:
+        raise ValueError(f"{message} (found remainder {n % by})")
+
+
+def check_choice(cfg, field, choices):
+    """One-line ValueError unless a config's field is one of `choices`."""
+    v = getattr(cfg, field)
+    if v not in choices:
+        raise ValueError(f"{type(cfg).__name__}.{field}: expected one of "
+                         f"{', '.join(map(repr, choices))}, found {v!r}")
+
+
+def check_encoder(cfg):
+    """One-line ValueErrors for the Transformer fields of a ViTConfig or HybridConfig."""
+    if cfg.width % cfg.heads:
+        raise ValueError(f"width {cfg.width} must be divisible by heads {cfg.heads}")
+    if cfg.pool not in ("cls", "gap"):
+        raise ValueError(f"pool: expected 'cls' or 'gap', found {cfg.pool!r}")
+    check_choice(cfg, "pos", ("learned", "sincos"))
+    if cfg.pos == "sincos" and (cfg.width % 4 or cfg.width < 8):
+        raise ValueError(f"pos 'sincos': expected a width divisible by 4 and >= 8, found "
+                         f"{cfg.width}")
+
+
+class Tokens:
+    """The sequence a config's encoder sees (ViTConfig and HybridConfig define `grid`)."""
+
+    @property
+    def num_patches(self):
+        """N = HW / P^2 patches (for the hybrid: feature-map pixels)."""
+        return self.grid**2
+
+    @property
+    def num_tokens(self):
+        """Sequence length seen by the encoder: N patches (+1 [class] token)."""
+        return self.num_patches + (1 if self.pool == "cls" else 0)
+
+
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(Tokens):
     """Hyper-parameters of one Vision Transformer.
 
     image_size, patch_size: pixels (square); tokens N = (image_size / patch_size)^2.
     width D, depth L (blocks), heads H, mlp_dim M, num_classes K, channels C.
     pool: "cls" (Eq. 4, head on the [class] token) or "gap" (global average pooling of the
     encoder output; no class token, as in the official code's `classifier="gap"`).
+    pos: "learned" (the paper's E_pos, a parameter) or "sincos" (fixed 2-D sin-cos position
+    embeddings, as in "Better plain ViT baselines"; no parameter; the class token gets 0).
     dropout: rate after the position embedding and after every dense layer but qkv.
     """
 
@@ -59,33 +101,19 @@ class ViTConfig:
     pool: str = "cls"
     dropout: float = 0.0
     ln_eps: float = 1e-6
+    pos: str = "learned"
 
     def __post_init__(self):
         check_fields(self, ("image_size", "patch_size", "channels", "width", "depth", "heads",
                             "mlp_dim", "num_classes"), "dropout", "ln_eps")
-        if self.image_size % self.patch_size:
-            raise ValueError(f"patch size {self.patch_size} must divide image size "
-                             f"{self.image_size} (found remainder "
-                             f"{self.image_size % self.patch_size})")
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
-        if self.pool not in ("cls", "gap"):
-            raise ValueError(f"pool: expected 'cls' or 'gap', found {self.pool!r}")
+        check_encoder(self)
+        check_divides(self.image_size, self.patch_size, f"patch size {self.patch_size} must "
+                      f"divide image size {self.image_size}")
 
     @property
     def grid(self):
         """Patches per side."""
         return self.image_size // self.patch_size
-
-    @property
-    def num_patches(self):
-        """N = HW / P^2."""
-        return self.grid**2
-
-    @property
-    def num_tokens(self):
-        """Sequence length seen by the encoder: N patches (+1 [class] token)."""
-        return self.num_patches + (1 if self.pool == "cls" else 0)
 
     @property
     def patch_dim(self):
@@ -104,10 +132,16 @@ PAPER_MODELS = {
 PAPER_PATCHES = (8, 14, 16, 32)
 
 # Small models for CIFAR (32 px, 10 classes). Patch 4 gives 64 tokens (+1 class token).
+# Parameters / forward multiply-adds per image:
 CIFAR_PRESETS = {
-    "vit-cifar-nano": dict(patch_size=4, width=64, depth=4, heads=4, mlp_dim=128),
-    "vit-cifar-tiny": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256),
-    "vit-cifar-small": dict(patch_size=4, width=192, depth=6, heads=6, mlp_dim=384),
+    "vit-cifar-nano": dict(patch_size=4, width=64, depth=4, heads=4, mlp_dim=128),  # 142k, 10.9M
+    "vit-cifar-tiny": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256),  # 811k, 58.0M
+    "vit-cifar-small": dict(patch_size=4, width=192, depth=6, heads=6,
+                            mlp_dim=384),  # 1.81M, 125.3M
+    # vit-cifar-tiny with two changes of "Better plain ViT baselines" (Beyer et al. 2022):
+    # global average pooling instead of the class token, fixed 2-D sin-cos positions
+    "vit-cifar-plain": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256,
+                            pool="gap", pos="sincos"),  # 803k, 57.0M
 }
 DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.run.train.RECIPES) fits ~1 h on 2 cores
 
@@ -153,9 +187,10 @@ def replace(cfg, **changes):
 
 
 def family(name_or_cfg):
-    """"vit" or "cnn": which model family a name (or a config) belongs to. CNNs are named cnn-*."""
-    name = name_or_cfg if isinstance(name_or_cfg, str) else name_or_cfg.name
-    return "cnn" if name.lower().startswith("cnn") else "vit"
+    """"vit", "cnn" or "hybrid": which model family a name (or a config) belongs to. CNNs are
+    named cnn-*, hybrids hybrid-*, everything else is a ViT."""
+    name = (name_or_cfg if isinstance(name_or_cfg, str) else name_or_cfg.name).lower()
+    return next((f for f in ("cnn", "hybrid") if name.startswith(f)), "vit")
 
 
 def check_images(images, cfg):
@@ -178,8 +213,11 @@ class CNNConfig:
 
     stem S: channels of the first convolution (full resolution). widths: output channels of
     each stage; every stage halves H and W, so image_size must be divisible by 2^len(widths).
-    depth: convolutions per stage. groups G: GroupNorm groups (must divide S and every width),
-    0 for no normalisation. dropout: rate before the head (training only).
+    depth: convolutions per stage. norm: "group" (GroupNorm with `groups` G groups, which must
+    divide S and every width; groups 0 for no normalisation) or "batch" (BatchNorm).
+    act: "relu" or "gelu". whiten: the stem is a fixed 2x2 patch-whitening convolution
+    (airbench) instead of a learned one; it has S = 2 * 4C channels (24 for RGB).
+    dropout: rate before the head (training only).
     """
 
     name: str = "cnn-small"
@@ -193,6 +231,9 @@ class CNNConfig:
     num_classes: int = 10
     dropout: float = 0.0
     norm_eps: float = 1e-5
+    norm: str = "group"
+    act: str = "relu"
+    whiten: bool = False
 
     def __post_init__(self):
         if isinstance(self.widths, (list, tuple)):
@@ -204,20 +245,30 @@ class CNNConfig:
             raise ValueError(f"CNNConfig.widths: expected positive ints, found {self.widths!r}")
         if self.kernel % 2 == 0:
             raise ValueError(f"CNNConfig.kernel: expected an odd size, found {self.kernel}")
+        check_choice(self, "norm", ("group", "batch"))
+        check_choice(self, "act", ("relu", "gelu"))
         if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 0:
             raise ValueError(f"CNNConfig.groups: expected an int >= 0, found {self.groups!r}")
-        if self.groups and any(c % self.groups for c in (self.stem,) + self.widths):
+        if (self.norm == "group" and self.groups
+                and any(c % self.groups for c in (self.stem,) + self.widths)):
             raise ValueError(f"CNNConfig.groups: expected a divisor of stem {self.stem} and "
                              f"widths {self.widths}, found {self.groups}")
-        if self.image_size % self.reduction:
-            raise ValueError(f"image size {self.image_size} must be divisible by "
-                             f"{self.reduction} (2^{len(self.widths)} stages of 2x2 pooling), "
-                             f"found remainder {self.image_size % self.reduction}")
+        if self.whiten and self.stem != 8 * self.channels:
+            raise ValueError(f"CNNConfig.stem: the whitening stem has 2 x 4C = "
+                             f"{8 * self.channels} channels, found {self.stem}")
+        check_divides(self.image_size, self.reduction, f"image size {self.image_size} must be "
+                      f"divisible by {self.reduction} (2^{len(self.widths)} stages of 2x2 "
+                      f"pooling)")
 
     @property
     def reduction(self):
         """How much the stages shrink each side: 2^(number of stages)."""
         return 2 ** len(self.widths)
+
+    @property
+    def normalised(self):
+        """Whether the convolutions feed a norm (BatchNorm, or GroupNorm with groups > 0)."""
+        return self.norm == "batch" or self.groups > 0
 
 
 # Presets for 32 x 32 images, 10 classes. Parameters / forward multiply-adds per image:
@@ -225,14 +276,109 @@ CNN_PRESETS = {
     "cnn-tiny": dict(stem=16, widths=(16, 32, 64), depth=2, groups=4),  # 75k, 6.9M
     "cnn-small": dict(stem=32, widths=(32, 64, 128), depth=2, groups=8),  # 298k, 26.8M
     "cnn-base": dict(stem=32, widths=(48, 96, 144), depth=2, groups=8),  # 474k, 47.2M
+    # airbench-style (Keller Jordan's cifar10-airbench): fixed 2x2 whitening stem (24
+    # channels), conv -> pool -> BatchNorm -> GELU blocks; sized for ~30 min on 2 cores
+    "cnn-air": dict(stem=24, whiten=True, widths=(64, 128, 128), depth=2, norm="batch",
+                    act="gelu"),  # 571k (1.6k not trained), 64.0M
+    "cnn-air-small": dict(stem=24, whiten=True, widths=(32, 64, 64), depth=2, norm="batch",
+                          act="gelu"),  # 147k (0.9k not trained), 19.8M
 }
 DEFAULT_CNN = "cnn-small"
 
 
 def get_cnn_config(name=DEFAULT_CNN, num_classes=None, image_size=None, **overrides):
     """The CNN preset called `name`, with optional classes / image size / field overrides."""
+    return from_presets(CNNConfig, CNN_PRESETS, "CNN", name, image_size, num_classes, overrides)
+
+
+def from_presets(config_class, presets, what, name, image_size, num_classes, overrides):
+    """`config_class` built from the preset called `name` (one-line error when unknown)."""
     key = name.lower()
-    if key not in CNN_PRESETS:
-        raise ValueError(f"unknown CNN {name!r}; expected one of: {', '.join(CNN_PRESETS)}")
-    return CNNConfig(name=key, **with_overrides(CNN_PRESETS[key], image_size, num_classes,
-                                                overrides))
+    if key not in presets:
+        raise ValueError(f"unknown {what} {name!r}; expected one of: {', '.join(presets)}")
+    return config_class(name=key, **with_overrides(presets[key], image_size, num_classes,
+                                                   overrides))
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's hybrid (tinyvit.hybrid): a CNN feature map as the Transformer's input
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HybridConfig(Tokens):
+    """Hyper-parameters of a hybrid (paper, Sec. 3.1 "Hybrid Architecture").
+
+    The CNN part (a `CNNConfig`, `backbone`): stem, widths (one 2x2 pool per stage), cnn_depth
+    convolutions per stage, norm / groups / act / whiten / kernel / norm_eps as in CNNConfig.
+    Its feature map, (image_size / 2^stages)^2 pixels of widths[-1] channels, is cut into 1x1
+    patches: the tokens. The Transformer part, as in ViTConfig: width D, depth L, heads,
+    mlp_dim, pool, pos, dropout, ln_eps; num_classes K.
+    """
+
+    name: str = "hybrid-custom"
+    image_size: int = 32
+    channels: int = 3
+    # the CNN (CNNConfig's fields; depth is cnn_depth)
+    stem: int = 24
+    widths: tuple = (64, 128)
+    cnn_depth: int = 1
+    norm: str = "batch"
+    groups: int = 8
+    act: str = "gelu"
+    whiten: bool = True
+    kernel: int = 3
+    norm_eps: float = 1e-5
+    # the Transformer (ViTConfig's fields)
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_dim: int = 256
+    pool: str = "cls"
+    pos: str = "learned"
+    num_classes: int = 10
+    dropout: float = 0.0
+    ln_eps: float = 1e-6
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
+        check_fields(self, ("width", "depth", "heads", "mlp_dim", "num_classes"), "dropout",
+                     "ln_eps")
+        self.backbone  # validates the CNN's fields (one-line errors of CNNConfig)
+        check_encoder(self)
+
+    @property
+    def backbone(self):
+        """The CNN part as a CNNConfig (its head and classes unused)."""
+        return CNNConfig(name=f"{self.name}/backbone", image_size=self.image_size,
+                         channels=self.channels, stem=self.stem, widths=self.widths,
+                         depth=self.cnn_depth, groups=self.groups, kernel=self.kernel,
+                         num_classes=self.num_classes, norm_eps=self.norm_eps, norm=self.norm,
+                         act=self.act, whiten=self.whiten)
+
+    @property
+    def grid(self):
+        """Feature-map pixels per side: 1x1 patches per side."""
+        return self.image_size // 2 ** len(self.widths)
+
+    @property
+    def patch_dim(self):
+        """The length of one 1x1 patch: the feature map's channels."""
+        return self.widths[-1]
+
+
+# Presets for 32 x 32 images, 10 classes. Parameters / forward multiply-adds per image:
+HYBRID_PRESETS = {
+    # whitening stem, one conv -> pool -> BatchNorm -> GELU block per stage, 8x8 = 64 tokens
+    "hybrid-tiny": dict(widths=(32, 64), width=64, depth=2, heads=4,
+                        mlp_dim=128),  # 102k, 17.7M (12.1M in the CNN)
+    "hybrid-small": dict(widths=(64, 128), width=128, depth=4, heads=4,
+                         mlp_dim=256),  # 645k, 72.8M (33.4M in the CNN)
+}
+DEFAULT_HYBRID = "hybrid-small"
+
+
+def get_hybrid_config(name=DEFAULT_HYBRID, num_classes=None, image_size=None, **overrides):
+    """The hybrid preset called `name`, with optional classes / image size / field overrides."""
+    return from_presets(HybridConfig, HYBRID_PRESETS, "hybrid", name, image_size, num_classes,
+                        overrides)

@@ -109,22 +109,58 @@ def init_sgd(params):
     return {"m": tree_map(np.zeros_like, params), "step": 0}
 
 
-def sgd_momentum_update(params, grads, state, lr, momentum=0.9, nesterov=False):
+def sgd_momentum_update(params, grads, state, lr, momentum=0.9, nesterov=False,
+                        weight_decay=0.0, decay_mask=None):
     """One SGD step with (heavy-ball) momentum, in place, as torch.optim.SGD.
 
     Returns (params, state).
 
+        g = g + lambda w   (L2 weight decay, only where decay_mask is True)
         buf = momentum buf + g;   w = w - lr buf   (Nesterov: w = w - lr (g + momentum buf))
+
+    The decay is coupled (added to the gradient, then through the momentum), as torch's SGD
+    and "How to train your ResNet" / airbench use it. decay_mask: None means
+    `default_decay_mask(params)`.
     """
-    lr, momentum = float(lr), float(momentum)
+    lr, momentum, wd = float(lr), float(momentum), float(weight_decay)
     flat_p, flat_g, flat_m = flatten(params), flatten(grads), flatten(state["m"])
     _same_keys(flat_p, flat_g, "sgd_momentum_update grads")
+    if wd:
+        flat_mask = flatten(default_decay_mask(params) if decay_mask is None else decay_mask)
+        _same_keys(flat_p, flat_mask, "sgd_momentum_update decay_mask")
     for key, p in flat_p.items():
         g, buf = flat_g[key], flat_m[key]
+        if wd and flat_mask[key]:
+            g = g + wd * p  # a new array: the caller's gradient is left alone
         buf *= momentum
         buf += g
         p -= lr * (g + momentum * buf) if nesterov else lr * buf
     return params, {"m": state["m"], "step": state["step"] + 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# One name for each optimiser (what a training recipe chooses)
+# ---------------------------------------------------------------------------------------------
+
+
+def init_optimizer(name, params):
+    """The state of optimiser `name` ("adamw" or "sgd") for `params`."""
+    return {"adamw": init_adam, "sgd": init_sgd}[_check_optimizer(name)](params)
+
+
+def update(name, params, grads, state, lr, weight_decay=0.0, momentum=0.9):
+    """One step of optimiser `name`, in place: "adamw" (`adam_update`, decoupled decay) or
+    "sgd" (`sgd_momentum_update`, Nesterov, coupled L2 decay). Returns (params, state)."""
+    if _check_optimizer(name) == "adamw":
+        return adam_update(params, grads, state, lr, weight_decay=weight_decay)
+    return sgd_momentum_update(params, grads, state, lr, momentum, nesterov=True,
+                               weight_decay=weight_decay)
+
+
+def _check_optimizer(name):
+    if name not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer: expected 'adamw' or 'sgd', found {name!r}")
+    return name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,3 +219,14 @@ def warmup_linear(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
         return _warmup(step, base_lr, warmup_steps)
     t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
     return base_lr + (final_lr - base_lr) * t
+
+
+SCHEDULES = {"cosine": warmup_cosine, "linear": warmup_linear}  # "linear": triangular
+
+
+def schedule(name, step, total_steps, base_lr, warmup_steps):
+    """The learning rate at `step` of schedule `name`: "cosine" (`warmup_cosine`) or "linear"
+    (`warmup_linear`: a triangle, the shape airbench and "How to train your ResNet" use)."""
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, found {name!r}")
+    return SCHEDULES[name](step, total_steps, base_lr, warmup_steps)

@@ -9,11 +9,15 @@ Shape legend: B batch, H, W image height/width (H = heads in attention maps), C 
 P patch size, N patches (N+1 tokens with the class token), D width, K classes.
 Images are NHWC float32; parameters are nested dicts (see docs/CONVENTIONS.md).
 """
+import functools
+
 import numpy as onp
 
 import autograd.numpy as np
+from autograd.tracer import getval
 
 from . import layers, ops
+from .arrays import array_module
 from .configs import ViTConfig, check_images
 from .tree import count_params  # noqa: F401  (re-exported: tinyvit.vit.count_params)
 
@@ -41,7 +45,8 @@ def init_vit(rng, cfg: ViTConfig, dtype=onp.float32):
     """Random parameters for `cfg`. `rng` is a numpy.random.Generator.
 
     Dense kernels Xavier-uniform, biases and the class token zero, position embeddings
-    N(0, 0.02^2), head zero (as the official code), LayerNorm scale 1 / offset 0.
+    N(0, 0.02^2) (none when they are the fixed sin-cos ones), head zero (as the official
+    code), LayerNorm scale 1 / offset 0. (The hybrid's Transformer is made here too.)
     """
     d = cfg.width
     params = {
@@ -51,28 +56,68 @@ def init_vit(rng, cfg: ViTConfig, dtype=onp.float32):
         "norm": layers.init_layer_norm(d, dtype),
         "head": layers.init_linear(rng, d, cfg.num_classes, dtype, zero=True),
     }
+    if cfg.pos == "sincos":  # drawn all the same: both options get the same other weights
+        del params["pos"]
     if cfg.pool == "cls":
         params["cls"] = onp.zeros((1, 1, d), dtype)
     return params
 
 
+@functools.lru_cache(maxsize=16)
+def sincos_2d(grid, d, temperature=10000.0):
+    """Fixed 2-D sin-cos position embeddings (Beyer et al. 2022, "Better plain ViT baselines";
+    big_vision's posemb_sincos_2d): (grid*grid, D) float64, row-major patch order.
+
+    With omega_i = temperature^(-i / (D/4 - 1)), i < D/4, the patch at (row y, column x) gets
+    [sin(x omega), cos(x omega), sin(y omega), cos(y omega)].
+    """
+    y, x = onp.mgrid[:grid, :grid]  # (grid, grid) each
+    omega = 1.0 / temperature ** (onp.arange(d // 4) / (d // 4 - 1))  # (D/4,)
+    x = x.reshape(-1)[:, None] * omega[None]  # (N, D/4)
+    y = y.reshape(-1)[:, None] * omega[None]
+    return onp.concatenate([onp.sin(x), onp.cos(x), onp.sin(y), onp.cos(y)], axis=1)  # (N, D)
+
+
+def position_embedding(params, cfg: ViTConfig, like):
+    """E_pos (1, N(+1), D): the learned params["pos"], or the fixed sin-cos embeddings (the
+    class token's row 0) in the array library and dtype of `like`."""
+    if cfg.pos == "learned":
+        return params["pos"]
+    pe = sincos_2d(cfg.grid, cfg.width)  # (N, D)
+    if cfg.pool == "cls":
+        pe = onp.concatenate([onp.zeros((1, cfg.width)), pe])  # (1+N, D)
+    return array_module(like).asarray(pe[None].astype(getval(like).dtype))  # (1, N(+1), D)
+
+
 def embed(params, images, cfg: ViTConfig):
     """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos. (B, H, W, C) -> (B, N(+1), D)."""
-    x = layers.linear(params["embed"], patchify(images, cfg.patch_size))  # (B, N, D)
+    return embed_patches(params, patchify(images, cfg.patch_size), cfg)
+
+
+def embed_patches(params, patches, cfg: ViTConfig):
+    """Eq. 1 from flattened patches x_p (B, N, P*P*C): projection E, the class token, E_pos.
+
+    -> (B, N(+1), D). The hybrid calls it with the 1x1 patches of a CNN feature map."""
+    x = layers.linear(params["embed"], patches)  # (B, N, D)
     if cfg.pool == "cls":
         b, _, d = x.shape
         cls = np.broadcast_to(params["cls"], (b, 1, d))  # (B, 1, D)
         x = np.concatenate([cls, x], axis=1)  # (B, 1+N, D)
-    return x + params["pos"]  # (B, N(+1), D)
+    return x + position_embedding(params, cfg, x)  # (B, N(+1), D)
 
 
 def encode(params, images, cfg: ViTConfig, train=False, rng=None, weights_out=None):
     """Embed, run the L encoder blocks and the final LayerNorm. -> (B, N(+1), D)."""
     check_images(images, cfg)
-    z = layers.dropout(rng, embed(params, images, cfg), cfg.dropout, train)  # (B, N(+1), D)
+    return transformer(params, embed(params, images, cfg), cfg, train, rng, weights_out)
+
+
+def transformer(params, z, cfg: ViTConfig, train=False, rng=None, weights_out=None):
+    """Dropout, the L encoder blocks (Eq. 2-3) and the final LayerNorm. (B, T, D) -> same."""
+    z = layers.dropout(rng, z, cfg.dropout, train)  # (B, T, D)
     for p in params["blocks"]:
         z = layers.block(p, z, cfg.heads, cfg.ln_eps, cfg.dropout, train, rng, weights_out)
-    return layers.layer_norm(params["norm"], z, cfg.ln_eps)  # (B, N(+1), D)
+    return layers.layer_norm(params["norm"], z, cfg.ln_eps)  # (B, T, D)
 
 
 def pool(z, cfg: ViTConfig):
@@ -108,7 +153,8 @@ def param_count(cfg: ViTConfig):
     """Number of parameters of `cfg`, without allocating them (ViT-H has 632M)."""
     d, m, k = cfg.width, cfg.mlp_dim, cfg.num_classes
     block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * m + m) + (m * d + d)
-    embed = cfg.patch_dim * d + d + cfg.num_tokens * d + (d if cfg.pool == "cls" else 0)
+    pos = cfg.num_tokens * d if cfg.pos == "learned" else 0
+    embed = cfg.patch_dim * d + d + pos + (d if cfg.pool == "cls" else 0)
     return embed + cfg.depth * block + 2 * d + d * k + k
 
 

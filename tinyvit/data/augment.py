@@ -53,3 +53,9 @@ def mixup(rng, x, y_onehot, alpha=0.2):
     lam = np.float32(rng.beta(alpha, alpha))
     perm = rng.permutation(len(x))  # (B,)
     return lam * x + (1 - lam) * x[perm], lam * y_onehot + (1 - lam) * y_onehot[perm]
+
+
+def flip_tta(logits_fn, x):
+    """Test-time augmentation with the training flip: the mean of `logits_fn` over the images
+    and their mirror images (airbench's first TTA level). x (B, H, W, C) -> (B, K)."""
+    return 0.5 * (logits_fn(x) + logits_fn(x[:, :, ::-1]))

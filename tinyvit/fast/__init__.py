@@ -17,7 +17,8 @@ attribute to the formula or to its twin. Code that imported a function by name
 (`from tinyvit.ops import softmax`) keeps the one it got.
 
 `sharded(grad_fn, shards)` (`tinyvit/fast/shards.py`) runs a training step's forward and
-backward as one shard of the batch per core, each in a thread (training does this).
+backward as one shard of the batch per core, each in a thread (training does this);
+`sharded_map(fn, x, shards)` a forward pass (evaluation) the same way.
 
 `keep_freed_memory()` (`tinyvit/fast/malloc.py`) tunes glibc's allocator so freed
 activations are reused; it changes the whole process, so it is opt-in: training turns it on.
@@ -30,7 +31,7 @@ from . import cnn as fast_cnn  # the submodules, tinyvit.fast.cnn and tinyvit.fa
 from . import conv as fast_conv
 from . import ops as fast_ops
 from .malloc import keep_freed_memory  # noqa: F401  (tinyvit.fast.keep_freed_memory)
-from .shards import sharded  # noqa: F401  (tinyvit.fast.sharded)
+from .shards import sharded, sharded_map  # noqa: F401  (tinyvit.fast.sharded, .sharded_map)
 
 # name: (module whose attribute the model calls, the formula, its fast twin)
 TWINS = {
@@ -42,10 +43,11 @@ TWINS = {
     "im2col": (model_cnn, model_cnn.im2col, fast_cnn.im2col),
     "max_pool": (model_cnn, model_cnn.max_pool, fast_cnn.max_pool),
     "group_norm": (model_cnn, model_cnn.group_norm, fast_cnn.group_norm),
+    "batch_norm": (model_cnn, model_cnn.batch_norm, fast_cnn.batch_norm),
     "conv": (model_cnn, model_cnn.conv, fast_conv.conv),
 }
 VIT_TWINS = ("layer_norm", "softmax", "gelu", "cross_entropy", "first_token")
-CNN_TWINS = ("im2col", "max_pool", "group_norm", "conv")
+CNN_TWINS = ("im2col", "max_pool", "group_norm", "batch_norm", "conv")
 
 
 def _names(names):

@@ -4,6 +4,7 @@
     max_pool    autograd's VJP of `max` divides by an int64 tie count and runs in float64;
                 here each gradient goes to one maximum (the first corner, row-major)
     group_norm  a few passes over the activations in its VJP instead of autograd's dozen
+    batch_norm  the same for BatchNorm with the batch's statistics (per channel over B, H, W)
 
 `tests/test_fast.py` checks each against its formula (values and gradients) and finite
 differences. Inside a primitive the arrays are raw (untraced), so in-place writes are safe.
@@ -188,3 +189,61 @@ def _group_norm_vjp(argnums, ans, args, kwargs):
 
 
 defvjp_argnums(group_norm, _group_norm_vjp)
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm (training: the batch's statistics)
+# ---------------------------------------------------------------------------------------------
+
+
+def _batch_normalise(x, eps):
+    """Raw-array helper: x_hat (R, C) over the rows R = B*H*W, a new array, and 1/std (C,)."""
+    xr = x.reshape(-1, x.shape[-1])  # (R, C)
+    inv_n = 1.0 / len(xr)
+    ones = np.ones_like(xr, shape=(len(xr),))  # (R,) column sums as products (see _pixel_sums)
+    xc = xr - (ones @ xr) * inv_n  # (R, C) centred
+    rstd = 1.0 / np.sqrt((ones @ (xc * xc)) * inv_n + eps)  # (C,)
+    xc *= rstd  # in place: a fresh raw array
+    return xc, rstd, ones
+
+
+@primitive
+def batch_norm(x, g, b, eps=1e-5):
+    """BatchNorm with the batch's statistics, with a hand VJP (two column sums of the gradient
+    and one fused pass instead of autograd's dozen). x (B, H, W, C) -> same."""
+    y, _, _ = _batch_normalise(x, eps)  # (R, C)
+    y *= g  # in place: one new array in all
+    y += b
+    return y.reshape(x.shape)  # (B, H, W, C)
+
+
+def _batch_norm_vjp(argnums, ans, args, kwargs):
+    x, g = args[:2]
+    eps = args[3] if len(args) > 3 else kwargs.get("eps", 1e-5)
+
+    def vjp(dy):  # dy (B, H, W, C)
+        x_hat, rstd, ones = _batch_normalise(x, eps)  # recomputed, not kept alive
+        dy = dy.reshape(x_hat.shape)  # (R, C)
+        s_dy = ones @ dy  # (C,) column sums
+        s_dyx = ones @ (dy * x_hat)  # (C,)
+        out = []
+        for i in argnums:
+            if i == 0:  # dx = g rstd (dy - mean(dy) - x_hat mean(dy x_hat))
+                inv_n = 1.0 / len(x_hat)
+                x_hat *= s_dyx * inv_n  # in place: x_hat is not needed after this
+                dx = dy - s_dy * inv_n  # (R, C)
+                dx -= x_hat
+                dx *= g * rstd
+                out.append(dx.reshape(x.shape))  # (B, H, W, C)
+            elif i == 1:
+                out.append(s_dyx)  # (C,)
+            elif i == 2:
+                out.append(s_dy)  # (C,)
+            else:
+                raise ValueError("batch_norm: eps is not differentiable")
+        return tuple(out)
+
+    return vjp
+
+
+defvjp_argnums(batch_norm, _batch_norm_vjp)

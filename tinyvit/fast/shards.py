@@ -13,7 +13,8 @@ added in their order, so a run is deterministic. Dropout (when the model has any
 one stream per shard, seeded from the step's generator.
 
 `sharded(grad_fn, shards)` wraps a `grad_fn(params, x, y, rng) -> (grads, (loss, logits))`
-(tinyvit.run.train.make_grad_fn) into one with the same signature.
+(tinyvit.run.train.make_grad_fn) into one with the same signature. `sharded_map(fn, x, shards)`
+does the same for a forward pass (evaluation): fn of each shard of x, concatenated.
 """
 import atexit
 import threading
@@ -68,6 +69,17 @@ def sharded(grad_fn, shards=2, dropout=False):
         return grads, (loss, logits)
 
     return run
+
+
+def sharded_map(fn, x, shards=2):
+    """fn(x) computed as fn of `shards` contiguous slices of x, each in a thread with one BLAS
+    thread, concatenated in order: the same rows (fn must treat rows independently, as a model
+    at evaluation does). x (B, ...) -> fn's output (B, ...)."""
+    if (shards < 2 or len(x) < 2 or array_module(x).__name__ == "cupy"
+            or threading.current_thread().name.startswith("tinyvit-shard")):
+        return fn(x)
+    futures = [_pool(shards).submit(fn, x[a:b]) for a, b in bounds(len(x), shards)]
+    return array_module(x).concatenate([f.result() for f in futures])
 
 
 def _weighted_sum(arrays, weights):

@@ -54,6 +54,14 @@ def param_count(model):
     return PARAM_COUNTS[configs.family(model.cfg)](model.cfg)
 
 
+# Fields added to the configs after checkpoints were first written, with the value that older
+# checkpoints (which lack them) were trained with.
+ADDED_FIELDS = {
+    "ViTConfig": {"pos": "learned"},
+    "CNNConfig": {"norm": "group", "act": "relu", "whiten": False},
+}
+
+
 def from_config_dict(d):
     """Rebuild a Model from `config_dict` output (JSON lists become tuples again).
 
@@ -64,6 +72,7 @@ def from_config_dict(d):
         raise ValueError(f"expected a config dict with a 'name', found {str(d)[:60]}")
     config_class = FAMILIES[configs.family(d["name"])][0]
     fields = [f.name for f in dataclasses.fields(config_class)]
+    d = {**ADDED_FIELDS.get(config_class.__name__, {}), **d}
     unknown, missing = sorted(set(d) - set(fields)), [f for f in fields if f not in d]
     if unknown:
         raise ValueError(f"{config_class.__name__} has no field {unknown[0]!r} (expected "

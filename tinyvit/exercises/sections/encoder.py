@@ -148,7 +148,8 @@ def without_final_norm(params, images, cfg):
 VIT = exercise(
     number=12, name="vit", title="The whole forward pass", section="Eq. 1-4",
     lesson="04_encoder", signature="vit(params, images, cfg)", reference=vit.vit,
-    targets=[vit.vit, vit.features, vit.encode, vit.pool], forbid=["vit", "features", "encode"],
+    targets=[vit.vit, vit.features, vit.encode, vit.transformer, vit.pool],
+    forbid=["vit", "features", "encode"],
     imports=("import autograd.numpy as np\n\n"
              "from tinyvit.layers import block, layer_norm, linear  # or paste yours\n"
              "from tinyvit.vit import embed  # or paste yours"),
@@ -186,12 +187,15 @@ VIT = exercise(
     equivalent={
         **dict.fromkeys(["vit line 2: arguments 4 and 5 swapped",
                          "features line 2: arguments 4 and 5 swapped",
-                         "encode line 3: arguments 3 and 4 swapped",
-                         "encode line 5: arguments 5 and 6 swapped",
-                         "encode line 5: arguments 6 and 7 swapped",
-                         "encode line 5: arguments 7 and 8 swapped"],
+                         "encode line 3: arguments 4 and 5 swapped",
+                         "encode line 3: arguments 5 and 6 swapped",
+                         "transformer line 2: arguments 3 and 4 swapped",
+                         "transformer line 4: arguments 5 and 6 swapped",
+                         "transformer line 4: arguments 6 and 7 swapped",
+                         "transformer line 4: arguments 7 and 8 swapped"],
                         NO_DROPOUT + " (and weights_out is None)"),
         "encode line 2: statement deleted": "check_images only rejects images of the wrong shape",
+        "transformer line 2: statement deleted": NO_DROPOUT + " (the embedding's dropout)",
     },
     hints="""
     Embed (exercise 2), then for p in params["blocks"]: z = block(p, z, cfg.heads, cfg.ln_eps),
