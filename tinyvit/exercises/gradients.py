@@ -10,20 +10,16 @@ direction per array tests every entry of its gradient at once, for two evaluatio
 """
 import numpy as np
 
+from ..tree import flatten
+
 H = 1e-6
 BOUND = 1e-5
 
 
-def leaves(tree, path):
-    """(path, array) for every float array of a nested dict / list / tuple, in order."""
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from leaves(v, f"{path}[{k!r}]")
-    elif isinstance(tree, (list, tuple)):
-        for i, v in enumerate(tree):
-            yield from leaves(v, f"{path}[{i}]")
-    elif isinstance(tree, np.ndarray) and np.issubdtype(tree.dtype, np.floating):
-        yield path, tree
+def float_leaves(tree, name):
+    """{path: array} of the float arrays of a tree, paths as in checkpoints ("params/embed/w")."""
+    return {path: x for path, x in flatten({name: tree}).items()
+            if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)}
 
 
 def rel_error(a, n):
@@ -39,7 +35,9 @@ def first_wrong(loss, args, grads, seed=0):
     """
     rng = np.random.default_rng(seed)
     for name in args:
-        for (path, x), (_, g) in zip(leaves(args[name], name), leaves(grads[name], name)):
+        arrays, grad_arrays = float_leaves(args[name], name), flatten({name: grads[name]})
+        for path, x in arrays.items():
+            g = grad_arrays[path]
             v = rng.standard_normal(x.shape)
             v /= max(np.linalg.norm(v), 1e-12)
             analytic = float(np.sum(np.asarray(g, dtype=np.float64) * v))
