@@ -1,4 +1,4 @@
-"""How many threads NumPy's BLAS (OpenBLAS) uses, for the whole process or for one thread.
+"""How many threads NumPy's BLAS (OpenBLAS) uses for the calls of one Python thread.
 
 A sharded training step (`tinyvit.fast.shards`) runs one shard per core, each in its own
 Python thread; each of those threads must then run its matrix products on one BLAS thread,
@@ -6,7 +6,8 @@ or the two shards' BLAS pools fight over the same cores. OpenBLAS (0.3.27 and ne
 NumPy's wheels) has a per-thread setting for that, `openblas_set_num_threads_local`.
 
 Found by looking the OpenBLAS that NumPy loaded up with ctypes; where there is none (another
-BLAS), the functions here do nothing and say so by returning None.
+BLAS, or an OpenBLAS without the per-thread setting), `set_thread_local` does nothing and
+says so by returning None.
 """
 import ctypes
 import glob
@@ -34,25 +35,11 @@ def _openblas():
     return _LIB
 
 
-def _function(*names):
-    lib = _openblas()
-    for name in names:
-        f = getattr(lib, name, None) if lib is not None else None
-        if f is not None:
-            return f
-    return None
-
-
-def threads():
-    """BLAS threads for new calls from this thread (None when unknown)."""
-    f = _function("scipy_openblas_get_num_threads64_", "openblas_get_num_threads")
-    return int(f()) if f is not None else None
-
-
 def set_thread_local(n):
     """Use n BLAS threads for calls made from the calling thread only; returns the old value,
     or None when this BLAS has no per-thread setting."""
-    f = _function("openblas_set_num_threads_local")
+    lib = _openblas()
+    f = getattr(lib, "openblas_set_num_threads_local", None) if lib is not None else None
     if f is None:
         return None
     f.argtypes, f.restype = [ctypes.c_int], ctypes.c_int

@@ -43,7 +43,7 @@ def _im2col_vjp(ans, x, k=3):
     Done for a few images at a time, and each window's gradient is first copied to a
     contiguous buffer: NumPy adds contiguous rows faster than rows strided by k*k*C, and the
     small padded buffer stays in cache across the k*k additions (faster than one pass over the
-    whole batch; `benchmarks/levers.py` measures the primitive).
+    whole batch).
     """
     b, h, w, c = x.shape
     r = k // 2

@@ -44,14 +44,20 @@ def bounds(n, shards):
     return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
+def _one_thread(x, shards):
+    """True when x is better done in this thread: one shard, one row, a GPU array (it gains
+    nothing from threads), or already inside a shard (a nested pool would wait on itself)."""
+    return (shards < 2 or len(x) < 2 or array_module(x).__name__ == "cupy"
+            or threading.current_thread().name.startswith("tinyvit-shard"))
+
+
 def sharded(grad_fn, shards=2, dropout=False):
     """grad_fn over `shards` threads; `dropout`: give each shard its own random stream."""
     if shards < 2:
         return grad_fn
 
     def run(params, x, y, rng):
-        if (len(x) < 2 or array_module(x).__name__ == "cupy"  # a GPU gains nothing from threads
-                or threading.current_thread().name.startswith("tinyvit-shard")):  # nested
+        if _one_thread(x, shards):
             return grad_fn(params, x, y, rng)
         parts = bounds(len(x), shards)
         if dropout and rng is not None:  # one stream per shard, from the step's generator
@@ -75,8 +81,7 @@ def sharded_map(fn, x, shards=2):
     """fn(x) computed as fn of `shards` contiguous slices of x, each in a thread with one BLAS
     thread, concatenated in order: the same rows (fn must treat rows independently, as a model
     at evaluation does). x (B, ...) -> fn's output (B, ...)."""
-    if (shards < 2 or len(x) < 2 or array_module(x).__name__ == "cupy"
-            or threading.current_thread().name.startswith("tinyvit-shard")):
+    if _one_thread(x, shards):
         return fn(x)
     futures = [_pool(shards).submit(fn, x[a:b]) for a, b in bounds(len(x), shards)]
     return array_module(x).concatenate([f.result() for f in futures])
