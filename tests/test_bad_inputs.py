@@ -15,6 +15,8 @@ import os
 import shutil
 import struct
 import tarfile
+import urllib.error
+import urllib.request
 import zipfile
 import zlib
 
@@ -486,12 +488,20 @@ def test_a_bad_cache_is_rebuilt(site, capsys, change, reason):
     np.testing.assert_array_equal(cache.read_cache(path)["train"][1], good["train"][1])
 
 
-def test_cifar_cache_with_bad_labels_is_not_trained_on(site, capsys):
+def _offline(url, timeout=None):
+    raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+
+def test_cifar_cache_with_bad_labels_is_not_trained_on(site, capsys, monkeypatch):
+    # Offline and without the local JPEG copy (CI exports $TINYVIT_CIFAR10_COPY): the rebuild
+    # that replaces the bad cache cannot happen, so the run must stop instead of training.
+    monkeypatch.delenv("TINYVIT_CIFAR10_COPY", raising=False)
+    monkeypatch.setattr(urllib.request, "urlopen", _offline)
     rng = np.random.default_rng(0)
     np.savez(site / "cache/cifar10.npz", x_train=rng.integers(0, 255, (20, 32, 32, 3), np.uint8),
              y_train=np.arange(20) % 10 + 90, x_test=np.zeros((10, 32, 32, 3), np.uint8),
              y_test=np.arange(10), classes=np.array([f"c{i}" for i in range(10)]))
-    assert main(train_on("cifar10")) == 2  # offline here: the rebuild cannot download
+    assert main(train_on("cifar10")) == 2
     err = capsys.readouterr().err
     assert "cifar10.npz" in err and "labels go from 90" in err and "error: " in err
 
