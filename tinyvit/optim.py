@@ -143,6 +143,9 @@ def sgd_momentum_update(params, grads, state, lr, momentum=0.9, nesterov=False,
 # ---------------------------------------------------------------------------------------------
 
 
+SLOTS = {"adamw": ("m", "v"), "sgd": ("m",)}  # the arrays like params each optimiser keeps
+
+
 def init_optimizer(name, params):
     """The state of optimiser `name` ("adamw" or "sgd") for `params`."""
     return {"adamw": init_adam, "sgd": init_sgd}[_check_optimizer(name)](params)

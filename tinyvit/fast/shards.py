@@ -15,8 +15,11 @@ one stream per shard, seeded from the step's generator.
 `sharded(grad_fn, shards)` wraps a `grad_fn(params, x, y, rng) -> (grads, (loss, logits))`
 (tinyvit.run.train.make_grad_fn) into one with the same signature. `sharded_map(fn, x, shards)`
 does the same for a forward pass (evaluation): fn of each shard of x, concatenated.
+`SHARDS`, how many training and evaluation use: one per core, at most two (this project's
+machines have two); the environment variable TINYVIT_SHARDS=1 runs everything in one thread.
 """
 import atexit
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,6 +29,7 @@ from ..arrays import array_module
 from ..tree import tree_map
 from . import blas
 
+SHARDS = int(os.environ.get("TINYVIT_SHARDS") or min(os.cpu_count() or 1, 2))
 _POOLS = {}
 
 

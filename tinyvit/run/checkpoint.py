@@ -6,8 +6,8 @@ plain `np.savez` archives, read with `allow_pickle=False`, and written atomicall
 temporary file in the same directory, then `os.replace`d over the target, so a crash never
 leaves a half-written checkpoint behind.
 
-`save_state` / `load_run` keep a whole training run in one such file (params, Adam moments,
-RNG state, step, epoch, metadata, the per-epoch history); the official Google ViT format is in
+`save_state` / `load_run` keep a whole training run in one such file (params, the optimiser's
+arrays, RNG state, step, epoch, metadata, the per-epoch history); the official Google ViT format is in
 `tinyvit.run.google`. Everything read back is checked first (`tinyvit.run.verify`): every
 array's name, shape, dtype and values against the model rebuilt from the metadata, and every
 metadata field.
@@ -18,6 +18,7 @@ import zipfile
 
 import numpy as np
 
+from .. import optim
 from ..arrays import to_numpy
 from ..tree import flatten, unflatten
 from . import verify
@@ -125,15 +126,16 @@ def load_extra(path):
 
 
 def save_state(path, params, opt_state, rng, epoch, meta, history=None):
-    """Atomically write params, Adam moments, RNG state, step, metadata and the per-epoch
-    metrics rows (`history`) to one .npz."""
+    """Atomically write params, the optimiser's arrays (Adam's moments m and v, SGD's velocity
+    m: `optim.SLOTS`), RNG state, step, metadata and the per-epoch metrics rows (`history`)
+    to one .npz."""
     extra = dict(step=np.array(opt_state["step"]), epoch=np.array(epoch),
                  rng=np.array(json.dumps(rng.bit_generator.state)),
                  meta=np.array(json.dumps(meta)))
     if history is not None:
         extra["history"] = np.array(json.dumps(history))
-    save_params(path, {"params": params, "opt": {"m": opt_state["m"], "v": opt_state["v"]}},
-                **extra)
+    slots = {k: opt_state[k] for k in ("m", "v") if k in opt_state}
+    save_params(path, {"params": params, "opt": slots}, **extra)
 
 
 def save_model(path, params, meta):
@@ -171,7 +173,7 @@ def _checked(path, group, like, prefix):
 
 def _model_and_params(path, extras, groups):
     """(model rebuilt from the checked metadata, its template, checked params, meta)."""
-    meta = verify.parse_json(path, extras, "meta")
+    meta = verify.with_added_hparams(verify.parse_json(path, extras, "meta"))
     model = verify.check_meta(path, meta)
     like = verify.template(path, model, groups["params/"])
     return model, like, _checked(path, groups["params/"], like, "params/"), meta
@@ -179,18 +181,24 @@ def _model_and_params(path, extras, groups):
 
 def load_run(path):
     """A training checkpoint, every part checked (one-line ValueErrors naming the file):
-    dict(model, params, opt (m, v, step), rng, epoch, meta, history (None in older files))."""
+    dict(model, params, opt (the optimiser's slots and step), rng, epoch, meta, history (None in older files))."""
     extras, groups = _split(path, read_npz(path))
     model, like, params, meta = _model_and_params(path, extras, groups)
     verify.check_run_meta(path, meta)
-    m, v = (_checked(path, groups[p], like, p) for p in ("opt/m/", "opt/v/"))
-    verify.check_moments(path, v)
+    slots = optim.SLOTS[meta["hparams"]["optimizer"]]  # ("m", "v") for AdamW, ("m",) for SGD
+    for slot in ("m", "v"):
+        if slot not in slots and groups[f"opt/{slot}/"]:
+            raise ValueError(f"{os.fspath(path)}: holds opt/{slot}/..., which its optimiser "
+                             f"{meta['hparams']['optimizer']!r} does not keep")
+    opt = {s: unflatten(_checked(path, groups[f"opt/{s}/"], like, f"opt/{s}/")) for s in slots}
+    if "v" in opt:
+        verify.check_moments(path, flatten(opt["v"]))
     epoch = verify.counter(path, extras, "epoch", 0, meta["hparams"]["epochs"])
     step = verify.counter(path, extras, "step", 0)
     rng = verify.restore_rng(path, verify.parse_json(path, extras, "rng"))
     history = (verify.check_history(path, verify.parse_json(path, extras, "history"), epoch)
                if "history" in extras else None)
-    opt = {"m": unflatten(m), "v": unflatten(v), "step": step}
+    opt["step"] = step
     return dict(model=model, params=unflatten(params), opt=opt, rng=rng, epoch=epoch, meta=meta,
                 history=history)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cnn, data, vit
-from ..configs import DEFAULT_MODEL, family, get_cnn_config, get_config, model_names
+from .. import cnn, data, hybrid, vit
+from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
+                       get_config, get_hybrid_config, model_names)
 from . import checkpoint, evaluate, rundir, train, validate, verify
 from .progress import format_seconds
 
@@ -27,9 +28,20 @@ def cmd_info(args):
     if family(args.model) == "cnn":
         cfg = get_cnn_config(args.model, num_classes=args.num_classes, image_size=args.image_size)
         macs, params = cnn.flops_per_image(cfg), cnn.param_count(cfg)
-        print(f"model         {cfg.name} (CNN: stem {cfg.stem}, stage widths {cfg.widths}, "
-              f"{cfg.depth} convs per stage)")
+        print(f"model         {cfg.name} (CNN: {cnn_text(cfg)}, {convs(cfg.depth)} per stage)")
         print(f"image         {cfg.image_size}x{cfg.image_size}x{cfg.channels}")
+    elif family(args.model) == "hybrid":
+        cfg = get_hybrid_config(args.model, num_classes=args.num_classes,
+                                image_size=args.image_size)
+        macs, params = hybrid.flops_per_image(cfg), hybrid.param_count(cfg)
+        print(f"model         {cfg.name} (hybrid, paper Sec. 3.1: a CNN's feature map as tokens)")
+        print(f"image         {cfg.image_size}x{cfg.image_size}x{cfg.channels}")
+        print(f"CNN           {cnn_text(cfg.backbone)}, {convs(cfg.cnn_depth)} per stage, "
+              f"{cnn.backbone_param_count(cfg.backbone):,} parameters")
+        cls = " + 1 class token" if cfg.pool == "cls" else ""
+        print(f"tokens        {cfg.num_tokens} ({cfg.grid}x{cfg.grid} feature-map pixels as 1x1 "
+              f"patches of {cfg.patch_dim} channels{cls})")
+        print(f"width/depth   D={cfg.width}, L={cfg.depth}, heads={cfg.heads}, MLP={cfg.mlp_dim}")
     else:
         cfg = get_config(args.model, image_size=args.image_size, num_classes=args.num_classes)
         macs, params = vit.flops_per_image(cfg), vit.param_count(cfg)
@@ -43,6 +55,17 @@ def cmd_info(args):
     print(f"parameters    {params:,}")
     print(f"forward       {2 * macs / 1e9:.3f} GFLOPs/image ({macs / 1e9:.3f} G multiply-adds)")
     return 0
+
+
+def cnn_text(cfg):
+    """'whitening stem 24, stage widths (64, 128), BatchNorm, GELU' for a CNNConfig."""
+    stem = f"whitening stem {cfg.stem}" if cfg.whiten else f"stem {cfg.stem}"
+    norm = {"batch": "BatchNorm", "group": f"GroupNorm({cfg.groups})"}.get(cfg.norm, cfg.norm)
+    return f"{stem}, stage widths {cfg.widths}, {norm}, {cfg.act.upper()}"
+
+
+def convs(n):
+    return f"{n} conv{'s' if n != 1 else ''}"
 
 
 def cmd_train(args):
@@ -124,6 +147,16 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+TRAIN_HELP = {  # every hyper-parameter defaults to the model's recipe (tinyvit.run.train)
+    "optimizer": "adamw or sgd (Nesterov momentum 0.9)",
+    "schedule": "cosine or linear (a triangle), after a linear warmup",
+    "warmup": "warmup length in epochs",
+    "clip": "global gradient norm clip (0: none)",
+    "crop-pad": "random crops of the image padded by this many pixels",
+    "crop-mode": "constant (pad with zeros) or reflect (mirror the border)",
+}
+
+
 def build_parser():
     """The argparse parser of every sub-command."""
     parser = OneLineParser(prog="python -m tinyvit",
@@ -132,22 +165,28 @@ def build_parser():
     info = sub.add_parser("info", help="parameter count, tokens and GFLOPs of a model")
     info.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                       help=f"model name (default {DEFAULT_MODEL}); one of: "
-                           f"{', '.join(model_names())}, cnn-tiny, cnn-small, cnn-base")
+                           f"{', '.join(model_names() + list(CNN_PRESETS) + list(HYBRID_PRESETS))}")
     info.add_argument("--image-size", type=int, default=None)
     info.add_argument("--num-classes", type=int, default=None)
     info.set_defaults(func=cmd_info)
 
-    t = sub.add_parser("train", help="train a ViT or the CNN")
+    t = sub.add_parser("train", help="train a ViT, a CNN or a hybrid",
+                       description="Train a model; every hyper-parameter not given comes from "
+                                   "the model's recipe (README: Results, Strong baselines).")
     t.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"a ViT preset or a CNN (cnn-tiny/small/base); default {DEFAULT_MODEL}")
+                   help=f"a ViT preset, a CNN ({', '.join(CNN_PRESETS)}) or a hybrid "
+                        f"({', '.join(HYBRID_PRESETS)}); default {DEFAULT_MODEL}")
     t.add_argument("--data", default="cifar10",
                    help="cifar10, cifar100, or an ImageFolder directory / .tar.gz / .zip")
     t.add_argument("--data-dir", default=None, help="download/cache folder ($TINYVIT_DATA)")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
-    for name, typ in (("epochs", int), ("batch-size", int), ("lr", float),
-                      ("weight-decay", float), ("warmup", float), ("smoothing", float),
-                      ("clip", float), ("train-size", int), ("max-steps", int)):
-        t.add_argument(f"--{name}", type=typ, default=None)
+    for name, typ in (("epochs", int), ("batch-size", int), ("optimizer", str), ("lr", float),
+                      ("weight-decay", float), ("schedule", str), ("warmup", float),
+                      ("smoothing", float), ("clip", float), ("crop-pad", int),
+                      ("crop-mode", str), ("train-size", int), ("max-steps", int)):
+        t.add_argument(f"--{name}", type=typ, default=None, help=TRAIN_HELP.get(name))
+    t.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="evaluate with the flipped images too (default: the model's recipe)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")

@@ -1,7 +1,8 @@
 """Evaluation and prediction: test accuracy, confusion matrices, the top classes of an image.
 
-The model runs its fast twins here (`tinyvit.fast`), batch by batch, on the device that
-holds its parameters; inputs are normalised as in training (`tinyvit.data.normalize`).
+The model runs its fast twins here (`tinyvit.fast`), batch by batch (each batch in shards, one
+thread per core, as training), on the device that holds its parameters; inputs are normalised as
+in training (`tinyvit.data.normalize`). A model trained with `tta` is evaluated with it.
 
 Shape legend: N images, B batch, H, W, C image, K classes.
 """
@@ -11,13 +12,21 @@ from .. import device
 from .. import data, fast, ops
 
 
-def predict_logits(model, params, x_uint8, mean, std, batch_size=500):
-    """Logits (N, K) of uint8 images (N, H, W, C), in eval mode, batch by batch."""
+def predict_logits(model, params, x_uint8, mean, std, batch_size=500, tta=False,
+                   shards=fast.SHARDS):
+    """Logits (N, K) of uint8 images (N, H, W, C), in eval mode, batch by batch, each batch
+    split into `shards` run side by side (`fast.sharded_map`). `tta`: the mean of the logits of
+    the images and of their mirror images (`data.flip_tta`)."""
     xp = device.array_module(params["head"]["w"])
+
+    def logits(x):  # (B, H, W, C) -> (B, K)
+        return fast.sharded_map(lambda xs: model.apply(params, xs), x, shards)
+
     with fast.twins():
-        out = [device.to_host(model.apply(params, xp.asarray(
-            data.normalize(x_uint8[i:i + batch_size], mean, std))))  # (B, K)
-            for i in range(0, len(x_uint8), batch_size)]
+        out = []
+        for i in range(0, len(x_uint8), batch_size):
+            x = xp.asarray(data.normalize(x_uint8[i:i + batch_size], mean, std))  # (B, H, W, C)
+            out.append(device.to_host(data.flip_tta(logits, x) if tta else logits(x)))  # (B, K)
     return np.concatenate(out)  # (N, K)
 
 
@@ -28,9 +37,10 @@ def confusion_matrix(y_true, y_pred, k):
     return m
 
 
-def evaluate(model, params, x, y, mean, std, batch_size=500):
-    """Accuracy (0-1) and confusion matrix of uint8 images x with labels y."""
-    pred = predict_logits(model, params, x, mean, std, batch_size).argmax(1)  # (N,)
+def evaluate(model, params, x, y, mean, std, batch_size=500, tta=False):
+    """Accuracy (0-1) and confusion matrix of uint8 images x with labels y (`tta`: with the
+    flipped images too, see `predict_logits`)."""
+    pred = predict_logits(model, params, x, mean, std, batch_size, tta).argmax(1)  # (N,)
     return float((pred == y).mean()), confusion_matrix(y, pred, model.cfg.num_classes)
 
 

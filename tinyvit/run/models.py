@@ -1,13 +1,22 @@
-"""One interface over both model families, so training code needn't care which it runs.
+"""One interface over the model families (ViT, CNN, hybrid), so training code needn't care
+which it runs.
 
-`build(name, num_classes, image_size)` returns a `Model`: its config, `init(rng)` and
-`apply(params, images, train=False, rng=None) -> logits`. ViT names come from
-`tinyvit.configs`' ViT presets, CNN names from its CNN presets (`configs.family` tells which).
+`build(name, num_classes, image_size)` returns a `Model`: its config, `init(rng)`,
+`apply(params, images, train=False, rng=None) -> logits`, and the two steps a model with a
+whitening stem or BatchNorm takes on data: `from_data(params, images)` before training (the
+fixed whitening kernel) and `population_stats(params, images)` before evaluating (BatchNorm's
+statistics); both return the params unchanged for a model without them. Names come from
+`tinyvit.configs`' presets (`configs.family` tells which family).
 """
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
-from .. import cnn, configs, vit
+from .. import cnn, configs, hybrid, vit
+
+
+def unchanged(params, images):
+    """A model without a whitening stem or BatchNorm needs nothing from data."""
+    return params
 
 
 class Model(NamedTuple):
@@ -17,31 +26,49 @@ class Model(NamedTuple):
     cfg: Any
     init: Callable  # init(rng) -> params
     apply: Callable  # apply(params, images, train=False, rng=None) -> logits (B, K)
+    from_data: Callable = unchanged  # (params, images) -> params with the whitening kernel set
+    population_stats: Callable = unchanged  # (params, images) -> params with BatchNorm's set
 
 
-FAMILIES = {  # family: (config class, init(rng, cfg), apply(params, images, cfg, train, rng))
-    "vit": (configs.ViTConfig, vit.init_vit, vit.vit),
-    "cnn": (configs.CNNConfig, cnn.init_cnn, cnn.cnn),
+class Family(NamedTuple):
+    """The functions of one model family, each taking the config last but one or last."""
+
+    config: type
+    get_config: Callable  # get_config(name, num_classes=, image_size=, **overrides)
+    init: Callable  # init(rng, cfg)
+    apply: Callable  # apply(params, images, cfg, train, rng)
+    from_data: Callable  # from_data(params, images, cfg)
+    population_stats: Callable  # population_stats(params, images, cfg)
+    param_count: Callable  # param_count(cfg), without allocating
+
+
+def _unchanged(params, images, cfg):
+    return params
+
+
+FAMILIES = {
+    "vit": Family(configs.ViTConfig, configs.get_config, vit.init_vit, vit.vit, _unchanged,
+                  _unchanged, vit.param_count),
+    "cnn": Family(configs.CNNConfig, configs.get_cnn_config, cnn.init_cnn, cnn.cnn,
+                  cnn.init_whitening, cnn.population_stats, cnn.param_count),
+    "hybrid": Family(configs.HybridConfig, configs.get_hybrid_config, hybrid.init_hybrid,
+                     hybrid.hybrid, hybrid.init_whitening, hybrid.population_stats,
+                     hybrid.param_count),
 }
-PARAM_COUNTS = {"vit": vit.param_count, "cnn": cnn.param_count}  # without allocating
 
 
 def _bind(cfg):
-    """The Model for a ViTConfig or CNNConfig."""
-    _, init, apply = FAMILIES[configs.family(cfg)]
-    return Model(cfg.name, cfg, lambda rng: init(rng, cfg),
-                 lambda p, x, train=False, rng=None: apply(p, x, cfg, train, rng))
+    """The Model for a ViTConfig, CNNConfig or HybridConfig."""
+    f = FAMILIES[configs.family(cfg)]
+    return Model(cfg.name, cfg, lambda rng: f.init(rng, cfg),
+                 lambda p, x, train=False, rng=None: f.apply(p, x, cfg, train, rng),
+                 lambda p, x: f.from_data(p, x, cfg), lambda p, x: f.population_stats(p, x, cfg))
 
 
 def build(name, num_classes=None, image_size=None, **overrides):
-    """The Model called `name` (a ViT preset, a paper ViT, or a CNN preset)."""
-    if configs.family(name) == "cnn":
-        cfg = configs.get_cnn_config(name, num_classes=num_classes, image_size=image_size)
-        cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
-    else:
-        cfg = configs.get_config(name, image_size=image_size, num_classes=num_classes,
-                                 **overrides)
-    return _bind(cfg)
+    """The Model called `name` (a ViT preset, a paper ViT, a CNN or a hybrid preset)."""
+    get_config = FAMILIES[configs.family(name)].get_config
+    return _bind(get_config(name, num_classes=num_classes, image_size=image_size, **overrides))
 
 
 def config_dict(model):
@@ -51,7 +78,7 @@ def config_dict(model):
 
 def param_count(model):
     """The number of parameters of `model`, computed from its config (nothing allocated)."""
-    return PARAM_COUNTS[configs.family(model.cfg)](model.cfg)
+    return FAMILIES[configs.family(model.cfg)].param_count(model.cfg)
 
 
 # Fields added to the configs after checkpoints were first written, with the value that older
@@ -70,7 +97,7 @@ def from_config_dict(d):
     """
     if not isinstance(d, dict) or not isinstance(d.get("name"), str):
         raise ValueError(f"expected a config dict with a 'name', found {str(d)[:60]}")
-    config_class = FAMILIES[configs.family(d["name"])][0]
+    config_class = FAMILIES[configs.family(d["name"])].config
     fields = [f.name for f in dataclasses.fields(config_class)]
     d = {**ADDED_FIELDS.get(config_class.__name__, {}), **d}
     unknown, missing = sorted(set(d) - set(fields)), [f for f in fields if f not in d]

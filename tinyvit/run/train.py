@@ -2,8 +2,13 @@
 
 Sec. 4.1 / Appendix B.1: AdamW (beta1 0.9, beta2 0.999, decoupled weight decay), linear
 warmup then cosine decay, global-norm gradient clipping at 1, label smoothing; plus random
-crop + flip augmentation, which small data sets need. The model runs its fast twins here
-(`tinyvit.fast`; the same functions as the formulas, with hand VJPs). One run writes to `out`:
+crop + flip augmentation, which small data sets need. The strong baselines (`PRESET_RECIPES`)
+take airbench's recipe instead: Nesterov SGD, a triangular schedule, smoothing 0.2, and
+flip test-time augmentation. A model with a whitening stem gets its fixed kernel from the
+training images before the first step, and one with BatchNorm its population statistics
+before every evaluation and checkpoint (`models.Model.from_data`, `.population_stats`), so
+a saved model is a pure function. The model runs its fast twins here (`tinyvit.fast`; the
+same functions as the formulas, with hand VJPs). One run writes to `out`:
 
     last.npz        params + optimiser state + RNG state + step + the metrics of every epoch,
                     rewritten atomically each epoch
@@ -41,18 +46,32 @@ from .evaluate import evaluate
 from .progress import Progress, format_seconds
 
 # Defaults per model family, chosen on this project's 2-core CPU (see README "Results"): about
-# an hour of training for vit-cifar-nano and half an hour for cnn-small.
+# an hour of training for vit-cifar-nano and half an hour for cnn-small. warmup is in epochs;
+# crop_pad / crop_mode: random crops of the image padded by that many pixels of zeros
+# ("constant") or of its mirror image ("reflect"); tta: evaluate with flipped images too.
+PAPER = dict(optimizer="adamw", lr=1e-3, weight_decay=0.05, schedule="cosine", warmup=2.0,
+             smoothing=0.1, clip=1.0, crop_pad=4, crop_mode="constant", tta=False)
+AIRBENCH = dict(optimizer="sgd", lr=0.2, weight_decay=5e-4, schedule="linear", smoothing=0.2,
+                clip=0.0, crop_pad=2, crop_mode="reflect", tta=True)
 RECIPES = {
-    "vit": dict(epochs=18, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=2.0,
-                smoothing=0.1, clip=1.0),
-    "cnn": dict(epochs=7, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=1.0,
-                smoothing=0.1, clip=1.0),
+    "vit": dict(PAPER, epochs=18, batch_size=128),
+    "cnn": dict(PAPER, epochs=7, batch_size=128, lr=2e-3, warmup=1.0),
+    "hybrid": dict(PAPER, epochs=13, batch_size=128),
 }
+# Presets with a recipe of their own (issue #13's strong baselines), over their family's:
+# airbench's (Nesterov SGD, triangular lr peaking at 20% of the run, no clipping) for the CNNs;
+# Nesterov SGD with cosine decay and clipping for the hybrids (beat AdamW in short trials,
+# README "Strong baselines"); the paper's AdamW for the plain ViT.
+PRESET_RECIPES = {
+    "cnn-air": dict(AIRBENCH, epochs=12, batch_size=256, warmup=2.4),
+    "cnn-air-small": dict(AIRBENCH, epochs=12, batch_size=256, warmup=2.4),
+    "hybrid-small": dict(AIRBENCH, epochs=13, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
+    "hybrid-tiny": dict(AIRBENCH, epochs=13, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
+    "vit-cifar-plain": dict(tta=True),
+}
+STATS_IMAGES = 5000  # training images for the whitening kernel and BatchNorm's statistics
 
-
-# Shards of each batch, one thread each (tinyvit.fast.shards): one per core, at most two (this
-# project's machines have two); TINYVIT_SHARDS=1 runs a step in one thread.
-SHARDS = int(os.environ.get("TINYVIT_SHARDS") or min(os.cpu_count() or 1, 2))
+SHARDS = fast.SHARDS  # shards of each batch, one thread each (tinyvit.fast.shards)
 
 
 class TrainingDiverged(RuntimeError):
@@ -64,8 +83,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 def recipe(model_name, **overrides):
-    """The default hyper-parameters for a model, with the given (non-None) overrides."""
-    r = dict(RECIPES[family(model_name)])
+    """The default hyper-parameters for a model (its family's `RECIPES`, then its own
+    `PRESET_RECIPES`), with the given (non-None) overrides."""
+    r = {**RECIPES[family(model_name)], **PRESET_RECIPES.get(model_name.lower(), {})}
     unknown = sorted(set(overrides) - set(r))
     if unknown:
         raise ValueError(f"train: unknown hyper-parameter {unknown[0]!r}; expected one of "
@@ -115,14 +135,16 @@ def make_grad_fn(model, smoothing, shards=SHARDS):
     return fast.sharded(grad_and_aux(loss_and_aux), shards, dropout=model.cfg.dropout > 0)
 
 
-def train_step(grad_fn, params, opt_state, x, y, rng, lr, weight_decay, clip):
-    """Forward, backward, clip, AdamW. Returns (params, opt_state, loss, logits, grad_norm)."""
+def train_step(grad_fn, params, opt_state, x, y, rng, lr, weight_decay, clip,
+               optimizer="adamw"):
+    """Forward, backward, clip, one step of `optimizer` (AdamW, or Nesterov SGD: `optim.update`).
+    Returns (params, opt_state, loss, logits, grad_norm)."""
     grads, (loss, logits) = grad_fn(params, x, y, rng)
     if not math.isfinite(float(loss)):
         raise TrainingDiverged(f"loss is {float(loss)}")
     grads, norm = optim.clip_by_global_norm(grads, clip) if clip else (grads, float("nan"))
-    params, opt_state = optim.adam_update(params, grads, opt_state, lr,
-                                          weight_decay=weight_decay)
+    params, opt_state = optim.update(optimizer, params, grads, opt_state, lr,
+                                     weight_decay=weight_decay)
     return params, opt_state, float(loss), logits, norm
 
 
@@ -132,20 +154,22 @@ def train_step(grad_fn, params, opt_state, x, y, rng, lr, weight_decay, clip):
 
 
 class Schedule(NamedTuple):
-    """How many steps: per epoch, in all, of warmup."""
+    """How many steps: per epoch, in all, of warmup; and the shape of the decay after it."""
 
     steps_per_epoch: int
     total_steps: int
     warmup_steps: int
+    shape: str = "cosine"  # or "linear" (`optim.schedule`)
 
     @classmethod
     def of(cls, n_train, hp):
         per_epoch = max(n_train // hp["batch_size"], 1)
         total = per_epoch * hp["epochs"]
-        return cls(per_epoch, total, min(int(hp["warmup"] * per_epoch), total - 1))
+        return cls(per_epoch, total, min(int(hp["warmup"] * per_epoch), total - 1),
+                   hp.get("schedule", "cosine"))
 
     def lr(self, step, base_lr):
-        return optim.warmup_cosine(step, self.total_steps, base_lr, self.warmup_steps)
+        return optim.schedule(self.shape, step, self.total_steps, base_lr, self.warmup_steps)
 
 
 def run_metadata(net, ds, hp, seed, data_source):
@@ -157,11 +181,21 @@ def run_metadata(net, ds, hp, seed, data_source):
     return json.loads(json.dumps(meta))  # tuples become lists
 
 
-def start(net, seed):
-    """A fresh run: (params, opt_state, rng, epoch 0, empty history)."""
+def stats_images(ds, seed, n=STATS_IMAGES):
+    """`n` training images drawn at random (the CIFAR copy is sorted by class), normalised: what
+    the whitening kernel and BatchNorm's population statistics are computed from. Its own
+    generator, so the training stream (and resuming) does not depend on it. (n, H, W, C)."""
+    x = ds["train"][0]
+    idx = np.sort(np.random.default_rng([seed, 1]).permutation(len(x))[:n])  # (n,)
+    return data.normalize(x[idx], ds["mean"], ds["std"])
+
+
+def start(net, seed, optimizer, images):
+    """A fresh run: (params, opt_state, rng, epoch 0, empty history). `images`: normalised
+    training images for a whitening stem's fixed kernel (`Model.from_data`)."""
     rng = np.random.default_rng(seed)
-    params = net.init(rng)
-    return params, optim.init_adam(params), rng, 0, []
+    params = net.from_data(net.init(rng), images)
+    return params, optim.init_optimizer(optimizer, params), rng, 0, []
 
 
 def resume_from(folder, meta, sched, log):
@@ -200,13 +234,14 @@ def train_epoch(state, epoch, ctx):
         if ctx["max_steps"] is not None and step >= ctx["max_steps"]:
             break
         idx = order[i * hp["batch_size"]:(i + 1) * hp["batch_size"]]  # (B,)
-        xb = data.random_crop_flip(state["rng"], x_train[idx]) if ctx["augment"] else x_train[idx]
+        xb = (data.random_crop_flip(state["rng"], x_train[idx], hp["crop_pad"],
+                                    mode=hp["crop_mode"]) if ctx["augment"] else x_train[idx])
         x = xp.asarray(data.normalize(xb, ctx["mean"], ctx["std"]))  # (B, H, W, C) float32
         lr = sched.lr(step, hp["lr"])
         try:
             state["params"], state["opt"], loss, logits, _ = train_step(
                 ctx["grad_fn"], state["params"], state["opt"], x, xp.asarray(y_train[idx]),
-                state["rng"], lr, hp["weight_decay"], hp["clip"])
+                state["rng"], lr, hp["weight_decay"], hp["clip"], hp["optimizer"])
         except TrainingDiverged as e:
             ctx["progress"].close()
             raise TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: "
@@ -232,8 +267,8 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
           eval_every=1, backend="numpy", log=print, progress_stream=None, **hparams):
     """Train `model` on `data_source`; returns the list of per-epoch metrics dicts.
 
-    hparams: epochs, batch_size, lr, weight_decay, warmup (in epochs), smoothing, clip;
-    missing ones come from `RECIPES`. `out`: the run's folder (default `runs/<model>`).
+    hparams: epochs, batch_size, optimizer, lr, weight_decay, schedule, warmup (in epochs),
+    smoothing, clip, crop_pad, crop_mode, tta; missing ones come from `recipe(model)`. `out`: the run's folder (default `runs/<model>`).
     `dataset` may pass an already prepared dict (see `prepare`) instead of loading.
     `resume`: continue the run in `out` if it has a checkpoint (same settings required).
     A run already in `out` is otherwise moved to `out/previous-N/` (`replace`, said in the log)
@@ -254,10 +289,12 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
         net = build_for(model, ds, data_source if dataset is None else "(dataset)")
         sched = Schedule.of(len(ds["train"][0]), hp)
         meta = run_metadata(net, ds, hp, seed, data_source)
+        sample = stats_images(ds, seed)
         if resume and folder.ckpt.exists():
             params, opt_state, rng, start_epoch, history = resume_from(folder, meta, sched, log)
         else:
-            params, opt_state, rng, start_epoch, history = start(net, seed)
+            params, opt_state, rng, start_epoch, history = start(net, seed, hp["optimizer"],
+                                                                 sample)
         state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
                      rng=rng)
         log(f"{net.name}: {count_params(params):,} parameters; {len(ds['train'][0]):,} "
@@ -268,6 +305,7 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
                             start_done=start_epoch * sched.steps_per_epoch)
         ctx = dict(hp=hp, schedule=sched, xp=xp, train=ds["train"], mean=ds["mean"],
                    std=ds["std"], augment=augment, max_steps=max_steps,
+                   stats_images=xp.asarray(sample),
                    grad_fn=make_grad_fn(net, hp["smoothing"]), progress=progress, folder=folder)
         try:
             run_epochs(net, state, ctx, ds, start_epoch, history, meta, eval_every)
@@ -285,9 +323,13 @@ def run_epochs(net, state, ctx, ds, start_epoch, history, meta, eval_every):
     with fast.twins():
         for epoch in range(start_epoch, hp["epochs"]):
             loss, train_acc, lr, seconds = train_epoch(state, epoch, ctx)
+            t0 = time.perf_counter()
+            state["params"] = net.population_stats(state["params"], ctx["stats_images"])
+            seconds += time.perf_counter() - t0  # part of training: a model needs them
             last = epoch + 1 == hp["epochs"] or (max_steps is not None
                                                  and state["opt"]["step"] >= max_steps)
-            test_acc = (evaluate(net, state["params"], *ds["test"], ds["mean"], ds["std"])[0]
+            test_acc = (evaluate(net, state["params"], *ds["test"], ds["mean"], ds["std"],
+                                 tta=hp["tta"])[0]
                         if last or (epoch + 1) % eval_every == 0 else None)
             row = dict(epoch=epoch + 1, step=int(state["opt"]["step"]), lr=lr, loss=loss,
                        train_acc=train_acc, test_acc=test_acc, seconds=round(seconds, 2))

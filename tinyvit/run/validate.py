@@ -1,11 +1,13 @@
 """Checking options before anything runs: one rule per option, one line per bad value.
 
-Every option of `python -m tinyvit` (and the same keyword of `train`) has a `Rule` in `RULES`:
-an integer or a finite real number, with its lowest (and highest) allowed value. `check_options`
-raises a one-line ValueError that names the option as the command line spells it:
+Every option of `python -m tinyvit` (and the same keyword of `train`) has a rule in `RULES`:
+an integer or a finite real number with its lowest (and highest) allowed value (`Rule`), or one
+of a few names or flags (`Choice`). `check_options` raises a one-line ValueError that names the
+option as the command line spells it:
 
     --batch-size 0: expected an integer >= 1
     --smoothing 2.0: expected a number in [0, 1)
+    --optimizer 'adam': expected one of 'adamw', 'sgd'
 
 The same rules check the hyper-parameters stored in a checkpoint (`label=` names the field
 there instead of the option). `check_folder_option` refuses an --out or --data-dir that names
@@ -41,6 +43,18 @@ class Rule(NamedTuple):
         return f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
 
 
+class Choice(NamedTuple):
+    """Allowed values: exactly these (of the same type: True is not 1)."""
+
+    values: tuple
+
+    def allows(self, v):
+        return any(type(v) is type(c) and v == c for c in self.values)
+
+    def text(self):
+        return f"one of {', '.join(map(repr, self.values))}"
+
+
 RULES = {
     # hyper-parameters (train.RECIPES)
     "epochs": Rule(True, 1),
@@ -50,6 +64,11 @@ RULES = {
     "warmup": Rule(False, 0),
     "smoothing": Rule(False, 0, 1),
     "clip": Rule(False, 0),  # 0: no clipping
+    "optimizer": Choice(("adamw", "sgd")),  # tinyvit.optim.update
+    "schedule": Choice(("cosine", "linear")),  # tinyvit.optim.schedule
+    "crop_pad": Rule(True, 0),  # random crops of the image padded by this many pixels
+    "crop_mode": Choice(("constant", "reflect")),  # padded with zeros or mirrored
+    "tta": Choice((False, True)),  # test-time flip augmentation
     # the rest of a run
     "train_size": Rule(True, 1),
     "max_steps": Rule(True, 1),

@@ -15,7 +15,20 @@ import numpy as np
 from ..tree import flatten
 from . import models, validate
 
-HPARAMS = ("epochs", "batch_size", "lr", "weight_decay", "warmup", "smoothing", "clip")
+HPARAMS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
+           "smoothing", "clip", "crop_pad", "crop_mode", "tta")
+# Hyper-parameters added after checkpoints were first written, with the value that older
+# checkpoints (which lack them) were trained with.
+ADDED_HPARAMS = dict(optimizer="adamw", schedule="cosine", crop_pad=4, crop_mode="constant",
+                     tta=False)
+
+
+def with_added_hparams(meta):
+    """meta with the hyper-parameters an older checkpoint lacks set to what it was trained with."""
+    hp = meta.get("hparams") if isinstance(meta, dict) else None
+    if not isinstance(hp, dict):
+        return meta
+    return {**meta, "hparams": {**ADDED_HPARAMS, **hp}}
 
 
 def few(keys, n=3):

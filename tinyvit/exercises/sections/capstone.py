@@ -198,7 +198,7 @@ CAPSTONE = exercise(
                         "as it is, whatever its dropout flag says"),
         "train_losses line 5: 1 -> 2": "two shards (fast.sharded) give the same gradient up "
             "to float32 rounding, well inside the check's tolerance",
-        "train_step line 8: elements 4 and 5 swapped": "the loop keeps only the parameters, the "
+        "train_step line 10: elements 4 and 5 swapped": "the loop keeps only the parameters, the "
             "optimiser state and the loss of train_step's result",
         "clip_by_global_norm line 7: LtE -> Lt": "it differs only when the norm equals max_norm "
             "exactly, where scaling by 1 changes nothing",

@@ -1,0 +1,138 @@
+"""The strong baselines' recipes through the training loop: per-preset defaults, SGD's state in
+checkpoints, the whitening kernel set from data, BatchNorm's population statistics saved with
+the model (evaluation is a pure function of the file), flip TTA, older checkpoints."""
+import json
+
+import numpy as np
+import pytest
+
+from tinyvit import optim
+from tinyvit.run import checkpoint, evaluate, models, validate, verify
+from tinyvit.run import train as T
+from tinyvit.run.cli import main
+from tinyvit.tree import flatten
+
+from test_train import easy_dataset, run
+
+
+def test_presets_get_their_own_recipe_over_their_family():
+    air = T.recipe("cnn-air")
+    assert (air["optimizer"], air["schedule"], air["batch_size"], air["tta"]) == \
+           ("sgd", "linear", 256, True)
+    assert T.recipe("cnn-small") == T.RECIPES["cnn"]  # no preset recipe: the family's
+    assert T.recipe("hybrid-small")["schedule"] == "cosine"
+    assert T.recipe("vit-cifar-plain")["optimizer"] == "adamw"
+    assert T.recipe("cnn-air", lr=0.05, tta=False)["lr"] == 0.05
+    for r in [*T.RECIPES.values(), *(T.recipe(m) for m in T.PRESET_RECIPES)]:
+        assert sorted(r) == sorted(verify.HPARAMS)  # every recipe names every hyper-parameter
+        validate.check_options(**r)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("optimizer", "adam", "--optimizer 'adam': expected one of 'adamw', 'sgd'"),
+    ("schedule", "step", "--schedule 'step': expected one of 'cosine', 'linear'"),
+    ("crop_mode", "wrap", "--crop-mode 'wrap': expected one of 'constant', 'reflect'"),
+    ("tta", 1, "--tta 1: expected one of False, True"),
+    ("crop_pad", -1, "--crop-pad -1: expected an integer >= 0"),
+])
+def test_bad_recipe_options_are_one_line_errors(name, value, words):
+    with pytest.raises(ValueError) as e:
+        validate.check_options(**{name: value})
+    assert str(e.value) == words
+
+
+@pytest.mark.parametrize("model", ["cnn-air-small", "hybrid-tiny"])
+def test_resume_with_sgd_and_batchnorm_is_bit_identical(tmp_path, model):
+    kw = dict(model=model, epochs=2, batch_size=16)
+    full = run(tmp_path, "full", **kw)
+    run(tmp_path, "cut", max_steps=4, **kw)
+    resumed = run(tmp_path, "cut", resume=True, **kw)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(full) == strip(resumed)
+    pa, oa, _, _, _ = checkpoint.load_state(tmp_path / "full/last.npz")
+    pb, ob, _, _, meta = checkpoint.load_state(tmp_path / "cut/last.npz")
+    assert meta["hparams"]["optimizer"] == "sgd" and sorted(oa) == ["m", "step"]
+    fa, fb = flatten({"p": pa, "m": oa["m"]}), flatten({"p": pb, "m": ob["m"]})
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
+
+
+def test_whitening_and_population_stats_are_set_and_saved(tmp_path):
+    ds = easy_dataset()
+    run(tmp_path, "w", model="cnn-air-small", epochs=1, batch_size=16, dataset=ds)
+    model, params, meta = checkpoint.load_model(tmp_path / "w/last.npz")
+    fixed = params["stem"]["fixed"]  # (2, 2, C, 8C)
+    sample = T.stats_images(ds, 0)
+    np.testing.assert_allclose(fixed, models.build("cnn-air-small").from_data(
+        params, sample)["stem"]["fixed"], rtol=1e-5)  # the kernel of those training images
+    assert np.abs(fixed).max() > 0
+    norms = [v for k, v in flatten(params).items() if k.endswith("norm/mean")]
+    assert norms and all(np.abs(m).max() > 0 for m in norms)  # not the initial zeros
+    # The file alone gives the model that was tested: statistics recomputed from the same
+    # images are what it holds, and evaluating it again gives the logged accuracy.
+    again = flatten(model.population_stats(params, sample))
+    for k, v in flatten(params).items():
+        np.testing.assert_allclose(again[k], v, rtol=1e-4, atol=1e-6, err_msg=k)
+    acc, _ = evaluate.evaluate(model, params, *ds["test"], ds["mean"], ds["std"],
+                               tta=meta["hparams"]["tta"])
+    logged = json.loads((tmp_path / "w/metrics.jsonl").read_text().splitlines()[-1])
+    assert acc == logged["test_acc"]
+
+
+def test_flip_tta_averages_the_logits_of_both_images():
+    ds = easy_dataset(16)
+    net = models.build("vit-cifar-nano", num_classes=2)
+    rng = np.random.default_rng(0)
+    params = net.init(rng)
+    params["head"]["w"] = rng.standard_normal(params["head"]["w"].shape).astype(np.float32)
+    x = ds["train"][0]
+    plain = evaluate.predict_logits(net, params, x, ds["mean"], ds["std"])
+    mirror = evaluate.predict_logits(net, params, x[:, :, ::-1], ds["mean"], ds["std"])
+    both = evaluate.predict_logits(net, params, x, ds["mean"], ds["std"], tta=True)
+    np.testing.assert_allclose(both, 0.5 * (plain + mirror), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(both, plain)
+
+
+def test_cli_trains_a_preset_with_its_recipe_and_options_override_it(tmp_path, capsys):
+    from test_train import make_image_folder
+
+    make_image_folder(tmp_path / "imgs")
+    out = tmp_path / "air"
+    assert main(["train", "--model", "cnn-air-small", "--data", str(tmp_path / "imgs"),
+                 "--data-dir", str(tmp_path / "cache"), "--epochs", "1", "--batch-size", "8",
+                 "--crop-mode", "constant", "--no-tta", "--out", str(out)]) == 0
+    hp = checkpoint.load_run(out / "last.npz")["meta"]["hparams"]
+    assert hp == T.recipe("cnn-air-small", epochs=1, batch_size=8, crop_mode="constant",
+                          tta=False)
+    assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
+    assert main(["train", "--model", "cnn-air-small", "--optimizer", "adam"]) == 2
+    assert "--optimizer 'adam': expected one of" in capsys.readouterr().err
+
+
+def test_older_checkpoints_without_the_new_hyper_parameters_resume(tmp_path):
+    run(tmp_path, "old", max_steps=4, epochs=2)
+    path = tmp_path / "old/last.npz"
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays["__extra__/meta"]))
+    for k in verify.ADDED_HPARAMS:
+        del meta["hparams"][k]  # what a checkpoint written before them holds
+    arrays["__extra__/meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    assert [h["epoch"] for h in run(tmp_path, "old", resume=True, epochs=2)] == [1, 2]
+
+
+def test_a_checkpoint_with_moments_its_optimiser_does_not_keep_is_refused(tmp_path):
+    run(tmp_path, "s", model="cnn-air-small", epochs=1, batch_size=16)
+    path = tmp_path / "s/last.npz"
+    arrays = dict(np.load(path))
+    arrays["opt/v/head/b"] = arrays["opt/m/head/b"]
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="holds opt/v/..., which its optimiser 'sgd'"):
+        checkpoint.load_run(path)
+
+
+def test_every_optimiser_names_its_slots():
+    params = {"w": np.ones((2, 2), np.float32)}
+    for name, slots in optim.SLOTS.items():
+        assert sorted(optim.init_optimizer(name, params)) == sorted([*slots, "step"])
