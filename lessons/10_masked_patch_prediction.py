@@ -52,14 +52,15 @@ from tinyvit.run.train import RECIPES, SHARDS, Schedule, train_step
 LESSON = "10_masked_patch_prediction"
 MODE = lesson.mode()
 ap = argparse.ArgumentParser(description="Lesson 10: masked patch prediction")
+FIRST_SWEEP_BUDGET = 200_000  # images seen per fine-tuning run, at least 4 epochs
 ap.add_argument("--run", action="store_true", help="run or resume the experiment")
 ap.add_argument("--model", default="vit-cifar-nano")
 ap.add_argument("--pretrain-images", type=int, default=50_000, help="unlabelled images")
 ap.add_argument("--pretrain-epochs", type=int, default=20)
 ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000], help="labelled images")
 ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-ap.add_argument("--budget", type=int, default=sweep.DEFAULT_BUDGET,
-                help="images seen per fine-tuning run (lesson 7's rule)")
+ap.add_argument("--budget", type=int, default=FIRST_SWEEP_BUDGET,
+                help="images seen per fine-tuning run (lesson 7's first sweeps' rule)")
 ap.add_argument("--results", type=Path, default=lesson.output_dir(LESSON) / "mpp.json")
 ap.add_argument("--smoke", action="store_true")
 ap.add_argument("--mini", action="store_true")
@@ -264,7 +265,8 @@ def pretrain(x, out, epochs, batch_size=128, seed=0, max_steps=None):
 #
 # Sec. 3.2: "we remove the pre-trained prediction head and attach a zero-initialized D × K
 # feedforward layer" (`mpp.to_classifier`; the [mask] embedding goes too). Both models then
-# train with lesson 7's recipe and budget rule (AdamW, `epochs = clip(budget / N, 4, 200)`)
+# train with the recipe and budget rule of lesson 7's first sweeps (AdamW,
+# `epochs = clip(budget / N, 4, 200)`, 200k images seen per run)
 # on the same class-balanced subsets (same seed, same images) and are tested on all 10,000
 # test images. The results file has lesson 7's format: "model" is the initialisation.
 
@@ -305,7 +307,7 @@ def experiment(results_path, max_steps=None):
                 subset = dict(train=(x, y), test=ds["test"], mean=ds["mean"], std=ds["std"])
                 params = (model.init(np.random.default_rng(seed)) if init == SCRATCH
                           else mpp.to_classifier(pre, len(ds["classes"])))
-                epochs, t1 = sweep.epochs_for(n, args.budget), time.perf_counter()
+                epochs, t1 = sweep.epochs_for(n, args.budget, 4), time.perf_counter()
                 print(f"fine-tuning {init} on {n:,} labelled images (seed {seed}, {epochs} "
                       f"epochs)")
                 _, hist = lesson.fit(model, params, subset, epochs, min(128, n), seed=seed,

@@ -8,8 +8,21 @@ from tinyvit.run import sweep
 from tinyvit.data import synthetic_images
 
 
-def test_budget_rule():
-    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [200, 80, 40, 20, 8, 4]
+def test_length_rule():
+    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [150, 60, 30, 15, 15, 15]
+    # the first sweeps' rule: a fixed 200k images seen, at least 4 epochs
+    assert [sweep.epochs_for(n, 200_000, 4) for n in sweep.DEFAULT_SIZES] == [200, 80, 40, 20,
+                                                                              8, 4]
+
+
+def test_each_model_keeps_its_recipe_with_its_warmup_stretched_to_the_run():
+    from tinyvit.run.train import recipe
+
+    hp = sweep.run_hparams("cnn-air-small", 1000, 150)
+    r = recipe("cnn-air-small")
+    assert hp == dict(epochs=150, batch_size=r["batch_size"], warmup=r["warmup"] * 150 / r["epochs"])
+    assert sweep.run_hparams("vit-cifar-nano", 100, 4)["batch_size"] == 100  # at most n
+    assert sweep.run_hparams("vit-cifar-nano", 1000, 4, batch_size=32)["batch_size"] == 32
 
 
 def test_sweep_records_every_run_and_resumes(tmp_path):
@@ -44,7 +57,7 @@ def test_sweep_records_every_run_and_resumes(tmp_path):
     assert runs["cnn-tiny/60/7"] == other and len(runs) == 13
     # Other settings into the same file are refused with a one-line error.
     with pytest.raises(ValueError, match="other settings"):
-        sweep.run_sweep(ds, path, **{**kw, "budget_images": 5})
+        sweep.run_sweep(ds, path, **{**kw, "min_images": 5})
 
 
 def test_summary_mean_and_std_over_seeds():
@@ -71,3 +84,21 @@ def test_gap_is_paired_by_seed():
     assert gaps[20][2] == 1 and abs(gaps[20][0] - 0.05) < 1e-12
     lines = sweep.table_lines({"runs": runs})
     assert "gap" in lines[0] and "+15.0 ±  7.1 pt (n=2)" in lines[1]
+
+
+def test_two_sweeps_sharing_a_workdir_split_the_runs(tmp_path):
+    """A run claimed by a live process is left to it; a dead process's claim is taken over."""
+    import os
+
+    x, y = synthetic_images(60, k=3)
+    ds = dict(train=(x, y), test=(x[:30], y[:30]), classes=["a", "b", "c"])
+    work = tmp_path / "work"
+    (work / "cnn-tiny/30").mkdir(parents=True)
+    (work / "cnn-tiny/30/0.claim").write_text(str(os.getpid()))  # "another sweep", alive
+    (work / "cnn-tiny/60").mkdir(parents=True)
+    (work / "cnn-tiny/60/0.claim").write_text("999999999")  # a sweep that died
+    res = sweep.run_sweep(ds, tmp_path / "r.json", models=("cnn-tiny",), sizes=(30, 60),
+                          seeds=(0,), batch_size=16, max_steps=1, workdir=work,
+                          log=lambda *a: None)
+    assert set(res["runs"]) == {"cnn-tiny/60/0"}
+    assert (work / "cnn-tiny/30/0.claim").exists() and not (work / "cnn-tiny/60/0.claim").exists()

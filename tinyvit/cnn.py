@@ -363,10 +363,11 @@ def cnn(params, images, cfg: CNNConfig, train=False, rng=None):
     return layers.linear(params["head"], f)  # (B, K)
 
 
-def population_stats(params, images, cfg: CNNConfig, batch_size=500):
+def population_stats(params, images, cfg: CNNConfig, batch_size=128):
     """A copy of `params` whose BatchNorm "mean" and "var" are the statistics of each layer's
-    input over `images` (normalised, e.g. 5000-10000 training images), run batch by batch as
-    in training (each layer sees inputs normalised with batch statistics), combined exactly:
+    input over `images` (normalised, e.g. 2000-10000 training images), run in batches of
+    about the size one training thread normalises together (`batch_size`), as in training
+    (each layer sees inputs normalised with batch statistics), combined exactly:
     mean = sum n_i m_i / n, var = sum n_i (v_i + m_i^2) / n - mean^2. Call it after training,
     before evaluating. Works on any tree holding "stem" and "stages" (the hybrid's backbone).
     """

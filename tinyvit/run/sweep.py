@@ -1,25 +1,27 @@
-"""The data-hunger experiment: ViT vs CNN trained on growing subsets of CIFAR-10.
+"""The data-hunger experiment: CNN, ViT and hybrid trained on growing subsets of CIFAR-10.
 
 The paper's Fig. 3 / Fig. 4: with little pre-training data, ResNets (strong inductive biases)
-beat ViTs; as data grows, ViT catches up and overtakes. In miniature: train a small ViT and a
-small CNN on class-balanced subsets of 1k ... 50k CIFAR-10 images, several seeds each, under the
-same budget rule, and plot test accuracy against training-set size.
+beat ViTs; as data grows, ViT catches up and overtakes. In miniature: train a small CNN, a small
+ViT and a small hybrid (a CNN's feature map as the ViT's tokens, Sec. 3.1) on class-balanced
+subsets of 1k ... 50k CIFAR-10 images, several seeds each, and plot test accuracy against
+training-set size.
 
-Budget rule (`epochs_for`): both models get the same number of epochs for a given size,
-`clip(round(budget_images / N), min_epochs, max_epochs)`, so every run sees about
-`budget_images` images (the same compute) and only the amount of distinct data changes. The
-default budget of 200k images gives 1k: 200 epochs, 2.5k: 80, 5k: 40, 10k: 20, 25k: 8,
-50k: 4 (about 1,500 steps of 128 each) — about 2 hours per seed for both models on one core
-of a 2-core CPU. A budget too small for the models to converge hides the effect of data: the
-project's first sweep, at 100k images (~780 steps), gave both models about the same 43-46%
-from 2.5k to 10k images (lessons/results/). Test accuracy is measured once, after the last
-epoch.
+Length rule (`epochs_for`): every model gets the same number of epochs for a given size,
+`clip(round(min_images / N), min_epochs, max_epochs)`: each run sees at least `min_images`
+images and trains at least `min_epochs` epochs. The defaults (150k images, 15 epochs) give
+1k: 150 epochs, 2.5k: 60, 5k: 30, 10k: 15, 25k: 15, 50k: 15, so the large sizes are not
+starved: a fixed number of images seen per run (the project's first sweeps, 100k and 200k
+images with at least 4 epochs, lessons/results/) gives 50k images only 4 epochs, and a flat
+tail there says more about compute than about data. Each model trains with its own recipe
+(`train.recipe`), its warmup stretched to the same fraction of the run. Test accuracy is
+measured once, after the last epoch.
 
 Results go to one JSON file, updated atomically after every finished run, so an interrupted
 sweep resumes where it stopped (`run_sweep(..., results_path)` skips runs already recorded),
 and sweeps of different seeds may run side by side into the same file (each run is merged
 into what the file holds when it finishes).
 """
+import contextlib
 import json
 import os
 import platform
@@ -33,19 +35,36 @@ from .. import data
 from ..figures import charts
 from .files import atomic_write
 from .progress import format_seconds
-from .train import channel_stats, train
+from .train import channel_stats, recipe, train
 
 DEFAULT_SIZES = (1000, 2500, 5000, 10000, 25000, 50000)
-DEFAULT_MODELS = ("vit-cifar-nano", "cnn-tiny")
+DEFAULT_MODELS = ("cnn-air-small", "vit-cifar-nano", "hybrid-tiny")
 DEFAULT_SEEDS = (0, 1, 2)
+MIN_IMAGES = 150_000  # every run sees at least this many images ...
+MIN_EPOCHS = 15  # ... and trains at least this many epochs
 
 
-DEFAULT_BUDGET = 200_000
+def epochs_for(n, min_images=MIN_IMAGES, min_epochs=MIN_EPOCHS, max_epochs=200):
+    """The length rule: epochs for a training set of n images (the same for every model)."""
+    return int(min(max(round(min_images / n), min_epochs), max_epochs))
 
 
-def epochs_for(n, budget_images=DEFAULT_BUDGET, min_epochs=4, max_epochs=200):
-    """The budget rule: epochs for a training set of n images (same for every model)."""
-    return int(min(max(round(budget_images / n), min_epochs), max_epochs))
+def run_hparams(model, n, epochs, batch_size=None):
+    """The model's recipe for `epochs` epochs on n images: its batch size (or `batch_size`),
+    at most n, and its warmup the same fraction of the run as in the recipe."""
+    r = recipe(model)
+    return dict(epochs=epochs, batch_size=min(batch_size or r["batch_size"], n),
+                warmup=r["warmup"] * epochs / r["epochs"])
+
+
+def rule_text(setup):
+    """'at least 150,000 images and 15 epochs per run' (or an older sweep's budget)."""
+    if "min_images" in setup:
+        return (f"at least {setup['min_images']:,} images and {setup['min_epochs']} epochs "
+                f"per run")
+    if "budget_images" in setup:
+        return f"{setup['budget_images']:,} images seen per run (at least 4 epochs)"
+    return "length rule not recorded"
 
 
 def run_key(model, size, seed):
@@ -77,18 +96,21 @@ def machine():
 
 
 def run_sweep(ds, results_path, models=DEFAULT_MODELS, sizes=DEFAULT_SIZES,
-              seeds=DEFAULT_SEEDS, budget_images=DEFAULT_BUDGET, batch_size=128, max_steps=None,
-              workdir=None, log=print):
+              seeds=DEFAULT_SEEDS, min_images=MIN_IMAGES, min_epochs=MIN_EPOCHS, batch_size=None,
+              max_steps=None, workdir=None, log=print):
     """Train every (model, size, seed) not yet in `results_path`; returns the results dict.
 
-    `ds` is a data dict (`data.load_data` output). Each run's final test accuracy, epochs,
-    steps and seconds are recorded as soon as it finishes. Seeds run one after another
+    `ds` is a data dict (`data.load_data` output). `batch_size` None: each model's recipe's.
+    Each run's final test accuracy, epochs, steps and seconds are recorded as soon as it
+    finishes. Seeds run one after another
     (every size of seed 0 first), so a partly finished sweep already has a whole curve.
     """
     results = load_results(results_path)
-    setup = dict(budget_images=budget_images, batch_size=batch_size, machine=machine())
-    old = {k: v for k, v in results.get("setup", {}).items() if k in setup and k != "machine"}
-    if any(old[k] != setup[k] for k in old):  # runs of one file must share the budget rule
+    setup = dict(min_images=min_images, min_epochs=min_epochs, batch_size=batch_size,
+                 machine=machine())
+    old = {k: v for k, v in results.get("setup", {}).items() if k != "machine"}
+    if results.get("runs") and old != {k: v for k, v in setup.items() if k != "machine"}:
+        # runs of one file must share the length rule
         raise ValueError(f"{results_path}: holds a sweep with other settings ({old}); "
                          f"use another results file")
     todo = [(m, n, s) for s in seeds for n in sizes for m in models
@@ -98,23 +120,73 @@ def run_sweep(ds, results_path, models=DEFAULT_MODELS, sizes=DEFAULT_SIZES,
     for i, (model, n, seed) in enumerate(todo):
         if run_key(model, n, seed) in load_results(results_path).get("runs", {}):
             continue  # a sweep sharing this results file has done it meanwhile
-        x, y = data.balanced_subset(*ds["train"], n, seed)
-        mean, std = channel_stats(x)
-        subset = dict(train=(x, y), test=ds["test"], classes=ds["classes"], mean=mean, std=std)
-        epochs = epochs_for(n, budget_images)
-        out = Path(workdir or tempfile.mkdtemp(prefix="sweep-")) / run_key(model, n, seed)
-        t0 = time.perf_counter()
-        hist = train(model, out=out, epochs=epochs, batch_size=min(batch_size, n),
-                     seed=seed, dataset=subset, max_steps=max_steps, log=lambda *a: None,
-                     eval_every=epochs)
-        results = record(results_path, setup, dict(
-            model=model, size=n, seed=seed, epochs=epochs, steps=hist[-1]["step"],
-            test_acc=hist[-1]["test_acc"], seconds=round(time.perf_counter() - t0, 1)))
+        with claimed(workdir, run_key(model, n, seed)) as mine:
+            if not mine:
+                continue  # a sweep sharing this workdir is training it now
+            results = run_one(ds, results_path, setup, model, n, seed, min_images, min_epochs,
+                              batch_size, max_steps, workdir, log)
         done = time.perf_counter() - t_start
         eta = done / (i + 1) * (len(todo) - i - 1)
-        log(f"[{i + 1}/{len(todo)}] {model} on {n} images (seed {seed}, {epochs} epochs): "
-            f"test {hist[-1]['test_acc']:.1%}, {format_seconds(time.perf_counter() - t0)}; "
-            f"sweep ETA {format_seconds(eta)}")
+        log(f"[{i + 1}/{len(todo)}] sweep ETA {format_seconds(eta)}")
+    return load_results(results_path)
+
+
+@contextlib.contextmanager
+def claimed(workdir, key):
+    """True while this process holds the claim on run `key` in `workdir` (a file naming its
+    PID, created exclusively), False when a live process holds it. Without a workdir every
+    run is this process's. A claim whose process has died is taken over."""
+    if workdir is None:
+        yield True
+        return
+    path = Path(workdir) / f"{key}.claim"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if _alive(path):
+                yield False
+                return
+            path.unlink(missing_ok=True)  # its process is gone: take the run over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield False
+
+
+def _alive(claim):
+    """Does the process named in a claim file still run?"""
+    try:
+        pid = int(claim.read_text() or 0)
+        os.kill(pid, 0)
+    except (ValueError, OSError):
+        return False
+    return pid != 0
+
+
+def run_one(ds, results_path, setup, model, n, seed, min_images, min_epochs, batch_size,
+            max_steps, workdir, log):
+    """Train one (model, size, seed) of the sweep and record it; returns the results dict."""
+    x, y = data.balanced_subset(*ds["train"], n, seed)
+    mean, std = channel_stats(x)
+    subset = dict(train=(x, y), test=ds["test"], classes=ds["classes"], mean=mean, std=std)
+    epochs = epochs_for(n, min_images, min_epochs)
+    out = Path(workdir or tempfile.mkdtemp(prefix="sweep-")) / run_key(model, n, seed)
+    t0 = time.perf_counter()
+    hist = train(model, out=out, seed=seed, dataset=subset, max_steps=max_steps,
+                 log=lambda *a: None, eval_every=epochs, resume=max_steps is None,
+                 **run_hparams(model, n, epochs, batch_size))
+    results = record(results_path, setup, dict(
+        model=model, size=n, seed=seed, epochs=epochs, steps=hist[-1]["step"],
+        test_acc=hist[-1]["test_acc"], seconds=round(sum(h["seconds"] for h in hist), 1)))
+    log(f"{model} on {n} images (seed {seed}, {epochs} epochs): "
+        f"test {hist[-1]['test_acc']:.1%}, {format_seconds(time.perf_counter() - t0)}")
     return results
 
 
@@ -145,9 +217,7 @@ def summarize(results):
 
 def chart(results, title=None):
     """Accuracy vs training-set size, mean +- std over seeds, log x (a PIL image)."""
-    budget = results.get("setup", {}).get("budget_images")
-    title = title or ("Data hunger on CIFAR-10 (JPEG copy)"
-                      + (f", {budget // 1000}k images seen per run" if budget else ""))
+    title = title or f"Data hunger on CIFAR-10 (JPEG copy), {rule_text(results.get('setup', {}))}"
     series = {f"{m} ({int(c.min())}-{int(c.max())} seeds)" if c.min() != c.max()
               else f"{m} ({int(c[0])} seed{'s' if c[0] > 1 else ''})": (n, mu, sd)
               for m, (n, mu, sd, c) in summarize(results).items()}
@@ -170,13 +240,14 @@ def paired_gaps(results, a, b):
             for n, d in sorted(diffs.items())}
 
 
-def table_lines(results):
-    """Printable rows: size, then mean +- std per model (and their paired gap, for two)."""
+def table_lines(results, models=None):
+    """Printable rows: size, then mean +- std per model, and the paired gap of the first model
+    over the second (`models`: their order; default: as recorded)."""
     s = summarize(results)
-    models = list(s)
+    models = [m for m in (models or s) if m in s]
     sizes = sorted({int(n) for m in models for n in s[m][0]})
-    gaps = paired_gaps(results, *models) if len(models) == 2 else {}
-    gap_head = f"  {'gap (paired by seed)':>22s}" if gaps else ""
+    gaps = paired_gaps(results, *models[:2]) if len(models) >= 2 else {}
+    gap_head = f"  gap {models[0]} - {models[1]} (paired by seed)" if gaps else ""
     lines = [f"{'images':>8s} " + " ".join(f"{m:>22s}" for m in models) + gap_head]
     for n in sizes:
         cells = []

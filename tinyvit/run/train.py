@@ -63,13 +63,13 @@ RECIPES = {
 # Nesterov SGD with cosine decay and clipping for the hybrids (beat AdamW in short trials,
 # README "Strong baselines"); the paper's AdamW for the plain ViT.
 PRESET_RECIPES = {
-    "cnn-air": dict(AIRBENCH, epochs=12, batch_size=256, warmup=2.4),
-    "cnn-air-small": dict(AIRBENCH, epochs=12, batch_size=256, warmup=2.4),
+    "cnn-air": dict(AIRBENCH, epochs=10, batch_size=256, warmup=2.0),
+    "cnn-air-small": dict(AIRBENCH, epochs=10, batch_size=256, warmup=2.0),
     "hybrid-small": dict(AIRBENCH, epochs=13, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
     "hybrid-tiny": dict(AIRBENCH, epochs=13, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
     "vit-cifar-plain": dict(tta=True),
 }
-STATS_IMAGES = 5000  # training images for the whitening kernel and BatchNorm's statistics
+STATS_IMAGES = 2000  # training images for the whitening kernel and BatchNorm's statistics
 
 SHARDS = fast.SHARDS  # shards of each batch, one thread each (tinyvit.fast.shards)
 
