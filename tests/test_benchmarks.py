@@ -61,3 +61,16 @@ def test_profile_accounts_for_the_step(capsys):
     recorded = sum(f + b for f, b, _ in rows.values())
     assert 0.3 * parts["forward + backward"] < recorded <= parts["forward + backward"]
     assert rows["layer_norm"][2] == 2 * 4 + 1  # two per block, 4 blocks, the final norm
+
+
+def test_sweep_cost_prints_a_plan(capsys, monkeypatch):
+    import sys
+
+    cost = load("sweep_cost")
+    monkeypatch.setattr(sys, "argv", ["sweep_cost.py", "--models", "cnn-tiny", "--sizes", "100",
+                                      "--seconds", "0.01", "--seeds", "2"])
+    cost.main()
+    out = capsys.readouterr().out
+    assert "at least 100,000 images and 10 epochs per run" in out
+    assert "over sizes [100]: 20,000" in out  # 200 epochs (the most) of 100 images
+    assert "cnn-tiny" in out and "CPU-hours for 2 seeds" in out

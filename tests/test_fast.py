@@ -219,3 +219,30 @@ def test_sharded_map_is_the_same_forward_pass_in_order():
     assert two.dtype == np.float32
     np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
     assert sharded_map(lambda xs: xs * 2, x[:1], 2).shape == (1, 8, 8, 3)  # one row: no threads
+
+
+@pytest.mark.parametrize("name", ["cnn-tiny", "vit-cifar-nano"])
+def test_chunked_gradient_equals_the_whole_batch(name):
+    """fast.chunked: chunks of 3 rows of a batch of 8 (3 + 3 + 2), weighted by their sizes,
+    give the whole batch's gradient and loss (float32 rounding), and the same logits."""
+    from tinyvit.fast import chunked
+    from tinyvit.run import models
+    from tinyvit.run.train import make_grad_fn
+    from tinyvit.tree import flatten
+
+    net = models.build(name)
+    rng = np.random.default_rng(0)
+    params = net.init(rng)
+    params["head"]["w"] = rng.standard_normal(params["head"]["w"].shape).astype(np.float32)
+    x = rng.standard_normal((8, 32, 32, 3)).astype(np.float32)
+    y = np.arange(8) % 10
+    whole = make_grad_fn(net, 0.1, shards=1)
+    g1, (l1, z1) = whole(params, x, y, None)
+    g2, (l2, z2) = chunked(whole, 3)(params, x, y, None)
+    assert abs(l1 - l2) < 1e-5 and z2.shape == z1.shape
+    np.testing.assert_allclose(z2, z1, rtol=1e-4, atol=1e-5)
+    a, b = flatten(g1), flatten(g2)
+    for k in a:
+        assert b[k].dtype == a[k].dtype == np.float32, k
+        scale = float(np.abs(a[k]).max()) or 1.0  # float32 rounding, relative to the leaf
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-5 * scale, err_msg=k)

@@ -9,7 +9,7 @@ from tinyvit.data import synthetic_images
 
 
 def test_length_rule():
-    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [150, 60, 30, 15, 15, 15]
+    assert [sweep.epochs_for(n) for n in sweep.DEFAULT_SIZES] == [100, 40, 20, 10, 10, 10]
     # the first sweeps' rule: a fixed 200k images seen, at least 4 epochs
     assert [sweep.epochs_for(n, 200_000, 4) for n in sweep.DEFAULT_SIZES] == [200, 80, 40, 20,
                                                                               8, 4]
@@ -20,7 +20,8 @@ def test_each_model_keeps_its_recipe_with_its_warmup_stretched_to_the_run():
 
     hp = sweep.run_hparams("cnn-air-small", 1000, 150)
     r = recipe("cnn-air-small")
-    assert hp == dict(epochs=150, batch_size=r["batch_size"], warmup=r["warmup"] * 150 / r["epochs"])
+    assert hp == dict(epochs=150, batch_size=r["batch_size"],
+                      warmup=r["warmup"] * 150 / r["epochs"])
     assert sweep.run_hparams("vit-cifar-nano", 100, 4)["batch_size"] == 100  # at most n
     assert sweep.run_hparams("vit-cifar-nano", 1000, 4, batch_size=32)["batch_size"] == 32
 

@@ -7,8 +7,8 @@ temporary file in the same directory, then `os.replace`d over the target, so a c
 leaves a half-written checkpoint behind.
 
 `save_state` / `load_run` keep a whole training run in one such file (params, the optimiser's
-arrays, RNG state, step, epoch, metadata, the per-epoch history); the official Google ViT format is in
-`tinyvit.run.google`. Everything read back is checked first (`tinyvit.run.verify`): every
+arrays, RNG state, step, epoch, metadata, the per-epoch history); the official Google ViT
+format is in `tinyvit.run.google`. Everything read back is checked first (`tinyvit.run.verify`): every
 array's name, shape, dtype and values against the model rebuilt from the metadata, and every
 metadata field.
 """
@@ -181,7 +181,8 @@ def _model_and_params(path, extras, groups):
 
 def load_run(path):
     """A training checkpoint, every part checked (one-line ValueErrors naming the file):
-    dict(model, params, opt (the optimiser's slots and step), rng, epoch, meta, history (None in older files))."""
+    dict(model, params, opt (the optimiser's slots and step), rng, epoch, meta, history (None
+    in older files))."""
     extras, groups = _split(path, read_npz(path))
     model, like, params, meta = _model_and_params(path, extras, groups)
     verify.check_run_meta(path, meta)

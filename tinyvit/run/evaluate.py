@@ -16,8 +16,8 @@ def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta=False,
                    shards=fast.SHARDS):
     """Logits (N, K) of uint8 images (N, H, W, C), in eval mode, batch by batch, each batch
     split into `shards` run side by side (`fast.sharded_map`). Small batches are faster here:
-    a CNN's activations of a few dozen images stay in the CPU's caches. `tta`: the mean of the logits of
-    the images and of their mirror images (`data.flip_tta`)."""
+    a CNN's activations of a few dozen images stay in the CPU's caches. `tta`: the mean of the
+    logits of the images and of their mirror images (`data.flip_tta`)."""
     xp = device.array_module(params["head"]["w"])
 
     def logits(x):  # (B, H, W, C) -> (B, K)

@@ -8,11 +8,14 @@ training-set size.
 
 Length rule (`epochs_for`): every model gets the same number of epochs for a given size,
 `clip(round(min_images / N), min_epochs, max_epochs)`: each run sees at least `min_images`
-images and trains at least `min_epochs` epochs. The defaults (150k images, 15 epochs) give
-1k: 150 epochs, 2.5k: 60, 5k: 30, 10k: 15, 25k: 15, 50k: 15, so the large sizes are not
-starved: a fixed number of images seen per run (the project's first sweeps, 100k and 200k
-images with at least 4 epochs, lessons/results/) gives 50k images only 4 epochs, and a flat
-tail there says more about compute than about data. Each model trains with its own recipe
+images and trains at least `min_epochs` epochs. The defaults (100k images, 10 epochs) give
+1k: 100 epochs, 2.5k: 40, 5k: 20, 10k to 50k: 10, so the large sizes are not starved: a
+fixed number of images seen per run (the project's first sweeps, 100k and 200k images with
+at least 4 epochs, lessons/results/) gives 50k images only 4 epochs, and a flat tail there
+says more about compute than about data. The defaults were sized to about 6
+CPU-hours for 3 models x 6 sizes x 3 seeds: 1.15M images per model and seed, at the
+single-threaded speeds measured on this project's 2-core machine (README, "Data hunger").
+Each model trains with its own recipe
 (`train.recipe`), its warmup stretched to the same fraction of the run. Test accuracy is
 measured once, after the last epoch.
 
@@ -40,8 +43,8 @@ from .train import channel_stats, recipe, train
 DEFAULT_SIZES = (1000, 2500, 5000, 10000, 25000, 50000)
 DEFAULT_MODELS = ("cnn-air-small", "vit-cifar-nano", "hybrid-tiny")
 DEFAULT_SEEDS = (0, 1, 2)
-MIN_IMAGES = 150_000  # every run sees at least this many images ...
-MIN_EPOCHS = 15  # ... and trains at least this many epochs
+MIN_IMAGES = 100_000  # every run sees at least this many images ...
+MIN_EPOCHS = 10  # ... and trains at least this many epochs (cnn-air's recipe on 50k images)
 
 
 def epochs_for(n, min_images=MIN_IMAGES, min_epochs=MIN_EPOCHS, max_epochs=200):
@@ -58,7 +61,7 @@ def run_hparams(model, n, epochs, batch_size=None):
 
 
 def rule_text(setup):
-    """'at least 150,000 images and 15 epochs per run' (or an older sweep's budget)."""
+    """'at least 100,000 images and 10 epochs per run' (or an older sweep's budget)."""
     if "min_images" in setup:
         return (f"at least {setup['min_images']:,} images and {setup['min_epochs']} epochs "
                 f"per run")

@@ -268,7 +268,8 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
     """Train `model` on `data_source`; returns the list of per-epoch metrics dicts.
 
     hparams: epochs, batch_size, optimizer, lr, weight_decay, schedule, warmup (in epochs),
-    smoothing, clip, crop_pad, crop_mode, tta; missing ones come from `recipe(model)`. `out`: the run's folder (default `runs/<model>`).
+    smoothing, clip, crop_pad, crop_mode, tta; missing ones come from `recipe(model)`.
+    `out`: the run's folder (default `runs/<model>`).
     `dataset` may pass an already prepared dict (see `prepare`) instead of loading.
     `resume`: continue the run in `out` if it has a checkpoint (same settings required).
     A run already in `out` is otherwise moved to `out/previous-N/` (`replace`, said in the log)
