@@ -136,3 +136,18 @@ def test_every_optimiser_names_its_slots():
     params = {"w": np.ones((2, 2), np.float32)}
     for name, slots in optim.SLOTS.items():
         assert sorted(optim.init_optimizer(name, params)) == sorted([*slots, "step"])
+
+
+def test_cli_eval_tests_as_training_did_with_tta(tmp_path, capsys):
+    from test_train import make_image_folder
+
+    make_image_folder(tmp_path / "imgs")
+    out = tmp_path / "tta"
+    assert main(["train", "--model", "cnn-air-small", "--data", str(tmp_path / "imgs"),
+                 "--data-dir", str(tmp_path / "cache"), "--epochs", "1", "--batch-size", "8",
+                 "--out", str(out)]) == 0
+    logged = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["test_acc"]
+    capsys.readouterr()
+    assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert f"test accuracy {logged:.2%}" in line and "flip TTA" in line

@@ -31,7 +31,7 @@ from . import cnn as fast_cnn  # the submodules, tinyvit.fast.cnn and tinyvit.fa
 from . import conv as fast_conv
 from . import ops as fast_ops
 from .malloc import keep_freed_memory  # noqa: F401  (tinyvit.fast.keep_freed_memory)
-from .shards import CHUNK, SHARDS, chunked, sharded, sharded_map  # noqa: F401  (fast.*)
+from .shards import SHARDS, chunked, sharded, sharded_map  # noqa: F401  (tinyvit.fast.*)
 
 # name: (module whose attribute the model calls, the formula, its fast twin)
 TWINS = {

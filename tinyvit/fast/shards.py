@@ -17,8 +17,9 @@ one stream per shard, seeded from the step's generator.
 does the same for a forward pass (evaluation): fn of each shard of x, concatenated.
 `SHARDS`, how many training and evaluation use: one per core, at most two (this project's
 machines have two); the environment variable TINYVIT_SHARDS=1 runs everything in one thread.
-`chunked(grad_fn, rows)` runs a shard as consecutive chunks of at most `rows` rows (`CHUNK`,
-from TINYVIT_CHUNK), for models without BatchNorm.
+`chunked(grad_fn, rows)` runs a batch as consecutive chunks of at most `rows` rows, for models
+without BatchNorm (a speed lever measured in README's speed section; training does not use it
+yet).
 """
 import atexit
 import os
@@ -32,9 +33,6 @@ from ..tree import tree_map
 from . import blas
 
 SHARDS = int(os.environ.get("TINYVIT_SHARDS") or min(os.cpu_count() or 1, 2))
-# Rows per chunk inside a shard for models that treat rows independently (`chunked`);
-# TINYVIT_CHUNK=0 runs each shard whole.
-CHUNK = int(os.environ.get("TINYVIT_CHUNK") or 0)
 _POOLS = {}
 
 

@@ -121,9 +121,11 @@ def cmd_eval(args):
     ds = data.load_data(source, data_dir=args.data_dir)
     verify.check_data_fits(args.checkpoint, model, meta, ds, source)
     x, y = ds["test"]
+    tta = bool(meta.get("hparams", {}).get("tta", False))  # as it was tested in training
     acc, cm = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
-                                np.float32(meta["std"]))
-    print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images")
+                                np.float32(meta["std"]), tta=tta)
+    print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images"
+          f"{' (with flipped images too: its recipe tests with flip TTA)' if tta else ''}")
     print("\n".join(evaluate.confusion_summary(cm, meta["classes"])))
     return 0
 

@@ -27,7 +27,6 @@ Shape legend: B batch, H, W, C image, K classes.
 """
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import NamedTuple
