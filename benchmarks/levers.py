@@ -74,6 +74,8 @@ def variants(model, threads):
     if family(model) == "vit":
         out.append(("einsum dense layers", ["einsum"], on))
     out.append(("no malloc tuning", [], {**on, "TINYVIT_NO_MALLOPT": "1"}))
+    if family(model) == "cnn":  # chunks of 32 rows inside each shard (train.chunk_rows)
+        out.append(("no chunks", [], {**on, "TINYVIT_CHUNK": "0"}))
     if threads > 1:
         out.append(("no shards", [], {**on, "TINYVIT_SHARDS": "1"}))
         out.append(("1 BLAS thread", [], {"OPENBLAS_NUM_THREADS": "1", "TINYVIT_SHARDS": "1"}))

@@ -147,3 +147,8 @@ for name, results in shown.items():
 #   belong together, and with few images it cannot.
 # * Watch the gap as N grows. The paper needs 14M–300M images for ViT to overtake ResNets; 50k
 #   CIFAR images are far from that, so expect the gap to *narrow*, not to flip.
+# * The hybrid (the redone sweep's third model) keeps the CNN's locality in its tokens and
+#   mixes them with attention: the paper's Fig. 5 finds hybrids ahead of ViTs at small compute
+#   and the difference vanishing for larger models. Where its curve sits between the other two
+#   says how much of the CNN's lead is the stem's locality. (The committed first sweeps ran
+#   only the CNN and the ViT.)

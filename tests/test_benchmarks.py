@@ -20,7 +20,7 @@ def test_levers_prints_every_variant(capsys):
                  "--batch-size", "2", "--threads", "2"])
     out = capsys.readouterr().out
     for label in ["all on", "plain im2col", "plain max_pool", "plain group_norm",
-                  "all plain ops", "no malloc tuning", "no shards", "1 BLAS thread", "plain layer_norm",
+                  "all plain ops", "no malloc tuning", "no chunks", "no shards", "1 BLAS thread", "plain layer_norm",
                   "plain softmax", "plain gelu", "plain cross_entropy", "plain first_token",
                   "einsum dense layers"]:
         assert label in out, label

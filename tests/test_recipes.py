@@ -151,3 +151,10 @@ def test_cli_eval_tests_as_training_did_with_tta(tmp_path, capsys):
     assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert f"test accuracy {logged:.2%}" in line and "flip TTA" in line
+
+
+def test_only_cnns_without_batchnorm_train_in_chunks():
+    """fast.chunked would change BatchNorm (the chunk becomes its batch); ViTs gain too little."""
+    assert T.chunk_rows(models.build("cnn-small")) == T.CHUNK_ROWS > 0
+    for name in ("cnn-air", "hybrid-tiny", "vit-cifar-nano"):
+        assert T.chunk_rows(models.build(name)) == 0, name

@@ -18,8 +18,7 @@ does the same for a forward pass (evaluation): fn of each shard of x, concatenat
 `SHARDS`, how many training and evaluation use: one per core, at most two (this project's
 machines have two); the environment variable TINYVIT_SHARDS=1 runs everything in one thread.
 `chunked(grad_fn, rows)` runs a batch as consecutive chunks of at most `rows` rows, for models
-without BatchNorm (a speed lever measured in README's speed section; training does not use it
-yet).
+without BatchNorm (training does so for such CNNs: `tinyvit.run.train.chunk_rows`).
 """
 import atexit
 import os

@@ -27,6 +27,7 @@ Shape legend: B batch, H, W, C image, K classes.
 """
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -71,6 +72,9 @@ PRESET_RECIPES = {
 STATS_IMAGES = 2000  # training images for the whitening kernel and BatchNorm's statistics
 
 SHARDS = fast.SHARDS  # shards of each batch, one thread each (tinyvit.fast.shards)
+# Rows per chunk inside a shard for CNNs without BatchNorm (`chunk_rows`); TINYVIT_CHUNK=0 runs
+# each shard whole.
+CHUNK_ROWS = int(os.environ.get("TINYVIT_CHUNK") or 32)
 
 
 class TrainingDiverged(RuntimeError):
@@ -122,16 +126,26 @@ def prepare(source, train_size=None, seed=0, data_dir=None):
 # ---------------------------------------------------------------------------------------------
 
 
+def chunk_rows(model):
+    """Rows per chunk of a shard (`fast.chunked`): `CHUNK_ROWS` for a CNN without BatchNorm,
+    whose activations of a few dozen images stay in cache (README, speed); 0, whole shards,
+    for BatchNorm (the chunk would become the batch it normalises over) and for ViTs and
+    hybrids, which gained too little to change their runs' numbers."""
+    return CHUNK_ROWS if family(model.cfg) == "cnn" and model.cfg.norm != "batch" else 0
+
+
 def make_grad_fn(model, smoothing, shards=SHARDS):
     """grad_fn(params, x, y, rng) -> (grads, (loss, logits)) via autograd, the batch split into
-    `shards` run side by side in threads (the same gradient up to float32 rounding)."""
+    `shards` run side by side in threads, each as chunks of `chunk_rows(model)` rows (the same
+    gradient up to float32 rounding)."""
 
     def loss_and_aux(params, x, y, rng):
         logits = model.apply(params, x, True, rng)  # (B, K)
         loss = ops.cross_entropy(logits, y, smoothing)
         return loss, (getval(loss), getval(logits))
 
-    return fast.sharded(grad_and_aux(loss_and_aux), shards, dropout=model.cfg.dropout > 0)
+    grad_fn = fast.chunked(grad_and_aux(loss_and_aux), chunk_rows(model))
+    return fast.sharded(grad_fn, shards, dropout=model.cfg.dropout > 0)
 
 
 def train_step(grad_fn, params, opt_state, x, y, rng, lr, weight_decay, clip,

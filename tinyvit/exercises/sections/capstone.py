@@ -191,9 +191,9 @@ CAPSTONE = exercise(
             "cross-entropy: make_grad_fn(model, smoothing)"),
     },
     equivalent={
-        **dict.fromkeys(["make_grad_fn line 5: arguments 3 and 4 swapped",
-                         "make_grad_fn line 5: True -> False"], NO_DROPOUT),
-        **dict.fromkeys(["make_grad_fn line 9: Gt -> GtE", "make_grad_fn line 9: 0 -> 1"],
+        **dict.fromkeys(["make_grad_fn line 6: arguments 3 and 4 swapped",
+                         "make_grad_fn line 6: True -> False"], NO_DROPOUT),
+        **dict.fromkeys(["make_grad_fn line 11: Gt -> GtE", "make_grad_fn line 11: 0 -> 1"],
                         "the loop runs one shard, so fast.sharded returns the gradient function "
                         "as it is, whatever its dropout flag says"),
         "train_losses line 5: 1 -> 2": "two shards (fast.sharded) give the same gradient up "
