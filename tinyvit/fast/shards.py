@@ -73,14 +73,20 @@ def sharded(grad_fn, shards=2, dropout=False):
             rngs = [rng] * len(parts)
         futures = [_pool(shards).submit(grad_fn, params, x[a:b], y[a:b], r)
                    for (a, b), r in zip(parts, rngs)]
-        results = [f.result() for f in futures]  # in shard order: deterministic sums
-        weights = [(b - a) / len(x) for a, b in parts]
-        grads = tree_map(lambda *gs: _weighted_sum(gs, weights), *[g for g, _ in results])
-        loss = sum(w * float(l) for w, (_, (l, _)) in zip(weights, results))
-        logits = array_module(results[0][1][1]).concatenate([lg for _, (_, lg) in results])
-        return grads, (loss, logits)
+        return _combine([f.result() for f in futures], parts)  # in order: deterministic sums
 
     return run
+
+
+def _combine(results, parts):
+    """One (grads, (loss, logits)) from those of contiguous parts of a batch, in order:
+    grad = sum_i (n_i / n) grad_i, loss likewise, logits concatenated (B, K)."""
+    n = parts[-1][1] - parts[0][0]
+    weights = [(b - a) / n for a, b in parts]
+    grads = tree_map(lambda *gs: _weighted_sum(gs, weights), *[g for g, _ in results])
+    loss = sum(w * float(l) for w, (_, (l, _)) in zip(weights, results))
+    logits = array_module(results[0][1][1]).concatenate([lg for _, (_, lg) in results])
+    return grads, (loss, logits)
 
 
 def chunked(grad_fn, rows):
@@ -97,23 +103,9 @@ def chunked(grad_fn, rows):
         if len(x) <= rows:
             return grad_fn(params, x, y, rng)
         parts = [(a, min(a + rows, len(x))) for a in range(0, len(x), rows)]
-        weights = [(b - a) / len(x) for a, b in parts]
-        grads, loss, logits = None, 0.0, []
-        for (a, b), w in zip(parts, weights):
-            g, (l, lg) = grad_fn(params, x[a:b], y[a:b], rng)
-            grads = (tree_map(lambda gi: gi * w, g) if grads is None
-                     else tree_map(lambda acc, gi: _add_scaled(acc, gi, w), grads, g))
-            loss += w * float(l)
-            logits.append(lg)
-        return grads, (loss, array_module(logits[0]).concatenate(logits))
+        return _combine([grad_fn(params, x[a:b], y[a:b], rng) for a, b in parts], parts)
 
     return run
-
-
-def _add_scaled(acc, g, w):
-    """acc += w g in place (acc is this function's own array); returns acc."""
-    acc += g * w
-    return acc
 
 
 def sharded_map(fn, x, shards=2):

@@ -191,9 +191,10 @@ def load_run(path):
         if slot not in slots and groups[f"opt/{slot}/"]:
             raise ValueError(f"{os.fspath(path)}: holds opt/{slot}/..., which its optimiser "
                              f"{meta['hparams']['optimizer']!r} does not keep")
-    opt = {s: unflatten(_checked(path, groups[f"opt/{s}/"], like, f"opt/{s}/")) for s in slots}
-    if "v" in opt:
-        verify.check_moments(path, flatten(opt["v"]))
+    flat = {s: _checked(path, groups[f"opt/{s}/"], like, f"opt/{s}/") for s in slots}
+    if "v" in flat:
+        verify.check_moments(path, flat["v"])
+    opt = {s: unflatten(f) for s, f in flat.items()}
     epoch = verify.counter(path, extras, "epoch", 0, meta["hparams"]["epochs"])
     step = verify.counter(path, extras, "step", 0)
     rng = verify.restore_rng(path, verify.parse_json(path, extras, "rng"))

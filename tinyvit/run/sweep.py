@@ -12,12 +12,11 @@ images and trains at least `min_epochs` epochs. The defaults (100k images, 10 ep
 1k: 100 epochs, 2.5k: 40, 5k: 20, 10k to 50k: 10, so the large sizes are not starved: a
 fixed number of images seen per run (the project's first sweeps, 100k and 200k images with
 at least 4 epochs, lessons/results/) gives 50k images only 4 epochs, and a flat tail there
-says more about compute than about data. The defaults were sized to about 6
-CPU-hours for 3 models x 6 sizes x 3 seeds: 1.15M images per model and seed, at the
-single-threaded speeds measured on this project's 2-core machine (README, "Data hunger").
-Each model trains with its own recipe
-(`train.recipe`), its warmup stretched to the same fraction of the run. Test accuracy is
-measured once, after the last epoch.
+says more about compute than about data. The defaults were sized to about 6 CPU-hours for
+3 models x 6 sizes x 3 seeds: 1.15M images per model and seed, at the single-threaded speeds
+`benchmarks/sweep_cost.py` measured (README, "The data-hunger sweep, redone"). Each model
+trains with its own recipe (`train.recipe`), its warmup stretched to the same fraction of
+the run. Test accuracy is measured once, after the last epoch.
 
 Results go to one JSON file, updated atomically after every finished run, so an interrupted
 sweep resumes where it stopped (`run_sweep(..., results_path)` skips runs already recorded),
