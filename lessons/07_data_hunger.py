@@ -124,9 +124,9 @@ else:
 
 # %% [markdown]
 # ## Accuracy against training-set size
-# Mean ± standard deviation over seeds, log-scaled x axis. The table's last column is the
-# CNN's lead over the ViT, taken seed by seed (the same seed draws the same training subset
-# for both models, so a lucky or unlucky subset cancels out) and then averaged.
+# Mean ± standard deviation over seeds, log-scaled x axis. The table's last columns are the
+# CNN's lead over each other model, taken seed by seed (the same seed draws the same training
+# subset for every model, so a lucky or unlucky subset cancels out) and then averaged.
 
 # %%
 for name, results in shown.items():

@@ -87,6 +87,18 @@ def test_gap_is_paired_by_seed():
     assert "gap" in lines[0] and "+15.0 ±  7.1 pt (n=2)" in lines[1]
 
 
+def test_table_gives_the_first_models_lead_over_each_other_model():
+    """With three models in a given order: one gap column per other model, each paired by seed."""
+    rows = [("cnn", 10, 0, 0.60), ("vit", 10, 0, 0.40), ("hyb", 10, 0, 0.50),
+            ("cnn", 20, 0, 0.70), ("vit", 20, 0, 0.65)]  # no hybrid at 20
+    runs = {f"{m}/{n}/{s}": dict(model=m, size=n, seed=s, test_acc=v) for m, n, s, v in rows}
+    head, row10, row20 = sweep.table_lines({"runs": runs}, models=["cnn", "vit", "hyb"])
+    assert head.index("vit") < head.index("hyb") < head.index("gap - vit") < head.index("gap - hyb")
+    assert row10.split()[-10:] == ["+20.0", "±", "0.0", "pt", "(n=1)",
+                                   "+10.0", "±", "0.0", "pt", "(n=1)"]
+    assert "+5.0" in row20 and row20.rstrip().endswith("-")  # the missing hybrid's cells
+
+
 def test_two_sweeps_sharing_a_workdir_split_the_runs(tmp_path):
     """A run claimed by a live process is left to it; a dead process's claim is taken over."""
     import os

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
+from ..configs import family
 from ..figures import charts
 from .files import atomic_write
 from .progress import format_seconds
@@ -244,13 +245,16 @@ def paired_gaps(results, a, b):
 
 def table_lines(results, models=None):
     """Printable rows: size, then mean +- std per model, and the paired gap of the first model
-    over the second (`models`: their order; default: as recorded)."""
+    over each of the others (`models`: their order; default: CNNs, ViTs, then hybrids)."""
     s = summarize(results)
-    models = [m for m in (models or s) if m in s]
+    order = ("cnn", "vit", "hybrid")
+    models = [m for m in (models or sorted(s, key=lambda m: (order.index(family(m)), m)))
+              if m in s]
     sizes = sorted({int(n) for m in models for n in s[m][0]})
-    gaps = paired_gaps(results, *models[:2]) if len(models) >= 2 else {}
-    gap_head = f"  gap {models[0]} - {models[1]} (paired by seed)" if gaps else ""
-    lines = [f"{'images':>8s} " + " ".join(f"{m:>22s}" for m in models) + gap_head]
+    gaps = {b: paired_gaps(results, models[0], b) for b in models[1:]}
+    head = f"{'images':>8s} " + " ".join(f"{m:>22s}" for m in models)
+    head += "".join(f"  {'gap - ' + b:>22s}" for b in gaps)
+    lines = [head + ("  (gap: the first model's lead, paired by seed)" if gaps else "")]
     for n in sizes:
         cells = []
         for m in models:
@@ -258,10 +262,9 @@ def table_lines(results, models=None):
             hit = np.nonzero(ns == n)[0]
             cells.append(f"{mu[hit[0]]:8.1%} ± {sd[hit[0]]:5.1%} (n={c[hit[0]]})" if len(hit)
                          else f"{'-':>22s}")
-        gap = ""
-        if gaps:
-            g = gaps.get(n)
-            gap = (f"  {100 * g[0]:+8.1f} ± {100 * g[1]:4.1f} pt (n={g[2]})" if g
-                   else f"  {'-':>22s}")
-        lines.append(f"{n:8d} " + " ".join(f"{c:>22s}" for c in cells) + gap)
+        for g in (by_size.get(n) for by_size in gaps.values()):
+            cells.append(f"{100 * g[0]:+8.1f} ± {100 * g[1]:4.1f} pt (n={g[2]})" if g
+                         else f"{'-':>22s}")
+        lines.append(f"{n:8d} " + " ".join(f"{c:>22s}" for c in cells[:len(models)])
+                     + "".join(f"  {c:>22s}" for c in cells[len(models):]))
     return lines
