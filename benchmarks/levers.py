@@ -11,6 +11,9 @@ The levers (see tinyvit/fast/ for why each one helps):
     im2col, max_pool, group_norm     the same for the CNN's formulas in tinyvit/cnn.py
     einsum dense layers              `np.einsum("...i,io->...o", x, w)` in every dense layer of
                                      the ViT instead of a 2-D `@` (tinyvit.layers.linear)
+    BLAS accumulation                the conv twin's taps added into the output by sgemm's
+                                     beta = 1 (`tinyvit.fast.blas.matmul_into`) instead of
+                                     `np.matmul` into a temporary and `out += part`
     malloc                           glibc keeps freed activations instead of returning them
                                      to the OS (`tinyvit.fast.keep_freed_memory`; TINYVIT_NO_MALLOPT=1 switches it off)
     shards                           each batch as 2 shards, one thread each (tinyvit.fast.shards)
@@ -41,11 +44,18 @@ VIT_LEVERS = list(fast.VIT_TWINS)
 CNN_LEVERS = list(fast.CNN_TWINS)
 
 
+PSEUDO = ("einsum", "numpy products")  # levers that are not fast twins
+
+
 def switch_off(names):
-    """The formulas instead of the named fast twins (and einsum dense layers for "einsum")."""
+    """The formulas instead of the named fast twins (einsum dense layers for "einsum", NumPy's
+    matmul and an add for "numpy products")."""
     if "einsum" in names:
         use_einsum_dense_layers()
-    fast.disable([n for n in names if n != "einsum"])
+    if "numpy products" in names:
+        from tinyvit.fast import blas
+        blas._gemm = lambda dtype: None  # matmul_into takes its NumPy route
+    fast.disable([n for n in names if n not in PSEUDO])
 
 
 def use_einsum_dense_layers():
@@ -75,6 +85,7 @@ def variants(model, threads):
         out.append(("einsum dense layers", ["einsum"], on))
     out.append(("no malloc tuning", [], {**on, "TINYVIT_NO_MALLOPT": "1"}))
     if family(model) == "cnn":  # chunks of 32 rows inside each shard (train.chunk_rows)
+        out.append(("no BLAS accumulation", ["numpy products"], on))
         out.append(("no chunks", [], {**on, "TINYVIT_CHUNK": "0"}))
     if threads > 1:
         out.append(("no shards", [], {**on, "TINYVIT_SHARDS": "1"}))

@@ -20,7 +20,8 @@ def test_levers_prints_every_variant(capsys):
                  "--batch-size", "2", "--threads", "2"])
     out = capsys.readouterr().out
     for label in ["all on", "plain im2col", "plain max_pool", "plain group_norm",
-                  "all plain ops", "no malloc tuning", "no chunks", "no shards", "1 BLAS thread", "plain layer_norm",
+                  "all plain ops", "no malloc tuning", "no BLAS accumulation", "no chunks",
+                  "no shards", "1 BLAS thread", "plain layer_norm",
                   "plain softmax", "plain gelu", "plain cross_entropy", "plain first_token",
                   "einsum dense layers"]:
         assert label in out, label
@@ -35,6 +36,13 @@ def test_every_lever_has_a_plain_twin():
         assert ops.gelu is fast.TWINS["gelu"][1] and cnn.im2col is fast.TWINS["im2col"][1]
     finally:
         fast.disable()
+
+
+def test_the_blas_accumulation_lever_sends_matmul_into_the_numpy_way(monkeypatch):
+    from tinyvit.fast import blas
+    monkeypatch.setattr(blas, "_gemm", blas._gemm)  # restored after the test
+    load("levers").switch_off(["numpy products"])
+    assert blas._gemm(__import__("numpy").dtype("float32")) is None
 
 
 def test_step_benchmark_runs(capsys):

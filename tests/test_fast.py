@@ -246,3 +246,41 @@ def test_chunked_gradient_equals_the_whole_batch(name):
         assert b[k].dtype == a[k].dtype == np.float32, k
         scale = float(np.abs(a[k]).max()) or 1.0  # float32 rounding, relative to the leaf
         np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-5 * scale, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("route", ["blas", "numpy"])
+def test_matmul_into_writes_and_adds_the_product_in_place(dtype, route, monkeypatch):
+    """out = a @ b or out += a @ b, into a view of a bigger array, for row-major operands, their
+    transposes and a strided one (which BLAS cannot read in place); the rest of the array
+    untouched. "numpy": as where no OpenBLAS is found."""
+    from tinyvit.fast import blas
+
+    calls = []
+    if route == "numpy":
+        monkeypatch.setattr(blas, "_gemm", lambda dtype: None)
+    elif blas._gemm(np.dtype(dtype)) is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS with cblas_?gemm")
+    else:  # count the BLAS calls, to know this route was taken
+        fn, int_t = blas._gemm(np.dtype(dtype))
+        monkeypatch.setitem(blas._GEMM, np.dtype(dtype),
+                            (lambda *args: calls.append(1) or fn(*args), int_t))
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((40, 6)).astype(dtype)
+    b = rng.standard_normal((6, 5)).astype(dtype)
+    eps = 1e-5 if dtype == np.float32 else 1e-12
+    tol = dict(rtol=eps, atol=eps)
+    for a_, b_ in [(a, b), (a.T.copy().T, b), (a, b.T.copy().T), (a[:, ::1][::2], b),
+                   (np.repeat(a, 2, axis=1)[:, ::2], b)]:
+        big = rng.standard_normal((len(a_) + 7, 5)).astype(dtype)
+        before = big.copy()
+        out = big[3:3 + len(a_)]
+        blas.matmul_into(a_, b_, out)
+        np.testing.assert_allclose(out, a_ @ b_, **tol)
+        blas.matmul_into(a_, b_, out, accumulate=True)
+        np.testing.assert_allclose(out, 2 * (a_ @ b_), **tol)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(big[:3], before[:3])  # rows outside the view: untouched
+        np.testing.assert_array_equal(big[3 + len(a_):], before[3 + len(a_):])
+    # the first four pairs are BLAS-readable in place (2 calls each), the last one is not
+    assert len(calls) == (8 if route == "blas" else 0)

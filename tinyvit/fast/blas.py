@@ -1,4 +1,6 @@
-"""How many threads NumPy's BLAS (OpenBLAS) uses for the calls of one Python thread.
+"""NumPy's BLAS (OpenBLAS) called directly: threads per Python thread, and products into place.
+
+How many threads it uses for the calls of one Python thread (`set_thread_local`):
 
 A sharded training step (`tinyvit.fast.shards`) runs one shard per core, each in its own
 Python thread; each of those threads must then run its matrix products on one BLAS thread,
@@ -8,6 +10,14 @@ NumPy's wheels) has a per-thread setting for that, `openblas_set_num_threads_loc
 Found by looking the OpenBLAS that NumPy loaded up with ctypes; where there is none (another
 BLAS, or an OpenBLAS without the per-thread setting), `set_thread_local` does nothing and
 says so by returning None.
+
+`matmul_into(a, b, out, accumulate)`: out = a @ b, or out += a @ b with BLAS's own beta = 1,
+where NumPy's `np.matmul(..., out=)` can only overwrite (an accumulated product then costs a
+temporary and an extra pass over it, `out += part`). The convolution twin's k*k taps use it
+(`tinyvit/fast/conv.py`). For float32 / float64 NumPy arrays whose rows are contiguous (or
+transposes of such) it calls `cblas_sgemm` / `cblas_dgemm`; anything else (a device array,
+another dtype or layout, no OpenBLAS found) takes the NumPy route, the same result to rounding.
+`tests/test_fast.py` checks both routes against `a @ b`.
 """
 import ctypes
 import glob
@@ -17,6 +27,8 @@ import numpy as np
 
 _LIB = None
 _SEARCHED = False
+_GEMM = {}  # dtype -> (ctypes function, its integer type), filled on first use
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # CBLAS enums
 
 
 def _openblas():
@@ -44,3 +56,63 @@ def set_thread_local(n):
         return None
     f.argtypes, f.restype = [ctypes.c_int], ctypes.c_int
     return int(f(int(n)))
+
+
+def _gemm(dtype):
+    """cblas_?gemm of NumPy's OpenBLAS for float32/float64 and the integer type it takes, or None.
+
+    NumPy's wheels ship an ILP64 OpenBLAS with prefixed, suffixed names
+    (scipy_cblas_sgemm64_, 64-bit integers); plainer builds export cblas_sgemm (32-bit).
+    """
+    if dtype not in _GEMM:
+        _GEMM[dtype] = None
+        lib, letter = _openblas(), {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}.get(dtype)
+        for name, int_t in ((f"scipy_cblas_{letter}gemm64_", ctypes.c_int64),
+                            (f"cblas_{letter}gemm64_", ctypes.c_int64),
+                            (f"cblas_{letter}gemm", ctypes.c_int)):
+            f = getattr(lib, name, None) if lib is not None and letter else None
+            if f is not None:
+                real = ctypes.c_float if letter == "s" else ctypes.c_double
+                p = ctypes.c_void_p
+                f.argtypes = [ctypes.c_int] * 3 + [int_t] * 3 + [real, p, int_t, p, int_t, real,
+                                                                   p, int_t]
+                f.restype = None
+                _GEMM[dtype] = f, int_t
+                break
+    return _GEMM[dtype]
+
+
+def _layout(m, item):
+    """(transpose flag, leading dimension) of a 2-D array BLAS can read in place, or None."""
+    s0, s1 = m.strides
+    if s1 == item and s0 % item == 0 and s0 // item >= max(m.shape[1], 1):
+        return NO_TRANS, s0 // item  # rows contiguous: the array itself
+    if s0 == item and s1 % item == 0 and s1 // item >= max(m.shape[0], 1):
+        return TRANS, s1 // item  # columns contiguous: the transpose of a row-major array
+    return None
+
+
+def matmul_into(a, b, out, accumulate=False):
+    """out = a @ b, or out += a @ b when `accumulate`; a (M, K), b (K, N), out (M, N) written
+    in place (a view of a bigger array is fine). Returns out."""
+    f = None
+    if (type(a) is type(b) is type(out) is np.ndarray and a.dtype == b.dtype == out.dtype
+            and a.ndim == b.ndim == out.ndim == 2 and a.shape[0] and b.shape[1] and a.shape[1]):
+        f = _gemm(out.dtype)
+        la, lb = _layout(a, a.itemsize), _layout(b, b.itemsize)
+        lc = _layout(out, out.itemsize)
+        if not (la and lb and lc and lc[0] == NO_TRANS and out.shape == (a.shape[0], b.shape[1])
+                and a.shape[1] == b.shape[0]):
+            f = None
+    if f is None:  # the NumPy route
+        if accumulate:
+            out += a @ b
+        else:
+            np.matmul(a, b, out=out)
+        return out
+    fn, int_t = f
+    m, k = a.shape
+    n = b.shape[1]
+    fn(ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
+       1.0 if accumulate else 0.0, out.ctypes.data, lc[1])
+    return out

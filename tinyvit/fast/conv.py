@@ -9,7 +9,9 @@ contiguous view of the padded rows, accumulated into one output:
 
 No k*k-wide copy of the image is made (im2col makes one; `tinyvit.cnn.im2col`). The VJP is the
 same trick transposed: dW[i, j] = x_pad[p + off]^T @ g_pad[p] and dx_pad[p + off] += g_pad[p]
-@ W[i, j]^T, with g zero-padded so the border rows add nothing. On small images the padded
+@ W[i, j]^T, with g zero-padded so the border rows add nothing. Each tap's product is added
+into the output by the BLAS call itself (`blas.matmul_into`, beta = 1), not through a
+temporary and a second pass. On small images the padded
 border costs more than the copy saves, so below TAPS_MIN_PIXELS pixels the primitive runs
 im2col and one product instead (the fast im2col of `tinyvit.fast.cnn`).
 `tests/test_cnn.py` checks it against the formula (values and gradients).
@@ -20,6 +22,7 @@ n = B (H+2r) (W+2r) padded rows.
 import autograd.numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
+from .blas import matmul_into
 from .cnn import _im2col_vjp, im2col
 
 TAPS_MIN_PIXELS = 256  # H*W from which taps beat im2col (16 x 16 and up)
@@ -63,13 +66,8 @@ def convolve(x, w):
     rows = _padded_rows(x, k // 2)  # (n, C)
     taps, lo, hi = _taps(x.shape, k)
     out = np.empty_like(x, shape=(len(rows), o))  # (n, O); rows outside [lo, hi) are cut
-    part = np.empty_like(x, shape=(hi - lo, o))
-    for t, (off, i, j) in enumerate(taps):
-        if t == 0:
-            np.matmul(rows[lo + off:hi + off], w[i, j], out=out[lo:hi])
-        else:
-            np.matmul(rows[lo + off:hi + off], w[i, j], out=part)
-            out[lo:hi] += part  # in place: raw arrays here
+    for t, (off, i, j) in enumerate(taps):  # in place: raw arrays here
+        matmul_into(rows[lo + off:hi + off], w[i, j], out[lo:hi], accumulate=t > 0)
     return _crop(out, x.shape, k // 2)
 
 
@@ -93,16 +91,13 @@ def _convolve_vjp(argnums, ans, args, kwargs):
         rows, grows = _padded_rows(x, k // 2), _padded_rows(g, k // 2)  # (n, C), (n, O)
         taps, lo, hi = _taps(x.shape, k)
         gi = grows[lo:hi]  # (hi - lo, O); zero on the border rows
-        dw, dx = np.empty_like(w), None
-        if 0 in argnums:
-            dx = np.zeros_like(rows)  # (n, C)
-            part = np.empty_like(x, shape=(hi - lo, c))
+        dw = np.empty_like(w)
+        dx = np.zeros_like(rows) if 0 in argnums else None  # (n, C)
         for off, i, j in taps:
             if 1 in argnums:
-                np.matmul(rows[lo + off:hi + off].T, gi, out=dw[i, j])  # (C, O)
+                matmul_into(rows[lo + off:hi + off].T, gi, dw[i, j])  # (C, O)
             if dx is not None:
-                np.matmul(gi, w[i, j].T, out=part)
-                dx[lo + off:hi + off] += part
+                matmul_into(gi, w[i, j].T, dx[lo + off:hi + off], accumulate=True)  # (hi-lo, C)
         return tuple(_crop(dx, x.shape, k // 2) if a == 0 else dw for a in argnums)
 
     return vjp_im2col if h * wd < TAPS_MIN_PIXELS else vjp_taps
