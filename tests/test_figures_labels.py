@@ -95,3 +95,16 @@ def test_mpp_pictures_show_the_plan():
     c = pictures.patch_colors(np.array([0, 511, 7, 64]), 2, 4, chosen=action != 0)
     assert tuple(c[0, 0]) == (16, 16, 16) and tuple(c[0, 4]) == (240, 240, 240)
     assert tuple(c[7, 7]) == (255, 255, 255) and tuple(c[6, 6]) == (190, 190, 190)  # hatched
+
+
+def test_a_long_chart_title_is_shrunk_to_fit_not_cut_off():
+    """The title's ink stays inside the image, away from both edges, however long it is."""
+    from tinyvit.figures import charts
+
+    xs, ys = np.array([1.0, 2.0]), np.array([0.1, 0.2])
+    for title in ["short", "Data hunger on CIFAR-10 (JPEG copy), at least 100,000 images and "
+                           "10 epochs per run, and then some more words"]:
+        img = np.asarray(charts.line_chart({"a": (xs, ys)}, title=title).convert("L"))
+        band = img[:34]  # the title's strip above the plot
+        ink = np.nonzero((band < 128).any(0))[0]
+        assert len(ink) and ink.min() >= 4 and ink.max() <= img.shape[1] - 5, title

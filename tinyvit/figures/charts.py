@@ -215,7 +215,19 @@ def draw_axes(img, box, xaxis, yaxis, sx, sy, xlabel, ylabel, title):
     draw.rectangle(box, outline=INK)
     draw_text(draw, ((x0 + x1) / 2, y1 + 26), xlabel, big, "mt")
     draw_vertical_text(img, (16, (y0 + y1) / 2), ylabel, big)
-    draw_text(draw, ((x0 + x1) / 2, y0 / 2), title, font(16), "mm")
+    draw_title(draw, img.width, (x0 + x1) / 2, y0 / 2, title)
+
+
+def draw_title(draw, width, cx, cy, title, size=16, margin=8):
+    """A title centred on (cx, cy) as far as the image allows, its font shrunk (down to 10 px)
+    until it fits within the image's width: a long title is never cut off at the edge."""
+    fnt = font(size)
+    while size > 10 and text_size(draw, title, fnt)[0] > width - 2 * margin:
+        size -= 1
+        fnt = font(size)
+    w = text_size(draw, title, fnt)[0]
+    cx = min(max(cx, margin + w / 2), width - margin - w / 2)  # inside the image if it can be
+    draw_text(draw, (cx, cy), title, fnt, "mm")
 
 
 def legend_box(img, entries, box, points):
