@@ -57,8 +57,9 @@
 # at 25k-50k is the CNN's own recipe but about half the ViT's (18 epochs: 67.8% on all 50k
 # images), so the ViT's large sizes are short-changed by the rule; (3) one seed (seed 1,
 # finished at 1k-10k when this was committed, agrees: CNN - ViT +15.9, +17.8, +23.2,
-# +24.9). What it does show: on CIFAR-10's 50k images, convolutional inductive bias is worth 20+ points at
-# every size and equal epochs; the paper needs 14M-300M images for a ViT to catch up.
+# +24.9). What it does show: on CIFAR-10's 50k images, convolutional inductive bias is
+# worth 16-25 points at every size and equal epochs; the paper needs 14M-300M images for a
+# ViT to catch up.
 #
 # **The data:** this project reads CIFAR-10 from a copy re-encoded as JPEG (the official
 # download needs the internet), so accuracies are close to, not identical with, official
