@@ -27,7 +27,7 @@ import numpy as np
 
 _LIB = None
 _SEARCHED = False
-_GEMM = {}  # dtype -> (ctypes function, its integer type), filled on first use
+_GEMM = {}  # dtype -> cblas_?gemm (a ctypes function) or None, filled on first use
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # CBLAS enums
 
 
@@ -59,32 +59,39 @@ def set_thread_local(n):
 
 
 def _gemm(dtype):
-    """cblas_?gemm of NumPy's OpenBLAS for float32/float64 and the integer type it takes, or None.
+    """NumPy's OpenBLAS `cblas_sgemm` (float32) or `cblas_dgemm` (float64) as a ctypes
+    function, found on first use; None for other dtypes or where there is none.
 
     NumPy's wheels ship an ILP64 OpenBLAS with prefixed, suffixed names
     (scipy_cblas_sgemm64_, 64-bit integers); plainer builds export cblas_sgemm (32-bit).
     """
     if dtype not in _GEMM:
-        _GEMM[dtype] = None
-        lib, letter = _openblas(), {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}.get(dtype)
-        for name, int_t in ((f"scipy_cblas_{letter}gemm64_", ctypes.c_int64),
-                            (f"cblas_{letter}gemm64_", ctypes.c_int64),
-                            (f"cblas_{letter}gemm", ctypes.c_int)):
-            f = getattr(lib, name, None) if lib is not None and letter else None
-            if f is not None:
-                real = ctypes.c_float if letter == "s" else ctypes.c_double
-                p = ctypes.c_void_p
-                f.argtypes = [ctypes.c_int] * 3 + [int_t] * 3 + [real, p, int_t, p, int_t, real,
-                                                                   p, int_t]
-                f.restype = None
-                _GEMM[dtype] = f, int_t
-                break
+        _GEMM[dtype] = _find_gemm(dtype)
     return _GEMM[dtype]
 
 
-def _layout(m, item):
+def _find_gemm(dtype):
+    """Look the ?gemm symbol up in NumPy's OpenBLAS and declare its C signature (see `_gemm`)."""
+    lib, letter = _openblas(), {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}.get(dtype)
+    if lib is None or letter is None:
+        return None
+    real, ptr = (ctypes.c_float if letter == "s" else ctypes.c_double), ctypes.c_void_p
+    for name, int_t in ((f"scipy_cblas_{letter}gemm64_", ctypes.c_int64),
+                        (f"cblas_{letter}gemm64_", ctypes.c_int64),
+                        (f"cblas_{letter}gemm", ctypes.c_int)):
+        f = getattr(lib, name, None)
+        if f is not None:
+            # (order, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+            f.argtypes = ([ctypes.c_int] * 3 + [int_t] * 3
+                          + [real, ptr, int_t, ptr, int_t, real, ptr, int_t])
+            f.restype = None
+            return f
+    return None
+
+
+def _layout(m):
     """(transpose flag, leading dimension) of a 2-D array BLAS can read in place, or None."""
-    s0, s1 = m.strides
+    (s0, s1), item = m.strides, m.itemsize
     if s1 == item and s0 % item == 0 and s0 // item >= max(m.shape[1], 1):
         return NO_TRANS, s0 // item  # rows contiguous: the array itself
     if s0 == item and s1 % item == 0 and s1 // item >= max(m.shape[0], 1):
@@ -92,27 +99,33 @@ def _layout(m, item):
     return None
 
 
+def _blas_can_do(a, b, out):
+    """Can BLAS compute out (+)= a @ b in place? NumPy arrays of one dtype, 2-D, matching
+    non-empty shapes, a and b readable as they are, out row-major."""
+    if not all(type(m) is np.ndarray and m.ndim == 2 and m.dtype == out.dtype
+               for m in (a, b, out)):
+        return False
+    (m, k), n = a.shape, b.shape[1]
+    if b.shape[0] != k or out.shape != (m, n) or 0 in (m, k, n):
+        return False
+    lc = _layout(out)
+    return (lc is not None and lc[0] == NO_TRANS
+            and _layout(a) is not None and _layout(b) is not None)
+
+
 def matmul_into(a, b, out, accumulate=False):
-    """out = a @ b, or out += a @ b when `accumulate`; a (M, K), b (K, N), out (M, N) written
-    in place (a view of a bigger array is fine). Returns out."""
-    f = None
-    if (type(a) is type(b) is type(out) is np.ndarray and a.dtype == b.dtype == out.dtype
-            and a.ndim == b.ndim == out.ndim == 2 and a.shape[0] and b.shape[1] and a.shape[1]):
-        f = _gemm(out.dtype)
-        la, lb = _layout(a, a.itemsize), _layout(b, b.itemsize)
-        lc = _layout(out, out.itemsize)
-        if not (la and lb and lc and lc[0] == NO_TRANS and out.shape == (a.shape[0], b.shape[1])
-                and a.shape[1] == b.shape[0]):
-            f = None
-    if f is None:  # the NumPy route
+    """out = a @ b, or out += a @ b when `accumulate` (BLAS's C = A B + beta C with beta = 1);
+    a (M, K), b (K, N), out (M, N) written in place (a view of a bigger array is fine).
+    Returns out."""
+    gemm = _gemm(out.dtype) if _blas_can_do(a, b, out) else None
+    if gemm is None:  # the NumPy route
         if accumulate:
             out += a @ b
         else:
             np.matmul(a, b, out=out)
         return out
-    fn, int_t = f
-    m, k = a.shape
-    n = b.shape[1]
-    fn(ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
-       1.0 if accumulate else 0.0, out.ctypes.data, lc[1])
+    (trans_a, lda), (trans_b, ldb), (_, ldc) = _layout(a), _layout(b), _layout(out)
+    (m, k), n = a.shape, b.shape[1]
+    gemm(ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
+         1.0 if accumulate else 0.0, out.ctypes.data, ldc)
     return out

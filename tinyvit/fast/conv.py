@@ -11,9 +11,9 @@ No k*k-wide copy of the image is made (im2col makes one; `tinyvit.cnn.im2col`). 
 same trick transposed: dW[i, j] = x_pad[p + off]^T @ g_pad[p] and dx_pad[p + off] += g_pad[p]
 @ W[i, j]^T, with g zero-padded so the border rows add nothing. Each tap's product is added
 into the output by the BLAS call itself (`blas.matmul_into`, beta = 1), not through a
-temporary and a second pass. On small images the padded
-border costs more than the copy saves, so below TAPS_MIN_PIXELS pixels the primitive runs
-im2col and one product instead (the fast im2col of `tinyvit.fast.cnn`).
+temporary and a second pass. On small images the padded border costs more than the copy
+saves, so below TAPS_MIN_PIXELS pixels the primitive runs im2col and one product instead
+(the fast im2col of `tinyvit.fast.cnn`).
 `tests/test_cnn.py` checks it against the formula (values and gradients).
 
 Shape legend: B batch, H, W height/width, C input channels, O output channels, k kernel size,

@@ -43,6 +43,7 @@ from .train import channel_stats, recipe, train
 DEFAULT_SIZES = (1000, 2500, 5000, 10000, 25000, 50000)
 DEFAULT_MODELS = ("cnn-air-small", "vit-cifar-nano", "hybrid-tiny")
 DEFAULT_SEEDS = (0, 1, 2)
+FAMILY_ORDER = ("cnn", "vit", "hybrid")  # the tables' default column order
 MIN_IMAGES = 100_000  # every run sees at least this many images ...
 MIN_EPOCHS = 10  # ... and trains at least this many epochs (cnn-air's recipe on 50k images)
 
@@ -247,8 +248,7 @@ def table_lines(results, models=None):
     """Printable rows: size, then mean +- std per model, and the paired gap of the first model
     over each of the others (`models`: their order; default: CNNs, ViTs, then hybrids)."""
     s = summarize(results)
-    order = ("cnn", "vit", "hybrid")
-    models = [m for m in (models or sorted(s, key=lambda m: (order.index(family(m)), m)))
+    models = [m for m in (models or sorted(s, key=lambda m: (FAMILY_ORDER.index(family(m)), m)))
               if m in s]
     sizes = sorted({int(n) for m in models for n in s[m][0]})
     gaps = {b: paired_gaps(results, models[0], b) for b in models[1:]}
@@ -262,9 +262,8 @@ def table_lines(results, models=None):
             hit = np.nonzero(ns == n)[0]
             cells.append(f"{mu[hit[0]]:8.1%} ± {sd[hit[0]]:5.1%} (n={c[hit[0]]})" if len(hit)
                          else f"{'-':>22s}")
-        for g in (by_size.get(n) for by_size in gaps.values()):
-            cells.append(f"{100 * g[0]:+8.1f} ± {100 * g[1]:4.1f} pt (n={g[2]})" if g
-                         else f"{'-':>22s}")
-        lines.append(f"{n:8d} " + " ".join(f"{c:>22s}" for c in cells[:len(models)])
-                     + "".join(f"  {c:>22s}" for c in cells[len(models):]))
+        gap_cells = [f"{100 * g[0]:+8.1f} ± {100 * g[1]:4.1f} pt (n={g[2]})" if g
+                     else f"{'-':>22s}" for g in (by_size.get(n) for by_size in gaps.values())]
+        lines.append(f"{n:8d} " + " ".join(f"{c:>22s}" for c in cells)
+                     + "".join(f"  {c:>22s}" for c in gap_cells))
     return lines
