@@ -82,3 +82,30 @@ def test_sweep_cost_prints_a_plan(capsys, monkeypatch):
     assert "at least 100,000 images and 10 epochs per run" in out
     assert "over sizes [100]: 20,000" in out  # 200 epochs (the most) of 100 images
     assert "cnn-tiny" in out and "CPU-hours for 2 seeds" in out
+
+
+def test_conv_dispatch_records_each_convolution_and_times_both_routes(capsys):
+    from tinyvit import cnn, fast
+    from tinyvit.configs import get_cnn_config
+    from tinyvit.fast import conv as fast_conv
+    from tinyvit.run import train
+    dispatch = load("conv_dispatch")
+    prim = fast_conv.convolve
+    try:
+        convs = dispatch.record_convolutions("cnn-tiny", 2)
+    finally:
+        fast.disable()  # the stepper turns the fast twins on
+    assert fast_conv.convolve is prim  # the recorder is gone
+    expected = [tuple(s) for s in cnn.conv_shapes(get_cnn_config("cnn-tiny"))]  # (Cin, Cout, side)
+    shards = len(fast.shards.bounds(2, train.SHARDS))  # each runs every layer on its rows
+    assert len(convs) == shards * len(expected)
+    assert list(dict.fromkeys((x[3], w[3], x[1]) for x, w, _ in convs)) == expected
+    assert all(x[0] == 2 // shards and w[:2] == (3, 3) for x, w, _ in convs)
+    stem = (3, 16, 32)  # the first layer: no gradient for the images
+    assert all(a == (1,) if (x[3], w[3], x[1]) == stem else sorted(a) == [0, 1]
+               for x, w, a in convs)
+    rule = fast_conv.TAPS_MIN_PIXELS
+    dispatch.main(["--models", "cnn-tiny", "--batch", "2", "--rounds", "1", "--repeats", "1"])
+    assert fast_conv.TAPS_MIN_PIXELS == rule  # the rule is put back
+    out = capsys.readouterr().out
+    assert "im2col/taps" in out and "cnn-tiny" in out and "rule/best" in out
