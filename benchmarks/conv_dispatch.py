@@ -3,18 +3,19 @@
     python benchmarks/conv_dispatch.py                       # the CNNs and hybrids, batch 128
     python benchmarks/conv_dispatch.py --models cnn-small --rounds 9 --repeats 5
 
-`tinyvit.fast.conv.convolve` runs a 3x3 convolution either as k*k products on row-offset
-views of the padded image ("taps") or as im2col and one product; it picks taps from
-TAPS_MIN_PIXELS = H*W up. This script records every convolution one training step of each
-model runs as training runs it (the batch in shards, and GroupNorm CNNs' shards in chunks of
-32 rows: `tinyvit.run.train.make_grad_fn`), with the gradients autograd asks for (none for
-the fixed whitening stem, only the kernel's for the first learned layer). Then it times
-forward + VJP of each distinct shape by both routes on one BLAS thread, as each shard's
-thread runs them, the two routes taking turns for `--rounds` rounds so that machine noise hits
-both alike (median of the per-round minima). It prints, per shape, both times and the rule's
-choice; per model, the sum over all the step's convolutions (both shards: one core's worth of
-work each) under the current rule, always-taps, always-im2col and the faster route of each.
-Timed alone, a shape misses what the other shard's thread does to the shared cache and memory.
+`tinyvit.fast.conv.convolve` runs a 3x3 convolution either as k*k products on row-offset views
+of the padded image ("taps") or as im2col and one product; `use_taps` picks taps from
+TAPS_MIN_PIXELS = H*W up and below TAPS_MAX_OUT output channels. This script records every
+convolution one training step of each model runs as training runs it (the batch in shards, and
+GroupNorm CNNs' shards in chunks of 32 rows: `tinyvit.run.train.make_grad_fn`), with the
+gradients autograd asks for (none for the fixed whitening stem, only the kernel's for the first
+learned layer). Then it times forward + VJP of each distinct shape by both routes on one BLAS
+thread, as each shard's thread runs them, the two routes taking turns for `--rounds` rounds so
+that machine noise hits both alike (median of the per-round minima). It prints, per shape, both
+times and the rule's choice; per model, the sum over all the step's convolutions (both shards:
+one core's worth of work each) under the current rule, always-taps, always-im2col and the
+faster route of each. Timed alone, a shape misses what the other shard's thread does to the
+shared cache and memory.
 """
 import argparse
 import os
@@ -37,7 +38,7 @@ from tinyvit.fast import conv as fast_conv  # noqa: E402
 from tinyvit.run import models  # noqa: E402
 
 MODELS = ("cnn-tiny", "cnn-small", "cnn-air-small", "cnn-air", "hybrid-tiny", "hybrid-small")
-ALWAYS = {"taps": 0, "im2col": 10**9}  # TAPS_MIN_PIXELS that forces each route
+ALWAYS = {"taps": (0, 10**9), "im2col": (10**9, 0)}  # (TAPS_MIN_PIXELS, TAPS_MAX_OUT) per route
 
 
 def record_convolutions(name, batch):
@@ -85,21 +86,20 @@ def time_routes(shape, rounds, repeats, seed=0):
     w = rng.standard_normal(ws).astype(np.float32)
     g = rng.standard_normal(xs[:3] + ws[-1:]).astype(np.float32)
     times = {route: [] for route in ALWAYS}
-    rule = fast_conv.TAPS_MIN_PIXELS
+    rule = fast_conv.TAPS_MIN_PIXELS, fast_conv.TAPS_MAX_OUT
     try:
         for r in range(rounds):
             for route in (list(ALWAYS) if r % 2 == 0 else list(ALWAYS)[::-1]):
-                fast_conv.TAPS_MIN_PIXELS = ALWAYS[route]
+                fast_conv.TAPS_MIN_PIXELS, fast_conv.TAPS_MAX_OUT = ALWAYS[route]
                 times[route].append(conv_seconds(x, w, g, argnums, repeats))
     finally:
-        fast_conv.TAPS_MIN_PIXELS = rule
+        fast_conv.TAPS_MIN_PIXELS, fast_conv.TAPS_MAX_OUT = rule
     return {route: statistics.median(t) for route, t in times.items()}
 
 
 def rule_route(shape):
     """The route the current rule takes for this shape."""
-    b, h, w, _ = shape[0]
-    return "taps" if h * w >= fast_conv.TAPS_MIN_PIXELS else "im2col"
+    return "taps" if fast_conv.use_taps(shape[0], shape[1]) else "im2col"
 
 
 def main(argv=None):
@@ -113,7 +113,8 @@ def main(argv=None):
     layers = {name: record_convolutions(name, args.batch) for name in args.models}
     shapes = sorted({s for convs in layers.values() for s in convs}, key=lambda s: (-s[0][1], s))
     print(f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, batch {args.batch}, "
-          f"TAPS_MIN_PIXELS={fast_conv.TAPS_MIN_PIXELS}, {args.rounds} rounds x "
+          f"TAPS_MIN_PIXELS={fast_conv.TAPS_MIN_PIXELS}, TAPS_MAX_OUT={fast_conv.TAPS_MAX_OUT}, "
+          f"{args.rounds} rounds x "
           f"{args.repeats} repeats; ms for forward + VJP (grads: x = input, w = kernel)")
     print(f"{'B':>3} {'H x W':>7} {'C':>4} {'O':>4} {'grads':>5} {'taps':>8} {'im2col':>8} "
           f"{'im2col/taps':>11} {'rule':>6} {'faster':>6}")

@@ -104,8 +104,11 @@ def test_conv_dispatch_records_each_convolution_and_times_both_routes(capsys):
     stem = (3, 16, 32)  # the first layer: no gradient for the images
     assert all(a == (1,) if (x[3], w[3], x[1]) == stem else sorted(a) == [0, 1]
                for x, w, a in convs)
-    rule = fast_conv.TAPS_MIN_PIXELS
-    dispatch.main(["--models", "cnn-tiny", "--batch", "2", "--rounds", "1", "--repeats", "1"])
-    assert fast_conv.TAPS_MIN_PIXELS == rule  # the rule is put back
+    rule = fast_conv.TAPS_MIN_PIXELS, fast_conv.TAPS_MAX_OUT
+    try:
+        dispatch.main(["--models", "cnn-tiny", "--batch", "2", "--rounds", "1", "--repeats", "1"])
+    finally:
+        fast.disable()
+    assert (fast_conv.TAPS_MIN_PIXELS, fast_conv.TAPS_MAX_OUT) == rule  # the rule is put back
     out = capsys.readouterr().out
     assert "im2col/taps" in out and "cnn-tiny" in out and "rule/best" in out

@@ -50,7 +50,7 @@ X_BIG = rng.standard_normal((2, 16, 20, 2))  # H*W >= fast_conv.TAPS_MIN_PIXELS:
 W3 = rng.standard_normal((3, 3, 3, 4))  # kernels (k, k, Cin, Cout) for X (3 channels)
 W5 = rng.standard_normal((5, 5, 3, 4))
 W_BIG = rng.standard_normal((3, 3, 2, 3))
-assert X_BIG.shape[1] * X_BIG.shape[2] >= fast_conv.TAPS_MIN_PIXELS > X.shape[1] * X.shape[2]
+assert fast_conv.use_taps(X_BIG.shape, W_BIG.shape) and not fast_conv.use_taps(X.shape, W3.shape)
 
 CASES = {  # name: (plain f(x), fast f(x), x)
     "im2col": (cnn.im2col, fast_cnn.im2col, X),
@@ -103,6 +103,21 @@ def test_primitive_gradient_matches_finite_differences(name, which):
     x = x.copy()
     num = numerical_grad(lambda: f(x), x, range(x.size))
     assert rel_error(grad(f)(x).ravel(), num) < FD_BOUND
+
+
+def test_wide_outputs_take_im2col_on_big_images_with_the_same_values_and_gradients():
+    w_wide = rng.standard_normal((3, 3, 2, fast_conv.TAPS_MAX_OUT))  # O channels: im2col's
+    assert not fast_conv.use_taps(X_BIG.shape, w_wide.shape)
+    assert fast_conv.use_taps(X_BIG.shape, w_wide[..., :-1].shape)  # one fewer: the taps
+    for w in (w_wide, w_wide[..., :-1]):
+        def plain(x, w=w):
+            return cnn.conv({"w": w}, x)
+
+        def fast(x, w=w):
+            return fast_conv.conv({"w": w}, x)
+
+        np.testing.assert_allclose(fast(X_BIG), plain(X_BIG), rtol=1e-12, atol=1e-12)
+        assert rel_error(grad(weighted(fast))(X_BIG), grad(weighted(plain))(X_BIG)) < 1e-12
 
 
 def test_im2col_rows_are_the_zero_padded_neighbourhoods():

@@ -11,9 +11,12 @@ No k*k-wide copy of the image is made (im2col makes one; `tinyvit.cnn.im2col`). 
 same trick transposed: dW[i, j] = x_pad[p + off]^T @ g_pad[p] and dx_pad[p + off] += g_pad[p]
 @ W[i, j]^T, with g zero-padded so the border rows add nothing. Each tap's product is added
 into the output by the BLAS call itself (`blas.matmul_into`, beta = 1), not through a
-temporary and a second pass. On small images the padded border costs more than the copy
-saves, so below TAPS_MIN_PIXELS pixels the primitive runs im2col and one product instead
-(the fast im2col of `tinyvit.fast.cnn`).
+temporary and a second pass. Where the copy is cheap the taps do not pay, and the primitive
+runs im2col and one product instead (the fast im2col of `tinyvit.fast.cnn`): on small images
+(below TAPS_MIN_PIXELS pixels the padded border costs more than the copy saves) and for wide
+outputs (from TAPS_MAX_OUT channels the copy, 1/O of the product's work, is small, and one
+product with K = k*k*C runs faster than k*k with K = C). `benchmarks/conv_dispatch.py` times
+both routes on every layer shape of the CNNs and hybrids (README, "Speed").
 `tests/test_cnn.py` checks it against the formula (values and gradients).
 
 Shape legend: B batch, H, W height/width, C input channels, O output channels, k kernel size,
@@ -25,7 +28,14 @@ from autograd.extend import defvjp_argnums, primitive
 from .blas import matmul_into
 from .cnn import _im2col_vjp, im2col
 
-TAPS_MIN_PIXELS = 256  # H*W from which taps beat im2col (16 x 16 and up)
+TAPS_MIN_PIXELS = 256  # H*W from which taps beat im2col (16 x 16 and up) ...
+TAPS_MAX_OUT = 128  # ... below this many output channels
+
+
+def use_taps(x_shape, w_shape):
+    """True where the taps beat im2col: large enough images, narrow enough outputs."""
+    _, h, wd, _ = x_shape
+    return h * wd >= TAPS_MIN_PIXELS and w_shape[-1] < TAPS_MAX_OUT
 
 
 def _padded_rows(x, r):
@@ -57,11 +67,11 @@ def _crop(rows, shape, r):
 def convolve(x, w):
     """x (B, H, W, C) convolved with w (k, k, C, O), 'same' padding, stride 1 -> (B, H, W, O).
 
-    By k*k products on row-offset views (or im2col on small images); no bias.
+    By k*k products on row-offset views (or im2col where that is faster: `use_taps`); no bias.
     """
     b, h, wd, c = x.shape
     k, o = w.shape[0], w.shape[-1]
-    if h * wd < TAPS_MIN_PIXELS:
+    if not use_taps(x.shape, w.shape):
         return (im2col(x, k) @ w.reshape(k * k * c, o)).reshape(b, h, wd, o)
     rows = _padded_rows(x, k // 2)  # (n, C)
     taps, lo, hi = _taps(x.shape, k)
@@ -100,7 +110,7 @@ def _convolve_vjp(argnums, ans, args, kwargs):
                 matmul_into(gi, w[i, j].T, dx[lo + off:hi + off], accumulate=True)  # (hi-lo, C)
         return tuple(_crop(dx, x.shape, k // 2) if a == 0 else dw for a in argnums)
 
-    return vjp_im2col if h * wd < TAPS_MIN_PIXELS else vjp_taps
+    return vjp_taps if use_taps(x.shape, w.shape) else vjp_im2col
 
 
 defvjp_argnums(convolve, _convolve_vjp)
