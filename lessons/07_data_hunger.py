@@ -148,10 +148,11 @@ else:
     raise SystemExit("no results yet: run `python lessons/07_data_hunger.py --run`")
 
 # %% [markdown]
-# ## Accuracy against training-set size
-# Mean ± standard deviation over seeds, log-scaled x axis. The table's last columns are the
-# CNN's lead over each other model, taken seed by seed (the same seed draws the same training
-# subset for every model, so a lucky or unlucky subset cancels out) and then averaged.
+# ## Accuracy against training-set size, and the CNN's lead
+# Mean ± standard deviation over seeds, log-scaled x axis. The table's last columns, and the
+# second chart, are the CNN's lead over each other model, taken seed by seed (the same seed
+# draws the same training subset for every model, so a lucky or unlucky subset cancels out)
+# and then averaged: the paper's claim is about that gap, whether it shrinks as data grows.
 
 # %%
 for name, results in shown.items():
@@ -164,6 +165,10 @@ for name, results in shown.items():
     title = ("Data hunger, synthetic images (smoke mode: 2 steps per run)" if name == "smoke"
              else None)  # None: the sweep's own title (CIFAR-10, JPEG copy, length rule)
     lesson.show(sweep.chart(results, title=title), name, LESSON)
+    if len(sweep.ordered_models(results)) > 1:  # the same runs as the first model's lead
+        gap_title = ("The CNN's lead, synthetic images (smoke mode: 2 steps per run)"
+                     if name == "smoke" else None)
+        lesson.show(sweep.gap_chart(results, title=gap_title), f"{name}_gap", LESSON)
 
 # %% [markdown]
 # ## Reading the chart

@@ -99,6 +99,23 @@ def test_table_gives_the_first_models_lead_over_each_other_model():
     assert "+5.0" in row20 and row20.rstrip().endswith("-")  # the missing hybrid's cells
 
 
+def test_gap_chart_plots_the_paired_leads_in_points():
+    rows = [("cnn", 10, 0, 0.60), ("vit", 10, 0, 0.40), ("hyb", 10, 0, 0.50),
+            ("cnn", 10, 1, 0.70), ("vit", 10, 1, 0.45), ("hyb", 10, 1, 0.66),
+            ("cnn", 20, 0, 0.70), ("vit", 20, 0, 0.75)]  # no hybrid at 20; the ViT leads there
+    runs = {f"{m}/{n}/{s}": dict(model=m, size=n, seed=s, test_acc=v) for m, n, s, v in rows}
+    series = sweep.gap_series({"runs": runs}, models=["cnn", "vit", "hyb"])
+    assert list(series) == ["over vit (1-2 seeds)", "over hyb (2 seeds)"]
+    n, mu, sd = series["over vit (1-2 seeds)"]
+    np.testing.assert_allclose(n, [10, 20])
+    np.testing.assert_allclose(mu, [22.5, -5.0])  # (20 + 25) / 2 points, then -5
+    np.testing.assert_allclose(sd, [np.std([20, 25], ddof=1), 0.0])
+    np.testing.assert_allclose(series["over hyb (2 seeds)"][1], [7.0])
+    assert sweep.gap_chart({"runs": runs}, models=["cnn", "vit", "hyb"]).size[0] > 100
+    with pytest.raises(ValueError, match="two models"):
+        sweep.gap_series({"runs": {k: v for k, v in runs.items() if k.startswith("cnn")}})
+
+
 def test_two_sweeps_sharing_a_workdir_split_the_runs(tmp_path):
     """A run claimed by a live process is left to it; a dead process's claim is taken over."""
     import os

@@ -244,12 +244,51 @@ def paired_gaps(results, a, b):
             for n, d in sorted(diffs.items())}
 
 
+def ordered_models(results, models=None):
+    """The models that have runs, in `models`' order (default: CNNs, ViTs, then hybrids)."""
+    ran = {r["model"] for r in results["runs"].values()}
+    order = models or sorted(ran, key=lambda m: (FAMILY_ORDER.index(family(m)), m))
+    return [m for m in order if m in ran]
+
+
+def gap_series(results, models=None):
+    """{"over b (n seeds)": (sizes, mean, std)} of the first model's lead over each other model
+    b, paired by seed, in accuracy points (`table_lines`' gap columns, for `gap_chart`)."""
+    models = ordered_models(results, models)
+    if len(models) < 2:
+        raise ValueError(f"gap chart: needs runs of two models or more, found {models}")
+    series = {}
+    for b in models[1:]:
+        gaps = paired_gaps(results, models[0], b)
+        if gaps:
+            c = [k for _, _, k in gaps.values()]
+            seeds = f"{min(c)}-{max(c)} seeds" if min(c) != max(c) else \
+                f"{c[0]} seed{'s' if c[0] > 1 else ''}"
+            series[f"over {b} ({seeds})"] = tuple(np.array(v, float) for v in zip(
+                *((n, 100 * mu, 100 * sd) for n, (mu, sd, _) in gaps.items())))
+    if not series:
+        raise ValueError(f"gap chart: no size and seed ran both {models[0]} and another model")
+    return series
+
+
+def gap_chart(results, models=None, title=None):
+    """The first model's lead over each of the others against training-set size, mean +- std
+    over seeds, log x, 0 (no lead) always on the y axis (a PIL image)."""
+    series, a = gap_series(results, models), ordered_models(results, models)[0]
+    lowest = min(float((mu - sd).min()) for _, mu, sd in series.values())
+    highest = max(float((mu + sd).max()) for _, mu, sd in series.values())
+    ylim = (min(0.0, lowest), None if highest > 0 else 0.0)  # 0, no lead, always in view
+    title = title or f"How far {a} leads, paired by seed ({rule_text(results.get('setup', {}))})"
+    return charts.line_chart(series, xlabel="training images",
+                             ylabel=f"{a}'s lead, accuracy points", title=title, log_x=True,
+                             error_bars=True, ylim=ylim)
+
+
 def table_lines(results, models=None):
     """Printable rows: size, then mean +- std per model, and the paired gap of the first model
     over each of the others (`models`: their order; default: CNNs, ViTs, then hybrids)."""
     s = summarize(results)
-    models = [m for m in (models or sorted(s, key=lambda m: (FAMILY_ORDER.index(family(m)), m)))
-              if m in s]
+    models = ordered_models(results, models)
     sizes = sorted({int(n) for m in models for n in s[m][0]})
     gaps = {b: paired_gaps(results, models[0], b) for b in models[1:]}
     head = f"{'images':>8s} " + " ".join(f"{m:>22s}" for m in models)
