@@ -87,7 +87,9 @@
 #
 # An interrupted sweep resumes where it stopped: every finished run is saved at once, and
 # sweeps of different seeds can share one results file (`--results PATH`; default
-# `lessons/output/07_data_hunger/data_hunger.json`).
+# `lessons/output/07_data_hunger/data_hunger.json`). The runs' checkpoints live in a folder
+# named after the results file, beside it (`data_hunger_runs/`), so a sweep with another rule
+# never picks up another's half-finished run.
 
 # %%
 import argparse
@@ -136,7 +138,7 @@ elif RUN:
     shown = {mine.stem: sweep.run_sweep(ds, mine, models=args.models, sizes=args.sizes,
                                         seeds=args.seeds, min_images=args.min_images,
                                         min_epochs=args.min_epochs, batch_size=args.batch_size,
-                                        workdir=lesson.output_dir(LESSON) / "runs")}
+                                        workdir=sweep.workdir_for(mine))}
 elif mine.exists():
     print(f"showing your results from {mine}")
     shown = {mine.stem: sweep.load_results(mine)}

@@ -116,6 +116,26 @@ def test_gap_chart_plots_the_paired_leads_in_points():
         sweep.gap_series({"runs": {k: v for k, v in runs.items() if k.startswith("cnn")}})
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_sweeps_with_other_rules_keep_their_runs_apart(tmp_path, shared):
+    """Two results files with two length rules: in their own run folders (workdir_for) the
+    second sweep trains its own run; in one shared folder it finds the first's checkpoint."""
+    x, y = synthetic_images(30, k=3)
+    ds = dict(train=(x, y), test=(x[:10], y[:10]), classes=["a", "b", "c"])
+    for epochs in (1, 2):
+        path = tmp_path / f"rule{epochs}.json"
+        work = tmp_path / "runs" if shared else sweep.workdir_for(path)
+        run = lambda: sweep.run_sweep(ds, path, models=("cnn-tiny",), sizes=(30,), seeds=(0,),
+                                      min_images=30, min_epochs=epochs, batch_size=16,
+                                      workdir=work, log=lambda *a: None)
+        if shared and epochs == 2:
+            with pytest.raises(ValueError, match="other settings"):
+                run()
+        else:
+            assert run()["runs"]["cnn-tiny/30/0"]["epochs"] == epochs
+    assert sweep.workdir_for(tmp_path / "a.json") == tmp_path / "a_runs"
+
+
 def test_two_sweeps_sharing_a_workdir_split_the_runs(tmp_path):
     """A run claimed by a live process is left to it; a dead process's claim is taken over."""
     import os

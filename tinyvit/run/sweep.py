@@ -99,6 +99,13 @@ def machine():
            f"Python {platform.python_version()}, NumPy {np.__version__}"
 
 
+def workdir_for(results_path):
+    """The run folders of the sweep recorded in `results_path`: beside it, named after it, so
+    sweeps with other rules (each in its own results file) never resume each other's runs."""
+    results_path = Path(results_path)
+    return results_path.with_name(f"{results_path.stem}_runs")
+
+
 def run_sweep(ds, results_path, models=DEFAULT_MODELS, sizes=DEFAULT_SIZES,
               seeds=DEFAULT_SEEDS, min_images=MIN_IMAGES, min_epochs=MIN_EPOCHS, batch_size=None,
               max_steps=None, workdir=None, log=print):
