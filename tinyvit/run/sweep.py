@@ -226,11 +226,16 @@ def summarize(results):
     return out
 
 
+def seeds_label(counts):
+    """'3 seeds', '1 seed' or '1-2 seeds': how many seeds a curve's points average."""
+    lo, hi = int(min(counts)), int(max(counts))
+    return f"{lo}-{hi} seeds" if lo != hi else f"{lo} seed{'s' if lo > 1 else ''}"
+
+
 def chart(results, title=None):
     """Accuracy vs training-set size, mean +- std over seeds, log x (a PIL image)."""
     title = title or f"Data hunger on CIFAR-10 (JPEG copy), {rule_text(results.get('setup', {}))}"
-    series = {f"{m} ({int(c.min())}-{int(c.max())} seeds)" if c.min() != c.max()
-              else f"{m} ({int(c[0])} seed{'s' if c[0] > 1 else ''})": (n, mu, sd)
+    series = {f"{m} ({seeds_label(c)})": (n, mu, sd)
               for m, (n, mu, sd, c) in summarize(results).items()}
     return charts.line_chart(series, xlabel="training images", ylabel="test accuracy",
                              title=title, log_x=True, error_bars=True)
@@ -268,9 +273,7 @@ def gap_series(results, models=None):
     for b in models[1:]:
         gaps = paired_gaps(results, models[0], b)
         if gaps:
-            c = [k for _, _, k in gaps.values()]
-            seeds = f"{min(c)}-{max(c)} seeds" if min(c) != max(c) else \
-                f"{c[0]} seed{'s' if c[0] > 1 else ''}"
+            seeds = seeds_label([k for _, _, k in gaps.values()])
             series[f"over {b} ({seeds})"] = tuple(np.array(v, float) for v in zip(
                 *((n, 100 * mu, 100 * sd) for n, (mu, sd, _) in gaps.items())))
     if not series:
