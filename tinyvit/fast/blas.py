@@ -99,32 +99,35 @@ def _layout(m):
     return None
 
 
-def _blas_can_do(a, b, out):
-    """Can BLAS compute out (+)= a @ b in place? NumPy arrays of one dtype, 2-D, matching
-    non-empty shapes, a and b readable as they are, out row-major."""
+def _blas_layouts(a, b, out):
+    """((trans_a, lda), (trans_b, ldb), ldc) for BLAS to compute out (+)= a @ b in place, or
+    None where it cannot: NumPy arrays of one dtype, 2-D, matching non-empty shapes, a and b
+    readable as they are, out row-major."""
     if not all(type(m) is np.ndarray and m.ndim == 2 and m.dtype == out.dtype
                for m in (a, b, out)):
-        return False
+        return None
     (m, k), n = a.shape, b.shape[1]
     if b.shape[0] != k or out.shape != (m, n) or 0 in (m, k, n):
-        return False
-    lc = _layout(out)
-    return (lc is not None and lc[0] == NO_TRANS
-            and _layout(a) is not None and _layout(b) is not None)
+        return None
+    la, lb, lc = _layout(a), _layout(b), _layout(out)
+    if la is None or lb is None or lc is None or lc[0] != NO_TRANS:
+        return None
+    return la, lb, lc[1]
 
 
 def matmul_into(a, b, out, accumulate=False):
     """out = a @ b, or out += a @ b when `accumulate` (BLAS's C = A B + beta C with beta = 1);
     a (M, K), b (K, N), out (M, N) written in place (a view of a bigger array is fine).
     Returns out."""
-    gemm = _gemm(out.dtype) if _blas_can_do(a, b, out) else None
+    layouts = _blas_layouts(a, b, out)
+    gemm = _gemm(out.dtype) if layouts is not None else None
     if gemm is None:  # the NumPy route
         if accumulate:
             out += a @ b
         else:
             np.matmul(a, b, out=out)
         return out
-    (trans_a, lda), (trans_b, ldb), (_, ldc) = _layout(a), _layout(b), _layout(out)
+    (trans_a, lda), (trans_b, ldb), ldc = layouts
     (m, k), n = a.shape, b.shape[1]
     gemm(ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
          1.0 if accumulate else 0.0, out.ctypes.data, ldc)

@@ -83,7 +83,7 @@ def convolve(x, w):
 
 def _convolve_vjp(argnums, ans, args, kwargs):
     x, w = args
-    b, h, wd, c = x.shape
+    c = x.shape[-1]
     k, o = w.shape[0], w.shape[-1]
 
     def vjp_im2col(g):  # g (B, H, W, O)
