@@ -65,7 +65,7 @@ RECIPES = {
 PRESET_RECIPES = {
     "cnn-air": dict(AIRBENCH, epochs=10, batch_size=256, warmup=2.0),
     "cnn-air-small": dict(AIRBENCH, epochs=10, batch_size=256, warmup=2.0),
-    "hybrid-small": dict(AIRBENCH, epochs=13, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
+    "hybrid-small": dict(AIRBENCH, epochs=20, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
     "hybrid-tiny": dict(AIRBENCH, epochs=13, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
     "vit-cifar-plain": dict(tta=True),
 }
