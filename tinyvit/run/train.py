@@ -67,7 +67,7 @@ PRESET_RECIPES = {
     "cnn-air-small": dict(AIRBENCH, epochs=10, batch_size=256, warmup=2.0),
     "hybrid-small": dict(AIRBENCH, epochs=20, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
     "hybrid-tiny": dict(AIRBENCH, epochs=13, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0),
-    "vit-cifar-plain": dict(tta=True),
+    "vit-cifar-plain": dict(epochs=22, tta=True),
 }
 STATS_IMAGES = 2000  # training images for the whitening kernel and BatchNorm's statistics
 
