@@ -603,6 +603,25 @@ def test_flip_tta_averages_the_image_and_its_mirror():
     np.testing.assert_array_equal(data.flip_tta(symmetric, x), symmetric(x))
 
 
+def test_shift_tta_is_airbenchs_six_views_with_mirrored_borders():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 5, 3)).astype(np.float32)  # (B, H, W, C)
+    pixels = lambda v: v.reshape(len(v), -1)  # "logits": every pixel, so each view is visible
+    # The views written out by index: shifted down-right by one pixel (row/column i shows
+    # i - 1, the border row/column mirrored: -1 -> 1) and up-left (i shows i + 1, H -> H - 2).
+    down = lambda n: np.array([1, *range(n - 1)])
+    up = lambda n: np.array([*range(1, n), n - 2])
+    dr = x[:, down(4)][:, :, down(5)]
+    ul = x[:, up(4)][:, :, up(5)]
+    mirror = lambda v: v[:, :, ::-1]
+    expected = (0.25 * (pixels(x) + pixels(mirror(x)))
+                + 0.125 * sum(pixels(v) + pixels(mirror(v)) for v in (dr, ul)))
+    np.testing.assert_allclose(data.shift_tta(pixels, x), expected, rtol=1e-6)
+    assert data.shift_tta(pixels, x).dtype == np.float32
+    assert sorted(data.TTA) == ["flip", "flip-shift", "none"]
+    np.testing.assert_array_equal(data.TTA["none"](pixels, x), pixels(x))
+
+
 def test_mixup():
     x = distinct_images(b=8)
     y = data.one_hot(np.arange(8) % 3, 3)

@@ -1,6 +1,6 @@
 """The strong baselines' recipes through the training loop: per-preset defaults, SGD's state in
 checkpoints, the whitening kernel set from data, BatchNorm's population statistics saved with
-the model (evaluation is a pure function of the file), flip TTA, older checkpoints."""
+the model (evaluation is a pure function of the file), flip and shift TTA, older checkpoints."""
 import json
 
 import numpy as np
@@ -9,7 +9,7 @@ import pytest
 from tinyvit import optim
 from tinyvit.run import checkpoint, evaluate, models, validate, verify
 from tinyvit.run import train as T
-from tinyvit.run.cli import main
+from tinyvit.run.cli import build_parser, main
 from tinyvit.tree import flatten
 
 from test_train import easy_dataset, run
@@ -18,11 +18,11 @@ from test_train import easy_dataset, run
 def test_presets_get_their_own_recipe_over_their_family():
     air = T.recipe("cnn-air")
     assert (air["optimizer"], air["schedule"], air["batch_size"], air["tta"]) == \
-           ("sgd", "linear", 256, True)
+           ("sgd", "linear", 256, "flip")
     assert T.recipe("cnn-small") == T.RECIPES["cnn"]  # no preset recipe: the family's
     assert T.recipe("hybrid-small")["schedule"] == "cosine"
     assert T.recipe("vit-cifar-plain")["optimizer"] == "adamw"
-    assert T.recipe("cnn-air", lr=0.05, tta=False)["lr"] == 0.05
+    assert T.recipe("cnn-air", lr=0.05, tta="none")["lr"] == 0.05
     for r in [*T.RECIPES.values(), *(T.recipe(m) for m in T.PRESET_RECIPES)]:
         assert sorted(r) == sorted(verify.HPARAMS)  # every recipe names every hyper-parameter
         validate.check_options(**r)
@@ -32,7 +32,7 @@ def test_presets_get_their_own_recipe_over_their_family():
     ("optimizer", "adam", "--optimizer 'adam': expected one of 'adamw', 'sgd'"),
     ("schedule", "step", "--schedule 'step': expected one of 'cosine', 'linear'"),
     ("crop_mode", "wrap", "--crop-mode 'wrap': expected one of 'constant', 'reflect'"),
-    ("tta", 1, "--tta 1: expected one of False, True"),
+    ("tta", True, "--tta True: expected one of 'none', 'flip', 'flip-shift'"),
     ("crop_pad", -1, "--crop-pad -1: expected an integer >= 0"),
 ])
 def test_bad_recipe_options_are_one_line_errors(name, value, words):
@@ -89,9 +89,18 @@ def test_flip_tta_averages_the_logits_of_both_images():
     x = ds["train"][0]
     plain = evaluate.predict_logits(net, params, x, ds["mean"], ds["std"])
     mirror = evaluate.predict_logits(net, params, x[:, :, ::-1], ds["mean"], ds["std"])
-    both = evaluate.predict_logits(net, params, x, ds["mean"], ds["std"], tta=True)
+    both = evaluate.predict_logits(net, params, x, ds["mean"], ds["std"], tta="flip")
     np.testing.assert_allclose(both, 0.5 * (plain + mirror), rtol=1e-5, atol=1e-6)
     assert not np.allclose(both, plain)
+    # flip-shift: the flip TTA of the image and of its one-pixel shifts (uint8 shifts here, so
+    # the views are normalised after shifting, as the model sees them: the same numbers)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    flip = lambda v: evaluate.predict_logits(net, params, v, ds["mean"], ds["std"], tta="flip")
+    six = evaluate.predict_logits(net, params, x, ds["mean"], ds["std"], tta="flip-shift")
+    np.testing.assert_allclose(six, 0.5 * both + 0.25 * (flip(padded[:, :-2, :-2])
+                                                         + flip(padded[:, 2:, 2:])),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(six, both)
 
 
 def test_cli_trains_a_preset_with_its_recipe_and_options_override_it(tmp_path, capsys):
@@ -104,7 +113,7 @@ def test_cli_trains_a_preset_with_its_recipe_and_options_override_it(tmp_path, c
                  "--crop-mode", "constant", "--no-tta", "--out", str(out)]) == 0
     hp = checkpoint.load_run(out / "last.npz")["meta"]["hparams"]
     assert hp == T.recipe("cnn-air-small", epochs=1, batch_size=8, crop_mode="constant",
-                          tta=False)
+                          tta="none")
     assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
     assert main(["train", "--model", "cnn-air-small", "--optimizer", "adam"]) == 2
     assert "--optimizer 'adam': expected one of" in capsys.readouterr().err
@@ -120,6 +129,25 @@ def test_older_checkpoints_without_the_new_hyper_parameters_resume(tmp_path):
     arrays["__extra__/meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     assert [h["epoch"] for h in run(tmp_path, "old", resume=True, epochs=2)] == [1, 2]
+
+
+@pytest.mark.parametrize("old, new", sorted(verify.OLD_TTA.items()))
+def test_older_checkpoints_with_a_boolean_tta_read_as_its_name(tmp_path, old, new):
+    run(tmp_path, "b", max_steps=4, epochs=2, tta=new)
+    path = tmp_path / "b/last.npz"
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays["__extra__/meta"]))
+    meta["hparams"]["tta"] = old  # what checkpoints wrote before TTA had levels
+    arrays["__extra__/meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    assert checkpoint.load_model(path)[2]["hparams"]["tta"] == new
+    assert [h["epoch"] for h in run(tmp_path, "b", resume=True, epochs=2, tta=new)] == [1, 2]
+
+
+def test_the_tta_option_names_its_views():
+    parse = lambda *a: build_parser().parse_args(["train", *a]).tta
+    assert (parse(), parse("--tta"), parse("--no-tta"), parse("--tta", "flip-shift")) == \
+           (None, "flip", "none", "flip-shift")
 
 
 def test_a_checkpoint_with_moments_its_optimiser_does_not_keep_is_refused(tmp_path):

@@ -1,5 +1,6 @@
 """From uint8 images and int labels to what the model trains on: normalisation, one-hot labels,
-and augmentation of whole batches at once (random crop + flip, mixup).
+and augmentation of whole batches at once (random crop + flip, mixup), in training and at
+test time (flips and one-pixel shifts).
 
 Shape legend: B batch, H, W height and width, C channels (3, RGB), K classes.
 """
@@ -59,3 +60,19 @@ def flip_tta(logits_fn, x):
     """Test-time augmentation with the training flip: the mean of `logits_fn` over the images
     and their mirror images (airbench's first TTA level). x (B, H, W, C) -> (B, K)."""
     return 0.5 * (logits_fn(x) + logits_fn(x[:, :, ::-1]))
+
+
+def shift_tta(logits_fn, x):
+    """airbench's second test-time augmentation level: half the flip TTA of the images, half
+    the mean of the flip TTA of the images shifted by one pixel up-left and down-right (the
+    border mirrored, as the training crops are). Six views. x (B, H, W, C) -> (B, K)."""
+    h, w = x.shape[1:3]
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")  # (B, H+2, W+2, C)
+    shifted = 0.5 * (flip_tta(logits_fn, padded[:, :h, :w])
+                     + flip_tta(logits_fn, padded[:, 2:, 2:]))  # (B, K)
+    return 0.5 * flip_tta(logits_fn, x) + 0.5 * shifted
+
+
+# Test-time augmentation, by the name a recipe gives it (`tta`): the views of each test image
+# whose logits are averaged.
+TTA = {"none": lambda logits_fn, x: logits_fn(x), "flip": flip_tta, "flip-shift": shift_tta}

@@ -113,6 +113,10 @@ def checkpoint_or_default(path):
     return chosen
 
 
+TTA_TEXT = {"flip": "with the flipped images too",
+            "flip-shift": "with the flipped and one-pixel shifted images too"}
+
+
 def cmd_eval(args):
     """python -m tinyvit eval [CKPT] --data ..."""
     args.checkpoint = checkpoint_or_default(args.checkpoint)
@@ -121,11 +125,11 @@ def cmd_eval(args):
     ds = data.load_data(source, data_dir=args.data_dir)
     verify.check_data_fits(args.checkpoint, model, meta, ds, source)
     x, y = ds["test"]
-    tta = bool(meta.get("hparams", {}).get("tta", False))  # as it was tested in training
+    tta = meta.get("hparams", {}).get("tta", "none")  # as it was tested in training
     acc, cm = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
                                 np.float32(meta["std"]), tta=tta)
-    print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images"
-          f"{' (with flipped images too: its recipe tests with flip TTA)' if tta else ''}")
+    how = f" ({TTA_TEXT[tta]}: its recipe tests with {tta} TTA)" if tta != "none" else ""
+    print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images{how}")
     print("\n".join(evaluate.confusion_summary(cm, meta["classes"])))
     return 0
 
@@ -187,8 +191,12 @@ def build_parser():
                       ("smoothing", float), ("clip", float), ("crop-pad", int),
                       ("crop-mode", str), ("train-size", int), ("max-steps", int)):
         t.add_argument(f"--{name}", type=typ, default=None, help=TRAIN_HELP.get(name))
-    t.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="evaluate with the flipped images too (default: the model's recipe)")
+    t.add_argument("--tta", nargs="?", const="flip", default=None, metavar="VIEWS",
+                   help="test-time augmentation: none, flip (the mirror images too; --tta "
+                        "alone) or flip-shift (and one-pixel shifts); default: the model's "
+                        "recipe")
+    t.add_argument("--no-tta", dest="tta", action="store_const", const="none",
+                   help="same as --tta none")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")

@@ -2,7 +2,7 @@
 
 The model runs its fast twins here (`tinyvit.fast`), batch by batch (each batch in shards, one
 thread per core, as training), on the device that holds its parameters; inputs are normalised as
-in training (`tinyvit.data.normalize`). A model trained with `tta` is evaluated with it.
+in training (`tinyvit.data.normalize`). A model trained with a `tta` is evaluated with it.
 
 Shape legend: N images, B batch, H, W, C image, K classes.
 """
@@ -12,22 +12,25 @@ from .. import device
 from .. import data, fast, ops
 
 
-def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta=False,
+def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
                    shards=fast.SHARDS):
     """Logits (N, K) of uint8 images (N, H, W, C), in eval mode, batch by batch, each batch
     split into `shards` run side by side (`fast.sharded_map`). Small batches are faster here:
-    a CNN's activations of a few dozen images stay in the CPU's caches. `tta`: the mean of the
-    logits of the images and of their mirror images (`data.flip_tta`)."""
+    a CNN's activations of a few dozen images stay in the CPU's caches. `tta`: "none", or the
+    mean of the logits of several views of each image (`data.TTA`: "flip" the image and its
+    mirror image, "flip-shift" those and their one-pixel shifts)."""
     xp = device.array_module(params["head"]["w"])
+    views = data.TTA[tta]
 
-    def logits(x):  # (B, H, W, C) -> (B, K)
+    def logits(x):  # host (B, H, W, C) -> (B, K), on the parameters' device
+        x = xp.asarray(np.ascontiguousarray(x))  # (B, H, W, C)
         return fast.sharded_map(lambda xs: model.apply(params, xs), x, shards)
 
     with fast.twins():
         out = []
         for i in range(0, len(x_uint8), batch_size):
-            x = xp.asarray(data.normalize(x_uint8[i:i + batch_size], mean, std))  # (B, H, W, C)
-            out.append(device.to_host(data.flip_tta(logits, x) if tta else logits(x)))  # (B, K)
+            x = data.normalize(x_uint8[i:i + batch_size], mean, std)  # (B, H, W, C)
+            out.append(device.to_host(views(logits, x)))  # (B, K)
     return np.concatenate(out)  # (N, K)
 
 
@@ -38,9 +41,9 @@ def confusion_matrix(y_true, y_pred, k):
     return m
 
 
-def evaluate(model, params, x, y, mean, std, batch_size=64, tta=False):
-    """Accuracy (0-1) and confusion matrix of uint8 images x with labels y (`tta`: with the
-    flipped images too, see `predict_logits`)."""
+def evaluate(model, params, x, y, mean, std, batch_size=64, tta="none"):
+    """Accuracy (0-1) and confusion matrix of uint8 images x with labels y (`tta`: the test-time
+    augmentation, see `predict_logits`)."""
     pred = predict_logits(model, params, x, mean, std, batch_size, tta).argmax(1)  # (N,)
     return float((pred == y).mean()), confusion_matrix(y, pred, model.cfg.num_classes)
 

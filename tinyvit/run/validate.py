@@ -68,7 +68,7 @@ RULES = {
     "schedule": Choice(("cosine", "linear")),  # tinyvit.optim.schedule
     "crop_pad": Rule(True, 0),  # random crops of the image padded by this many pixels
     "crop_mode": Choice(("constant", "reflect")),  # padded with zeros or mirrored
-    "tta": Choice((False, True)),  # test-time flip augmentation
+    "tta": Choice(("none", "flip", "flip-shift")),  # test-time augmentation (data.TTA)
     # the rest of a run
     "train_size": Rule(True, 1),
     "max_steps": Rule(True, 1),

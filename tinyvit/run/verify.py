@@ -20,15 +20,21 @@ HPARAMS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule"
 # Hyper-parameters added after checkpoints were first written, with the value that older
 # checkpoints (which lack them) were trained with.
 ADDED_HPARAMS = dict(optimizer="adamw", schedule="cosine", crop_pad=4, crop_mode="constant",
-                     tta=False)
+                     tta="none")
+# Older checkpoints wrote `tta` as a boolean (flip TTA or none).
+OLD_TTA = {False: "none", True: "flip"}
 
 
 def with_added_hparams(meta):
-    """meta with the hyper-parameters an older checkpoint lacks set to what it was trained with."""
+    """meta with the hyper-parameters an older checkpoint lacks set to what it was trained with,
+    and those it wrote in an older form (`OLD_TTA`) in today's."""
     hp = meta.get("hparams") if isinstance(meta, dict) else None
     if not isinstance(hp, dict):
         return meta
-    return {**meta, "hparams": {**ADDED_HPARAMS, **hp}}
+    hp = {**ADDED_HPARAMS, **hp}
+    if isinstance(hp["tta"], bool):
+        hp["tta"] = OLD_TTA[hp["tta"]]
+    return {**meta, "hparams": hp}
 
 
 def few(keys, n=3):
