@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tinyvit import optim
+from tinyvit import data, optim
 from tinyvit.run import checkpoint, evaluate, models, validate, verify
 from tinyvit.run import train as T
 from tinyvit.run.cli import build_parser, main
@@ -177,8 +177,23 @@ def test_cli_eval_tests_as_training_did_with_tta(tmp_path, capsys):
     logged = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["test_acc"]
     capsys.readouterr()
     assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
-    line = capsys.readouterr().out.splitlines()[0]
+    printed = capsys.readouterr()
+    line = printed.out.splitlines()[0]
     assert f"test accuracy {logged:.2%}" in line and "flip TTA" in line
+    n = len(data.load_data(str(tmp_path / "imgs"), data_dir=tmp_path / "cache")["test"][1])
+    assert f"testing {n}/{n} images tested ETA 0:00" in printed.err  # its progress line
+    # --tta tests with other views than the recipe's, and says so
+    model, params, meta = checkpoint.load_model(out / "last.npz")
+    x, y = data.load_data(str(tmp_path / "imgs"), data_dir=tmp_path / "cache")["test"]
+    six, _ = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
+                               np.float32(meta["std"]), tta="flip-shift")
+    assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache"),
+                 "--tta", "flip-shift"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert f"test accuracy {six:.2%}" in line
+    assert "shifted images too, as asked; its recipe tests with flip TTA" in line
+    assert main(["eval", str(out / "last.npz"), "--tta", "rotate"]) == 2
+    assert "--tta 'rotate': expected one of 'none', 'flip', 'flip-shift'" in capsys.readouterr().err
 
 
 def test_only_cnns_without_batchnorm_train_in_chunks():

@@ -172,3 +172,30 @@ def test_eval_and_predict_default_to_the_shipped_model(tmp_path, capsys, monkeyp
     assert main(["predict", str(tmp_path / "one.png")]) == 0
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 5 and "pretrained" in err
+
+
+def test_progress_lines_update_in_place_on_a_terminal_and_clear():
+    import io
+
+    from tinyvit.run.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    p = Progress(10, "testing ", screen)
+    p.update(5, "images tested")
+    p.update(10, "images tested")
+    p.clear()
+    text = screen.getvalue()
+    assert text.count("\r") == 4 and "testing 10/10 images tested ETA 0:00" in text
+    assert text.endswith("\r" + " " * len("testing 10/10 images tested ETA 0:00") + "\r")
+    log = io.StringIO()  # not a terminal: full lines, at most one per `every`, and the last
+    q = Progress(10, "testing ", log, every=3600)
+    for done in range(1, 11):
+        q.update(done)
+    q.clear()  # leaves them
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("testing 1/10 ETA ")
+    assert lines[1] == "testing 10/10 ETA 0:00"

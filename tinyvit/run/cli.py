@@ -15,7 +15,7 @@ from .. import cnn, data, hybrid, vit
 from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
                        get_config, get_hybrid_config, model_names)
 from . import checkpoint, evaluate, rundir, train, validate, verify
-from .progress import format_seconds
+from .progress import Progress, format_seconds
 
 # A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
 # predict and the lessons when no checkpoint is named and none was trained here.
@@ -113,22 +113,30 @@ def checkpoint_or_default(path):
     return chosen
 
 
-TTA_TEXT = {"flip": "with the flipped images too",
+TTA_TEXT = {"none": "without test-time augmentation", "flip": "with the flipped images too",
             "flip-shift": "with the flipped and one-pixel shifted images too"}
 
 
 def cmd_eval(args):
-    """python -m tinyvit eval [CKPT] --data ..."""
+    """python -m tinyvit eval [CKPT] --data ... [--tta VIEWS]"""
+    if args.tta is not None:
+        validate.check_options(tta=args.tta)
     args.checkpoint = checkpoint_or_default(args.checkpoint)
     model, params, meta = checkpoint.load_model(args.checkpoint)
     source = eval_source(args, meta, args.checkpoint)
     ds = data.load_data(source, data_dir=args.data_dir)
     verify.check_data_fits(args.checkpoint, model, meta, ds, source)
     x, y = ds["test"]
-    tta = meta.get("hparams", {}).get("tta", "none")  # as it was tested in training
+    trained = meta.get("hparams", {}).get("tta", "none")  # as it was tested in training
+    tta = trained if args.tta is None else args.tta
+    tester = Progress(len(y), "testing ")
     acc, cm = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
-                                np.float32(meta["std"]), tta=tta)
-    how = f" ({TTA_TEXT[tta]}: its recipe tests with {tta} TTA)" if tta != "none" else ""
+                                np.float32(meta["std"]), tta=tta, progress=tester)
+    tester.clear()
+    recipe = f"its recipe tests with {trained} TTA" if trained != "none" else \
+        "its recipe tests without TTA"
+    how = ("" if tta == trained == "none" else f" ({TTA_TEXT[tta]}: {recipe})"
+           if tta == trained else f" ({TTA_TEXT[tta]}, as asked; {recipe})")
     print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images{how}")
     print("\n".join(evaluate.confusion_summary(cm, meta["classes"])))
     return 0
@@ -163,6 +171,16 @@ TRAIN_HELP = {  # every hyper-parameter defaults to the model's recipe (tinyvit.
 }
 
 
+def add_tta_options(parser, default):
+    """--tta [VIEWS] and --no-tta, both setting `tta` (None when neither is given)."""
+    parser.add_argument("--tta", nargs="?", const="flip", default=None, metavar="VIEWS",
+                        help="test-time augmentation: none, flip (the mirror images too; "
+                             "--tta alone) or flip-shift (and one-pixel shifts); default: "
+                             + default)
+    parser.add_argument("--no-tta", dest="tta", action="store_const", const="none",
+                        help="same as --tta none")
+
+
 def build_parser():
     """The argparse parser of every sub-command."""
     parser = OneLineParser(prog="python -m tinyvit",
@@ -191,12 +209,7 @@ def build_parser():
                       ("smoothing", float), ("clip", float), ("crop-pad", int),
                       ("crop-mode", str), ("train-size", int), ("max-steps", int)):
         t.add_argument(f"--{name}", type=typ, default=None, help=TRAIN_HELP.get(name))
-    t.add_argument("--tta", nargs="?", const="flip", default=None, metavar="VIEWS",
-                   help="test-time augmentation: none, flip (the mirror images too; --tta "
-                        "alone) or flip-shift (and one-pixel shifts); default: the model's "
-                        "recipe")
-    t.add_argument("--no-tta", dest="tta", action="store_const", const="none",
-                   help="same as --tta none")
+    add_tta_options(t, "the model's recipe")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
@@ -211,6 +224,7 @@ def build_parser():
                    help="default: runs/MODEL/last.npz here, else the model shipped with tinyvit")
     e.add_argument("--data", default=None, help="default: the data it was trained on")
     e.add_argument("--data-dir", default=None)
+    add_tta_options(e, "as its training tested")
     e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="top-5 classes of an image file")

@@ -13,12 +13,13 @@ from .. import data, fast, ops
 
 
 def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
-                   shards=fast.SHARDS):
+                   shards=fast.SHARDS, progress=None):
     """Logits (N, K) of uint8 images (N, H, W, C), in eval mode, batch by batch, each batch
     split into `shards` run side by side (`fast.sharded_map`). Small batches are faster here:
     a CNN's activations of a few dozen images stay in the CPU's caches. `tta`: "none", or the
     mean of the logits of several views of each image (`data.TTA`: "flip" the image and its
-    mirror image, "flip-shift" those and their one-pixel shifts)."""
+    mirror image, "flip-shift" those and their one-pixel shifts). `progress`: a
+    `Progress` over the N images, updated after every batch."""
     xp = device.array_module(params["head"]["w"])
     views = data.TTA[tta]
 
@@ -31,6 +32,8 @@ def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
         for i in range(0, len(x_uint8), batch_size):
             x = data.normalize(x_uint8[i:i + batch_size], mean, std)  # (B, H, W, C)
             out.append(device.to_host(views(logits, x)))  # (B, K)
+            if progress is not None:
+                progress.update(i + len(x), "images tested")
     return np.concatenate(out)  # (N, K)
 
 
@@ -41,10 +44,11 @@ def confusion_matrix(y_true, y_pred, k):
     return m
 
 
-def evaluate(model, params, x, y, mean, std, batch_size=64, tta="none"):
+def evaluate(model, params, x, y, mean, std, batch_size=64, tta="none", progress=None):
     """Accuracy (0-1) and confusion matrix of uint8 images x with labels y (`tta`: the test-time
-    augmentation, see `predict_logits`)."""
-    pred = predict_logits(model, params, x, mean, std, batch_size, tta).argmax(1)  # (N,)
+    augmentation, `progress`: a display, see `predict_logits`)."""
+    pred = predict_logits(model, params, x, mean, std, batch_size, tta,
+                          progress=progress).argmax(1)  # (N,)
     return float((pred == y).mean()), confusion_matrix(y, pred, model.cfg.num_classes)
 
 

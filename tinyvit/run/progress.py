@@ -39,14 +39,21 @@ class Progress:
             return
         self.last_print = now
         eta = self.eta(done)
-        line = (f"{self.prefix}{done}/{self.total} {message} "
-                f"ETA {format_seconds(eta) if eta is not None else '?'}").rstrip()
+        line = (f"{self.prefix}{done}/{self.total} {message + ' ' if message else ''}"
+                f"ETA {format_seconds(eta) if eta is not None else '?'}")
         if self.tty:
             self.stream.write("\r" + line.ljust(self.width))
             self.width = len(line)
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def clear(self):
+        """Erase the line on a terminal (in a log, the lines printed stay)."""
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0
 
     def close(self, message=None):
         """End the line (and print a final message on it, if given)."""
