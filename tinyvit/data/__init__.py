@@ -12,9 +12,9 @@ K classes. Images are NHWC uint8 in data sets, float32 once normalised; labels a
 Modules: `sources` (the entry point `load_data`, the data folder, the offline CIFAR-10 copy),
 `cifar` (official archives: download, MD5, batches), `imagefolder` (folders and archives of
 images), `cache` (.npz caches), `archives` (safe tar/zip reading, restricted unpickling),
-`subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup, flip and shift TTA),
-`errors` (DataError), `checks` (`check_dataset`: what every loaded, cached or given data set
-must be), `synthetic` (stand-in images for smoke runs and tests). Every problem a user can
+`subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup, flip and
+shift TTA), `errors` (DataError), `checks` (`check_dataset`: what every loaded, cached or given
+data set must be), `synthetic` (stand-in images for smoke runs and tests). Every problem a user can
 cause (missing or corrupt files, wrong MD5, no network, unsafe or oversized archive members,
 images too large or not 8-bit, odd image sizes, labels out of range) raises a one-line
 `DataError` (a `ValueError`) naming the file.
@@ -31,5 +31,5 @@ from .synthetic import synthetic_images
 __all__ = ["load_data", "default_data_dir", "local_cifar10_copy", "DataError", "DownloadError",
            "check_dataset", "decode_image", "OFFICIAL_NAMES",
            "balanced_subset", "iterate_batches", "normalize", "one_hot", "random_crop_flip",
-           "flip_tta", "shift_tta", "TTA", "mixup", "synthetic_images", "CIFAR10_MEAN", "CIFAR10_STD",
-           "CIFAR100_MEAN", "CIFAR100_STD"]
+           "flip_tta", "shift_tta", "TTA", "mixup", "synthetic_images", "CIFAR10_MEAN",
+           "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD"]
