@@ -180,11 +180,10 @@ def test_cli_eval_tests_as_training_did_with_tta(tmp_path, capsys):
     printed = capsys.readouterr()
     line = printed.out.splitlines()[0]
     assert f"test accuracy {logged:.2%}" in line and "flip TTA" in line
-    n = len(data.load_data(str(tmp_path / "imgs"), data_dir=tmp_path / "cache")["test"][1])
-    assert f"testing {n}/{n} images tested ETA 0:00" in printed.err  # its progress line
+    x, y = data.load_data(str(tmp_path / "imgs"), data_dir=tmp_path / "cache")["test"]
+    assert f"testing {len(y)}/{len(y)} images tested ETA 0:00" in printed.err  # its progress
     # --tta tests with other views than the recipe's, and says so
     model, params, meta = checkpoint.load_model(out / "last.npz")
-    x, y = data.load_data(str(tmp_path / "imgs"), data_dir=tmp_path / "cache")["test"]
     six, _ = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
                                np.float32(meta["std"]), tta="flip-shift")
     assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache"),

@@ -117,6 +117,16 @@ TTA_TEXT = {"none": "without test-time augmentation", "flip": "with the flipped 
             "flip-shift": "with the flipped and one-pixel shifted images too"}
 
 
+def tta_note(tta, trained):
+    """' (with ...: its recipe tests with X TTA)': how eval tested, beside how training did."""
+    if tta == trained == "none":
+        return ""
+    recipe = f"its recipe tests with {trained} TTA" if trained != "none" else \
+        "its recipe tests without TTA"
+    asked = "" if tta == trained else ", as asked"
+    return f" ({TTA_TEXT[tta]}{asked}{':' if tta == trained else ';'} {recipe})"
+
+
 def cmd_eval(args):
     """python -m tinyvit eval [CKPT] --data ... [--tta VIEWS]"""
     if args.tta is not None:
@@ -133,11 +143,8 @@ def cmd_eval(args):
     acc, cm = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
                                 np.float32(meta["std"]), tta=tta, progress=tester)
     tester.clear()
-    recipe = f"its recipe tests with {trained} TTA" if trained != "none" else \
-        "its recipe tests without TTA"
-    how = ("" if tta == trained == "none" else f" ({TTA_TEXT[tta]}: {recipe})"
-           if tta == trained else f" ({TTA_TEXT[tta]}, as asked; {recipe})")
-    print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images{how}")
+    print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images"
+          f"{tta_note(tta, trained)}")
     print("\n".join(evaluate.confusion_summary(cm, meta["classes"])))
     return 0
 

@@ -24,7 +24,7 @@ def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
     views = data.TTA[tta]
 
     def logits(x):  # host (B, H, W, C) -> (B, K), on the parameters' device
-        x = xp.asarray(np.ascontiguousarray(x))  # (B, H, W, C)
+        x = xp.asarray(np.ascontiguousarray(x))  # (B, H, W, C); flips, shifts are strided views
         return fast.sharded_map(lambda xs: model.apply(params, xs), x, shards)
 
     with fast.twins():

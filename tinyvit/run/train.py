@@ -325,8 +325,7 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
         ctx = dict(hp=hp, schedule=sched, xp=xp, train=ds["train"], mean=ds["mean"],
                    std=ds["std"], augment=augment, max_steps=max_steps,
                    stats_images=xp.asarray(sample),
-                   grad_fn=make_grad_fn(net, hp["smoothing"]), progress=progress,
-                   progress_stream=progress_stream, folder=folder)
+                   grad_fn=make_grad_fn(net, hp["smoothing"]), progress=progress, folder=folder)
         try:
             run_epochs(net, state, ctx, ds, start_epoch, history, meta, eval_every)
         except KeyboardInterrupt:
@@ -337,9 +336,11 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
     return history
 
 
-def test(net, params, ds, tta, stream):
-    """Test accuracy after an epoch, with a progress line (erased when done, on a terminal)."""
-    tester = Progress(len(ds["test"][1]), "testing ", stream)
+def epoch_test_accuracy(net, params, ds, tta, progress):
+    """Test accuracy after an epoch, shown as a progress line of its own in place of the
+    steps' line `progress` (on a terminal, both are erased; the epoch's summary follows)."""
+    progress.clear()
+    tester = Progress(len(ds["test"][1]), "testing ", progress.stream)
     acc = evaluate(net, params, *ds["test"], ds["mean"], ds["std"], tta=tta, progress=tester)[0]
     tester.clear()
     return acc
@@ -356,7 +357,7 @@ def run_epochs(net, state, ctx, ds, start_epoch, history, meta, eval_every):
             seconds += time.perf_counter() - t0  # part of training: a model needs them
             last = epoch + 1 == hp["epochs"] or (max_steps is not None
                                                  and state["opt"]["step"] >= max_steps)
-            test_acc = (test(net, state["params"], ds, hp["tta"], ctx["progress_stream"])
+            test_acc = (epoch_test_accuracy(net, state["params"], ds, hp["tta"], progress)
                         if last or (epoch + 1) % eval_every == 0 else None)
             row = dict(epoch=epoch + 1, step=int(state["opt"]["step"]), lr=lr, loss=loss,
                        train_acc=train_acc, test_acc=test_acc, seconds=round(seconds, 2))
