@@ -101,6 +101,9 @@ def test_flip_tta_averages_the_logits_of_both_images():
                                                          + flip(padded[:, 2:, 2:])),
                                rtol=1e-5, atol=1e-6)
     assert not np.allclose(six, both)
+    wanted = "tta: expected one of none, flip, flip-shift, got 'flips'"
+    with pytest.raises(ValueError, match=wanted):
+        evaluate.predict_logits(net, params, x, ds["mean"], ds["std"], tta="flips")
 
 
 def test_cli_trains_a_preset_with_its_recipe_and_options_override_it(tmp_path, capsys):

@@ -21,6 +21,8 @@ def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
     mirror image, "flip-shift" those and their one-pixel shifts). `progress`: a
     `Progress` over the N images, updated after every batch."""
     xp = device.array_module(params["head"]["w"])
+    if tta not in data.TTA:
+        raise ValueError(f"tta: expected one of {', '.join(data.TTA)}, got {tta!r}")
     views = data.TTA[tta]
 
     def logits(x):  # host (B, H, W, C) -> (B, K), on the parameters' device
