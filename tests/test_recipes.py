@@ -21,7 +21,8 @@ def test_presets_get_their_own_recipe_over_their_family():
            ("sgd", "linear", 256, "flip")
     assert T.recipe("cnn-small") == T.RECIPES["cnn"]  # no preset recipe: the family's
     assert T.recipe("hybrid-small")["schedule"] == "cosine"
-    assert T.recipe("vit-cifar-plain")["optimizer"] == "adamw"
+    plain = T.recipe("vit-cifar-plain")
+    assert (plain["optimizer"], plain["crop_pad"], plain["crop_mode"]) == ("adamw", 2, "reflect")
     assert T.recipe("cnn-air", lr=0.05, tta="none")["lr"] == 0.05
     for r in [*T.RECIPES.values(), *(T.recipe(m) for m in T.PRESET_RECIPES)]:
         assert sorted(r) == sorted(verify.HPARAMS)  # every recipe names every hyper-parameter
