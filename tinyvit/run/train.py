@@ -64,8 +64,8 @@ RECIPES = {
 # Nesterov SGD with cosine decay and clipping for the hybrids (beat AdamW in short trials,
 # README "Strong baselines"); the paper's AdamW for the plain ViT, with the CNNs' lighter crops
 # (+0.7 points over 22 epochs). hybrid-small and vit-cifar-plain train longer, to about an hour
-# on the project's 2-core CPU, and both test with airbench's six views (+0.6 and +1.65 points
-# on their final checkpoints; README).
+# on the project's 2-core CPU, and both test with airbench's six views (+0.6 and +1.9 points
+# over flip TTA on their final checkpoints; README).
 AIR_CNN = dict(AIRBENCH, epochs=10, batch_size=256, warmup=2.0)
 SGD_HYBRID = dict(AIRBENCH, epochs=13, lr=0.1, schedule="cosine", warmup=1.0, clip=1.0)
 PRESET_RECIPES = {
