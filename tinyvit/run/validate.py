@@ -18,6 +18,8 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import NamedTuple
 
+from ..data import TTA
+
 
 class Rule(NamedTuple):
     """Allowed values: integers or finite reals from `low` (excluded if `low_open`) up to `high`
@@ -68,7 +70,7 @@ RULES = {
     "schedule": Choice(("cosine", "linear")),  # tinyvit.optim.schedule
     "crop_pad": Rule(True, 0),  # random crops of the image padded by this many pixels
     "crop_mode": Choice(("constant", "reflect")),  # padded with zeros or mirrored
-    "tta": Choice(("none", "flip", "flip-shift")),  # test-time augmentation (data.TTA)
+    "tta": Choice(tuple(TTA)),  # test-time augmentation: the views data.TTA names
     # the rest of a run
     "train_size": Rule(True, 1),
     "max_steps": Rule(True, 1),
