@@ -160,14 +160,15 @@ def vit_checkpoints():
 def trained_vit(lesson):
     """(model, params, meta) of a trained ViT for the analysis lessons (8 and 9).
 
-    Smoke mode: `vit-cifar-nano` trained for 3 steps on the synthetic data. Otherwise the
-    first existing checkpoint of `vit_checkpoints()` (the last is the model shipped in
+    Smoke mode: `vit-cifar-nano` trained for 3 steps on the synthetic data. Otherwise
+    `$TINYVIT_CKPT` as it is, or the first finished checkpoint of `vit_checkpoints()` (an
+    unfinished run is named and passed over; the last is the model shipped in
     `tinyvit/pretrained/`, trained for 18 epochs: 67.8% on CIFAR-10); failing that,
     `vit-cifar-nano` trained for NANO_EPOCHS epochs on CIFAR-10 into
     `lessons/output/trained_vit` (shared by lessons 8 and 9, reused next time, resumed if
     interrupted).
     """
-    from tinyvit.run import checkpoint, train
+    from tinyvit.run import checkpoint, rundir, train
 
     if smoke():
         ds = cifar10()
@@ -175,7 +176,12 @@ def trained_vit(lesson):
         out = output_dir(lesson) / "smoke_vit"
         train.train("vit-cifar-nano", out=out, dataset=ds, epochs=1, batch_size=32, max_steps=3)
         return checkpoint.load_model(out / "last.npz")
-    path = next((p for p in vit_checkpoints() if p.is_file()), None)
+    named = os.environ.get("TINYVIT_CKPT")
+    try:  # one named by $TINYVIT_CKPT as it is; else the first finished one
+        path = Path(named) if named and Path(named).is_file() else \
+            rundir.default_checkpoint(vit_checkpoints(), say=print)
+    except ValueError:
+        path = None
     if path is None:
         out = output_root() / "trained_vit"  # shared: lesson 9 reuses what lesson 8 trained
         path = out / "last.npz"
@@ -192,9 +198,7 @@ def trained_vit(lesson):
     model, params, meta = checkpoint.load_model(path)
     if "pos" not in params:
         raise ValueError(f"{path}: expected a ViT checkpoint, found {model.name}")
-    epochs = checkpoint.load_extra(path).get("epoch", meta["hparams"]["epochs"])  # shipped: all
-    print(f"using {model.name} from {path} ({epochs} of {meta['hparams']['epochs']} epochs "
-          f"trained, {meta['train_size']:,} training images)")
+    print(f"({model.name} was trained on {meta['train_size']:,} images)")
     return model, params, meta
 
 

@@ -122,7 +122,8 @@ def test_bad_configs_raise_one_line_errors(kwargs, match):
     with pytest.raises(ValueError, match=match) as e:
         tiny_cfg(**kwargs)
     assert "\n" not in str(e.value)
-    with pytest.raises(ValueError, match=r"unknown hybrid 'hybrid-huge'; expected one of"):
+    with pytest.raises(ValueError,
+                       match=r"unknown model 'hybrid-huge'; expected a ViT .* or a hybrid \(hybrid-"):
         configs.get_hybrid_config("hybrid-huge")
 
 

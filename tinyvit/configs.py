@@ -161,7 +161,7 @@ def get_config(name, image_size=None, num_classes=None, **overrides):
         size, patch = _split_paper_name(key[4:])
         base = dict(image_size=224, num_classes=1000, patch_size=patch, **PAPER_MODELS[size])
     else:
-        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(model_names())}")
+        raise unknown_model(name)
     return ViTConfig(name=key, **with_overrides(base, image_size, num_classes, overrides))
 
 
@@ -288,14 +288,21 @@ DEFAULT_CNN = "cnn-small"
 
 def get_cnn_config(name=DEFAULT_CNN, num_classes=None, image_size=None, **overrides):
     """The CNN preset called `name`, with optional classes / image size / field overrides."""
-    return from_presets(CNNConfig, CNN_PRESETS, "CNN", name, image_size, num_classes, overrides)
+    return from_presets(CNNConfig, CNN_PRESETS, name, image_size, num_classes, overrides)
 
 
-def from_presets(config_class, presets, what, name, image_size, num_classes, overrides):
+def unknown_model(name):
+    """The one-line error for a model name no family has, naming every family's presets."""
+    return ValueError(f"unknown model {name!r}; expected a ViT ({', '.join(model_names())}), "
+                      f"a CNN ({', '.join(CNN_PRESETS)}) or a hybrid "
+                      f"({', '.join(HYBRID_PRESETS)})")
+
+
+def from_presets(config_class, presets, name, image_size, num_classes, overrides):
     """`config_class` built from the preset called `name` (one-line error when unknown)."""
     key = name.lower()
     if key not in presets:
-        raise ValueError(f"unknown {what} {name!r}; expected one of: {', '.join(presets)}")
+        raise unknown_model(name)
     return config_class(name=key, **with_overrides(presets[key], image_size, num_classes,
                                                    overrides))
 
@@ -380,5 +387,4 @@ DEFAULT_HYBRID = "hybrid-small"
 
 def get_hybrid_config(name=DEFAULT_HYBRID, num_classes=None, image_size=None, **overrides):
     """The hybrid preset called `name`, with optional classes / image size / field overrides."""
-    return from_presets(HybridConfig, HYBRID_PRESETS, "hybrid", name, image_size, num_classes,
-                        overrides)
+    return from_presets(HybridConfig, HYBRID_PRESETS, name, image_size, num_classes, overrides)
