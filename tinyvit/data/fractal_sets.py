@@ -50,31 +50,33 @@ class FractalSet(NamedTuple):
     size: int = 32
 
 
+def candidates(seed, t, batch=256, size=32):
+    """Batch t of the category search: `batch` random IFS from default_rng([seed, SEARCH, t])
+    and the fraction of the S x S canvas each fills. -> (systems, maps, fill (batch,))."""
+    rng = np.random.default_rng([seed, SEARCH, t])
+    systems, maps = fractals.random_systems(rng, batch)  # (batch, MAX_MAPS, 6), (batch,)
+    starts = rng.uniform(-1.0, 1.0, (batch, fractals.CHAINS, 2))
+    picks = rng.random((batch, fractals.BURN_IN + fractals.STEPS, fractals.CHAINS))
+    points, _ = fractals.chaos_game(systems, maps, starts, picks)
+    return systems, maps, fractals.fill_rate(points, size)
+
+
 def search_categories(n, seed, threshold=fractals.FILL_THRESHOLD, size=32, batch=256,
                       max_candidates=1_000_000):
-    """The first n random IFS whose chaos game fills >= threshold of the S x S canvas.
-
-    Candidates are drawn and rendered `batch` at a time (batch number t from
-    default_rng([seed, SEARCH, t])), so the result depends only on (n, seed, threshold, size),
-    and the categories of a smaller n are the first of a larger one.
+    """The first n random IFS (`candidates` 0, 1, ... in order) that fill >= threshold of the
+    S x S canvas: FractalDB's rule. The result depends only on (n, seed, threshold, size), and
+    the categories of a smaller n are the first of a larger one.
     Returns (systems (n, MAX_MAPS, 6), maps (n,)).
     """
-    found_s, found_m, tried = [], [], 0
-    while sum(len(m) for m in found_m) < n:
-        if tried >= max_candidates:
-            raise DataError(f"fractal categories: only {sum(map(len, found_m))} of "
-                            f"{max_candidates} random IFS fill >= {threshold} of the canvas, "
-                            f"expected {n}")
-        rng = np.random.default_rng([seed, SEARCH, tried // batch])
-        systems, maps = fractals.random_systems(rng, batch)  # (batch, MAX_MAPS, 6), (batch,)
-        starts = rng.uniform(-1.0, 1.0, (batch, fractals.CHAINS, 2))
-        picks = rng.random((batch, fractals.BURN_IN + fractals.STEPS, fractals.CHAINS))
-        points, _ = fractals.chaos_game(systems, maps, starts, picks)
-        keep = fractals.fill_rate(points, size) >= threshold  # (batch,)
-        found_s.append(systems[keep])
-        found_m.append(maps[keep])
-        tried += batch
-    return np.concatenate(found_s)[:n], np.concatenate(found_m)[:n]
+    found_s, found_m = [], []
+    for t in range(-(-max_candidates // batch)):
+        systems, maps, fill = candidates(seed, t, batch, size)
+        found_s.append(systems[fill >= threshold])
+        found_m.append(maps[fill >= threshold])
+        if sum(map(len, found_m)) >= n:
+            return np.concatenate(found_s)[:n], np.concatenate(found_m)[:n]
+    raise DataError(f"fractal categories: only {sum(map(len, found_m))} of {max_candidates} "
+                    f"random IFS fill >= {threshold} of the canvas, expected {n}")
 
 
 def perturbed(systems, weights):
