@@ -174,3 +174,17 @@ def test_bad_specs_say_what_was_expected(spec):
 def test_too_many_images_to_hold_are_refused_before_rendering():
     with pytest.raises(DataError, match="stream them"):
         fsets.load_fractals("fractal:1x200000")
+
+
+def test_the_category_grid_shows_rows_of_categories_and_columns_of_instances(small):
+    from tinyvit.figures.fractal_grid import category_grid, title_of
+    img = category_grid(small, rows=3, cols=2, scale=2)
+    bigger = category_grid(small, rows=5, cols=4, scale=2)
+    assert img.mode == "RGB" and bigger.width >= img.width and bigger.height > img.height
+    a = np.asarray(category_grid(small, rows=1, cols=1, scale=1))
+    tile = fsets.render(small, [0], [0])[0]  # the one image is in the picture, unscaled
+    hits = [(r, c) for r in range(a.shape[0] - 31) for c in range(a.shape[1] - 31)
+            if a[r, c, 0] == tile[0, 0, 0] and (a[r:r + 32, c:c + 32] == tile).all()]
+    assert hits
+    assert "category" in title_of(small, 3, 2) and "instance" in title_of(small, 3, 2)
+    assert "ONE fractal" in title_of(fsets.fractal_set("1p-frac:2x2"), 2, 2)
