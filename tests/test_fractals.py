@@ -33,8 +33,9 @@ def test_vectorised_chaos_game_equals_the_point_by_point_one():
     systems, maps = fractals.random_systems(rng, 3)  # (3, 7, 6), three map counts
     starts = rng.uniform(-1, 1, (3, 4, 2))  # 4 chains each
     picks = rng.random((3, 9, 4))  # 9 steps: 3 burn-in, 6 recorded
-    points, made_by = fractals.chaos_game(systems, maps, starts, picks, burn_in=3)
-    assert points.shape == (3, 6, 4, 2) and made_by.shape == (3, 6, 4)
+    x, y, made_by = fractals.chaos_game(systems, maps, starts, picks, burn_in=3)
+    assert x.shape == y.shape == made_by.shape == (3, 6, 4)
+    points = np.stack([x, y], -1)  # (3, 6, 4, 2)
     for i in range(3):
         for q in range(4):
             ref, ref_k = reference_chaos_game(systems[i], maps[i], starts[i, q], picks[i, :, q], 3)
@@ -53,17 +54,18 @@ def test_maps_are_chosen_in_proportion_to_their_determinants():
 
 
 def test_rasterise_shapes_ranges_and_a_known_picture():
-    points = np.array([[[[0.0, 0.0]], [[1.0, 1.0]], [[1.0, 1.0]], [[0.5, 0.0]]]])  # (1, 4, 1, 2)
+    x = np.array([[[0.0], [1.0], [1.0], [0.5]]])  # (1, 4, 1): four points of one image
+    y = np.array([[[0.0], [1.0], [1.0], [0.0]]])
     made_by = np.array([[[0], [1], [1], [0]]])  # (1, 4, 1)
-    grey = fractals.rasterise(points, made_by, 4)
+    grey = fractals.rasterise(x, y, made_by, 4)
     assert grey.shape == (1, 4, 4, 1) and grey.dtype == np.uint8
     assert grey[0, 3, 3, 0] == 255 and grey[0, 0, 0, 0] == round(255 * np.log(2) / np.log(3))
     assert grey[0, 0, 2, 0] == grey[0, 0, 0, 0] and (grey > 0).sum() == 3  # x 0.5 -> column 2
     colours = np.array([[[1.0, 0, 0], [0, 0, 1.0]]])  # map 0 red, map 1 blue
-    rgb = fractals.rasterise(points, made_by, 4, colours)
+    rgb = fractals.rasterise(x, y, made_by, 4, colours)
     assert rgb.shape == (1, 4, 4, 3) and tuple(rgb[0, 3, 3]) == (0, 0, 255)
     assert rgb[0, 0, 0, 0] > 0 and rgb[0, 0, 0, 2] == 0
-    assert fractals.fill_rate(points, 4)[0] == 3 / 16
+    assert fractals.fill_rate(x, y, 4)[0] == 3 / 16
 
 
 def test_the_search_keeps_exactly_the_candidates_that_fill_the_canvas():
@@ -86,9 +88,9 @@ def test_kept_categories_fill_the_canvas_on_a_fresh_chaos_game_too():
     systems, maps = fsets.search_categories(24, seed=0)
     rng = np.random.default_rng(1)  # another random path than the search's
     q, steps = fractals.CHAINS, fractals.BURN_IN + fractals.STEPS
-    points, _ = fractals.chaos_game(systems, maps, rng.uniform(-1, 1, (24, q, 2)),
-                                    rng.random((24, steps, q)))
-    fill = fractals.fill_rate(points, 32)
+    x, y, _ = fractals.chaos_game(systems, maps, rng.uniform(-1, 1, (24, q, 2)),
+                                  rng.random((24, steps, q)))
+    fill = fractals.fill_rate(x, y, 32)
     assert fill.mean() > fractals.FILL_THRESHOLD and (fill > 0.2).all()
     np.testing.assert_array_equal(fsets.search_categories(3, seed=0)[0], systems[:3])
 
@@ -188,3 +190,16 @@ def test_the_category_grid_shows_rows_of_categories_and_columns_of_instances(sma
     assert hits
     assert "category" in title_of(small, 3, 2) and "instance" in title_of(small, 3, 2)
     assert "ONE fractal" in title_of(fsets.fractal_set("1p-frac:2x2"), 2, 2)
+
+
+def test_the_rate_benchmark_runs(capsys):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fractal_rate.py"
+    spec = importlib.util.spec_from_file_location("fractal_rate", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--specs", "fractal:3x4", "1p-frac:2x2,grey", "--batch-size", "4",
+                "--seconds", "0"])
+    out = capsys.readouterr().out
+    assert "fractal:3x4" in out and "1p-frac:2x2,grey" in out and "images/s" in out

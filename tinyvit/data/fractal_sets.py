@@ -57,8 +57,8 @@ def candidates(seed, t, batch=256, size=32):
     systems, maps = fractals.random_systems(rng, batch)  # (batch, MAX_MAPS, 6), (batch,)
     starts = rng.uniform(-1.0, 1.0, (batch, fractals.CHAINS, 2))
     picks = rng.random((batch, fractals.BURN_IN + fractals.STEPS, fractals.CHAINS))
-    points, _ = fractals.chaos_game(systems, maps, starts, picks)
-    return systems, maps, fractals.fill_rate(points, size)
+    x, y, _ = fractals.chaos_game(systems, maps, starts, picks)
+    return systems, maps, fractals.fill_rate(x, y, size)
 
 
 def search_categories(n, seed, threshold=fractals.FILL_THRESHOLD, size=32, batch=256,
@@ -150,8 +150,8 @@ def render(fs, categories, instances):
     categories, instances = np.asarray(categories), np.asarray(instances)
     weights, starts, picks, colours, flips = image_randomness(fs, categories, instances)
     systems = perturbed(fs.systems[categories], weights)  # (B, M, 6)
-    points, made_by = fractals.chaos_game(systems, fs.maps[categories], starts, picks)
-    x = fractals.rasterise(points, made_by, fs.size, colours if fs.colour else None)
+    px, py, made_by = fractals.chaos_game(systems, fs.maps[categories], starts, picks)
+    x = fractals.rasterise(px, py, made_by, fs.size, colours if fs.colour else None)
     x = np.where(flips[:, 0, None, None, None], x[:, :, ::-1], x)  # left-right
     x = np.where(flips[:, 1, None, None, None], x[:, ::-1], x)  # upside down
     return np.broadcast_to(x, x.shape[:3] + (3,)).copy()  # (B, S, S, 3)

@@ -44,64 +44,73 @@ def map_probabilities(systems):
 
 def map_index(probs, maps, u):
     """The map each uniform u in [0, 1) picks: the first i with u < p_0 + ... + p_i.
-    probs (B, M), maps (B,), u (B, Q) -> int (B, Q). The last real map ends at 2 (> any u), so
+    probs (B, M), maps (B,), u (B, n) -> int (B, n). The last real map ends at 2 (> any u), so
     rounding in the cumulative sum can never pick a padded map."""
     edges = np.cumsum(probs, -1)  # (B, M)
     edges = np.where(np.arange(probs.shape[1])[None] >= maps[:, None] - 1, 2.0, edges)
-    return (u[..., None] >= edges[:, None, :]).sum(-1)  # (B, Q)
+    k = np.zeros(u.shape, np.int64)  # (B, n)
+    for i in range(probs.shape[1] - 1):
+        k += u >= edges[:, i, None]  # one more for every edge at or below u
+    return k
 
 
 def chaos_game(systems, maps, starts, picks, burn_in=BURN_IN):
     """The chaos game for B systems at once, Q chains each.
 
     systems (B, M, 6), maps (B,), starts (B, Q, 2) start points, picks (B, burn_in + T, Q)
-    uniforms in [0, 1) choosing each step's map. Returns the recorded points (B, T, Q, 2) and
-    the map that made each (B, T, Q) int. Step t: k = map_index(u_t); (x, y) <- w_k(x, y).
+    uniforms in [0, 1) choosing each step's map. Returns the recorded points x, y (B, T, Q)
+    each and the map that made each point (B, T, Q) int.
+    Step t: k = map_index(u_t); (x, y) <- (a_k x + b_k y + e_k, c_k x + d_k y + f_k).
     """
     b, steps, q = picks.shape
+    m = systems.shape[1]
     k = map_index(map_probabilities(systems), maps, picks.reshape(b, steps * q))  # (B, steps*Q)
     k = k.reshape(b, steps, q)  # every step's maps, chosen up front
-    w = systems[np.arange(b)[:, None, None], k]  # (B, steps, Q, 6) each step's map parameters
-    a, bb, c, d, e, f = w.transpose(3, 1, 0, 2).copy()  # (steps, B, Q) each
+    rows = np.arange(b)[None, :, None] * m + k.transpose(1, 0, 2)  # (steps, B, Q) into B*M maps
+    a, bb, c, d, e, f = np.take(systems.reshape(b * m, 6).T, rows, axis=1)  # (steps, B, Q) each
     x, y = starts[..., 0], starts[..., 1]  # (B, Q) each
-    points = []
+    xs, ys = [], []
     for t in range(steps):
         x, y = a[t] * x + bb[t] * y + e[t], c[t] * x + d[t] * y + f[t]
         if t >= burn_in:
-            points.append(np.stack([x, y], -1))  # (B, Q, 2)
-    return np.stack(points, 1), k[:, burn_in:]  # (B, T, Q, 2), (B, T, Q)
+            xs.append(x)
+            ys.append(y)
+    return np.stack(xs, 1), np.stack(ys, 1), k[:, burn_in:]  # (B, T, Q) each
 
 
-def pixel_index(points, size):
+def pixel_index(x, y, size):
     """Each point's pixel on an S x S canvas spanned by its image's bounding box (each axis
-    scaled on its own), as a flat index b*S*S + row*S + col. (B, T, Q, 2) -> (B, T*Q) int."""
-    flat = points.reshape(len(points), -1, 2)  # (B, T*Q, 2)
-    lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)  # (B, 1, 2)
-    scaled = (flat - lo) / np.maximum(hi - lo, 1e-12)  # (B, T*Q, 2) in [0, 1]
-    pix = np.minimum((scaled * size).astype(np.int64), size - 1)  # (B, T*Q, 2): col, row
-    pix = np.where(np.isfinite(flat), pix, 0)  # a diverged IFS lands in a corner, not out of range
-    offset = np.arange(len(points))[:, None] * size * size  # (B, 1)
-    return offset + pix[..., 1] * size + pix[..., 0]  # (B, T*Q)
+    scaled on its own), as a flat index b*S*S + row*S + col. x, y (B, T, Q) -> (B, T*Q) int."""
+    b = len(x)
+
+    def cell(v):  # (B, T*Q) in 0 .. S-1
+        v = v.reshape(b, -1)
+        lo, hi = v.min(1, keepdims=True), v.max(1, keepdims=True)  # (B, 1)
+        with np.errstate(invalid="ignore"):  # a diverged IFS (inf) lands on an edge
+            return np.clip(((v - lo) * (size / np.maximum(hi - lo, 1e-12))).astype(np.int64),
+                           0, size - 1)
+
+    return np.arange(b)[:, None] * size * size + cell(y) * size + cell(x)  # (B, T*Q)
 
 
-def hit_counts(points, size):
-    """Points per pixel. (B, T, Q, 2) -> (B, S, S) int."""
-    b = len(points)
-    counts = np.bincount(pixel_index(points, size).ravel(), minlength=b * size * size)
+def hit_counts(x, y, size):
+    """Points per pixel. x, y (B, T, Q) -> (B, S, S) int."""
+    b = len(x)
+    counts = np.bincount(pixel_index(x, y, size).ravel(), minlength=b * size * size)
     return counts.reshape(b, size, size)
 
 
-def fill_rate(points, size):
+def fill_rate(x, y, size):
     """The fraction of the S x S canvas the fractal covers (pixels hit at least once). -> (B,)."""
-    return (hit_counts(points, size) > 0).mean((1, 2))
+    return (hit_counts(x, y, size) > 0).mean((1, 2))
 
 
-def rasterise(points, made_by, size, colours=None):
-    """uint8 images (B, S, S, C): brightness log(1 + hits) / log(1 + most hits) per image;
-    grey (C = 1) without `colours`, else each pixel the mean colour of the maps that hit it
+def rasterise(x, y, made_by, size, colours=None):
+    """uint8 images (B, S, S, C) of points x, y (B, T, Q): brightness log(1 + hits) /
+    log(1 + most hits) per image; grey (C = 1) without `colours`, else each pixel the mean colour of the maps that hit it
     (colours (B, M, 3) in [0, 1], C = 3). Background black."""
-    b, m = len(points), 1 if colours is None else colours.shape[1]
-    idx = pixel_index(points, size).reshape(b, -1) * m  # (B, T*Q) one bin per pixel and map
+    b, m = len(x), 1 if colours is None else colours.shape[1]
+    idx = pixel_index(x, y, size) * m  # (B, T*Q) one bin per pixel and map
     if colours is not None:
         idx = idx + made_by.reshape(b, -1)
     hits = np.bincount(idx.ravel(), minlength=b * size * size * m)
