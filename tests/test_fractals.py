@@ -203,3 +203,13 @@ def test_the_rate_benchmark_runs(capsys):
                 "--seconds", "0"])
     out = capsys.readouterr().out
     assert "fractal:3x4" in out and "1p-frac:2x2,grey" in out and "images/s" in out
+
+
+def test_load_data_reads_a_fractal_spec():
+    from tinyvit.data import load_data
+    ds = load_data("fractal:2x3,grey,seed=5")
+    assert ds["train"][0].shape == (6, 32, 32, 3) and ds["classes"] == ["fractal-0", "fractal-1"]
+    np.testing.assert_array_equal(ds["train"][0],
+                                  fsets.load_fractals("fractal:2x3,grey,seed=5")["train"][0])
+    with pytest.raises(DataError, match="fractal:KxI"):
+        load_data("fractal:2y3")

@@ -93,6 +93,11 @@ def one_fractal_classes(k, seed, delta, size=32):
     return perturbed(base, weights), np.repeat(maps, k)
 
 
+def is_spec(text):
+    """Whether a data source names a formula-driven set ("fractal:..." or "1p-frac:...")."""
+    return str(text).strip().startswith(tuple(f"{kind}:" for kind in KINDS))
+
+
 def parse_spec(spec):
     """"fractal:KxI[,grey][,seed=S][,delta=D]" or "1p-frac:KxI[,...]" -> dict of fields.
 
