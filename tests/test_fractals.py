@@ -192,17 +192,32 @@ def test_the_category_grid_shows_rows_of_categories_and_columns_of_instances(sma
     assert "ONE fractal" in title_of(fsets.fractal_set("1p-frac:2x2"), 2, 2)
 
 
-def test_the_rate_benchmark_runs(capsys):
+def bench(name):
+    """A script of benchmarks/ as a module."""
     import importlib.util
     from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fractal_rate.py"
-    spec = importlib.util.spec_from_file_location("fractal_rate", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    bench.main(["--specs", "fractal:3x4", "1p-frac:2x2,grey", "--batch-size", "4",
-                "--seconds", "0"])
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_rate_benchmark_runs(capsys):
+    bench("fractal_rate").main(["--specs", "fractal:3x4", "1p-frac:2x2,grey", "--batch-size",
+                                "4", "--seconds", "0"])
     out = capsys.readouterr().out
     assert "fractal:3x4" in out and "1p-frac:2x2,grey" in out and "images/s" in out
+
+
+def test_the_pretraining_cost_benchmark_adds_up(capsys):
+    bench("pretrain_cost").main(["--models", "vit-cifar-nano", "--pretrain", "2000", "--labels",
+                                 "1000", "--seeds", "2", "--data", "fractal:2x2",
+                                 "--seconds", "0.01"])
+    out = capsys.readouterr().out
+    assert "pre-training 2,000 formula images" in out and "vit-cifar-nano" in out
+    assert "2 starts (1 pre-trained + scratch) x labels [1000]" in out  # 100 epochs of 1k each
+    assert "= 200,000 CIFAR images seen" in out and "CPU-hours for 2 seeds" in out
 
 
 def test_load_data_reads_a_fractal_spec():
