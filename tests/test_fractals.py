@@ -220,6 +220,12 @@ def test_the_pretraining_cost_benchmark_adds_up(capsys):
     assert "= 200,000 CIFAR images seen" in out and "CPU-hours for 2 seeds" in out
 
 
+def test_the_threshold_calibration_runs(capsys):
+    bench("fill_threshold").main(["--systems", "4", "--large", "64", "--points", "8192"])
+    out = capsys.readouterr().out
+    assert "4 random IFS" in out and "32x32 threshold 0.40: keeps" in out
+
+
 def test_load_data_reads_a_fractal_spec():
     from tinyvit.data import load_data
     ds = load_data("fractal:2x3,grey,seed=5")
