@@ -140,6 +140,9 @@ def test_an_epoch_sees_every_image_once_and_a_resumed_epoch_sees_the_same_batche
     resumed = list(fsets.batches(small, epoch=0, batch_size=6, start=2))
     np.testing.assert_array_equal(resumed[0][0], full[2][0])
     np.testing.assert_array_equal(resumed[1][1], full[3][1])
+    kept = list(fsets.batches(small, epoch=0, batch_size=6, drop_last=True))
+    assert len(kept) == 3 and all(len(y) == 6 for _, y in kept)
+    np.testing.assert_array_equal(kept[2][0], full[2][0])
     c, i = fsets.epoch_order(small, 0)
     assert len(set(zip(c.tolist(), i.tolist()))) == 20
     assert not np.array_equal(fsets.epoch_order(small, 1)[0], c)  # a new order each epoch

@@ -169,11 +169,13 @@ def epoch_order(fs, epoch):
     return items // fs.instances, items % fs.instances
 
 
-def batches(fs, epoch, batch_size, start=0):
+def batches(fs, epoch, batch_size, start=0, drop_last=False):
     """Yield the epoch's batches (uint8 (B, S, S, 3), int64 labels (B,)) from batch `start` on
-    (a resumed run passes the batch it stopped at); the last one may be smaller."""
+    (a resumed run passes the batch it stopped at); the last one may be smaller, unless
+    `drop_last` leaves it out (as a schedule of K*I // B steps an epoch does)."""
     cats, inst = epoch_order(fs, epoch)
-    for s in range(start * batch_size, len(cats), batch_size):
+    stop = len(cats) - len(cats) % batch_size if drop_last else len(cats)
+    for s in range(start * batch_size, stop, batch_size):
         c = cats[s:s + batch_size]
         yield render(fs, c, inst[s:s + batch_size]), c.astype(np.int64)
 
