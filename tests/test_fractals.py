@@ -193,6 +193,7 @@ def test_the_category_grid_shows_rows_of_categories_and_columns_of_instances(sma
     assert hits
     assert "category" in title_of(small, 3, 2) and "instance" in title_of(small, 3, 2)
     assert "ONE fractal" in title_of(fsets.fractal_set("1p-frac:2x2"), 2, 2)
+    assert "category" in title_of(fsets.fractal_set("fractal:2x2,delta=0"), 2, 2)
 
 
 def bench(name):

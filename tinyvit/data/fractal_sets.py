@@ -41,6 +41,7 @@ class FractalSet(NamedTuple):
     """A formula-driven data set: its K categories' IFS and how their images are drawn."""
 
     spec: str  # the text it was made from ("fractal:1000x100"): stored with a run
+    kind: str  # "fractal" (FractalDB-style) or "1p-frac"
     systems: np.ndarray  # (K, MAX_MAPS, 6) each category's IFS
     maps: np.ndarray  # (K,) maps per IFS
     instances: int  # I training images per category
@@ -132,8 +133,8 @@ def fractal_set(spec, size=32):
     else:
         systems, maps = search_categories(f["categories"], f["seed"], size=size)
         jitter = f["delta"]
-    return FractalSet(spec.strip(), systems, maps, f["instances"], jitter, f["colour"],
-                      f["seed"], size)
+    return FractalSet(spec.strip(), f["kind"], systems, maps, f["instances"], jitter,
+                      f["colour"], f["seed"], size)
 
 
 def image_randomness(fs, categories, instances):
@@ -203,4 +204,4 @@ def load_fractals(spec, test_per_category=None):
     xs, ys = zip(*batches(fs, 0, 512))
     width = len(str(k - 1))
     return dict(train=(np.concatenate(xs), np.concatenate(ys)), test=held_out(fs, t),
-                classes=[f"{fs.spec.split(':')[0]}-{c:0{width}d}" for c in range(k)])
+                classes=[f"{fs.kind}-{c:0{width}d}" for c in range(k)])

@@ -20,7 +20,7 @@ def title_of(fs, rows, cols):
     k, n = len(fs.systems), len(fs.systems) * fs.instances
     looks = "coloured" if fs.colour else "grey"
     shown = f"first {rows} x {cols} shown"
-    if fs.jitter:
+    if fs.kind == "fractal":
         return (f"Formula-driven images ({fs.spec}: {k} categories x {fs.instances} = {n:,}, "
                 f"{looks})\nrow = one category: one random IFS, kept because it lights >= "
                 f"{fractals.FILL_THRESHOLD:.0%} of the canvas\ncolumn = one instance: its "
@@ -39,7 +39,7 @@ def category_grid(fs, rows=8, cols=8, scale=3):
     i = np.tile(np.arange(cols), rows)  # (R*Q,)
     x = fractal_sets.render(fs, c, i)  # (R*Q, S, S, 3)
     fill = (x.max(-1) > 0).reshape(rows, cols, -1).mean((1, 2))  # (R,) pixels lit
-    row_labels = [f"{'category' if fs.jitter else 'class'} {r}: {fs.maps[r]} maps, "
+    row_labels = [f"{'category' if fs.kind == 'fractal' else 'class'} {r}: {fs.maps[r]} maps, "
                   f"lights {100 * fill[r]:.0f}%" for r in range(rows)]
     return labelled_grid(list(upscale(x, scale)), cols, row_labels=row_labels,
                          col_labels=[f"inst. {j}" for j in range(cols)],
