@@ -18,26 +18,16 @@ Training steps and rendering only; evaluation and the category search are small 
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
 
-from fractal_rate import cpu_name  # noqa: E402
+from fractal_rate import cpu_name, per_cpu_second  # noqa: E402
 from fractal_rate import images_per_second as render_rate  # noqa: E402
 from sweep_cost import images_per_second as train_rate  # noqa: E402
 
 from tinyvit.data import fractal_sets  # noqa: E402
 from tinyvit.run import sweep  # noqa: E402
-
-
-def per_cpu_second(measure, *args):
-    """(images per wall second, per CPU-second of this process) of `measure(*args)`, a function
-    returning images per wall second; the CPU rate scales it by the call's wall / CPU time."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    rate = measure(*args)
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    return rate, rate * wall / max(cpu, 1e-9)
 
 
 def main(argv=None):
