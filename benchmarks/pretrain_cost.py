@@ -1,4 +1,4 @@
-"""What the pre-training experiment (formula-driven images, then CIFAR-10) will cost, before it runs.
+"""What the pre-training experiment (formula images, then CIFAR-10) will cost, before it runs.
 
 Measures each model's training images per CPU-second on one thread (as a sweep runs: one
 single-threaded process per core, `OPENBLAS_NUM_THREADS=1 TINYVIT_SHARDS=1`) with

@@ -111,8 +111,8 @@ def fill_rate(x, y, size):
 
 def rasterise(x, y, made_by, size, colours=None):
     """uint8 images (B, S, S, C) of points x, y (B, T, Q): brightness log(1 + hits) /
-    log(1 + most hits) per image; grey (C = 1) without `colours`, else each pixel the mean colour of the maps that hit it
-    (colours (B, M, 3) in [0, 1], C = 3). Background black."""
+    log(1 + most hits) per image; grey (C = 1) without `colours`, else each pixel the mean
+    colour of the maps that hit it (colours (B, M, 3) in [0, 1], C = 3). Background black."""
     b, m = len(x), 1 if colours is None else colours.shape[1]
     idx = pixel_index(x, y, size) * m  # (B, T*Q) one bin per pixel and map
     if colours is not None:
