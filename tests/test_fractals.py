@@ -170,7 +170,9 @@ def test_load_fractals_is_a_data_set_with_a_held_out_split():
 
 
 @pytest.mark.parametrize("spec", ["fractal", "fractal:10", "fractal:0x5", "fractal:3x3,gray",
-                                  "1p-frac:3x3,delta=1.5", "fractal:3x3,seed=1.5", "frac:3x3"])
+                                  "1p-frac:3x3,delta=1.5", "fractal:3x3,seed=1.5", "frac:3x3",
+                                  "fractal:3x3,delta=1.2.3", "1p-frac:3x3,delta=0",
+                                  "fractal:3x3,seed=-1", "fractal:3x3,seed="])
 def test_bad_specs_say_what_was_expected(spec):
     with pytest.raises(DataError, match="expected"):
         fsets.fractal_set(spec)

@@ -114,13 +114,17 @@ def parse_spec(spec):
         name, _, value = option.partition("=")
         if name == "grey" and not value:
             fields["colour"] = False
-        elif name in ("seed", "delta") and value:
-            fields[name] = int(value) if name == "seed" and value.isdigit() else float(value)
+        elif name == "seed" and value.isdigit():
+            fields["seed"] = int(value)
+        elif name == "delta" and re.fullmatch(r"\d*\.?\d+", value):
+            fields["delta"] = float(value)
         else:
             raise DataError(f"data source {spec!r}: unknown option {option!r}; {usage}")
-    if k < 1 or i < 1 or not 0 <= fields["delta"] < 1 or fields["seed"] != int(fields["seed"]):
-        raise DataError(f"data source {spec!r}: expected K, I >= 1, 0 <= delta < 1 and an "
-                        f"integer seed, found K={k}, I={i}, {fields}")
+    lowest = 0 if kind == "fractal" else 1e-9  # 1p-frac's classes must differ
+    if k < 1 or i < 1 or not lowest <= fields["delta"] < 1:
+        raise DataError(f"data source {spec!r}: expected K, I >= 1 and delta in "
+                        f"[{lowest:g}, 1) (an integer seed), found K={k}, I={i}, "
+                        f"delta={fields['delta']:g}")
     return fields
 
 
