@@ -240,3 +240,10 @@ def test_load_data_reads_a_fractal_spec():
                                   fsets.load_fractals("fractal:2x3,grey,seed=5")["train"][0])
     with pytest.raises(DataError, match="fractal:KxI"):
         load_data("fractal:2y3")
+
+
+def test_the_pretraining_probe_runs(capsys):
+    bench("fractal_probe").main(["--data", "fractal:3x4", "--steps", "2", "--batch-size", "4",
+                                 "--model", "cnn-air-small"])
+    out = capsys.readouterr().out
+    assert "cnn-air-small on fractal:3x4: loss" in out and "chance 0.333" in out
