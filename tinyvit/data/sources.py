@@ -6,6 +6,8 @@
 * A local copy of the official cifar-10-python.tar.gz / cifar-100-python.tar.gz: the same,
   without the download (its MD5 is still checked).
 * An ImageFolder folder or .tar/.tar.gz/.tgz/.zip archive (`imagefolder.load_image_folder`).
+* `"fractal:KxI"` / `"1p-frac:KxI"` (options `,grey ,seed=S ,delta=D`): images made by formula,
+  rendered in memory (`fractal_sets.load_fractals`; larger sets stream, `fractal_sets.batches`).
 
 A local copy of CIFAR-10: when the data folder holds no official CIFAR-10 files, `"cifar10"`
 reads the ImageFolder copy named by the environment variable `TINYVIT_CIFAR10_COPY` (a folder,
@@ -17,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import fractal_sets
 from .checks import check_dataset
 from .cifar import OFFICIAL, load_cifar
 from .errors import DataError, DownloadError
@@ -77,6 +80,8 @@ def load_data(source, data_dir=None):
     if data_dir.exists() and not data_dir.is_dir():
         raise DataError(f"--data-dir {data_dir}: is a file, expected a folder")
     name = str(source).lower()
+    if fractal_sets.is_spec(name):
+        return check_dataset(fractal_sets.load_fractals(str(source)), source)
     if name in OFFICIAL:
         return check_dataset(load_official(name, data_dir), source)
     path = Path(source).expanduser()
@@ -86,5 +91,6 @@ def load_data(source, data_dir=None):
     if path.is_dir() or (path.is_file() and is_archive(path)):
         return check_dataset(load_image_folder(path, data_dir), source)
     found = "a file of another type" if path.exists() else "nothing there"
-    raise DataError(f"data source {str(source)!r}: expected cifar10, cifar100, an ImageFolder "
-                    f"folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found {found}")
+    raise DataError(f"data source {str(source)!r}: expected cifar10, cifar100, fractal:KxI, an "
+                    f"ImageFolder folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found "
+                    f"{found}")
