@@ -138,3 +138,22 @@ def test_representation_kinds():
         sim.as_features(z, "cls", get_config("vit-cifar-plain"))
     with pytest.raises(ValueError, match="representation kind"):
         sim.as_features(z, "all", cfg)
+
+
+def test_cka_matrices_compare_every_layer_pair_once_per_minibatch():
+    x = np.random.default_rng(0).standard_normal((103, 6))
+    calls = []
+
+    def extract(batch):
+        calls.append(len(batch))
+        return [batch, np.tanh(batch @ orthogonal(6)), batch[:, :2]]
+
+    out = sim.cka_matrices({"a": extract}, [("a", "a")], x, batch_size=50)
+    m = out[("a", "a")]
+    assert calls == [50, 50]  # each minibatch once; the last 3 images (< 4) are left out
+    assert m.shape == (3, 3)
+    np.testing.assert_allclose(np.diag(m), 1.0)
+    np.testing.assert_allclose(m, m.T)
+    want = sim.minibatch_cka(extract(x[:100]), extract(x[:100]), batch_size=50)
+    np.testing.assert_allclose(m, want)
+    assert sim.mean_off_diagonal(m) == pytest.approx(m[~np.eye(3, dtype=bool)].mean())

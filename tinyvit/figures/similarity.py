@@ -204,3 +204,26 @@ def layer_representations(model, params, images, kind="tokens"):
     else:
         maps = vit_layers(params, images, cfg)
     return [as_features(m, kind, cfg) for m in maps]
+
+
+def cka_matrices(extract, pairs, images, batch_size=250):
+    """The minibatch CKA matrix of each pair of representations on the same images.
+
+    extract: {name: f(images (k, H, W, C)) -> L arrays (k, F)} (e.g. a model's
+    `layer_representations` of one kind); pairs: [(name_a, name_b), ...]. Each minibatch of
+    `images` is run through every extractor once. -> {(name_a, name_b): (L_a, L_b)}.
+    """
+    acc = {pair: MinibatchCKA() for pair in pairs}
+    for i in range(0, len(images) - 3, batch_size):  # the last minibatch needs >= 4 images
+        batch = images[i:i + batch_size]
+        reps = {name: extract[name](batch) for name in {n for pair in pairs for n in pair}}
+        for (a, b), m in acc.items():
+            m.update(reps[a], reps[b])
+    return {pair: m.result() for pair, m in acc.items()}
+
+
+def mean_off_diagonal(m):
+    """The mean CKA between different layers of one network (a square matrix's entries off
+    its diagonal): high when the layers are alike (Raghu et al.'s "uniform" ViT)."""
+    m = np.asarray(m)
+    return float(m[~np.eye(len(m), dtype=bool)].mean())
