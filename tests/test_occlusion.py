@@ -126,8 +126,9 @@ def test_cue_conflict_spectra_are_shape_low_and_texture_high():
     frequency 0, left out: every image has much of it)."""
     a, b = photo_like(8, 0), photo_like(8, 1)
     cutoff = 0.08
-    s = cc.cue_conflict(a, b, cutoff)
+    s = cc.cue_conflict(a, b, cutoff, side=8)
     assert s.dtype == np.uint8
+    b = cc.texture_of(b, side=8)  # the texture the stimulus carries: a crop, mirror-tiled
     g = cc.lowpass_gain(32, 32, cutoff)[None, :, :, None]  # (1, H, W, 1)
     fa, fb, fs = (np.fft.fft2(v.astype(float), axes=(1, 2)) for v in (a, b, s))
     g2 = np.broadcast_to(g, fs.shape)
@@ -135,12 +136,24 @@ def test_cue_conflict_spectra_are_shape_low_and_texture_high():
     not_dc[:, 0, 0] = False
     low, high = (g2 > 0.9) & not_dc, g2 < 0.1
 
-    def rel(u, v, band):
-        return np.linalg.norm((u - v)[band]) / np.linalg.norm(v[band])
+    def off(v, band):  # how far the stimulus's spectrum is from v's in a band, relatively
+        return np.linalg.norm((fs - v)[band]) / np.linalg.norm(fs[band])
 
-    assert rel(fs, g * fa + (1 - g) * fb, not_dc) < 0.02  # the construction, on the spectrum
-    assert rel(fs, fa, low) < 0.15 and rel(fs, fb, high) < 0.1  # shape low, texture high
-    assert rel(fs, fb, low) > 0.5 and rel(fs, fa, high) > 0.5  # not the other way round
+    assert off(g * fa + (1 - g) * fb, not_dc) < 0.02  # the construction, on the spectrum
+    assert off(fa, low) < 0.15 and off(fb, high) < 0.1  # shape low, texture high
+    assert off(fb, low) > 0.5 and off(fa, high) > 0.5  # not the other way round
+
+
+def test_texture_is_the_central_crop_mirror_tiled():
+    x = photo_like(2, 0)
+    t = cc.texture_of(x, side=8)
+    crop = x[:, 12:20, 12:20]
+    np.testing.assert_array_equal(t[:, :8, :8], crop)
+    np.testing.assert_array_equal(t[:, :8, 8:16], crop[:, :, ::-1])  # mirrored: no seam
+    np.testing.assert_array_equal(t[:, 8:16, :16], t[:, :8, :16][:, ::-1])
+    np.testing.assert_array_equal(t[:, 16:, 16:], t[:, :16, :16])  # periodic
+    with pytest.raises(ValueError, match="must divide"):
+        cc.texture_of(x, side=12)
 
 
 def test_conflict_pairs_never_share_a_class():

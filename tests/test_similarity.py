@@ -157,3 +157,9 @@ def test_cka_matrices_compare_every_layer_pair_once_per_minibatch():
     want = sim.minibatch_cka(extract(x[:100]), extract(x[:100]), batch_size=50)
     np.testing.assert_allclose(m, want)
     assert sim.mean_off_diagonal(m) == pytest.approx(m[~np.eye(3, dtype=bool)].mean())
+
+
+def test_a_constant_representation_has_cka_zero_not_nan():
+    x = np.random.default_rng(0).standard_normal((40, 5))
+    m = sim.minibatch_cka([np.ones((40, 3)), x], [x], batch_size=20)
+    assert m[0, 0] == 0.0 and m[1, 0] == pytest.approx(1.0)

@@ -99,7 +99,7 @@ def shuffle_patches(rng, images, grid):
     return vit.unpatchify(blocks[np.arange(b)[:, None], perm], p, c)  # (B, H, W, C)
 
 
-def accuracy(logits_fn, images, labels, batch_size=100):
+def accuracy(logits_fn, images, labels, batch_size=500):
     """Share of images whose argmax of `logits_fn(batch)` (B, K) equals the label."""
     right = 0
     for i in range(0, len(images), batch_size):

@@ -23,11 +23,13 @@ def corruption_error(err, ref_err):
 def mean_corruption_error(err, ref_err, clean=None, ref_clean=None):
     """mCE: the mean over corruptions of `corruption_error` (err, ref_err (Q, S) errors).
     With `clean` and `ref_clean` (the clean errors) the relative mCE: each error minus the
-    model's clean error first (how much the corruption adds)."""
+    model's clean error first (how much the corruption adds; inf or nan when the reference's
+    errors do not grow under some corruption)."""
     err, ref = np.asarray(err, float), np.asarray(ref_err, float)
     if clean is not None:
         err, ref = err - clean, ref - ref_clean
-    return float(corruption_error(err, ref).mean())
+    with np.errstate(divide="ignore", invalid="ignore"):  # a reference that loses nothing
+        return float(corruption_error(err, ref).mean())  # under a corruption: inf or nan
 
 
 def shape_bias(predictions, shape_labels, texture_labels):

@@ -95,8 +95,12 @@ class MinibatchCKA:
         self.self_b = self.self_b + np.array([hsic_unbiased(b, b) for b in kb])  # (L_B,)
 
     def result(self):
-        """The (L_A, L_B) CKA matrix."""
-        return self.cross / np.sqrt(np.outer(self.self_a, self.self_b))
+        """The (L_A, L_B) CKA matrix. A layer whose representation is the same for every
+        image (e.g. a class token before the first block) has HSIC 0 with anything: its CKA
+        is set to 0 rather than 0 / 0."""
+        norm = np.sqrt(np.outer(self.self_a, self.self_b))  # (L_A, L_B)
+        tiny = 1e-12 * max(float(norm.max()), 1e-300)
+        return np.where(norm > tiny, self.cross / np.where(norm > tiny, norm, 1.0), 0.0)
 
 
 def minibatch_cka(reps_a, reps_b, batch_size=256):
