@@ -105,7 +105,7 @@ lesson.show_code(similarity.hsic_unbiased)
 # CNN's pooled features (its "emb" row is 0: before the first block the class token is the
 # same vector for every image, so it holds nothing about the image). The layers: the ViT's embedding (Eq. 1, "emb"), every block
 # ("b1", ...), the final LayerNorm ("LN"); the CNN's stem and conv blocks ("s2.1": stage 2,
-# block 1); the hybrid's CNN blocks then its Transformer.
+# block 1); the hybrid's CNN blocks ("c1.1", ...) then its Transformer.
 
 
 def representations(label, kind):
@@ -130,7 +130,7 @@ for a, b in PAIRS:
     lesson.show(pictures.matrix_heatmap(
         m, xlabel=f"layer of the {kb} ({MODELS[kb][0].name}): {WHAT[kind_b]}",
         ylabel=f"layer of the {ka}: {WHAT[kind_a]}", vmin=0, vmax=1, label="linear CKA",
-        annotate=len(m) <= 12 and m.shape[1] <= 12,
+        annotate=max(m.shape) <= 14, cell=40,
         tick_labels=similarity.layer_names(MODELS[kb][0].cfg),
         row_labels=similarity.layer_names(MODELS[ka][0].cfg),
         title=f"CKA: {ka} ({MODELS[ka][0].name}) x {kb}, {n_test} test images "
@@ -204,13 +204,14 @@ for label, (model, params, meta) in MODELS.items():
 GRIDS = (1, 2, 4, 8)
 shuffled = {k: occlusion.shuffle_curve(logits_fn(k), x_test, y_test, GRIDS) for k in MODELS}
 results["shuffle"] = {k: v.round(4).tolist() for k, v in shuffled.items()}
-series = {f"{k} ({MODELS[k][0].name})": (np.array(GRIDS), v) for k, v in shuffled.items()}
-series["chance (10 classes)"] = (np.array(GRIDS), np.full(len(GRIDS), 0.1))
+steps = np.log2(GRIDS)  # 0, 1, 2, 3
+series = {f"{k} ({MODELS[k][0].name})": (steps, v) for k, v in shuffled.items()}
+series["chance (10 classes)"] = (steps, np.full(len(GRIDS), 0.1))
 lesson.show(charts.line_chart(
-    series, xlabel="blocks per side, shuffled (1 = the image unchanged)", ylabel="test accuracy",
-    title=f"Accuracy when each image's g x g blocks are shuffled, {n_test} images "
-          f"({lesson.data_name()})", ylim=(0, 1), error_bars=False, log_x=True),
-    "shuffle", LESSON)
+    series, xlabel="shuffled grid: 0 = image unchanged, 1 = 2x2 blocks, 2 = 4x4, 3 = 8x8",
+    ylabel="test accuracy", title=f"Accuracy when each image's g x g blocks are shuffled, "
+                                  f"{n_test} images ({lesson.data_name()})",
+    ylim=(0, 1), error_bars=False), "shuffle", LESSON)
 example = np.stack([occlusion.shuffle_patches(np.random.default_rng(0), x_test[:1], g)[0]
                     for g in GRIDS] + [occlusion.fill_patches(
                         x_test[:1], occlusion.drop_masks(occlusion.patch_order(
@@ -266,12 +267,12 @@ print(f"{'model':9s} {'clean':>6s} {'corrupted':>9s} {'mCE':>5s} {'rel. mCE':>8s
 for k in MODELS:
     print(f"{k:9s} {clean_c[k]:6.1%} {acc[k].mean():9.1%} {mce[k]:5.2f} {rel[k]:8.2f}")
 lesson.show(pictures.matrix_heatmap(
-    np.stack([acc[k].mean(1) for k in MODELS], 1), xlabel="model",
-    ylabel="corruption", vmin=0, vmax=1, label="test accuracy", annotate=True,
-    tick_labels=list(MODELS), row_labels=[n.replace("_", " ") for n in corruptions.CORRUPTIONS],
-    title=f"Accuracy under each corruption (mean of severities {', '.join(map(str, SEVERITIES))}), "
-          f"{n_c} images "
-          f"({lesson.data_name()})", cell=48), "corruption_accuracy", LESSON)
+    np.stack([acc[k].mean(1) for k in MODELS], 1),
+    xlabel=f"model ({n_c} test images, {lesson.data_name()})", ylabel="corruption", vmin=0,
+    vmax=1, label="test accuracy", annotate=True, tick_labels=list(MODELS),
+    row_labels=[n.replace("_", " ") for n in corruptions.CORRUPTIONS],
+    title=f"Accuracy per corruption, mean of severities {', '.join(map(str, SEVERITIES))}",
+    cell=56), "corruption_accuracy", LESSON)
 series = {f"{k} ({MODELS[k][0].name})": (np.array((0,) + SEVERITIES),
                                          np.concatenate([[clean_c[k]], acc[k].mean(0)]))
           for k in MODELS}

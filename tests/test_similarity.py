@@ -121,7 +121,7 @@ def test_hybrid_representations_cover_backbone_and_transformer():
     params = model.init(np.random.default_rng(0))
     reps = sim.layer_representations(model, params, images(), "tokens")
     names = sim.layer_names(cfg)
-    assert len(reps) == len(names) and names[0] == "cnn.s1.1" and names[-1] == "LN"
+    assert len(reps) == len(names) and names[0] == "c1.1" and names[-1] == "LN"
     z = hybrid.encode(params, images(), cfg)  # (B, 1 + N, D)
     np.testing.assert_allclose(reps[-1], z[:, 1:].reshape(3, -1), rtol=1e-5, atol=1e-6)
 

@@ -161,13 +161,13 @@ def cnn_layer_names(cfg):
 
 def layer_names(cfg):
     """What each representation of `layer_representations` is, for axis labels: the CNN's
-    "stem", "s1.1", ...; the ViT's "emb" (Eq. 1), "b1", ... (blocks), "LN" (final norm); the
-    hybrid's backbone blocks "cnn.s1.1", ... then its Transformer's."""
+    "stem", "s1.1" (stage 1, block 1), ...; the ViT's "emb" (Eq. 1), "b1", ... (blocks), "LN"
+    (final norm); the hybrid's backbone blocks "c1.1", ... then its Transformer's."""
     if family(cfg) == "cnn":
         return cnn_layer_names(cfg)
     names = ["emb"] + [f"b{i + 1}" for i in range(cfg.depth)] + ["LN"]
     if family(cfg) == "hybrid":
-        names = [f"cnn.{n}" for n in cnn_layer_names(cfg.backbone)[1:]] + names
+        names = ["c" + n[1:] for n in cnn_layer_names(cfg.backbone)[1:]] + names
     return names
 
 
