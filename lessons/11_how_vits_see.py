@@ -39,6 +39,7 @@
 
 # %%
 import json
+import time
 
 import numpy as np
 
@@ -47,6 +48,7 @@ from tinyvit import data
 from tinyvit.data import corruptions, cue_conflict, normalize
 from tinyvit.figures import charts, occlusion, pictures, robustness, similarity
 from tinyvit.run.evaluate import predict_logits
+from tinyvit.run.sweep import machine
 
 LESSON = "11_how_vits_see"
 SMOKE = lesson.smoke()
@@ -59,8 +61,18 @@ n_test = 100 if SMOKE else 2000  # test images for every analysis (corruptions: 
 x_test, y_test = data.balanced_subset(*ds["test"], n_test, seed=0)  # n_test / 10 per class,
 mix = np.random.default_rng(0).permutation(len(x_test))  # shuffled: the copy is sorted by class
 x_test, y_test = x_test[mix], y_test[mix]
-results = dict(mode=lesson.mode(), test_images=n_test,
+results = dict(mode=lesson.mode(), test_images=n_test, machine=machine(),
+               command="python lessons/11_how_vits_see.py", seconds={},
+               started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                models={k: m.name for k, (m, _, _) in MODELS.items()})
+clock = time.perf_counter()
+
+
+def lap(section):
+    """Record the seconds a section of the analyses took (in the results file)."""
+    global clock
+    results["seconds"][section] = round(time.perf_counter() - clock, 1)
+    clock = time.perf_counter()
 
 
 def logits_fn(label):
@@ -136,6 +148,7 @@ for a, b in PAIRS:
         title=f"CKA: {ka} ({MODELS[ka][0].name}) x {kb}, {n_test} test images "
               f"({lesson.data_name()})"),
         f"cka_{a.replace(' ', '_')}_x_{b.replace(' ', '_')}", LESSON)
+lap("clean accuracy and CKA")
 within = {k: similarity.mean_off_diagonal(cka[(f"{k} tokens", f"{k} tokens")])
           for k in ("ViT", "CNN", "hybrid")}
 results["cka_mean_between_layers"] = within
@@ -194,6 +207,8 @@ for label, (model, params, meta) in MODELS.items():
     half = {k: v[list(FRACTIONS).index(0.5)] for k, v in curves.items()}
     print(f"{label}: at 50% dropped: " + ", ".join(f"{k} {v:.1%}" for k, v in half.items()))
 
+lap("patch drop")
+
 # %% [markdown]
 # **Shuffling patches.** Cut each image into g×g blocks and put them back in a random order:
 # g = 1 is the image, g = 8 its 4×4-pixel patches, scrambled. A model that reads a bag of
@@ -204,6 +219,7 @@ for label, (model, params, meta) in MODELS.items():
 GRIDS = (1, 2, 4, 8)
 shuffled = {k: occlusion.shuffle_curve(logits_fn(k), x_test, y_test, GRIDS) for k in MODELS}
 results["shuffle"] = {k: v.round(4).tolist() for k, v in shuffled.items()}
+lap("shuffle")
 steps = np.log2(GRIDS)  # 0, 1, 2, 3
 series = {f"{k} ({MODELS[k][0].name})": (steps, v) for k, v in shuffled.items()}
 series["chance (10 classes)"] = (steps, np.full(len(GRIDS), 0.1))
@@ -256,6 +272,7 @@ for q, name in enumerate(corruptions.CORRUPTIONS):
         for k in MODELS:
             acc[k][q, j] = occlusion.accuracy(logits_fn(k), xc, y_test[:n_c])
 clean_c = {k: occlusion.accuracy(logits_fn(k), x_test[:n_c], y_test[:n_c]) for k in MODELS}
+lap("corruptions")
 mce = {k: robustness.mean_corruption_error(1 - acc[k], 1 - acc["CNN"]) for k in MODELS}
 rel = {k: robustness.mean_corruption_error(1 - acc[k], 1 - acc["CNN"], 1 - clean_c[k],
                                            1 - clean_c["CNN"]) for k in MODELS}
@@ -318,6 +335,7 @@ for cutoff in CUTOFFS:
         pred = logits_fn(k)(stimuli).argmax(1)
         bias[k].append(robustness.shape_bias(pred, y_test[shape_idx], y_test[texture_idx]))
 results["shape_bias"] = dict(cutoffs=CUTOFFS, images=len(shape_idx), models=bias)
+lap("shape bias")
 for k in MODELS:
     print(f"{k:9s} shape bias at cutoff " + ", ".join(
         f"{c}: {b['shape_bias']:.2f} ({b['shape']:.0%} shape, {b['texture']:.0%} texture)"
