@@ -86,6 +86,7 @@ class MinibatchCKA:
 
     def __init__(self):
         self.cross, self.self_a, self.self_b = 0.0, 0.0, 0.0
+        self.varies_a, self.varies_b = False, False  # does a layer differ between images?
 
     def update(self, reps_a, reps_b):
         """reps_a: L_A arrays (k, F_i), reps_b: L_B arrays (k, F_j) of the same k images."""
@@ -93,14 +94,22 @@ class MinibatchCKA:
         self.cross = self.cross + np.array([[hsic_unbiased(a, b) for b in kb] for a in ka])
         self.self_a = self.self_a + np.array([hsic_unbiased(a, a) for a in ka])  # (L_A,)
         self.self_b = self.self_b + np.array([hsic_unbiased(b, b) for b in kb])  # (L_B,)
+        self.varies_a = self.varies_a | np.array([varies(r) for r in reps_a])  # (L_A,)
+        self.varies_b = self.varies_b | np.array([varies(r) for r in reps_b])  # (L_B,)
 
     def result(self):
         """The (L_A, L_B) CKA matrix. A layer whose representation is the same for every
-        image (e.g. a class token before the first block) has HSIC 0 with anything: its CKA
-        is set to 0 rather than 0 / 0."""
-        norm = np.sqrt(np.outer(self.self_a, self.self_b))  # (L_A, L_B)
-        tiny = 1e-12 * max(float(norm.max()), 1e-300)
-        return np.where(norm > tiny, self.cross / np.where(norm > tiny, norm, 1.0), 0.0)
+        image (e.g. a class token before the first block) holds nothing about the images:
+        its CKA with anything is 0 (not 0 / 0, or rounding noise)."""
+        both = np.outer(self.varies_a, self.varies_b)  # (L_A, L_B)
+        norm = np.sqrt(np.abs(np.outer(self.self_a, self.self_b)))  # (L_A, L_B)
+        return np.where(both, self.cross / np.where(both, norm, 1.0), 0.0)
+
+
+def varies(r):
+    """True when the rows of a representation (k, F) are not all the same."""
+    r = to_numpy(r).reshape(len(r), -1)
+    return bool((r != r[:1]).any())
 
 
 def minibatch_cka(reps_a, reps_b, batch_size=256):
