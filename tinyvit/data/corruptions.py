@@ -13,6 +13,14 @@ kernel at the same radius, sigma and random angle. Everything else follows their
 (the random draws differ: NumPy's `Generator`, seeded per corruption and severity, so
 `corrupt` is deterministic by `seed`). As in their code, results are truncated to uint8.
 
+Severity grows the distance from the clean image (RMSE) for 11 of the 14 (tested); not for
+three, because of their CIFAR-10-C parameters: motion blur's severities 3 and 4 differ only in
+a radius where the Gaussian weights are already ~0; glass blur raises its blur within one and
+then within two iterations of pixel moves; and the elastic transform shrinks its random affine
+part (from 8% to 3% of the side) while its elastic field grows, so on CIFAR-10 test images its
+RMSE from the clean image falls with severity (measured on 64 images: 33.2 at severity 1,
+21.5 at 5).
+
 Every corruption is a function f(rng, x, severity) of float images x in [0, 1], (B, H, W, C),
 returning the corrupted images (clipped to [0, 1] by `corrupt`).
 
