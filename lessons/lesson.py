@@ -318,3 +318,51 @@ def compare(runs, ds, title, lesson=None, name=None, **fit_args):
     if lesson:
         show(chart, name, lesson)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained models of every family (lesson 11)
+# ---------------------------------------------------------------------------------------------
+
+SMOKE_STAND_INS = {"vit-cifar-plain": "vit-cifar-nano", "hybrid-small": "hybrid-tiny",
+                   "cnn-air": "cnn-air-small"}  # smoke mode trains these small ones instead
+
+
+def trained_model(name, lesson):
+    """(model, params, meta) of the preset `name` trained with its own recipe.
+
+    Smoke mode: `SMOKE_STAND_INS[name]` (or `name`) trained for 3 steps on the synthetic data.
+    Mini mode: `name` trained for 2 epochs on KNOB_TRAIN images (in the lesson's folder).
+    Full: the first existing of `$TINYVIT_CKPT_<NAME>` (e.g. TINYVIT_CKPT_CNN_AIR),
+    `runs/<name>/last.npz` (`python -m tinyvit train --model <name>` run in the repository),
+    `lessons/output/trained/<name>/last.npz` and, for vit-cifar-nano, the shipped model;
+    failing those, `name` trained with its recipe (`tinyvit.run.train.recipe`) into
+    `lessons/output/trained/<name>` (resumed if interrupted, reused next time).
+    """
+    from tinyvit.run import checkpoint, train
+
+    if smoke() or mini():
+        ds = with_stats(knob_data()) if mini() else with_stats(cifar10())
+        small = SMOKE_STAND_INS.get(name, name) if smoke() else name
+        out = output_dir(lesson) / f"{mode()}_{small}"
+        steps = dict(max_steps=3, batch_size=32, epochs=1) if smoke() else dict(epochs=2)
+        train.train(small, out=out, dataset=ds, log=lambda *_: None, **steps)
+        return checkpoint.load_model(out / "last.npz")
+    env = os.environ.get("TINYVIT_CKPT_" + name.upper().replace("-", "_"))
+    out = output_root() / "trained" / name
+    found = [Path(env)] if env else []
+    found += [REPO / "runs" / name / "last.npz", out / "last.npz"]
+    if name == DEFAULT_MODEL:
+        found.append(REPO / "tinyvit" / "pretrained" / f"{name}.npz")
+    epochs = train.recipe(name)["epochs"]
+    path = next((p for p in found if p.is_file()
+                 and checkpoint.load_extra(p).get("epoch", epochs) >= epochs), None)
+    if path is None:
+        print(f"no trained {name} found (looked for {', '.join(map(str, found))}): training it "
+              f"with its recipe ({epochs} epochs) into {out}; resumed if interrupted")
+        ds = with_stats(cifar10())
+        train.train(name, out=out, dataset=ds, resume=True)
+        path = out / "last.npz"
+    model, params, meta = checkpoint.load_model(path)
+    print(f"using {model.name} from {path} ({meta['train_size']:,} training images)")
+    return model, params, meta

@@ -13,10 +13,12 @@ Modules: `sources` (the entry point `load_data`, the data folder, the offline CI
 `cifar` (official archives: download, MD5, batches), `imagefolder` (folders and archives of
 images), `cache` (.npz caches), `archives` (safe tar/zip reading, restricted unpickling),
 `subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup, flip and
-shift TTA), `errors` (DataError), `checks` (`check_dataset`: what every loaded, cached or given
-data set must be), `synthetic` (stand-in images for smoke runs and tests), `fractals` (IFS
-fractals drawn by the chaos game, vectorised), `fractal_sets` (formula-driven data sets:
-FractalDB-style categories and 1p-frac, streamed by seed, epoch and batch). Every problem a user can
+shift TTA), `corruptions` (CIFAR-10-C's common corruptions in NumPy + Pillow),
+`cue_conflict` (shape-texture cue-conflict images by spatial frequency), `errors`
+(DataError), `checks` (`check_dataset`: what every loaded, cached or given data set must
+be), `synthetic` (stand-in images for smoke runs and tests), `fractals` (IFS fractals drawn
+by the chaos game, vectorised), `fractal_sets` (formula-driven data sets: FractalDB-style
+categories and 1p-frac, streamed by seed, epoch and batch). Every problem a user can
 cause (missing or corrupt files, wrong MD5, no network, unsafe or oversized archive members,
 images too large or not 8-bit, odd image sizes, labels out of range) raises a one-line
 `DataError` (a `ValueError`) naming the file.
