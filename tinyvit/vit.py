@@ -159,16 +159,10 @@ def transformer(params, z, cfg: ViTConfig, train=False, rng=None, weights_out=No
 
 
 def pool(z, cfg: ViTConfig, params=None):
-    """Eq. 4: the class token's output y = LN(z_L^0), or the mean over tokens ("gap"; "seq"
-    weighs them, `token_mean`)."""
+    """Eq. 4: the class token's output y = LN(z_L^0), the mean over tokens ("gap"), or their
+    mean weighted by SeqPool's softmax(z w) ("seq", `layers.seq_pool`, params["seqpool"])."""
     if cfg.pool == "cls":
         return ops.first_token(z)  # (B, D)
-    return token_mean(z, cfg, params)  # (B, D)
-
-
-def token_mean(z, cfg: ViTConfig, params=None):
-    """The mean over tokens: plain ("gap"), or with SeqPool's learned weights softmax(z w)
-    (pool "seq", `layers.seq_pool` with params["seqpool"]). (B, N, D) -> (B, D)."""
     if cfg.pool == "seq":
         return layers.seq_pool(params["seqpool"], z)  # (B, D)
     return z.sum(1) * (1.0 / z.shape[1])  # (B, D)
