@@ -1,11 +1,11 @@
-"""RandAugment / TrivialAugment (tinyvit/data/randaug.py), CutMix (cutmix.py) and random
+"""RandAugment / TrivialAugment (tinyvit/data/randaug.py), CutMix (mixing.py) and random
 erasing (erasing.py): every op equals the Pillow function torchvision and timm call, shapes /
 dtypes / ranges, determinism by the rng, and the labels' weights sum to 1."""
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from tinyvit.data import augment, cutmix, erasing, randaug
+from tinyvit.data import augment, erasing, mixing, randaug
 
 RNG = np.random.default_rng(0)
 X = RNG.integers(0, 256, (5, 12, 10, 3), dtype=np.uint8)  # (B, H, W, C), non-square
@@ -141,7 +141,7 @@ def test_cutmix_pastes_one_box_and_its_targets_are_the_pixel_shares():
     x = np.arange(8)[:, None, None, None].repeat(12, 1).repeat(10, 2).repeat(3, 3).astype(np.uint8)
     y = augment.one_hot(np.arange(8) % 4, 4)
     for seed in range(20):
-        out, t = cutmix.cutmix(np.random.default_rng(seed), x, y, 1.0)
+        out, t = mixing.cutmix(np.random.default_rng(seed), x, y, 1.0)
         assert out.dtype == np.uint8 and out.shape == x.shape and t.dtype == np.float32
         np.testing.assert_allclose(t.sum(1), 1.0, rtol=1e-6)  # the weights sum to 1
         for i in range(8):
@@ -157,27 +157,27 @@ def test_cutmix_pastes_one_box_and_its_targets_are_the_pixel_shares():
 
 def test_cutmix_is_deterministic_and_alpha_zero_is_the_identity():
     y = augment.one_hot(np.arange(5), 5)
-    a = cutmix.cutmix(np.random.default_rng(3), X, y)
-    b = cutmix.cutmix(np.random.default_rng(3), X, y)
+    a = mixing.cutmix(np.random.default_rng(3), X, y)
+    b = mixing.cutmix(np.random.default_rng(3), X, y)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
-    x0, t0 = cutmix.cutmix(np.random.default_rng(3), X, y, alpha=0.0)
+    x0, t0 = mixing.cutmix(np.random.default_rng(3), X, y, alpha=0.0)
     assert x0 is X and t0.dtype == np.float32 and np.array_equal(t0, y)
 
 
 def test_mix_batch_picks_mixup_or_cutmix_with_the_switch_probability():
     y = augment.one_hot(np.arange(5), 5)
-    kinds = [cutmix.mix_batch(np.random.default_rng(s), X, y, 0.8, 1.0, 0.5)[0].dtype
+    kinds = [mixing.mix_batch(np.random.default_rng(s), X, y, 0.8, 1.0, 0.5)[0].dtype
              for s in range(200)]
     share = np.mean([k == np.uint8 for k in kinds])  # CutMix keeps uint8, mixup blends
     assert 0.35 < share < 0.65
-    assert cutmix.mix_batch(np.random.default_rng(0), X, y, 0.0, 1.0)[0].dtype == np.uint8
-    assert cutmix.mix_batch(np.random.default_rng(0), X, y, 0.8, 0.0)[0].dtype == np.float32
+    assert mixing.mix_batch(np.random.default_rng(0), X, y, 0.0, 1.0)[0].dtype == np.uint8
+    assert mixing.mix_batch(np.random.default_rng(0), X, y, 0.8, 0.0)[0].dtype == np.float32
     for s in range(10):
-        np.testing.assert_allclose(cutmix.mix_batch(np.random.default_rng(s), X, y)[1].sum(1), 1,
+        np.testing.assert_allclose(mixing.mix_batch(np.random.default_rng(s), X, y)[1].sum(1), 1,
                                    rtol=1e-6)
     with pytest.raises(ValueError, match="mix_batch: expected switch_prob in"):
-        cutmix.mix_batch(np.random.default_rng(0), X, y, switch_prob=2.0)
+        mixing.mix_batch(np.random.default_rng(0), X, y, switch_prob=2.0)
 
 
 # ---------------------------------------------------------------- random erasing
@@ -208,3 +208,25 @@ def test_random_erasing_is_deterministic_and_p_zero_or_one():
     assert (erasing.random_erasing(np.random.default_rng(1), z, p=1.0) != 0).reshape(50, -1).any(1).all()
     with pytest.raises(ValueError, match="random_erasing: expected p in"):
         erasing.random_erasing(np.random.default_rng(0), X, p=1.5)
+
+
+# ---------------------------------------------------------------- the loss of soft targets
+
+
+def test_soft_cross_entropy_is_cross_entropy_on_one_hots_and_its_gradient_checks():
+    from autograd import grad
+
+    from gradcheck import numerical_grad, rel_error
+    from tinyvit import ops
+
+    rng = np.random.default_rng(7)
+    z, y = rng.standard_normal((4, 5)) * 3, np.array([0, 4, 2, 2])
+    for s in (0.0, 0.1):
+        assert ops.soft_cross_entropy(z, augment.one_hot(y, 5, np.float64), s) == pytest.approx(
+            ops.cross_entropy(z, y, s), rel=1e-12)
+    _, t = mixing.cutmix(np.random.default_rng(1), X[:4], augment.one_hot(y, 5), 1.0)
+    f = lambda z: ops.soft_cross_entropy(z, t.astype(np.float64), 0.1)  # noqa: E731
+    zc = z.copy()
+    num = numerical_grad(lambda: f(zc), zc, range(zc.size))
+    assert rel_error(grad(f)(z).ravel(), num) < 1e-8  # float64, h = 1e-6
+    assert ops.soft_cross_entropy(z.astype(np.float32), t).dtype == np.float32
