@@ -176,6 +176,11 @@ def test_mix_batch_picks_mixup_or_cutmix_with_the_switch_probability():
     for s in range(10):
         np.testing.assert_allclose(mixing.mix_batch(np.random.default_rng(s), X, y)[1].sum(1), 1,
                                    rtol=1e-6)
+    kept = [mixing.mix_batch(np.random.default_rng(s), X, y, prob=0.3) for s in range(100)]
+    plain = np.mean([k[0] is X and np.array_equal(k[1], y) for k in kept])
+    assert 0.55 < plain < 0.85  # left as they are with probability 1 - prob
+    with pytest.raises(ValueError, match="mix_batch: expected prob in"):
+        mixing.mix_batch(np.random.default_rng(0), X, y, prob=-0.1)
     with pytest.raises(ValueError, match="mix_batch: expected switch_prob in"):
         mixing.mix_batch(np.random.default_rng(0), X, y, switch_prob=2.0)
 

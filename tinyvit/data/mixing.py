@@ -40,13 +40,17 @@ def cutmix(rng, x, y_onehot, alpha=1.0):
     return out, lam * y_onehot + (1 - lam) * y_onehot[perm]
 
 
-def mix_batch(rng, x, y_onehot, mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5):
-    """One of mixup (`augment.mixup`, alpha `mixup_alpha`) or CutMix (alpha `cutmix_alpha`)
-    for the whole batch, CutMix with probability `switch_prob` when both alphas are > 0 (timm's
-    `Mixup`, as DeiT and Compact Transformers use it). Returns (x, float32 targets (B, K)); x is
-    float32 after mixup (blended pixels), its own dtype after CutMix."""
-    if not 0.0 <= switch_prob <= 1.0:
-        raise ValueError(f"mix_batch: expected switch_prob in [0, 1], found {switch_prob!r}")
+def mix_batch(rng, x, y_onehot, mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5, prob=1.0):
+    """With probability `prob` (else the batch as it is), one of mixup (`augment.mixup`, alpha
+    `mixup_alpha`) or CutMix (alpha `cutmix_alpha`) for the whole batch, CutMix with
+    probability `switch_prob` when both alphas are > 0 (timm's `Mixup`, as DeiT and Compact
+    Transformers use it). Returns (x, float32 targets (B, K)); x is float32 after mixup
+    (blended pixels), its own dtype otherwise."""
+    for name, v in (("switch_prob", switch_prob), ("prob", prob)):
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"mix_batch: expected {name} in [0, 1], found {v!r}")
+    if rng.random() >= prob:
+        return x, y_onehot.astype(np.float32)
     use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or rng.random() < switch_prob)
     if use_cutmix:
         return cutmix(rng, x, y_onehot, cutmix_alpha)
