@@ -165,13 +165,12 @@ def parse(argv=None):
 
 def main(argv=None):
     args = parse(argv)
-    fast.enable()
-    fast.keep_freed_memory()
     rows = []
     for seed in args.seeds:
         d = load(args.data, args.train_size, args.test_size, seed)
         for name, on in variants(args.design, args.ingredients):
-            rows.append(train_variant(name, on, d, seed, args))
+            with fast.twins():  # as training runs (and the formulas again afterwards)
+                rows.append(train_variant(name, on, d, seed, args))
             r = rows[-1]
             print(f"seed {seed} {name:10s} acc {r['test_acc']:.4f}"
                   + (f" (EMA {r['test_acc_ema']:.4f})" if "test_acc_ema" in r else "")
@@ -184,4 +183,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    fast.keep_freed_memory()  # as training does; it changes the whole process
     main()
