@@ -4,6 +4,9 @@ Each layer is a pair: `init_x(rng, ...) -> params` (a dict of arrays) and `x(par
 The operations inside (LayerNorm, softmax, GELU) are `tinyvit.ops`'s formulas, looked up as
 `ops.name` when a layer runs, so that training can swap in their fast twins (`tinyvit.fast`).
 
+Besides the paper's layers: locality self-attention (`lsa_weights`, a block whose attention
+has a learned temperature) and sequence pooling (`seq_pool`), for ViTs trained on small data.
+
 Shape legend: B batch, N tokens, D width, H heads, hd = D / H head width, M MLP width.
 """
 import math

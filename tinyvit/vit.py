@@ -5,6 +5,10 @@
     z_l  = MLP(LN(z'_l)) + z'_l                            (Eq. 3)  layers.block()
     y    = LN(z_L^0)                                       (Eq. 4)  encode() + pool()
 
+Three ingredients for small data sets, off by default (ViTConfig.spt, .lsa, pool "seq"):
+shifted patch tokenization (`patch_inputs`) and locality self-attention (`layers.lsa_weights`)
+of Lee et al. 2021, and the sequence pooling of Hassani et al. 2021 (`layers.seq_pool`).
+
 Shape legend: B batch, H, W image height/width (H = heads in attention maps), C channels,
 P patch size, N patches (N+1 tokens with the class token), D width, K classes.
 Images are NHWC float32; parameters are nested dicts (see docs/CONVENTIONS.md).
