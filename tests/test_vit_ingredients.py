@@ -248,3 +248,16 @@ def test_ingredient_config_errors_are_one_line_value_errors(kwargs, msg):
     with pytest.raises(ValueError, match=msg) as e:
         ViTConfig(**kwargs)
     assert "\n" not in str(e.value)
+
+
+def test_masked_patch_prediction_pretrains_a_vit_with_spt_and_lsa():
+    from tinyvit import mpp
+
+    cfg = dataclasses.replace(TINY, patch_size=2, channels=3, spt=True, lsa=True)
+    rng = np.random.default_rng(12)
+    params = randomize(mpp.init_mpp(rng, cfg, dtype=np.float64), rng)
+    images = rng.integers(0, 256, (2, 8, 8, 3), np.uint8)
+    action, source = mpp.corruption_plan(rng, 2, cfg.num_patches)
+    labels = mpp.pack_labels(mpp.color_targets(images, 2), action, source)
+    x = (images - 128.0) / 64.0
+    _check(lambda p: mpp.mpp_loss(p, x, labels, cfg), params)
