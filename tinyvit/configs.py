@@ -54,16 +54,36 @@ def check_encoder(cfg):
     """One-line ValueErrors for the Transformer fields of a ViTConfig or HybridConfig."""
     if cfg.width % cfg.heads:
         raise ValueError(f"width {cfg.width} must be divisible by heads {cfg.heads}")
-    if cfg.pool not in ("cls", "gap"):
-        raise ValueError(f"pool: expected 'cls' or 'gap', found {cfg.pool!r}")
+    if cfg.pool not in ("cls", "gap", "seq"):
+        raise ValueError(f"pool: expected 'cls', 'gap' or 'seq', found {cfg.pool!r}")
     check_choice(cfg, "pos", ("learned", "sincos"))
     if cfg.pos == "sincos" and (cfg.width % 4 or cfg.width < 8):
         raise ValueError(f"pos 'sincos': expected a width divisible by 4 and >= 8, found "
                          f"{cfg.width}")
+    check_flags(cfg, ("spt", "lsa"))
+    if cfg.lsa and cfg.num_tokens < 2:
+        raise ValueError(f"{type(cfg).__name__}.lsa: masking the diagonal needs 2 or more "
+                         f"tokens, found {cfg.num_tokens}")
+
+
+def check_flags(cfg, fields):
+    """One-line ValueError unless the fields `fields` are bools (JSON's true / false too)."""
+    for field in fields:
+        if not isinstance(getattr(cfg, field), bool):
+            raise ValueError(f"{type(cfg).__name__}.{field}: expected True or False, found "
+                             f"{getattr(cfg, field)!r}")
 
 
 class Tokens:
     """The sequence a config's encoder sees (ViTConfig and HybridConfig define `grid`)."""
+
+    spt = False  # shifted patch tokenization: a ViTConfig field (a hybrid's tokens are a CNN's)
+
+    @property
+    def embed_in(self):
+        """Inputs of the patch embedding E: one flattened patch, or (SPT) the patches of the
+        image and its four shifted copies side by side, 5 P^2 C."""
+        return self.patch_dim * (5 if self.spt else 1)
 
     @property
     def num_patches(self):
@@ -87,6 +107,14 @@ class ViTConfig(Tokens):
     pos: "learned" (the paper's E_pos, a parameter) or "sincos" (fixed 2-D sin-cos position
     embeddings, as in "Better plain ViT baselines"; no parameter; the class token gets 0).
     dropout: rate after the position embedding and after every dense layer but qkv.
+    Ingredients for small data sets (all off by default):
+    pool "seq": sequence pooling (Hassani et al. 2021, "Escaping the Big Data Paradigm with
+    Compact Transformers"): the tokens averaged with learned weights softmax(z w).
+    spt: shifted patch tokenization (Lee et al. 2021, "Vision Transformer for Small-Size
+    Datasets"): each patch sees the image and its four diagonal half-patch shifts, then a
+    LayerNorm and E (still a linear patch embedding; no convolution).
+    lsa: locality self-attention (same paper): a learned temperature per head and no attention
+    of a token to itself (the diagonal of the logits masked out).
     """
 
     name: str = "custom"
@@ -102,6 +130,8 @@ class ViTConfig(Tokens):
     dropout: float = 0.0
     ln_eps: float = 1e-6
     pos: str = "learned"
+    spt: bool = False
+    lsa: bool = False
 
     def __post_init__(self):
         check_fields(self, ("image_size", "patch_size", "channels", "width", "depth", "heads",
@@ -109,6 +139,9 @@ class ViTConfig(Tokens):
         check_encoder(self)
         check_divides(self.image_size, self.patch_size, f"patch size {self.patch_size} must "
                       f"divide image size {self.image_size}")
+        if self.spt and self.patch_size < 2:
+            raise ValueError(f"ViTConfig.spt: shifts of half a patch need a patch size >= 2, "
+                             f"found {self.patch_size}")
 
     @property
     def grid(self):
@@ -320,7 +353,7 @@ class HybridConfig(Tokens):
     convolutions per stage, norm / groups / act / whiten / kernel / norm_eps as in CNNConfig.
     Its feature map, (image_size / 2^stages)^2 pixels of widths[-1] channels, is cut into 1x1
     patches: the tokens. The Transformer part, as in ViTConfig: width D, depth L, heads,
-    mlp_dim, pool, pos, dropout, ln_eps; num_classes K.
+    mlp_dim, pool, pos, dropout, ln_eps, lsa; num_classes K.
     """
 
     name: str = "hybrid-custom"
@@ -346,6 +379,7 @@ class HybridConfig(Tokens):
     num_classes: int = 10
     dropout: float = 0.0
     ln_eps: float = 1e-6
+    lsa: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
