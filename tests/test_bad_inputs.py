@@ -161,9 +161,10 @@ def png_header(w, h, mode_bits=(8, 2)):
             + chunk(b"IEND", b""))
 
 
-def sixteen_bit_png(rel):
+def float_image(rel, dtype=np.float32):
+    """An image of 32-bit float (mode F) or integer (mode I) values, under an image name."""
     def fn(d):
-        Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(d / rel)
+        Image.fromarray(np.arange(64, dtype=dtype).reshape(8, 8) * 1000).save(d / rel, "TIFF")
     return fn
 
 
@@ -330,10 +331,10 @@ DATA = [
      train_on("imgs3"), ["big.png", "too large"], 2),
     ("bomb-to-predict", write("big.png", png_header(20000, 20000)),
      ["predict", "run/last.npz", "big.png"], ["big.png"], 2),
-    ("16-bit-png", sixteen_bit_png("imgs3/train/a/x.png"), train_on("imgs3"),
-     ["x.png", "I;16"], 2),
-    ("16-bit-png-to-predict", sixteen_bit_png("x.png"), ["predict", "run/last.npz", "x.png"],
-     ["x.png", "8-bit"], 2),
+    ("float-image", float_image("imgs3/train/a/x.png"), train_on("imgs3"),
+     ["x.png", "mode F", "float"], 2),
+    ("int32-image-to-predict", float_image("x.png", np.int32), ["predict", "run/last.npz",
+                                                                "x.png"], ["x.png", "mode I"], 2),
     ("empty-png", write("imgs3/train/a/e.png", b""), train_on("imgs3"), ["e.png"], 2),
     ("predict-missing-image", None, ["predict", "run/last.npz", "nope.png"], ["nope.png"], 2),
 ]
@@ -531,7 +532,7 @@ def test_archive_members_are_size_capped_while_reading(site, monkeypatch, kind):
 def test_decode_image_limits_in_memory():
     with pytest.raises(DataError, match="b.png: image too large"):
         imagefolder.decode_image(png_header(20000, 20000), "b.png")
-    with pytest.raises(DataError, match="g.png: image mode"):
+    with pytest.raises(DataError, match="g.png: cannot decode image"):  # a stub, not 16-bit
         imagefolder.decode_image(png_header(4, 4, (16, 0)), "g.png")
 
 

@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from .errors import DataError, one_line
+from .paths import open_regular
 
 MAX_MEMBER_BYTES = 256 << 20  # the largest member read (CIFAR-100's train batch is 155 MB)
 
@@ -119,7 +120,8 @@ def zip_members(path, zf):
 
 def read_tar(path, keep, max_bytes=MAX_MEMBER_BYTES):
     """({member: bytes} for the files with keep(member), {folder names}), read in-stream."""
-    with tarfile.open(path, "r|*") as tf:
+    with open_regular(path, expected="an archive file") as f, \
+            tarfile.open(fileobj=f, mode="r|*") as tf:
         found = collect(path, tar_members(path, tf), keep, max_bytes)
         check_tar_complete(path, tf)
     return found
@@ -127,7 +129,7 @@ def read_tar(path, keep, max_bytes=MAX_MEMBER_BYTES):
 
 def read_zip(path, keep, max_bytes=MAX_MEMBER_BYTES):
     """({member: bytes} for the files with keep(member), {folder names}) of a zip archive."""
-    with zipfile.ZipFile(path) as zf:
+    with open_regular(path, expected="an archive file") as f, zipfile.ZipFile(f) as zf:
         return collect(path, zip_members(path, zf), keep, max_bytes)
 
 
@@ -139,6 +141,8 @@ def read_archive(path, keep, max_bytes=MAX_MEMBER_BYTES):
         if str(path).lower().endswith(".zip"):
             return read_zip(path, keep, max_bytes)
         return read_tar(path, keep, max_bytes)
+    except DataError:
+        raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
         raise DataError(f"{path}: truncated or corrupt archive ({one_line(e)})") from None
 
