@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyvit.data import DataError, cache, imagefolder
+from tinyvit.data import DataError, cache, imagefolder, limits, paths
 from tinyvit.run import checkpoint, google, rundir
 from tinyvit.run import train as T
 from tinyvit.run.cli import main
@@ -79,7 +79,7 @@ def site(base, tmp_path, monkeypatch):
 def snapshot(d):
     """{path: sha1 of a file, or "folder"} of everything under d except the data cache."""
     return {p.relative_to(d).as_posix(): "folder" if p.is_dir() else
-            hashlib.sha1(p.read_bytes()).hexdigest()
+            hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else paths.kind(p)
             for p in sorted(d.rglob("*")) if not p.is_symlink()
             and not p.relative_to(d).as_posix().startswith("cache/")}
 
@@ -596,3 +596,153 @@ def test_a_tar_gz_cut_at_a_member_boundary_is_noticed(tmp_path):
     path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + cut)
     with pytest.raises(DataError, match="cut.tar.gz: truncated or corrupt archive"):
         imagefolder.load_image_folder(path, tmp_path / "cache")
+
+
+# ---------------------------------------------------------------------------------------------
+# Round three (issue 28): what a path is, sizes read from files, degenerate data sets, file
+# names as the OS gives them, signals
+# ---------------------------------------------------------------------------------------------
+
+
+def fifo(rel):
+    return lambda d: os.mkfifo(d / rel)
+
+
+def unix_socket(rel):
+    def fn(d):
+        import socket
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(rel)  # relative to the site: socket paths are limited to ~100 bytes
+    return fn
+
+
+def link(rel, target):
+    return lambda d: os.symlink(target, d / rel)
+
+
+def replace_with_fifo(rel):
+    def fn(d):
+        (d / rel).unlink()
+        os.mkfifo(d / rel)
+    return fn
+
+
+def npy_header(shape, descr="<f4"):
+    """The bytes of an .npy header declaring `shape` (and no data after it)."""
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, dict(descr=descr, fortran_order=False, shape=shape))
+    return f.getvalue()
+
+
+def npz_member(which, member, raw):
+    """Replace (or add) the raw bytes of one member of an .npz file."""
+    def fn(d):
+        with zipfile.ZipFile(d / which) as z:
+            members = {i.filename: z.read(i) for i in z.infolist()}
+        members[member] = raw
+        with zipfile.ZipFile(d / which, "w") as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+    return fn
+
+
+def one_class(name):
+    return lambda d: images(d / name, classes=("a",))
+
+
+def image_copy(rel, src="imgs3/train/a/0.png"):
+    def fn(d):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(d / src, d / rel)
+    return fn
+
+
+E9 = "caf\udce9"  # the bytes b"caf\xe9" (Latin-1, not UTF-8) as Python gives them
+
+ROUND_THREE = [
+    # every path is checked for what it must be before it is opened
+    ("fifo-in-train-split", fifo("imgs3/train/a/f.png"), train_on("imgs3"),
+     ["imgs3/train/a/f.png", "expected an image file, found a FIFO"], 2),
+    ("fifo-in-test-split", fifo("imgs3/test/b/f.jpg"), train_on("imgs3"),
+     ["imgs3/test/b/f.jpg", "FIFO"], 2),
+    ("fifo-as-archive-source", fifo("x.zip"), train_on("x.zip"), ["x.zip", "FIFO"], 2),
+    ("fifo-where-cifar-archive-goes", fifo("cache/cifar-10-python.tar.gz"), train_on("cifar10"),
+     ["cifar-10-python.tar.gz", "FIFO"], 2),
+    ("fifo-to-predict", fifo("f.png"), ["predict", "run/last.npz", "f.png"], ["f.png", "FIFO"],
+     2),
+    ("fifo-as-checkpoint-eval", fifo("f.npz"), ["eval", "f.npz", "--data-dir", "cache"],
+     ["f.npz", "expected an .npz file, found a FIFO"], 2),
+    ("fifo-as-checkpoint-predict", fifo("f.npz"), ["predict", "f.npz", "imgs/test/dark/0.png"],
+     ["f.npz", "FIFO"], 2),
+    ("fifo-as-resume-checkpoint", replace_with_fifo("cut/last.npz"), RESUME,
+     ["--resume", "cut/last.npz"], 2),
+    ("socket-in-train-split", unix_socket("imgs3/train/a/s.png"), train_on("imgs3"),
+     ["s.png", "socket"], 2),
+    ("device-in-train-split", link("imgs3/train/a/z.png", "/dev/zero"), train_on("imgs3"),
+     ["z.png", "character device"], 2),
+    ("device-to-predict", link("z.png", "/dev/zero"), ["predict", "run/last.npz", "z.png"],
+     ["z.png", "character device"], 2),
+    ("device-as-checkpoint", None, ["eval", "/dev/null"], ["/dev/null", "character device"],
+     2),
+    ("folder-to-predict", None, ["predict", "run/last.npz", "imgs"], ["imgs", "folder"], 2),
+    ("link-loop-in-data", link("imgs3/train/a/up", ".."), train_on("imgs3"),
+     ["imgs3/train/a/up", "loop"], 2),
+    ("class-folder-broken-link", link("imgs3/train/d", "/nonexistent/d"), train_on("imgs3"),
+     ["imgs3/train/d", "broken symbolic link"], 2),
+    ("source-broken-link", link("gone.zip", "nowhere.zip"), train_on("gone.zip"),
+     ["gone.zip", "broken symbolic link"], 2),
+    # every size read from a file is checked before anything is allocated
+    ("npz-declares-10^12-eval", npz_member("run/last.npz", "params/head/w.npy",
+                                           npy_header((10**6, 10**6))), EVAL,
+     ["run/last.npz", "params/head/w", "(1000000, 1000000)", "3.6 TiB"], 2),
+    ("npz-declares-10^12-predict", npz_member("run/last.npz", "params/head/w.npy",
+                                              npy_header((10**6, 10**6))), PREDICT,
+     ["params/head/w", "3.6 TiB"], 2),
+    ("npz-declares-2^80-bytes", npz_member("run/last.npz", "params/head/b.npy",
+                                           npy_header((2**40, 2**37), "<f8")), EVAL,
+     ["params/head/b"], 2),
+    ("npz-resume-huge-moment", npz_member("cut/last.npz", "opt/m/head/w.npy",
+                                          npy_header((10**7, 10**5))), RESUME,
+     ["cut/last.npz", "opt/m/head/w"], 2),
+    ("npz-data-shorter-than-header", npz_member("run/last.npz", "params/head/w.npy",
+                                                npy_header((64, 2)) + b"\0" * 10), EVAL,
+     ["params/head/w", "holds"], 2),
+    ("npz-object-array-header", npz_member("run/last.npz", "params/head/b.npy",
+                                           npy_header((2,), "|O") + b"\0" * 16), EVAL,
+     ["params/head/b", "objects"], 2),
+    ("npz-garbage-member", npz_member("run/last.npz", "notes.txt", b"hello"), EVAL,
+     ["run/last.npz", "notes.txt", "not a readable array"], 2),
+    ("npz-bad-header", npz_member("run/last.npz", "params/head/b.npy",
+                                  b"\x93NUMPY\x01\x00\x10\x00{'descr': ???}  \n"), PREDICT,
+     ["params/head/b"], 2),
+    # data sets that cannot train a classifier
+    ("one-class-folder", one_class("one"), train_on("one"),
+     ["one", "at least 2 classes", "'a'"], 2),
+    ("one-class-zip", zip_of("imgs3", "one.zip", skip=lambda r: r.split("/")[1] != "a"),
+     train_on("one.zip"), ["one.zip", "at least 2 classes"], 2),
+    ("eval-on-one-class", one_class("one"), EVAL + ["--data", "one"], ["one", "2 classes"], 2),
+    ("class-only-in-test", image_copy("imgs3/test/z/0.png"), train_on("imgs3"),
+     ["test/z", "train/z"], 2),
+    ("class-empty-in-train", lambda d: (d / "imgs3/train/z").mkdir(), train_on("imgs3"),
+     ["train/z", "empty"], 2),
+    # file names as the OS gives them; every data error names the file
+    ("non-utf8-bad-image", write(f"imgs3/train/a/{E9}.png", b"not a png"), train_on("imgs3"),
+     ["imgs3/train/a/caf\\xe9.png", "cannot decode"], 2),
+    ("non-utf8-fifo", fifo(f"imgs3/test/a/{E9}.png"), train_on("imgs3"),
+     ["caf\\xe9.png", "FIFO"], 2),
+    ("non-utf8-predict-missing", None, ["predict", "run/last.npz", f"{E9}.png"],
+     ["caf\\xe9.png", "nothing there"], 2),
+    ("non-utf8-checkpoint-missing", None, ["eval", f"{E9}.npz"], ["caf\\xe9.npz"], 2),
+    ("non-utf8-data-missing", None, train_on(E9), ["'caf\\xe9'", "nothing there"], 2),
+    ("non-utf8-big-image", write(f"imgs3/train/b/{E9}.png", png_header(20000, 20000)),
+     train_on("imgs3"), ["caf\\xe9.png", "too large"], 2),
+]
+
+
+@pytest.mark.parametrize("setup, argv, needles, code", [c[1:] for c in ROUND_THREE],
+                         ids=[c[0] for c in ROUND_THREE])
+def test_round_three_is_one_line_and_changes_nothing(site, capsys, setup, argv, needles, code):
+    if setup is not None:
+        with contextlib.redirect_stderr(io.StringIO()):
+            setup(site)
+    refused(site, capsys, argv, needles, code)

@@ -11,15 +11,15 @@ K classes. Images are NHWC uint8 in data sets, float32 once normalised; labels a
 
 Modules: `sources` (the entry point `load_data`, the data folder, the offline CIFAR-10 copy),
 `cifar` (official archives: download, MD5, batches), `imagefolder` (folders and archives of
-images), `cache` (.npz caches), `archives` (safe tar/zip reading, restricted unpickling),
-`paths` (what a path is, checked before it is opened: regular files, folders walked with
-links followed), `limits` (sizes read from files checked against the memory before anything
-is allocated; .npz files read header first), `subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup, flip and
-shift TTA), `errors` (DataError), `checks` (`check_dataset`: what every loaded, cached or given
-data set must be), `synthetic` (stand-in images for smoke runs and tests). Every problem a user can
-cause (missing or corrupt files, a FIFO or device where a file belongs, wrong MD5, no network,
-unsafe or oversized archive members, images too large or of 32-bit/float values, odd image
-sizes, labels out of range, one class, a class without training images) raises a one-line
+images), `cache` (.npz caches), `archives` (safe tar/zip reading, restricted unpickling), `paths`
+(what a path is, checked before it is opened: regular files, folders walked with links followed),
+`limits` (sizes read from files checked against the memory before anything is allocated; .npz files
+read header first), `subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip,
+mixup, flip and shift TTA), `errors` (DataError), `checks` (`check_dataset`: what every loaded,
+cached or given data set must be), `synthetic` (stand-in images for smoke runs and tests). Every
+problem a user can cause (missing or corrupt files, a FIFO or device where a file belongs, wrong
+MD5, no network, unsafe or oversized archive members, images too large or of 32-bit/float values,
+odd image sizes, labels out of range, one class, a class without training images) raises a one-line
 `DataError` (a `ValueError`) naming the file.
 """
 from .augment import (CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, TTA, flip_tta,

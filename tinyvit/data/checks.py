@@ -61,8 +61,8 @@ def untested_note(ds, source):
     else None."""
     untested = missing_classes(ds, "test")
     if untested:
-        return (f"note: {shown(source)}: {_few(untested)} no test images: trained on, but their test "
-                f"accuracy is not measured")
+        return (f"note: {shown(source)}: {_few(untested)} no test images: trained on, but not "
+                f"measured by the test accuracy")
     return None
 
 

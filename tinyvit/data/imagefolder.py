@@ -161,7 +161,10 @@ def decode_image(src, name):
         if e.errno is None:  # Pillow's own errors: not an image, truncated, ...
             raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
         raise DataError(f"{name}: cannot read image ({e.strerror})") from None
-    except (UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError:
+        raise DataError(f"{name}: cannot decode image (not a format Pillow reads; expected "
+                        f"PNG or JPEG)") from None
+    except (ValueError, SyntaxError) as e:
         raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
 
 
@@ -198,7 +201,8 @@ def decode_images(items, files, describe, size=None, label=""):
             if size is not None and img.shape != size:
                 raise DataError(f"{first}: image is {img.shape[1]}x{img.shape[0]}, expected "
                                 f"{size[1]}x{size[0]} like the training images")
-            check_bytes(first, n * img.nbytes, f"{n:,} images like this {img.shape[1]}x{img.shape[0]} one")
+            check_bytes(first, n * img.nbytes,
+                        f"{n:,} images like this {img.shape[1]}x{img.shape[0]} one")
             x = np.empty((n,) + img.shape, np.uint8)  # (N, H, W, C)
         elif img.shape != x.shape[1:]:
             raise DataError(f"{describe(path)}: image is {img.shape[1]}x{img.shape[0]}, "

@@ -90,5 +90,5 @@ def read_source(source, data_dir):
     if found == "a folder" or (found == "a regular file" and is_archive(path)):
         return load_image_folder(path, data_dir)
     found = "a file of another type" if found == "a regular file" else found
-    raise DataError(f"data source {str(source)!r}: expected cifar10, cifar100, an ImageFolder "
+    raise DataError(f"data source '{shown(source)}': expected cifar10, cifar100, an ImageFolder "
                     f"folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found {found}")
