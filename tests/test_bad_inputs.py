@@ -746,3 +746,195 @@ def test_round_three_is_one_line_and_changes_nothing(site, capsys, setup, argv, 
         with contextlib.redirect_stderr(io.StringIO()):
             setup(site)
     refused(site, capsys, argv, needles, code)
+
+
+def stop_with(signum, at_call=2):
+    """A train_epoch that sends this process `signum` on its `at_call`-th call."""
+    real, calls = T.train_epoch, []
+
+    def epoch(*args):
+        calls.append(1)
+        if len(calls) == at_call:
+            os.kill(os.getpid(), signum)
+        return real(*args)
+    return epoch
+
+
+@pytest.mark.parametrize("name, status", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(site, capsys, monkeypatch, name, status):
+    import signal
+    before = signal.getsignal(getattr(signal, name))
+    monkeypatch.setattr(T, "train_epoch", stop_with(getattr(signal, name)))
+    assert main(TRAIN[:5] + ["--epochs", "3", "--batch-size", "8", "--out", "int"]) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if line.startswith("error: ")] == [err[-1]]
+    assert err[-1] == (f"error: stopped by {name}; the last checkpoint is int/last.npz (epoch 1) "
+                       f"(continue with --resume)")
+    assert [r["epoch"] for r in rows(site / "int/metrics.jsonl")] == [1]
+    assert not (site / "int/.lock").exists() and not list((site / "int").glob(".*.tmp"))
+    assert signal.getsignal(getattr(signal, name)) is before  # restored after the command
+    assert main(TRAIN[:5] + ["--epochs", "3", "--batch-size", "8", "--out", "int",
+                             "--resume"]) == 0  # and it continues
+
+
+def test_sigterm_while_decoding_or_testing_leaves_nothing(site, capsys, monkeypatch):
+    import signal
+    real = imagefolder.decode_image
+
+    def decode(src, name):
+        if name.endswith("b/3.png"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(src, name)
+
+    monkeypatch.setattr(imagefolder, "decode_image", decode)
+    refused(site, capsys, train_on("imgs3"), ["stopped by SIGTERM"], 143)
+    assert not (site / "new").exists() and not list((site / "cache").glob("*imgs3*"))
+    monkeypatch.setattr(imagefolder, "decode_image", real)
+    from tinyvit.run import evaluate
+    real_eval = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: (os.kill(os.getpid(), signal.SIGTERM),
+                                                                  real_eval(*a, **k))[1])
+    refused(site, capsys, EVAL, ["stopped by SIGTERM"], 143)
+
+
+def only_for_pathlib(real, needle):
+    """os.scandir/os.open that refuse `needle` (as root ignores chmod) for the library's str
+    paths, not the test's own pathlib walks."""
+    def fake(path, *args, **kw):
+        if isinstance(path, str) and path.endswith(needle):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real(path, *args, **kw)
+    return fake
+
+
+def test_an_unreadable_class_folder_says_permission_denied(site, capsys, monkeypatch):
+    monkeypatch.setattr(paths.os, "scandir", only_for_pathlib(os.scandir, "imgs3/train/b"))
+    refused(site, capsys, train_on("imgs3"),
+            ["imgs3/train/b: cannot list this folder (Permission denied)"])
+
+
+def test_an_unreadable_image_says_permission_denied(site, capsys, monkeypatch):
+    monkeypatch.setattr(paths.os, "open", only_for_pathlib(os.open, "imgs3/test/c/1.png"))
+    refused(site, capsys, train_on("imgs3"), ["imgs3/test/c/1.png", "Permission denied"])
+
+
+def test_a_class_folder_that_is_a_link_is_followed(site, capsys):
+    shutil.move(site / "imgs3/train/c", site / "elsewhere")
+    os.symlink(site / "elsewhere", site / "imgs3/train/c")
+    assert main(train_on("imgs3")) == 0
+    meta = json.loads(str(np.load(site / "new/last.npz")["__extra__/meta"]))
+    assert meta["classes"] == ["a", "b", "c"] and meta["train_size"] == 24
+    (site / "elsewhere/0.png").unlink()  # a change behind the link is a new data set
+    shutil.rmtree(site / "new")
+    assert main(train_on("imgs3")) == 0
+    assert json.loads(str(np.load(site / "new/last.npz")["__extra__/meta"]))["train_size"] == 23
+
+
+def test_a_fifo_cache_is_replaced_not_read(site, capsys):
+    assert main(train_on("imgs3")) == 0
+    (path,) = (site / "cache").glob("imagefolder-imgs3-*.npz")
+    path.unlink()
+    os.mkfifo(path)
+    shutil.rmtree(site / "new")
+    capsys.readouterr()
+    assert main(train_on("imgs3")) == 0
+    assert "found a FIFO (named pipe); decoding again" in capsys.readouterr().err
+    assert path.is_file()
+
+
+def test_a_cache_declaring_a_huge_array_is_rebuilt(site, capsys):
+    assert main(train_on("imgs3")) == 0
+    (path,) = (site / "cache").glob("imagefolder-imgs3-*.npz")
+    npz_member(path, "x_train.npy", npy_header((10**6, 10**6, 3), "|u1"))(site)
+    shutil.rmtree(site / "new")
+    capsys.readouterr()
+    assert main(train_on("imgs3")) == 0
+    assert "x_train: declares uint8 (1000000, 1000000, 3)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("memory, argv, needles", [
+    (1000, EVAL, ["run/last.npz", "params/", "need", "this machine's memory (1,000 bytes)"]),
+    (1000, train_on("imgs3"), ["imgs3/train/a/0.png", "24 images like this 8x8 one need 4.5 KiB",
+                               "memory"]),
+    (10**6, TRAIN + ["--out", "new"], ["--model vit-cifar-nano on --data imgs", "2 classes",
+                                       "training", "need 2.1 MiB", "memory (976.6 KiB)"]),
+], ids=["checkpoint", "images", "classes"])
+def test_what_needs_more_than_the_memory_is_refused_with_the_figure(site, capsys, monkeypatch,
+                                                                    memory, argv, needles):
+    monkeypatch.setattr(limits, "memory_bytes", lambda: memory)
+    refused(site, capsys, argv, needles)
+
+
+def test_evaluation_memory_does_not_grow_with_classes_times_images():
+    """Logits of 2,000 images over 20,000 classes would be 160 MB; a batch's are 5 MB."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from tinyvit.run import evaluate
+    k, n = 20_000, 2_000
+    w = np.zeros((3, k), np.float32)
+    model = SimpleNamespace(cfg=SimpleNamespace(num_classes=k),
+                            apply=lambda p, x: x.mean((1, 2)) @ p["head"]["w"])  # (B, K)
+    x, y = np.zeros((n, 4, 4, 3), np.uint8), np.arange(n) % k
+    tracemalloc.start()
+    acc, cm = evaluate.evaluate(model, {"head": {"w": w}}, x, y, np.zeros(3, np.float32),
+                                np.ones(3, np.float32))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40e6, f"{peak / 1e6:.0f} MB"
+    assert acc == 1 / n and cm.count.sum() == n and set(cm.pred) == {0}  # all predicted 0
+    lines = evaluate.confusion_summary(cm, [f"c{i}" for i in range(k)])
+    assert lines[1].endswith("100.0%") and lines[-1].startswith("most confused: c")
+    assert "(no test images)" in lines[n + 2]  # classes 2000.. have none
+
+
+def test_a_class_without_test_images_is_noted_not_scored(site, capsys):
+    image_copy("imgs3/train/z/0.png")(site)
+    image_copy("imgs3/train/z/1.png")(site)
+    (site / "imgs3/test/z").mkdir()  # empty: as if missing
+    assert main(train_on("imgs3")) == 0
+    err = capsys.readouterr().err
+    assert ("note: imgs3: class 'z' has no test images: trained on, but not measured by the "
+            "test accuracy") in err.splitlines()
+    assert main(["eval", "new/last.npz", "--data", "imgs3", "--data-dir", "cache"]) == 0
+    out = capsys.readouterr().out
+    assert "z                      - (no test images)" in out.splitlines()
+
+
+def test_a_given_data_set_with_an_untrained_class_is_refused():
+    from tinyvit import data
+    x = np.zeros((4, 8, 8, 3), np.uint8)
+    ds = dict(train=(x, np.array([0, 0, 2, 2])), test=(x, np.array([0, 1, 2, 2])),
+              classes=["a", "b", "c"])
+    with pytest.raises(DataError, match="class 'b' has no training images"):
+        data.check_dataset(ds, "ds")
+
+
+def test_non_utf8_file_and_class_names_train_and_print(site, capsys):
+    shutil.move(site / "imgs3/train/c", site / f"imgs3/train/{E9}")
+    shutil.move(site / "imgs3/test/c", site / f"imgs3/test/{E9}")
+    shutil.move(site / "imgs3/train/a/0.png", site / f"imgs3/train/a/{E9}.png")
+    assert main(train_on("imgs3")) == 0
+    assert main(["eval", "new/last.npz", "--data", "imgs3", "--data-dir", "cache"]) == 0
+    assert main(["predict", "new/last.npz", f"imgs3/train/a/{E9}.png"]) == 0
+    out = capsys.readouterr().out
+    assert any(line.startswith("caf\\xe9 ") for line in out.splitlines()), out
+    assert "  caf\\xe9" in out
+
+
+def test_16_bit_grey_and_colour_images_read_alike():
+    """Pillow reads 16-bit colour PNGs by their top 8 bits; 16-bit grey ones are read so too
+    (they used to be clipped at 255, and README said both were refused)."""
+    grey = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000  # (H, W)
+    png = io.BytesIO()
+    Image.fromarray(grey).save(png, "PNG")
+    got = imagefolder.decode_image(png.getvalue(), "g.png")  # (H, W, C)
+    np.testing.assert_array_equal(got, np.repeat((grey >> 8).astype(np.uint8)[..., None], 3, -1))
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    rows = b"".join(b"\0" + grey[i].repeat(3).astype(">u2").tobytes() for i in range(8))
+    rgb16 = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))
+             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    np.testing.assert_array_equal(imagefolder.decode_image(rgb16, "c.png"), got)
