@@ -622,7 +622,7 @@ def link(rel, target):
 
 def replace_with_fifo(rel):
     def fn(d):
-        (d / rel).unlink()
+        (d / rel).unlink(missing_ok=True)
         os.mkfifo(d / rel)
     return fn
 
@@ -685,8 +685,12 @@ ROUND_THREE = [
     ("device-as-checkpoint", None, ["eval", "/dev/null"], ["/dev/null", "character device"],
      2),
     ("folder-to-predict", None, ["predict", "run/last.npz", "imgs"], ["imgs", "folder"], 2),
-    ("link-loop-in-data", link("imgs3/train/a/up", ".."), train_on("imgs3"),
-     ["imgs3/train/a/up", "loop"], 2),
+    ("link-loop-in-data", link("imgs3/again", "."), train_on("imgs3"),
+     ["imgs3/again", "loop"], 2),
+    ("link-loop-as-class-folder", link("imgs3/train/again", ".."), train_on("imgs3"),
+     ["imgs3/train/again", "loop"], 2),
+    ("lock-is-a-fifo", replace_with_fifo("cut/.lock"), RESUME,
+     ["--out cut", ".lock is a FIFO"], 2),
     ("class-folder-broken-link", link("imgs3/train/d", "/nonexistent/d"), train_on("imgs3"),
      ["imgs3/train/d", "broken symbolic link"], 2),
     ("source-broken-link", link("gone.zip", "nowhere.zip"), train_on("gone.zip"),
@@ -818,6 +822,12 @@ def test_an_unreadable_image_says_permission_denied(site, capsys, monkeypatch):
     refused(site, capsys, train_on("imgs3"), ["imgs3/test/c/1.png", "Permission denied"])
 
 
+def test_links_below_class_folders_are_not_walked(site, capsys):
+    os.symlink("/", site / "imgs3/train/a/root")  # would walk the whole disk
+    os.symlink("..", site / "imgs3/test/b/up")  # a loop, but nothing of the layout
+    assert main(train_on("imgs3")) == 0
+
+
 def test_a_class_folder_that_is_a_link_is_followed(site, capsys):
     shutil.move(site / "imgs3/train/c", site / "elsewhere")
     os.symlink(site / "elsewhere", site / "imgs3/train/c")
@@ -938,3 +948,18 @@ def test_16_bit_grey_and_colour_images_read_alike():
     rgb16 = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))
              + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
     np.testing.assert_array_equal(imagefolder.decode_image(rgb16, "c.png"), got)
+
+
+def test_a_second_stopping_signal_does_not_cut_the_clean_up_short():
+    import signal
+
+    from tinyvit.run import signals
+    cleaned = []
+    with pytest.raises(signals.Stopped) as e, signals.as_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            os.kill(os.getpid(), signal.SIGHUP)  # while unwinding: ignored
+            cleaned.append(1)
+    assert e.value.signum == signal.SIGTERM and cleaned == [1]
+    assert signals.exit_status() == 143 and signals.reason() == "stopped by SIGTERM"

@@ -67,19 +67,22 @@ def save_cache(path, ds):
         print(f"note: could not cache decoded images in {path} ({one_line(e)})", file=sys.stderr)
 
 
-def source_signature(path):
+def source_signature(path, descend=lambda rel: True):
     """A string that changes when the folder or archive at `path` changes (file names as the
-    OS gives them; a folder walked as `paths.walk` does: links followed)."""
+    OS gives them; a folder walked as `paths.walk(path, descend)` does: links followed)."""
     if kind(path) != "a folder":
         st = path.stat()
         return f"{path}|{st.st_size}|{st.st_mtime_ns}"
     entries = [f"{os.path.join(top, n)}|{st.st_size}|{st.st_mtime_ns}"
-               for top, found in walk(path) for n, st in found if not stat.S_ISDIR(st.st_mode)]
+               for top, found in walk(path, descend) for n, st in found
+               if not stat.S_ISDIR(st.st_mode)]
     return f"{path}|" + "\n".join(sorted(entries))
 
 
-def image_folder_cache(path, data_dir):
-    """Cache file for an ImageFolder source: name + hash of its path, size and mtime."""
-    key = hashlib.sha1(os.fsencode(f"v{CACHE_VERSION}|{source_signature(path)}")).hexdigest()[:16]
+def image_folder_cache(path, data_dir, descend=lambda rel: True):
+    """Cache file for an ImageFolder source: name + hash of its path, size and mtime (of the
+    files in the folders that pass `descend`)."""
+    signature = source_signature(path, descend)
+    key = hashlib.sha1(os.fsencode(f"v{CACHE_VERSION}|{signature}")).hexdigest()[:16]
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.name)
     return Path(data_dir) / f"imagefolder-{stem}-{key}.npz"

@@ -48,12 +48,18 @@ def is_archive(path):
     return str(path).lower().endswith(ARCHIVE_EXTENSIONS)
 
 
+def in_layout(rel):
+    """False for a folder below a class folder ('train/cat/sub', 'top/test/dog/x'): the layout
+    holds no image there, so it is not walked (a link there to / would walk the whole disk)."""
+    return not set(rel.split("/")[:-2]) & {"train", "test", "val"}
+
+
 def list_folder(root):
     """({relative image path: full path}, {relative folder names}) under a folder (`paths.walk`:
     links followed, loops and unreadable folders refused). An image name that is not a regular
     file (a FIFO, a device, a socket) is refused here, before anything opens it."""
     files, dirs = {}, set()
-    for top, entries in walk(root):
+    for top, entries in walk(root, in_layout):
         rel = Path(top).relative_to(root).as_posix()
         prefix = "" if rel == "." else rel + "/"
         for name, st in entries:
@@ -218,7 +224,7 @@ def decode_images(items, files, describe, size=None, label=""):
 def load_image_folder(path, data_dir):
     """dict(train, test, classes) of an ImageFolder folder or archive (cached as .npz)."""
     path = Path(path).resolve()
-    cache = image_folder_cache(path, data_dir)
+    cache = image_folder_cache(path, data_dir, in_layout)
     ds = load_cache(cache)
     if ds is not None:
         return ds

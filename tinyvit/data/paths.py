@@ -87,10 +87,12 @@ def list_folder(folder):
     return found
 
 
-def walk(root):
-    """Yield (folder, [(name, os.stat_result)] of its entries) for `root` and every folder below it,
-    top-down, following links to folders; a link back to a folder above it is refused."""
-    stack = [(os.fspath(root), ())]
+def walk(root, descend=lambda rel: True):
+    """Yield (folder, [(name, os.stat_result)] of its entries) for `root` and the folders below
+    it whose path relative to `root` ('a/b') passes `descend`, top-down, following links to
+    folders; a link back to a folder above it is refused."""
+    root = os.fspath(root)
+    stack = [(root, ())]
     while stack:
         folder, above = stack.pop()
         st = os.stat(folder)
@@ -101,4 +103,5 @@ def walk(root):
         entries = list_folder(folder)
         yield folder, entries
         stack.extend((os.path.join(folder, n), here) for n, st in reversed(entries)
-                     if stat.S_ISDIR(st.st_mode))
+                     if stat.S_ISDIR(st.st_mode) and descend(os.path.relpath(
+                         os.path.join(folder, n), root).replace(os.sep, "/")))

@@ -14,9 +14,11 @@ next `--resume` repairs it. `RunFolder` is the one place that knows this layout.
 """
 import json
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import data
 from . import checkpoint
 from .files import atomic_write
 from .validate import check_folder_option
@@ -117,9 +119,13 @@ def locked(folder: RunFolder):
         return
     while True:
         try:
-            fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)
         except OSError as e:
             raise ValueError(f"--out {folder.path}: cannot write there ({e.strerror})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device where the lock goes
+            os.close(fd)
+            raise ValueError(f"--out {folder.path}: its lock file {LOCK} is "
+                             f"{data.kind(folder.lock)}, expected a regular file (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
