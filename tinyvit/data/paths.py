@@ -10,7 +10,7 @@ and the open). Symbolic links are followed: a data set assembled from links to i
 class folders is common (torchvision's ImageFolder follows them too); a broken link, a link
 that loops back to a folder above it, and a folder that cannot be listed are one-line errors.
 File names stay as the OS gives them (bytes that are not UTF-8 included, as Python's
-surrogate escapes); `shown` writes them printably, with \\xNN for such bytes.
+surrogate escapes); `shown` writes them printably on one line, with \\xNN for such bytes.
 """
 import os
 import stat
@@ -23,9 +23,15 @@ KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
 
 
 def shown(text):
-    """`text` (a path or message) printable in UTF-8: undecodable bytes of a file name as \\xNN."""
-    return os.fsencode(str(text)).decode("utf-8", "backslashreplace") if isinstance(
-        text, (str, os.PathLike)) else str(text)
+    """`text` (a path, a name or a message) printable on one line in UTF-8: undecodable bytes of
+    a file name as \\xNN, control characters (a newline in a folder name) as \\n, \\x1b, ..."""
+    text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # the bytes the OS gave
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
+        raw = text.encode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1]
+                   for c in raw.decode("utf-8", "backslashreplace"))
 
 
 def kind_of_mode(mode):

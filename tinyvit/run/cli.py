@@ -268,5 +268,5 @@ def main(argv=None):
 
 def fail(message, status):
     """Print `error: message` on one line; return the exit status."""
-    print(f"error: {' '.join(data.shown(str(message)).split())}", file=sys.stderr)
+    print(f"error: {data.shown(' '.join(str(message).split()))}", file=sys.stderr)
     return status
