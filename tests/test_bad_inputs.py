@@ -727,6 +727,8 @@ ROUND_THREE = [
     ("eval-on-one-class", one_class("one"), EVAL + ["--data", "one"], ["one", "2 classes"], 2),
     ("class-only-in-test", image_copy("imgs3/test/z/0.png"), train_on("imgs3"),
      ["test/z", "train/z"], 2),
+    ("test-split-without-images", lambda d: [p.unlink() for p in d.glob("imgs3/test/*/*.png")],
+     train_on("imgs3"), ["imgs3: test/ holds no images"], 2),
     ("class-empty-in-train", lambda d: (d / "imgs3/train/z").mkdir(), train_on("imgs3"),
      ["train/z", "empty"], 2),
     # file names as the OS gives them; every data error names the file

@@ -134,6 +134,9 @@ def image_folder_layout(source, files, dirs):
                             f"(expected .png/.jpg/.jpeg images in it)")
     layout = {s: [(k, p) for k, c in enumerate(classes) for p in images.get((split, c), [])]
               for s, split in (("train", "train"), ("test", test_split))}
+    if not layout["test"]:
+        raise DataError(f"{source}: {prefix}{test_split}/ holds no images (expected "
+                        f".png/.jpg/.jpeg images in its class folders)")
     return layout, classes
 
 
