@@ -155,8 +155,7 @@ def decode_image(src, name):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings(), (contextlib.nullcontext(io.BytesIO(src)) if isinstance(
-                src, bytes) else open_regular(src, name, "an image file")) as f:
+        with warnings.catch_warnings(), image_file(src, name) as f:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(f) as im:
                 check_decodable(im, name)
@@ -175,6 +174,13 @@ def decode_image(src, name):
                         f"PNG or JPEG)") from None
     except (ValueError, SyntaxError) as e:
         raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
+
+
+def image_file(src, name):
+    """A binary file of the image bytes `src`, or of the path `src` if it is a regular file."""
+    if isinstance(src, bytes):
+        return contextlib.nullcontext(io.BytesIO(src))
+    return open_regular(src, name, "an image file")
 
 
 def check_decodable(im, name):
