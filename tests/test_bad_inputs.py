@@ -689,6 +689,10 @@ ROUND_THREE = [
      ["imgs3/again", "loop"], 2),
     ("link-loop-as-class-folder", link("imgs3/train/again", ".."), train_on("imgs3"),
      ["imgs3/train/again", "loop"], 2),
+    ("old-checkpoint-log-is-a-fifo", lambda d: (edit(lambda a: a.pop("__extra__/history"),
+                                                     "cut/last.npz")(d),
+                                                replace_with_fifo("cut/metrics.jsonl")(d)),
+     RESUME, ["cut/metrics.jsonl", "FIFO"], 2),
     ("lock-is-a-fifo", replace_with_fifo("cut/.lock"), RESUME,
      ["--out cut", ".lock is a FIFO"], 2),
     ("class-folder-broken-link", link("imgs3/train/d", "/nonexistent/d"), train_on("imgs3"),
@@ -965,3 +969,23 @@ def test_a_second_stopping_signal_does_not_cut_the_clean_up_short():
             cleaned.append(1)
     assert e.value.signum == signal.SIGTERM and cleaned == [1]
     assert signals.exit_status() == 143 and signals.reason() == "stopped by SIGTERM"
+
+
+def test_a_compressed_npz_member_cannot_claim_more_than_deflate_expands(tmp_path):
+    """A zip's directory may claim any uncompressed size; deflate expands at most ~1032 times,
+    so a small member claiming 800 MB is refused before anything is allocated."""
+    path = tmp_path / "bomb.npz"
+    header = npy_header((2 * 10**8,))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.npy", header + b"\0" * 1000)
+    raw = bytearray(path.read_bytes())
+    real = struct.pack("<I", len(header) + 1000)
+    claimed = struct.pack("<I", len(header) + 8 * 10**8)
+    for at in (i for i in range(len(raw) - 3) if raw[i:i + 4] == real):
+        raw[at:at + 4] = claimed  # the local header's and the directory's uncompressed size
+    path.write_bytes(bytes(raw))
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("a.npy").file_size == len(header) + 8 * 10**8
+    with pytest.raises(DataError, match=r"bomb.npz: a: declares float32 \(200000000,\) "
+                                        r"\(762.9 MiB\) but holds .* or less"):
+        limits.load_npz(path)

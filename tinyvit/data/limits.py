@@ -4,7 +4,7 @@ A file can declare any size: an .npy header a shape of 10**12 elements, a PNG he
 20000 pixels, an archive member gigabytes. `check_bytes` refuses an allocation larger than this
 machine's memory (`memory_bytes`), with the figure; `load_npz` reads each array of an .npz only
 after its header is checked against the bytes its archive member really holds, and against
-the memory.
+the memory (a compressed member cannot hold more than DEFLATE_RATIO times its size).
 """
 import math
 import os
@@ -14,6 +14,8 @@ import numpy as np
 
 from .errors import DataError, one_line
 from .paths import open_regular, shown
+
+DEFLATE_RATIO = 1032  # deflate's largest expansion: no compressed member holds more than this
 
 
 def memory_bytes():
@@ -77,10 +79,13 @@ def load_npz(path, name=None):
             for info in zf.infolist():
                 shape, dtype, needed = _header(zf, info, name)
                 key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                if needed > info.file_size:
+                holds = info.file_size if info.compress_type != zipfile.ZIP_DEFLATED else min(
+                    info.file_size, DEFLATE_RATIO * info.compress_size + 1024)
+                if needed > holds:
                     raise DataError(f"{name}: {key}: declares {dtype} {shape} "
-                                    f"({size_text(needed)}) but holds {size_text(info.file_size)}"
-                                    f" (corrupt or crafted file)")
+                                    f"({size_text(needed)}) but holds {size_text(holds)}"
+                                    f"{'' if holds == info.file_size else ' or less'} "
+                                    f"(corrupt or crafted file)")
                 total += needed
                 check_bytes(name, total, f"its arrays (up to {key} {shape})")
                 try:

@@ -85,8 +85,10 @@ class RunFolder:
         they store. Missing rows are left out; a line that is not JSON is an error."""
         if not self.log.exists():
             return []
+        with data.open_regular(self.log) as f:  # a FIFO would block: refused by name
+            text = f.read().decode("utf-8", "replace")
         rows = []
-        for i, line in enumerate(self.log.read_text().splitlines(), 1):
+        for i, line in enumerate(text.splitlines(), 1):
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
