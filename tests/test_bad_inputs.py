@@ -989,3 +989,23 @@ def test_a_compressed_npz_member_cannot_claim_more_than_deflate_expands(tmp_path
     with pytest.raises(DataError, match=r"bomb.npz: a: declares float32 \(200000000,\) "
                                         r"\(762.9 MiB\) but holds .* or less"):
         limits.load_npz(path)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_archive_members_together_are_capped_by_the_memory(site, monkeypatch, kind):
+    """Each member under the per-image cap, but all of them kept at once past the memory."""
+    monkeypatch.setattr(limits, "memory_bytes", lambda: 25_000)
+    path, part = site / f"many.{kind}", b"\0" * 10_000
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for i in range(3):
+                zf.writestr(f"train/a/{i}.png", part)
+    else:
+        with tarfile.open(path, "w:gz") as tf:
+            for i in range(3):
+                info = tarfile.TarInfo(f"train/a/{i}.png")
+                info.size = len(part)
+                tf.addfile(info, io.BytesIO(part))
+    with pytest.raises(DataError, match=r"many\.(zip|tar\.gz): its members up to train/a/2\.png "
+                                        r"need 29\.3 KiB, more than this machine's memory"):
+        imagefolder.load_image_folder(path, site / "cache")

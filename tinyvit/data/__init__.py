@@ -28,14 +28,14 @@ from .checks import check_dataset
 from .errors import DataError, DownloadError
 from .imagefolder import decode_image
 from .limits import check_bytes, load_npz, memory_bytes
-from .paths import kind, open_regular, shown
+from .paths import kind, open_regular, read_text, shown
 from .sources import OFFICIAL_NAMES, default_data_dir, load_data, local_cifar10_copy
 from .subsets import balanced_subset, iterate_batches
 from .synthetic import synthetic_images
 
 __all__ = ["load_data", "default_data_dir", "local_cifar10_copy", "DataError", "DownloadError",
            "check_dataset", "decode_image", "OFFICIAL_NAMES", "load_npz", "check_bytes",
-           "memory_bytes", "kind", "open_regular", "shown",
+           "memory_bytes", "kind", "open_regular", "read_text", "shown",
            "balanced_subset", "iterate_batches", "normalize", "one_hot", "random_crop_flip",
            "flip_tta", "shift_tta", "TTA", "mixup", "synthetic_images", "CIFAR10_MEAN",
            "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD"]

@@ -67,13 +67,10 @@ def open_regular(path, name=None, expected="a regular file"):
     return os.fdopen(fd, "rb")
 
 
-def require(path, is_folder, name=None):
-    """Refuse `path` unless it is a folder (`is_folder`) or a regular file; DataError naming
-    it and what it is instead."""
-    found = kind(path)
-    if found != ("a folder" if is_folder else "a regular file"):
-        raise DataError(f"{shown(path if name is None else name)}: expected "
-                        f"{'a folder' if is_folder else 'a regular file'}, found {found}")
+def read_text(path, name=None):
+    """The text of a regular file (`open_regular`), bytes that are not UTF-8 replaced."""
+    with open_regular(path, name) as f:
+        return f.read().decode("utf-8", "replace")
 
 
 def list_folder(folder):

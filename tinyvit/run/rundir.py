@@ -85,10 +85,8 @@ class RunFolder:
         they store. Missing rows are left out; a line that is not JSON is an error."""
         if not self.log.exists():
             return []
-        with data.open_regular(self.log) as f:  # a FIFO would block: refused by name
-            text = f.read().decode("utf-8", "replace")
         rows = []
-        for i, line in enumerate(text.splitlines(), 1):
+        for i, line in enumerate(data.read_text(self.log).splitlines(), 1):  # no FIFO
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
@@ -121,7 +119,8 @@ def locked(folder: RunFolder):
         return
     while True:
         try:
-            fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)
+            fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0),
+                         0o644)
         except OSError as e:
             raise ValueError(f"--out {folder.path}: cannot write there ({e.strerror})") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device where the lock goes
@@ -176,4 +175,4 @@ def describe(folder):
             return f"{CKPT} at epoch {checkpoint.load_extra(folder.ckpt).get('epoch', '?')}"
         except ValueError:
             return f"an unreadable {CKPT}"
-    return f"{LOG} with {len(folder.log.read_text().splitlines())} rows"
+    return f"{LOG} with {len(data.read_text(folder.log).splitlines())} rows"
