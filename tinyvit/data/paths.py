@@ -4,6 +4,7 @@ is walked only as one, and every refusal names the path and what it is instead.
     with open_regular("imgs/train/cat/0.png") as f: ...   # never blocks on a FIFO or device
     for folder, entries in walk("imgs"): ...              # links to folders followed, loops,
                                                           # unreadable folders named
+
 A FIFO opened for reading waits for a writer forever, and a device can be endless, so a file is
 opened without blocking and its kind read from the open descriptor (no gap between the check
 and the open). Symbolic links are followed: a data set assembled from links to images or to
@@ -47,7 +48,7 @@ def kind(path):
     except FileNotFoundError:
         return "a broken symbolic link" if os.path.islink(path) else "nothing there"
     except OSError as e:
-        return f"unreadable ({e.strerror})"
+        return f"a path that cannot be examined ({e.strerror})"
 
 
 def open_regular(path, name=None, expected="a regular file"):
