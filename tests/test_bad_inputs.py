@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyvit.data import DataError, cache, imagefolder
+from tinyvit.data import DataError, cache, imagefolder, limits, paths
 from tinyvit.run import checkpoint, google, rundir
 from tinyvit.run import train as T
 from tinyvit.run.cli import main
@@ -79,7 +79,7 @@ def site(base, tmp_path, monkeypatch):
 def snapshot(d):
     """{path: sha1 of a file, or "folder"} of everything under d except the data cache."""
     return {p.relative_to(d).as_posix(): "folder" if p.is_dir() else
-            hashlib.sha1(p.read_bytes()).hexdigest()
+            hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else paths.kind(p)
             for p in sorted(d.rglob("*")) if not p.is_symlink()
             and not p.relative_to(d).as_posix().startswith("cache/")}
 
@@ -161,9 +161,10 @@ def png_header(w, h, mode_bits=(8, 2)):
             + chunk(b"IEND", b""))
 
 
-def sixteen_bit_png(rel):
+def float_image(rel, dtype=np.float32):
+    """An image of 32-bit float (mode F) or integer (mode I) values, under an image name."""
     def fn(d):
-        Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(d / rel)
+        Image.fromarray(np.arange(64, dtype=dtype).reshape(8, 8) * 1000).save(d / rel, "TIFF")
     return fn
 
 
@@ -330,10 +331,10 @@ DATA = [
      train_on("imgs3"), ["big.png", "too large"], 2),
     ("bomb-to-predict", write("big.png", png_header(20000, 20000)),
      ["predict", "run/last.npz", "big.png"], ["big.png"], 2),
-    ("16-bit-png", sixteen_bit_png("imgs3/train/a/x.png"), train_on("imgs3"),
-     ["x.png", "I;16"], 2),
-    ("16-bit-png-to-predict", sixteen_bit_png("x.png"), ["predict", "run/last.npz", "x.png"],
-     ["x.png", "8-bit"], 2),
+    ("float-image", float_image("imgs3/train/a/x.png"), train_on("imgs3"),
+     ["x.png", "mode F", "float"], 2),
+    ("int32-image-to-predict", float_image("x.png", np.int32), ["predict", "run/last.npz",
+                                                                "x.png"], ["x.png", "mode I"], 2),
     ("empty-png", write("imgs3/train/a/e.png", b""), train_on("imgs3"), ["e.png"], 2),
     ("predict-missing-image", None, ["predict", "run/last.npz", "nope.png"], ["nope.png"], 2),
 ]
@@ -531,7 +532,7 @@ def test_archive_members_are_size_capped_while_reading(site, monkeypatch, kind):
 def test_decode_image_limits_in_memory():
     with pytest.raises(DataError, match="b.png: image too large"):
         imagefolder.decode_image(png_header(20000, 20000), "b.png")
-    with pytest.raises(DataError, match="g.png: image mode"):
+    with pytest.raises(DataError, match="g.png: cannot decode image"):  # a stub, not 16-bit
         imagefolder.decode_image(png_header(4, 4, (16, 0)), "g.png")
 
 
@@ -595,3 +596,416 @@ def test_a_tar_gz_cut_at_a_member_boundary_is_noticed(tmp_path):
     path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + cut)
     with pytest.raises(DataError, match="cut.tar.gz: truncated or corrupt archive"):
         imagefolder.load_image_folder(path, tmp_path / "cache")
+
+
+# ---------------------------------------------------------------------------------------------
+# Round three (issue 28): what a path is, sizes read from files, degenerate data sets, file
+# names as the OS gives them, signals
+# ---------------------------------------------------------------------------------------------
+
+
+def fifo(rel):
+    return lambda d: os.mkfifo(d / rel)
+
+
+def unix_socket(rel):
+    def fn(d):
+        import socket
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(rel)  # relative to the site: socket paths are limited to ~100 bytes
+    return fn
+
+
+def link(rel, target):
+    return lambda d: os.symlink(target, d / rel)
+
+
+def replace_with_fifo(rel):
+    def fn(d):
+        (d / rel).unlink(missing_ok=True)
+        os.mkfifo(d / rel)
+    return fn
+
+
+def npy_header(shape, descr="<f4"):
+    """The bytes of an .npy header declaring `shape` (and no data after it)."""
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, dict(descr=descr, fortran_order=False, shape=shape))
+    return f.getvalue()
+
+
+def npz_member(which, member, raw):
+    """Replace (or add) the raw bytes of one member of an .npz file."""
+    def fn(d):
+        with zipfile.ZipFile(d / which) as z:
+            members = {i.filename: z.read(i) for i in z.infolist()}
+        members[member] = raw
+        with zipfile.ZipFile(d / which, "w") as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+    return fn
+
+
+def one_class(name):
+    return lambda d: images(d / name, classes=("a",))
+
+
+def image_copy(rel, src="imgs3/train/a/0.png"):
+    def fn(d):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(d / src, d / rel)
+    return fn
+
+
+E9 = "caf\udce9"  # the bytes b"caf\xe9" (Latin-1, not UTF-8) as Python gives them
+
+ROUND_THREE = [
+    # every path is checked for what it must be before it is opened
+    ("fifo-in-train-split", fifo("imgs3/train/a/f.png"), train_on("imgs3"),
+     ["imgs3/train/a/f.png", "expected an image file, found a FIFO"], 2),
+    ("fifo-in-test-split", fifo("imgs3/test/b/f.jpg"), train_on("imgs3"),
+     ["imgs3/test/b/f.jpg", "FIFO"], 2),
+    ("fifo-as-archive-source", fifo("x.zip"), train_on("x.zip"), ["x.zip", "FIFO"], 2),
+    ("fifo-where-cifar-archive-goes", fifo("cache/cifar-10-python.tar.gz"), train_on("cifar10"),
+     ["cifar-10-python.tar.gz", "FIFO"], 2),
+    ("fifo-to-predict", fifo("f.png"), ["predict", "run/last.npz", "f.png"], ["f.png", "FIFO"],
+     2),
+    ("fifo-as-checkpoint-eval", fifo("f.npz"), ["eval", "f.npz", "--data-dir", "cache"],
+     ["f.npz", "expected an .npz file, found a FIFO"], 2),
+    ("fifo-as-checkpoint-predict", fifo("f.npz"), ["predict", "f.npz", "imgs/test/dark/0.png"],
+     ["f.npz", "FIFO"], 2),
+    ("fifo-as-resume-checkpoint", replace_with_fifo("cut/last.npz"), RESUME,
+     ["--resume", "cut/last.npz"], 2),
+    ("socket-in-train-split", unix_socket("imgs3/train/a/s.png"), train_on("imgs3"),
+     ["s.png", "socket"], 2),
+    ("device-in-train-split", link("imgs3/train/a/z.png", "/dev/zero"), train_on("imgs3"),
+     ["z.png", "character device"], 2),
+    ("device-to-predict", link("z.png", "/dev/zero"), ["predict", "run/last.npz", "z.png"],
+     ["z.png", "character device"], 2),
+    ("device-as-checkpoint", None, ["eval", "/dev/null"], ["/dev/null", "character device"],
+     2),
+    ("folder-to-predict", None, ["predict", "run/last.npz", "imgs"], ["imgs", "folder"], 2),
+    ("link-loop-in-data", link("imgs3/again", "."), train_on("imgs3"),
+     ["imgs3/again", "loop"], 2),
+    ("link-loop-as-class-folder", link("imgs3/train/again", ".."), train_on("imgs3"),
+     ["imgs3/train/again", "loop"], 2),
+    ("old-checkpoint-log-is-a-fifo", lambda d: (edit(lambda a: a.pop("__extra__/history"),
+                                                     "cut/last.npz")(d),
+                                                replace_with_fifo("cut/metrics.jsonl")(d)),
+     RESUME, ["cut/metrics.jsonl", "FIFO"], 2),
+    ("lock-is-a-fifo", replace_with_fifo("cut/.lock"), RESUME,
+     ["--out cut", ".lock is a FIFO"], 2),
+    ("class-folder-broken-link", link("imgs3/train/d", "/nonexistent/d"), train_on("imgs3"),
+     ["imgs3/train/d", "broken symbolic link"], 2),
+    ("source-broken-link", link("gone.zip", "nowhere.zip"), train_on("gone.zip"),
+     ["gone.zip", "broken symbolic link"], 2),
+    # every size read from a file is checked before anything is allocated
+    ("npz-declares-10^12-eval", npz_member("run/last.npz", "params/head/w.npy",
+                                           npy_header((10**6, 10**6))), EVAL,
+     ["run/last.npz", "params/head/w", "(1000000, 1000000)", "3.6 TiB"], 2),
+    ("npz-declares-10^12-predict", npz_member("run/last.npz", "params/head/w.npy",
+                                              npy_header((10**6, 10**6))), PREDICT,
+     ["params/head/w", "3.6 TiB"], 2),
+    ("npz-declares-2^80-bytes", npz_member("run/last.npz", "params/head/b.npy",
+                                           npy_header((2**40, 2**37), "<f8")), EVAL,
+     ["params/head/b"], 2),
+    ("npz-resume-huge-moment", npz_member("cut/last.npz", "opt/m/head/w.npy",
+                                          npy_header((10**7, 10**5))), RESUME,
+     ["cut/last.npz", "opt/m/head/w"], 2),
+    ("npz-data-shorter-than-header", npz_member("run/last.npz", "params/head/w.npy",
+                                                npy_header((64, 2)) + b"\0" * 10), EVAL,
+     ["params/head/w", "holds"], 2),
+    ("npz-object-array-header", npz_member("run/last.npz", "params/head/b.npy",
+                                           npy_header((2,), "|O") + b"\0" * 16), EVAL,
+     ["params/head/b", "objects"], 2),
+    ("npz-garbage-member", npz_member("run/last.npz", "notes.txt", b"hello"), EVAL,
+     ["run/last.npz", "notes.txt", "not a readable array"], 2),
+    ("npz-bad-header", npz_member("run/last.npz", "params/head/b.npy",
+                                  b"\x93NUMPY\x01\x00\x10\x00{'descr': ???}  \n"), PREDICT,
+     ["params/head/b"], 2),
+    # data sets that cannot train a classifier
+    ("one-class-folder", one_class("one"), train_on("one"),
+     ["one", "at least 2 classes", "'a'"], 2),
+    ("one-class-zip", zip_of("imgs3", "one.zip", skip=lambda r: r.split("/")[1] != "a"),
+     train_on("one.zip"), ["one.zip", "at least 2 classes"], 2),
+    ("eval-on-one-class", one_class("one"), EVAL + ["--data", "one"], ["one", "2 classes"], 2),
+    ("class-only-in-test", image_copy("imgs3/test/z/0.png"), train_on("imgs3"),
+     ["test/z", "train/z"], 2),
+    ("test-split-without-images", lambda d: [p.unlink() for p in d.glob("imgs3/test/*/*.png")],
+     train_on("imgs3"), ["imgs3: test/ holds no images"], 2),
+    ("class-empty-in-train", lambda d: (d / "imgs3/train/z").mkdir(), train_on("imgs3"),
+     ["train/z", "empty"], 2),
+    # file names as the OS gives them; every data error names the file
+    ("non-utf8-bad-image", write(f"imgs3/train/a/{E9}.png", b"not a png"), train_on("imgs3"),
+     ["imgs3/train/a/caf\\xe9.png", "cannot decode"], 2),
+    ("non-utf8-fifo", fifo(f"imgs3/test/a/{E9}.png"), train_on("imgs3"),
+     ["caf\\xe9.png", "FIFO"], 2),
+    ("non-utf8-predict-missing", None, ["predict", "run/last.npz", f"{E9}.png"],
+     ["caf\\xe9.png", "nothing there"], 2),
+    ("non-utf8-checkpoint-missing", None, ["eval", f"{E9}.npz"], ["caf\\xe9.npz"], 2),
+    ("non-utf8-data-missing", None, train_on(E9), ["'caf\\xe9'", "nothing there"], 2),
+    ("non-utf8-big-image", write(f"imgs3/train/b/{E9}.png", png_header(20000, 20000)),
+     train_on("imgs3"), ["caf\\xe9.png", "too large"], 2),
+]
+
+
+@pytest.mark.parametrize("setup, argv, needles, code", [c[1:] for c in ROUND_THREE],
+                         ids=[c[0] for c in ROUND_THREE])
+def test_round_three_is_one_line_and_changes_nothing(site, capsys, setup, argv, needles, code):
+    if setup is not None:
+        with contextlib.redirect_stderr(io.StringIO()):
+            setup(site)
+    refused(site, capsys, argv, needles, code)
+
+
+def stop_with(signum, at_call=2):
+    """A train_epoch that sends this process `signum` on its `at_call`-th call."""
+    real, calls = T.train_epoch, []
+
+    def epoch(*args):
+        calls.append(1)
+        if len(calls) == at_call:
+            os.kill(os.getpid(), signum)
+        return real(*args)
+    return epoch
+
+
+@pytest.mark.parametrize("name, status", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(site, capsys, monkeypatch, name, status):
+    import signal
+    before = signal.getsignal(getattr(signal, name))
+    monkeypatch.setattr(T, "train_epoch", stop_with(getattr(signal, name)))
+    assert main(TRAIN[:5] + ["--epochs", "3", "--batch-size", "8", "--out", "int"]) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if line.startswith("error: ")] == [err[-1]]
+    assert err[-1] == (f"error: stopped by {name}; the last checkpoint is int/last.npz (epoch 1) "
+                       f"(continue with --resume)")
+    assert [r["epoch"] for r in rows(site / "int/metrics.jsonl")] == [1]
+    assert not (site / "int/.lock").exists() and not list((site / "int").glob(".*.tmp"))
+    assert signal.getsignal(getattr(signal, name)) is before  # restored after the command
+    assert main(TRAIN[:5] + ["--epochs", "3", "--batch-size", "8", "--out", "int",
+                             "--resume"]) == 0  # and it continues
+
+
+def test_sigterm_while_decoding_or_testing_leaves_nothing(site, capsys, monkeypatch):
+    import signal
+    real = imagefolder.decode_image
+
+    def decode(src, name):
+        if name.endswith("b/3.png"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(src, name)
+
+    monkeypatch.setattr(imagefolder, "decode_image", decode)
+    refused(site, capsys, train_on("imgs3"), ["stopped by SIGTERM"], 143)
+    assert not (site / "new").exists() and not list((site / "cache").glob("*imgs3*"))
+    monkeypatch.setattr(imagefolder, "decode_image", real)
+    from tinyvit.run import evaluate
+    real_eval = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: (os.kill(os.getpid(), signal.SIGTERM),
+                                                                  real_eval(*a, **k))[1])
+    refused(site, capsys, EVAL, ["stopped by SIGTERM"], 143)
+
+
+def only_for_pathlib(real, needle):
+    """os.scandir/os.open that refuse `needle` (as root ignores chmod) for the library's str
+    paths, not the test's own pathlib walks."""
+    def fake(path, *args, **kw):
+        if isinstance(path, str) and path.endswith(needle):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real(path, *args, **kw)
+    return fake
+
+
+def test_an_unreadable_class_folder_says_permission_denied(site, capsys, monkeypatch):
+    monkeypatch.setattr(paths.os, "scandir", only_for_pathlib(os.scandir, "imgs3/train/b"))
+    refused(site, capsys, train_on("imgs3"),
+            ["imgs3/train/b: cannot list this folder (Permission denied)"])
+
+
+def test_an_unreadable_image_says_permission_denied(site, capsys, monkeypatch):
+    monkeypatch.setattr(paths.os, "open", only_for_pathlib(os.open, "imgs3/test/c/1.png"))
+    refused(site, capsys, train_on("imgs3"), ["imgs3/test/c/1.png", "Permission denied"])
+
+
+def test_links_below_class_folders_are_not_walked(site, capsys):
+    os.symlink("/", site / "imgs3/train/a/root")  # would walk the whole disk
+    os.symlink("..", site / "imgs3/test/b/up")  # a loop, but nothing of the layout
+    assert main(train_on("imgs3")) == 0
+
+
+def test_a_class_folder_that_is_a_link_is_followed(site, capsys):
+    shutil.move(site / "imgs3/train/c", site / "elsewhere")
+    os.symlink(site / "elsewhere", site / "imgs3/train/c")
+    assert main(train_on("imgs3")) == 0
+    meta = json.loads(str(np.load(site / "new/last.npz")["__extra__/meta"]))
+    assert meta["classes"] == ["a", "b", "c"] and meta["train_size"] == 24
+    (site / "elsewhere/0.png").unlink()  # a change behind the link is a new data set
+    shutil.rmtree(site / "new")
+    assert main(train_on("imgs3")) == 0
+    assert json.loads(str(np.load(site / "new/last.npz")["__extra__/meta"]))["train_size"] == 23
+
+
+def test_a_fifo_cache_is_replaced_not_read(site, capsys):
+    assert main(train_on("imgs3")) == 0
+    (path,) = (site / "cache").glob("imagefolder-imgs3-*.npz")
+    path.unlink()
+    os.mkfifo(path)
+    shutil.rmtree(site / "new")
+    capsys.readouterr()
+    assert main(train_on("imgs3")) == 0
+    assert "found a FIFO (named pipe); decoding again" in capsys.readouterr().err
+    assert path.is_file()
+
+
+def test_a_cache_declaring_a_huge_array_is_rebuilt(site, capsys):
+    assert main(train_on("imgs3")) == 0
+    (path,) = (site / "cache").glob("imagefolder-imgs3-*.npz")
+    npz_member(path, "x_train.npy", npy_header((10**6, 10**6, 3), "|u1"))(site)
+    shutil.rmtree(site / "new")
+    capsys.readouterr()
+    assert main(train_on("imgs3")) == 0
+    assert "x_train: declares uint8 (1000000, 1000000, 3)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("memory, argv, needles", [
+    (1000, EVAL, ["run/last.npz", "params/", "need", "this machine's memory (1,000 bytes)"]),
+    (1000, train_on("imgs3"), ["imgs3/train/a/0.png", "24 images like this 8x8 one need 4.5 KiB",
+                               "memory"]),
+    (10**6, TRAIN + ["--out", "new"], ["--model vit-cifar-nano on --data imgs", "2 classes",
+                                       "training", "need 2.1 MiB", "memory (976.6 KiB)"]),
+], ids=["checkpoint", "images", "classes"])
+def test_what_needs_more_than_the_memory_is_refused_with_the_figure(site, capsys, monkeypatch,
+                                                                    memory, argv, needles):
+    monkeypatch.setattr(limits, "memory_bytes", lambda: memory)
+    refused(site, capsys, argv, needles)
+
+
+def test_evaluation_memory_does_not_grow_with_classes_times_images():
+    """Logits of 2,000 images over 20,000 classes would be 160 MB; a batch's are 5 MB."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from tinyvit.run import evaluate
+    k, n = 20_000, 2_000
+    w = np.zeros((3, k), np.float32)
+    model = SimpleNamespace(cfg=SimpleNamespace(num_classes=k),
+                            apply=lambda p, x: x.mean((1, 2)) @ p["head"]["w"])  # (B, K)
+    x, y = np.zeros((n, 4, 4, 3), np.uint8), np.arange(n) % k
+    tracemalloc.start()
+    acc, cm = evaluate.evaluate(model, {"head": {"w": w}}, x, y, np.zeros(3, np.float32),
+                                np.ones(3, np.float32))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40e6, f"{peak / 1e6:.0f} MB"
+    assert acc == 1 / n and cm.count.sum() == n and set(cm.pred) == {0}  # all predicted 0
+    lines = evaluate.confusion_summary(cm, [f"c{i}" for i in range(k)])
+    assert lines[1].endswith("100.0%") and lines[-1].startswith("most confused: c")
+    assert "(no test images)" in lines[n + 2]  # classes 2000.. have none
+
+
+def test_a_class_without_test_images_is_noted_not_scored(site, capsys):
+    image_copy("imgs3/train/z/0.png")(site)
+    image_copy("imgs3/train/z/1.png")(site)
+    (site / "imgs3/test/z").mkdir()  # empty: as if missing
+    assert main(train_on("imgs3")) == 0
+    err = capsys.readouterr().err
+    assert ("note: imgs3: class 'z' has no test images: trained on, but not measured by the "
+            "test accuracy") in err.splitlines()
+    assert main(["eval", "new/last.npz", "--data", "imgs3", "--data-dir", "cache"]) == 0
+    out = capsys.readouterr().out
+    assert "z                      - (no test images)" in out.splitlines()
+
+
+def test_a_given_data_set_with_an_untrained_class_is_refused():
+    from tinyvit import data
+    x = np.zeros((4, 8, 8, 3), np.uint8)
+    ds = dict(train=(x, np.array([0, 0, 2, 2])), test=(x, np.array([0, 1, 2, 2])),
+              classes=["a", "b", "c"])
+    with pytest.raises(DataError, match="class 'b' has no training images"):
+        data.check_dataset(ds, "ds")
+
+
+def test_non_utf8_file_and_class_names_train_and_print(site, capsys):
+    shutil.move(site / "imgs3/train/c", site / f"imgs3/train/{E9}")
+    shutil.move(site / "imgs3/test/c", site / f"imgs3/test/{E9}")
+    shutil.move(site / "imgs3/train/a/0.png", site / f"imgs3/train/a/{E9}.png")
+    assert main(train_on("imgs3")) == 0
+    assert main(["eval", "new/last.npz", "--data", "imgs3", "--data-dir", "cache"]) == 0
+    assert main(["predict", "new/last.npz", f"imgs3/train/a/{E9}.png"]) == 0
+    out = capsys.readouterr().out
+    assert any(line.startswith("caf\\xe9 ") for line in out.splitlines()), out
+    assert "  caf\\xe9" in out
+
+
+def test_16_bit_grey_and_colour_images_read_alike():
+    """Pillow reads 16-bit colour PNGs by their top 8 bits; 16-bit grey ones are read so too
+    (they used to be clipped at 255, and README said both were refused)."""
+    grey = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000  # (H, W)
+    png = io.BytesIO()
+    Image.fromarray(grey).save(png, "PNG")
+    got = imagefolder.decode_image(png.getvalue(), "g.png")  # (H, W, C)
+    np.testing.assert_array_equal(got, np.repeat((grey >> 8).astype(np.uint8)[..., None], 3, -1))
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    rows = b"".join(b"\0" + grey[i].repeat(3).astype(">u2").tobytes() for i in range(8))
+    rgb16 = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))
+             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    np.testing.assert_array_equal(imagefolder.decode_image(rgb16, "c.png"), got)
+
+
+def test_a_second_stopping_signal_does_not_cut_the_clean_up_short():
+    import signal
+
+    from tinyvit.run import signals
+    cleaned = []
+    with pytest.raises(signals.Stopped) as e, signals.as_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            os.kill(os.getpid(), signal.SIGHUP)  # while unwinding: ignored
+            cleaned.append(1)
+    assert e.value.signum == signal.SIGTERM and cleaned == [1]
+    assert signals.exit_status() == 143 and signals.reason() == "stopped by SIGTERM"
+
+
+def test_a_compressed_npz_member_cannot_claim_more_than_deflate_expands(tmp_path):
+    """A zip's directory may claim any uncompressed size; deflate expands at most ~1032 times,
+    so a small member claiming 800 MB is refused before anything is allocated."""
+    path = tmp_path / "bomb.npz"
+    header = npy_header((2 * 10**8,))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.npy", header + b"\0" * 1000)
+    raw = bytearray(path.read_bytes())
+    real = struct.pack("<I", len(header) + 1000)
+    claimed = struct.pack("<I", len(header) + 8 * 10**8)
+    for at in (i for i in range(len(raw) - 3) if raw[i:i + 4] == real):
+        raw[at:at + 4] = claimed  # the local header's and the directory's uncompressed size
+    path.write_bytes(bytes(raw))
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("a.npy").file_size == len(header) + 8 * 10**8
+    with pytest.raises(DataError, match=r"bomb.npz: a: declares float32 \(200000000,\) "
+                                        r"\(762.9 MiB\) but holds .* or less"):
+        limits.load_npz(path)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_archive_members_together_are_capped_by_the_memory(site, monkeypatch, kind):
+    """Each member under the per-image cap, but all of them kept at once past the memory."""
+    monkeypatch.setattr(limits, "memory_bytes", lambda: 25_000)
+    path, part = site / f"many.{kind}", b"\0" * 10_000
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for i in range(3):
+                zf.writestr(f"train/a/{i}.png", part)
+    else:
+        with tarfile.open(path, "w:gz") as tf:
+            for i in range(3):
+                info = tarfile.TarInfo(f"train/a/{i}.png")
+                info.size = len(part)
+                tf.addfile(info, io.BytesIO(part))
+    with pytest.raises(DataError, match=r"many\.(zip|tar\.gz): its members up to train/a/2\.png "
+                                        r"need 29\.3 KiB, more than this machine's memory"):
+        imagefolder.load_image_folder(path, site / "cache")

@@ -1,10 +1,11 @@
 """Reading untrusted files safely: tar/zip archives in-stream, and CIFAR's pickled batches.
 
-Archives: every member name is checked before its bytes are read (no absolute paths, no '..',
-no links, devices or fifos), nothing is extracted to disk, no member is read past `max_bytes`
-(a few KB of zip can hold gigabytes of zeros), and a plain tar must end with its
-end-of-archive marker (so a copy cut at a member boundary is noticed). Every folder a member
-lies in is reported, so a class folder holding no images is noticed even without its own entry.
+Archives: every member name is checked before its bytes are read (no absolute paths, no '..', no
+links, devices or fifos), nothing is extracted to disk, no member is read past `max_bytes` (a few
+KB of zip can hold gigabytes of zeros) nor all of them together past the memory, and a plain tar
+must end with its end-of-archive marker (so a copy cut at a member boundary is noticed). Every
+folder a member lies in is reported, so a class folder holding no images is noticed even without
+its own entry.
 
 Pickles: a pickle can name any importable callable (`os.system`, ...) and have it called while
 loading, so `CifarUnpickler` resolves only the four globals a CIFAR batch needs.
@@ -20,6 +21,8 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from .errors import DataError, one_line
+from .limits import check_bytes
+from .paths import open_regular
 
 MAX_MEMBER_BYTES = 256 << 20  # the largest member read (CIFAR-100's train batch is 155 MB)
 
@@ -90,16 +93,18 @@ def check_size(archive, name, size, max_bytes):
 def collect(archive, members, keep, max_bytes):
     """({name: bytes} of the members with keep(name), {folder names}) of (name, is_dir, size,
     open) tuples; no member is read past `max_bytes`, whatever its header says."""
-    files, dirs = {}, set()
+    files, dirs, total = {}, set(), 0
     for name, is_dir, size, open_member in members:
         dirs |= parent_folders(name)
         if is_dir:
             dirs.add(name)
         elif keep(name):
             check_size(archive, name, size, max_bytes)
+            check_bytes(archive, total + size, f"its members up to {name}")  # all kept at once
             with open_member() as f:
                 files[name] = f.read(max_bytes + 1)
             check_size(archive, name, len(files[name]), max_bytes)
+            total += len(files[name])
     return files, dirs
 
 
@@ -119,7 +124,8 @@ def zip_members(path, zf):
 
 def read_tar(path, keep, max_bytes=MAX_MEMBER_BYTES):
     """({member: bytes} for the files with keep(member), {folder names}), read in-stream."""
-    with tarfile.open(path, "r|*") as tf:
+    with open_regular(path, expected="an archive file") as f, \
+            tarfile.open(fileobj=f, mode="r|*") as tf:
         found = collect(path, tar_members(path, tf), keep, max_bytes)
         check_tar_complete(path, tf)
     return found
@@ -127,7 +133,7 @@ def read_tar(path, keep, max_bytes=MAX_MEMBER_BYTES):
 
 def read_zip(path, keep, max_bytes=MAX_MEMBER_BYTES):
     """({member: bytes} for the files with keep(member), {folder names}) of a zip archive."""
-    with zipfile.ZipFile(path) as zf:
+    with open_regular(path, expected="an archive file") as f, zipfile.ZipFile(f) as zf:
         return collect(path, zip_members(path, zf), keep, max_bytes)
 
 
@@ -139,6 +145,8 @@ def read_archive(path, keep, max_bytes=MAX_MEMBER_BYTES):
         if str(path).lower().endswith(".zip"):
             return read_zip(path, keep, max_bytes)
         return read_tar(path, keep, max_bytes)
+    except DataError:
+        raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
         raise DataError(f"{path}: truncated or corrupt archive ({one_line(e)})") from None
 

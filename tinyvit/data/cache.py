@@ -10,6 +10,7 @@ note saying why). A read-only data folder only costs speed.
 """
 import hashlib
 import os
+import stat
 import sys
 import zipfile
 from pathlib import Path
@@ -19,6 +20,8 @@ import numpy as np
 from ..run.files import atomic_write
 from .checks import check_dataset
 from .errors import DataError, one_line
+from .limits import load_npz
+from .paths import kind, walk
 
 CACHE_VERSION = 1  # bump when the cached arrays' format changes
 
@@ -32,18 +35,18 @@ def dataset_arrays(ds):
 
 def read_cache(path):
     """The data set in an .npz cache, exactly as stored (DataError for a wrong version)."""
-    with np.load(path, allow_pickle=False) as z:
-        version = int(z["version"]) if "version" in z.files else 1
-        if version != CACHE_VERSION:
-            raise DataError(f"{path}: version {version}, expected {CACHE_VERSION}")
-        return dict(train=(z["x_train"], z["y_train"]), test=(z["x_test"], z["y_test"]),
-                    classes=[str(c) for c in z["classes"]])
+    z = load_npz(path)  # each array's header checked before it is read
+    version = int(z["version"]) if "version" in z else 1
+    if version != CACHE_VERSION:
+        raise DataError(f"{path}: version {version}, expected {CACHE_VERSION}")
+    return dict(train=(z["x_train"], z["y_train"]), test=(z["x_test"], z["y_test"]),
+                classes=[str(c) for c in z["classes"]])
 
 
 def load_cache(path, **expected):
     """A data set from an .npz cache, or None when it is missing, unreadable or not a valid
     data set (`check_dataset` with `expected`: image_shape, num_classes): then it is rebuilt."""
-    if not Path(path).exists():
+    if kind(path) == "nothing there":
         return None
     try:
         return check_dataset(read_cache(path), path, **expected)
@@ -64,30 +67,22 @@ def save_cache(path, ds):
         print(f"note: could not cache decoded images in {path} ({one_line(e)})", file=sys.stderr)
 
 
-def source_signature(path):
-    """A string that changes when the folder or archive at `path` changes."""
-    st = path.stat()
-    if path.is_file():
+def source_signature(path, descend=lambda rel: True):
+    """A string that changes when the folder or archive at `path` changes (file names as the
+    OS gives them; a folder walked as `paths.walk(path, descend)` does: links followed)."""
+    if kind(path) != "a folder":
+        st = path.stat()
         return f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    entries = []
-    for top, _, names in os.walk(path):
-        for n in names:
-            s = file_stat(os.path.join(top, n))
-            entries.append(f"{os.path.join(top, n)}|{s.st_size}|{s.st_mtime_ns}")
+    entries = [f"{os.path.join(top, n)}|{st.st_size}|{st.st_mtime_ns}"
+               for top, found in walk(path, descend) for n, st in found
+               if not stat.S_ISDIR(st.st_mode)]
     return f"{path}|" + "\n".join(sorted(entries))
 
 
-def file_stat(name):
-    """os.stat of a file in a data folder; a one-line DataError for a broken link."""
-    try:
-        return os.stat(name)
-    except OSError as e:
-        link = "; a broken symbolic link" if os.path.islink(name) else ""
-        raise DataError(f"{name}: cannot read ({e.strerror}{link})") from None
-
-
-def image_folder_cache(path, data_dir):
-    """Cache file for an ImageFolder source: name + hash of its path, size and mtime."""
-    key = hashlib.sha1(f"v{CACHE_VERSION}|{source_signature(path)}".encode()).hexdigest()[:16]
+def image_folder_cache(path, data_dir, descend=lambda rel: True):
+    """Cache file for an ImageFolder source: name + hash of its path, size and mtime (of the
+    files in the folders that pass `descend`)."""
+    signature = source_signature(path, descend)
+    key = hashlib.sha1(os.fsencode(f"v{CACHE_VERSION}|{signature}")).hexdigest()[:16]
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.name)
     return Path(data_dir) / f"imagefolder-{stem}-{key}.npz"

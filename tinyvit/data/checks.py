@@ -1,13 +1,17 @@
 """Is a data set what tinyvit trains on? The one check every loader, cache and caller passes.
 
 A data set is dict(train=(x, y), test=(x, y), classes=[str]): x uint8 (N, H, W, 3) with N >= 1,
-y integer labels (N,) in 0..K-1 for K distinct class names, and test images of the train
-images' size. `check_dataset` raises a one-line DataError naming the source otherwise, so a
-tampered cache or a hostile archive cannot train silently on wrong labels or crash later.
+y integer labels (N,) in 0..K-1 for K >= 2 distinct class names, every class with training
+images, and test images of the train images' size. `check_dataset` raises a one-line DataError
+naming the source otherwise, so a tampered cache or a hostile archive cannot train silently on
+wrong labels or crash later, and a data set a classifier cannot learn from (one class: loss 0
+and 100% accuracy at once; a class never seen in training) is refused. A class without test
+images can be meant (a class trained on but not measured); `untested_note` says so in one line.
 """
 import numpy as np
 
 from .errors import DataError
+from .paths import shown
 
 
 def check_dataset(ds, source, image_shape=None, num_classes=None):
@@ -22,13 +26,44 @@ def check_dataset(ds, source, image_shape=None, num_classes=None):
                         f"{str(classes)[:60]}")
     if num_classes is not None and len(classes) != num_classes:
         raise DataError(f"{source}: expected {num_classes} classes, found {len(classes)}")
+    if len(classes) < 2:
+        raise DataError(f"{source}: expected at least 2 classes, found 1 ('{shown(classes[0])}'): "
+                        f"a classifier of one class has nothing to learn")
     shape = image_shape
     for split in ("train", "test"):
         x, y = _split(ds, split, source)
         _check_images(x, split, source, shape)
         _check_labels(y, len(x), len(classes), split, source)
         shape = x.shape[1:]
+    unseen = missing_classes(ds, "train")
+    if unseen:
+        raise DataError(f"{source}: {_few(unseen)} no training images (expected every class "
+                        f"in the train split)")
     return ds
+
+
+def missing_classes(ds, split):
+    """The names of the classes with no image in `split` of a checked data set."""
+    counts = np.bincount(ds[split][1], minlength=len(ds["classes"]))  # (K,)
+    return [ds["classes"][k] for k in np.flatnonzero(counts == 0)]
+
+
+def _few(names, n=3):
+    """"class 'a' has" / "3 classes ('a', 'b', 'c') have" / "5 classes ('a', ... ) have"."""
+    if len(names) == 1:
+        return f"class '{shown(names[0])}' has"
+    listed = ", ".join(f"'{shown(c)}'" for c in names[:n]) + (", ..." if len(names) > n else "")
+    return f"{len(names):,} classes ({listed}) have"
+
+
+def untested_note(ds, source):
+    """A one-line note when some classes have no test images (their accuracy is not measured),
+    else None."""
+    untested = missing_classes(ds, "test")
+    if untested:
+        return (f"note: {shown(source)}: {_few(untested)} no test images: trained on, but not "
+                f"measured by the test accuracy")
+    return None
 
 
 def _split(ds, split, source):

@@ -21,6 +21,7 @@ from .archives import py2_text, read_archive, unpickle_cifar
 from .cache import load_cache, save_cache
 from .checks import check_dataset
 from .errors import DataError, DownloadError, one_line
+from .paths import kind, open_regular
 
 # The official python-version archives.
 OFFICIAL = {
@@ -46,7 +47,7 @@ OFFICIAL = {
 def md5sum(path, chunk=1 << 20):
     """Hex MD5 of a file."""
     h = hashlib.md5()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -96,10 +97,11 @@ def official_archive(name, data_dir):
     """Path of the verified official archive in `data_dir`, downloading it on first use."""
     spec = OFFICIAL[name]
     path = Path(data_dir) / spec["file"]
-    if path.exists() and not path.is_file():
-        raise DataError(f"{path}: expected the archive {spec['file']}, found a folder (move it "
+    found = kind(path)
+    if found not in ("a regular file", "nothing there"):
+        raise DataError(f"{path}: expected the archive {spec['file']}, found {found} (move it "
                         f"away to download the archive)")
-    if not path.exists():
+    if found == "nothing there":
         try:
             download(spec["url"], path, spec["md5"], spec["size"])
         except (urllib.error.URLError, OSError) as e:

@@ -5,14 +5,17 @@ classes are the train folder names, sorted alphabetically, and must match betwee
 Folders are walked, archives (.tar, .tar.gz, .tgz, .zip) read in-stream with
 `archives.read_archive`; nothing is extracted to disk. All images must have one size. Decoding
 has limits: an image of more than MAX_PIXELS pixels (Pillow's decompression-bomb limit), a
-member of more than MAX_IMAGE_BYTES, or an image whose values 8-bit RGB cannot hold (16-bit,
-float) is refused with a line naming the file. The decoded arrays are cached
-(`cache.image_folder_cache`).
+member of more than MAX_IMAGE_BYTES, images that together need more than the memory, an image
+whose values have no fixed range (32-bit integer, float), and an image name that is not a
+regular file (a FIFO, a device) are refused with a line naming the file; 16-bit images keep
+their top 8 bits. The decoded arrays are cached (`cache.image_folder_cache`).
 
 Shape legend: N images, H, W height and width, C channels (3, RGB).
 """
+import contextlib
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -22,11 +25,14 @@ from ..run.progress import Progress
 from .archives import read_archive
 from .cache import image_folder_cache, load_cache, save_cache
 from .errors import DataError, one_line
+from .limits import check_bytes
+from .paths import kind, kind_of_mode, open_regular, shown, walk
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 ARCHIVE_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".zip")
 MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS (a 9459 x 9459 image)
 MAX_IMAGE_BYTES = 64 << 20  # the largest image file read from an archive
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}  # 16-bit grey (16-bit colour opens as RGB)
 EIGHT_BIT_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
                    "LAB", "HSV"}  # modes whose values convert to 8-bit RGB without clipping
 
@@ -42,14 +48,28 @@ def is_archive(path):
     return str(path).lower().endswith(ARCHIVE_EXTENSIONS)
 
 
+def in_layout(rel):
+    """False for a folder below a class folder ('train/cat/sub', 'top/test/dog/x'): the layout
+    holds no image there, so it is not walked (a link there to / would walk the whole disk)."""
+    return not set(rel.split("/")[:-2]) & {"train", "test", "val"}
+
+
 def list_folder(root):
-    """({relative image path: full path}, {relative folder names}) under a folder."""
+    """({relative image path: full path}, {relative folder names}) under a folder (`paths.walk`:
+    links followed, loops and unreadable folders refused). An image name that is not a regular
+    file (a FIFO, a device, a socket) is refused here, before anything opens it."""
     files, dirs = {}, set()
-    for top, subdirs, names in os.walk(root):
+    for top, entries in walk(root, in_layout):
         rel = Path(top).relative_to(root).as_posix()
         prefix = "" if rel == "." else rel + "/"
-        dirs.update(prefix + d for d in subdirs)
-        files.update((prefix + n, os.path.join(top, n)) for n in names if is_image_name(n))
+        for name, st in entries:
+            if stat.S_ISDIR(st.st_mode):
+                dirs.add(prefix + name)
+            elif is_image_name(name):
+                if not stat.S_ISREG(st.st_mode):
+                    raise DataError(f"{shown(os.path.join(top, name))}: expected an image file, "
+                                    f"found {kind_of_mode(st.st_mode)}")
+                files[prefix + name] = os.path.join(top, name)
     return files, dirs
 
 
@@ -104,16 +124,19 @@ def image_folder_layout(source, files, dirs):
         raise DataError(f"{source}: expected a {prefix}test/ (or val/) split next to "
                         f"{prefix}train/, found none")
     classes = sorted(folders["train"])
-    for split in ("train", test_split):
-        for c in sorted(folders[split]):
-            if c not in folders["train"]:
-                raise DataError(f"{source}: class folder {prefix}{split}/{c} has no "
-                                f"{prefix}train/{c} (expected the same classes in both)")
-            if (split, c) not in images:
-                raise DataError(f"{source}: class folder {prefix}{split}/{c} is empty "
-                                f"(expected .png/.jpg/.jpeg images in it)")
-    layout = {s: [(classes.index(c), p) for c in classes for p in images.get((split, c), [])]
+    extra = sorted(folders[test_split] - folders["train"])
+    if extra:
+        raise DataError(f"{source}: class folder {prefix}{test_split}/{extra[0]} has no "
+                        f"{prefix}train/{extra[0]} (expected the same classes in both)")
+    for c in classes:  # a test class folder may be missing or empty (`checks.untested_note`)
+        if ("train", c) not in images:
+            raise DataError(f"{source}: class folder {prefix}train/{c} is empty "
+                            f"(expected .png/.jpg/.jpeg images in it)")
+    layout = {s: [(k, p) for k, c in enumerate(classes) for p in images.get((split, c), [])]
               for s, split in (("train", "train"), ("test", test_split))}
+    if not layout["test"]:
+        raise DataError(f"{source}: {prefix}{test_split}/ holds no images (expected "
+                        f".png/.jpg/.jpeg images in its class folders)")
     return layout, classes
 
 
@@ -125,17 +148,18 @@ def image_folder_layout(source, files, dirs):
 def decode_image(src, name):
     """uint8 (H, W, C) RGB from image bytes or a file path; `name` is for errors.
 
-    Refused with a one-line DataError: what Pillow cannot decode, more than MAX_PIXELS pixels,
-    and modes whose values do not fit 8-bit RGB (16-bit, 32-bit integer, float).
+    A path is opened only if it is a regular file (`paths.open_regular`: a FIFO would block).
+    16-bit images keep their top 8 bits (`to_rgb`). Refused with a one-line DataError: what
+    Pillow cannot decode, more than MAX_PIXELS pixels, and 32-bit integer or float images.
     """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), image_file(src, name) as f:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+            with Image.open(f) as im:
                 check_decodable(im, name)
-                return np.asarray(im.convert("RGB"), np.uint8)  # (H, W, C)
+                return to_rgb(im)  # (H, W, C)
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -145,19 +169,39 @@ def decode_image(src, name):
         if e.errno is None:  # Pillow's own errors: not an image, truncated, ...
             raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
         raise DataError(f"{name}: cannot read image ({e.strerror})") from None
-    except (UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError:
+        raise DataError(f"{name}: cannot decode image (not a format Pillow reads; expected "
+                        f"PNG or JPEG)") from None
+    except (ValueError, SyntaxError) as e:
         raise DataError(f"{name}: cannot decode image ({one_line(e)})") from None
 
 
+def image_file(src, name):
+    """A binary file of the image bytes `src`, or of the path `src` if it is a regular file."""
+    if isinstance(src, bytes):
+        return contextlib.nullcontext(io.BytesIO(src))
+    return open_regular(src, name, "an image file")
+
+
 def check_decodable(im, name):
-    """Refuse an opened (not yet decoded) image that is too large or not 8-bit."""
+    """Refuse an opened (not yet decoded) image that is too large, or whose values have no
+    fixed range (32-bit integer, float)."""
     w, h = im.size
     if w * h > MAX_PIXELS:
         raise DataError(f"{name}: image is {w}x{h}, more than {MAX_PIXELS:,} pixels (the "
                         f"decompression-bomb limit)")
-    if im.mode not in EIGHT_BIT_MODES:
-        raise DataError(f"{name}: image mode {im.mode} (16-bit or float values) cannot be "
-                        f"read as 8-bit RGB without clipping; expected 8-bit images")
+    if im.mode not in EIGHT_BIT_MODES | SIXTEEN_BIT_MODES:
+        raise DataError(f"{name}: image mode {im.mode} (32-bit integer or float values, of no "
+                        f"fixed range) cannot be read as 8-bit RGB; expected 8- or 16-bit images")
+
+
+def to_rgb(im):
+    """uint8 (H, W, 3) of an opened image. 16-bit grey keeps its top 8 bits, as Pillow reads
+    16-bit colour images, so every 16-bit image reads alike (0..65535 -> 0..255)."""
+    if im.mode in SIXTEEN_BIT_MODES:
+        grey = (np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8)  # (H, W)
+        return np.repeat(grey[..., None], 3, axis=-1)  # (H, W, C)
+    return np.asarray(im.convert("RGB"), np.uint8)  # (H, W, C)
 
 
 def decode_images(items, files, describe, size=None, label=""):
@@ -172,6 +216,8 @@ def decode_images(items, files, describe, size=None, label=""):
             if size is not None and img.shape != size:
                 raise DataError(f"{first}: image is {img.shape[1]}x{img.shape[0]}, expected "
                                 f"{size[1]}x{size[0]} like the training images")
+            check_bytes(first, n * img.nbytes,
+                        f"{n:,} images like this {img.shape[1]}x{img.shape[0]} one")
             x = np.empty((n,) + img.shape, np.uint8)  # (N, H, W, C)
         elif img.shape != x.shape[1:]:
             raise DataError(f"{describe(path)}: image is {img.shape[1]}x{img.shape[0]}, "
@@ -187,16 +233,16 @@ def decode_images(items, files, describe, size=None, label=""):
 def load_image_folder(path, data_dir):
     """dict(train, test, classes) of an ImageFolder folder or archive (cached as .npz)."""
     path = Path(path).resolve()
-    cache = image_folder_cache(path, data_dir)
+    cache = image_folder_cache(path, data_dir, in_layout)
     ds = load_cache(cache)
     if ds is not None:
         return ds
-    if path.is_dir():
+    if kind(path) == "a folder":
         files, dirs = list_folder(path)
-        describe = lambda p: str(path / p)  # noqa: E731
+        describe = lambda p: shown(path / p)  # noqa: E731
     else:
         files, dirs = read_archive(path, is_image_name, MAX_IMAGE_BYTES)
-        describe = lambda p: f"{path}:{p}"  # noqa: E731
+        describe = lambda p: f"{shown(path)}:{shown(p)}"  # noqa: E731
     layout, classes = image_folder_layout(path, files, dirs)
     x_train, y_train = decode_images(layout["train"], files, describe, label=f"{path.name} train")
     x_test, y_test = decode_images(layout["test"], files, describe, x_train.shape[1:],

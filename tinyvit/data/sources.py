@@ -20,10 +20,11 @@ import sys
 from pathlib import Path
 
 from . import fractal_sets
-from .checks import check_dataset
+from .checks import check_dataset, untested_note
 from .cifar import OFFICIAL, load_cifar
 from .errors import DataError, DownloadError
 from .imagefolder import ARCHIVE_EXTENSIONS, is_archive, load_image_folder
+from .paths import kind, shown
 
 CIFAR10_COPY_VARIABLE = "TINYVIT_CIFAR10_COPY"
 OFFICIAL_NAMES = tuple(OFFICIAL)  # the sources that are names, not paths
@@ -77,20 +78,29 @@ def load_data(source, data_dir=None):
     Every data set returned has passed `check_dataset` (a DataError naming the source if not).
     """
     data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    if data_dir.exists() and not data_dir.is_dir():
-        raise DataError(f"--data-dir {data_dir}: is a file, expected a folder")
+    if kind(data_dir) not in ("a folder", "nothing there"):
+        raise DataError(f"--data-dir {shown(data_dir)}: expected a folder, found {kind(data_dir)}")
+    ds = check_dataset(read_source(source, data_dir), shown(source))
+    note = untested_note(ds, source)
+    if note:
+        print(note, file=sys.stderr)
+    return ds
+
+
+def read_source(source, data_dir):
+    """The data set `source` names (see `load_data`), not yet checked."""
     name = str(source).lower()
     if fractal_sets.is_spec(name):
-        return check_dataset(fractal_sets.load_fractals(str(source)), source)
+        return fractal_sets.load_fractals(str(source))
     if name in OFFICIAL:
-        return check_dataset(load_official(name, data_dir), source)
+        return load_official(name, data_dir)
     path = Path(source).expanduser()
     official = [k for k, spec in OFFICIAL.items() if path.name == spec["file"]]
-    if path.is_file() and official:
-        return check_dataset(load_cifar(official[0], data_dir, archive=path), source)
-    if path.is_dir() or (path.is_file() and is_archive(path)):
-        return check_dataset(load_image_folder(path, data_dir), source)
-    found = "a file of another type" if path.exists() else "nothing there"
-    raise DataError(f"data source {str(source)!r}: expected cifar10, cifar100, fractal:KxI, an "
-                    f"ImageFolder folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found "
-                    f"{found}")
+    found = kind(path)
+    if found == "a regular file" and official:
+        return load_cifar(official[0], data_dir, archive=path)
+    if found == "a folder" or (found == "a regular file" and is_archive(path)):
+        return load_image_folder(path, data_dir)
+    found = "a file of another type" if found == "a regular file" else found
+    raise DataError(f"data source '{shown(source)}': expected cifar10, cifar100, fractal:KxI, an "
+                    f"ImageFolder folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found {found}")

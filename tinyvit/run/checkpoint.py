@@ -14,19 +14,18 @@ metadata field.
 """
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from .. import optim
 from ..arrays import to_numpy
+from ..data import load_npz
 from ..tree import flatten, unflatten
 from . import verify
 from .files import atomic_write
 from .verify import check_arrays
 
 EXTRA = "__extra__"  # extras live under this top-level key, apart from the parameters
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,23 +49,10 @@ def write_npz(path, arrays):
 
 
 def read_npz(path):
-    """All arrays of an .npz file as {name: array}; one-line ValueError if it is not one."""
-    name = os.fspath(path)
-    if not os.path.isfile(name):
-        found = "a folder" if os.path.isdir(name) else "nothing there"
-        raise ValueError(f"{name}: expected an .npz file, found {found}")
-    try:
-        data = np.load(name, allow_pickle=False)
-    except _READ_ERRORS as e:
-        raise ValueError(f"{name}: not a readable .npz file ({type(e).__name__})") from e
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"{name}: expected an .npz archive, found a single .npy array")
-    try:
-        with data:
-            return {key: data[key] for key in data.files}
-    except _READ_ERRORS as e:
-        raise ValueError(f"{name}: corrupt .npz file ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from e
+    """All arrays of an .npz file as {name: array}; one-line ValueError if it is not one
+    (`data.load_npz`: a regular file only, every array's declared size checked before it is
+    read)."""
+    return load_npz(path, os.fspath(path))
 
 
 # ---------------------------------------------------------------------------------------------

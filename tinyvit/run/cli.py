@@ -2,7 +2,9 @@
 
 Each sub-command is a small function over the library. Every bad input prints one line,
 `error: ...`, naming the option or file: exit status 2 for what the user can fix (options,
-files, data, checkpoints), 1 for a run that failed (diverged, disk full), 130 for Ctrl-C.
+files, data, checkpoints), 1 for a run that failed (diverged, disk full), and 128 + the
+signal's number for a run stopped as by Ctrl-C: 130 Ctrl-C, 129 SIGHUP, 143 SIGTERM
+(`signals`). File names are printed as the OS gives them (undecodable bytes as \\xNN).
 """
 import argparse
 import os
@@ -14,7 +16,7 @@ import numpy as np
 from .. import cnn, data, hybrid, vit
 from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
                        get_config, get_hybrid_config, model_names)
-from . import checkpoint, evaluate, rundir, train, validate, verify
+from . import checkpoint, evaluate, rundir, signals, train, validate, verify
 from .progress import Progress, format_seconds
 
 # A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
@@ -157,7 +159,7 @@ def cmd_predict(args):
     ckpt, image = (None, *args.paths) if len(args.paths) == 1 else args.paths
     model, params, meta = checkpoint.load_model(checkpoint_or_default(ckpt))
     for name, prob in evaluate.predict(model, params, meta, image, args.top):
-        print(f"{prob:7.2%}  {name}")
+        print(f"{prob:7.2%}  {data.shown(name)}")
     return 0
 
 
@@ -248,19 +250,23 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a bad command line (2, its one line printed)
         return e.code
+    for stream in (sys.stdout, sys.stderr):  # names as the OS gives them: never a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
-        return args.func(args)
+        with signals.as_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C
+            return args.func(args)
     except ValueError as e:  # bad input: options, config, shapes, files, data, checkpoints
         return fail(e, 2)
     except RuntimeError as e:  # a run failed: diverged, disk full (the last checkpoint is kept)
         return fail(e, 1)
     except OSError as e:  # the system refused a read or write the checks above did not foresee
         return fail(f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", 1)
-    except KeyboardInterrupt as e:  # Ctrl-C; training says which checkpoint it keeps
-        return fail(e if str(e) else "interrupted", 130)
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP; training says what it keeps
+        return fail(e if str(e) else signals.reason(), signals.exit_status())
 
 
 def fail(message, status):
     """Print `error: message` on one line; return the exit status."""
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"error: {data.shown(' '.join(str(message).split()))}", file=sys.stderr)
     return status

@@ -6,19 +6,22 @@ in training (`tinyvit.data.normalize`). A model trained with a `tta` is evaluate
 
 Shape legend: N images, B batch, H, W, C image, K classes.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import device
 from .. import data, fast, ops
+from ..data import shown
 
 
-def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
-                   shards=fast.SHARDS, progress=None):
-    """Logits (N, K) of uint8 images (N, H, W, C), in eval mode, batch by batch, each batch
-    split into `shards` run side by side (`fast.sharded_map`). Small batches are faster here:
-    a CNN's activations of a few dozen images stay in the CPU's caches. `tta`: "none", or the
-    mean of the logits of several views of each image (`data.TTA`: "flip" the image and its
-    mirror image, "flip-shift" those and their one-pixel shifts). `progress`: a
+def batch_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
+                 shards=fast.SHARDS, progress=None):
+    """Yield the logits (B, K) of uint8 images (N, H, W, C) batch by batch, in eval mode, each
+    batch split into `shards` run side by side (`fast.sharded_map`). Small batches are faster
+    here: a CNN's activations of a few dozen images stay in the CPU's caches. `tta`: "none",
+    or the mean of the logits of several views of each image (`data.TTA`: "flip" the image and
+    its mirror image, "flip-shift" those and their one-pixel shifts). `progress`: a
     `Progress` over the N images, updated after every batch."""
     xp = device.array_module(params["head"]["w"])
     if tta not in data.TTA:
@@ -30,13 +33,18 @@ def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
         return fast.sharded_map(lambda xs: model.apply(params, xs), x, shards)
 
     with fast.twins():
-        out = []
         for i in range(0, len(x_uint8), batch_size):
             x = data.normalize(x_uint8[i:i + batch_size], mean, std)  # (B, H, W, C)
-            out.append(device.to_host(views(logits, x)))  # (B, K)
+            yield device.to_host(views(logits, x))  # (B, K)
             if progress is not None:
                 progress.update(i + len(x), "images tested")
-    return np.concatenate(out)  # (N, K)
+
+
+def predict_logits(model, params, x_uint8, mean, std, batch_size=64, tta="none",
+                   shards=fast.SHARDS, progress=None):
+    """Logits (N, K) of uint8 images (N, H, W, C): `batch_logits` of every batch, together."""
+    return np.concatenate(list(batch_logits(model, params, x_uint8, mean, std, batch_size, tta,
+                                            shards, progress)))  # (N, K)
 
 
 def confusion_matrix(y_true, y_pred, k):
@@ -46,25 +54,55 @@ def confusion_matrix(y_true, y_pred, k):
     return m
 
 
+class Confusions(NamedTuple):
+    """The non-zero cells of a (K, K) confusion matrix, (M,) each with M <= N images: a
+    confusion matrix of 100,000 classes would take 80 GB, its non-zero cells a few MB."""
+
+    true: np.ndarray  # true class of each cell (M,)
+    pred: np.ndarray  # predicted class (M,)
+    count: np.ndarray  # images in the cell (M,)
+    k: int  # classes
+
+    @classmethod
+    def of(cls, y_true, y_pred, k):
+        codes, counts = np.unique(np.asarray(y_true, np.int64) * k + y_pred,
+                                  return_counts=True)  # (M,)
+        return cls(codes // k, codes % k, counts, k)
+
+    @classmethod
+    def from_matrix(cls, cm):
+        i, j = np.nonzero(cm)  # (M,) each
+        return cls(i, j, np.asarray(cm)[i, j], len(cm))
+
+
 def evaluate(model, params, x, y, mean, std, batch_size=64, tta="none", progress=None):
-    """Accuracy (0-1) and confusion matrix of uint8 images x with labels y (`tta`: the test-time
-    augmentation, `progress`: a display, see `predict_logits`)."""
-    pred = predict_logits(model, params, x, mean, std, batch_size, tta,
-                          progress=progress).argmax(1)  # (N,)
-    return float((pred == y).mean()), confusion_matrix(y, pred, model.cfg.num_classes)
+    """Accuracy (0-1) and `Confusions` of uint8 images x with labels y (`tta`: the test-time
+    augmentation, `progress`: a display, see `batch_logits`). Only each image's predicted
+    class is kept, never all logits: memory grows with N + K, not N x K."""
+    pred = np.empty(len(y), np.int64)  # (N,)
+    done = 0
+    for logits in batch_logits(model, params, x, mean, std, batch_size, tta, progress=progress):
+        pred[done:done + len(logits)] = logits.argmax(1)  # (B,)
+        done += len(logits)
+    return float((pred == y).mean()), Confusions.of(y, pred, model.cfg.num_classes)
 
 
 def confusion_summary(cm, classes, top=3):
-    """Per-class accuracy and the most frequent confusions, as printable lines."""
+    """Per-class accuracy and the most frequent confusions, as printable lines; `cm`: a
+    `Confusions` or a (K, K) matrix. A class without test images says so (no 0.0%)."""
+    c = cm if isinstance(cm, Confusions) else Confusions.from_matrix(cm)
+    total = np.bincount(c.true, c.count, minlength=c.k)  # (K,)
+    hit = c.true == c.pred  # (M,)
+    correct = np.bincount(c.true[hit], c.count[hit], minlength=c.k)  # (K,)
     lines = ["class            accuracy"]
     for i, name in enumerate(classes):
-        lines.append(f"{name:<16} {cm[i, i] / max(cm[i].sum(), 1):7.1%}")
-    off = cm - np.diag(np.diag(cm))
-    pairs = sorted(((off[i, j], i, j) for i in range(len(cm)) for j in range(len(cm))
-                    if off[i, j] > 0), reverse=True)[:top]
+        lines.append(f"{shown(name):<16} {correct[i] / total[i]:7.1%}" if total[i] else
+                     f"{shown(name):<16} {'-':>7} (no test images)")
+    pairs = sorted(zip(c.count[~hit].tolist(), c.true[~hit].tolist(), c.pred[~hit].tolist()),
+                   reverse=True)[:top]
     if pairs:
         lines.append("most confused: " + ", ".join(
-            f"{classes[i]}->{classes[j]} ({n})" for n, i, j in pairs))
+            f"{shown(classes[i])}->{shown(classes[j])} ({n})" for n, i, j in pairs))
     return lines
 
 

@@ -27,16 +27,27 @@ def data_name(source):
         Path(name).expanduser().resolve())
 
 
-def build_for(model, ds, source):
-    """The model sized for a data set's images and classes; one line naming both if it cannot."""
+def build_for(model, ds, source, batch_size=None):
+    """The model sized for a data set's images and classes; one line naming both if it cannot,
+    or if training it would need more than the memory (`training_bytes`, with `batch_size`)."""
     _, h, w, _ = ds["train"][0].shape
     try:
         if h != w:
             raise ValueError(f"tinyvit models take square images, found {w}x{h}")
-        return models.build(model, num_classes=len(ds["classes"]), image_size=h)
+        net = models.build(model, num_classes=len(ds["classes"]), image_size=h)
+        data.check_bytes("training", training_bytes(net, batch_size or 1), f"its parameters, "
+                         f"gradients, optimiser moments and a batch of logits over "
+                         f"{len(ds['classes']):,} classes")
+        return net
     except ValueError as e:
         raise ValueError(f"--model {model} on --data {source} ({w}x{h} images, "
-                         f"{len(ds['classes'])} classes): {e}") from None
+                         f"{len(ds['classes']):,} classes): {e}") from None
+
+
+def training_bytes(net, batch_size):
+    """A lower bound of the memory a training step needs: float32 parameters, gradients and two
+    Adam moments (4 copies), and a batch's logits, their softmax and gradient (3 x (B, K))."""
+    return 4 * (4 * models.param_count(net) + 3 * batch_size * net.cfg.num_classes)
 
 
 def digest(x, y):

@@ -14,9 +14,11 @@ next `--resume` repairs it. `RunFolder` is the one place that knows this layout.
 """
 import json
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import data
 from . import checkpoint
 from .files import atomic_write
 from .validate import check_folder_option
@@ -84,7 +86,7 @@ class RunFolder:
         if not self.log.exists():
             return []
         rows = []
-        for i, line in enumerate(self.log.read_text().splitlines(), 1):
+        for i, line in enumerate(data.read_text(self.log).splitlines(), 1):  # no FIFO
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
@@ -117,9 +119,14 @@ def locked(folder: RunFolder):
         return
     while True:
         try:
-            fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0),
+                         0o644)
         except OSError as e:
             raise ValueError(f"--out {folder.path}: cannot write there ({e.strerror})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device where the lock goes
+            os.close(fd)
+            raise ValueError(f"--out {folder.path}: its lock file {LOCK} is "
+                             f"{data.kind(folder.lock)}, expected a regular file (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -168,7 +175,8 @@ def describe(folder):
             return f"{CKPT} at epoch {checkpoint.load_extra(folder.ckpt).get('epoch', '?')}"
         except ValueError:
             return f"an unreadable {CKPT}"
-    return f"{LOG} with {len(folder.log.read_text().splitlines())} rows"
+    return f"{LOG} with {len(data.read_text(folder.log).splitlines())} rows"
+
 
 
 def progress_of(path):
@@ -187,7 +195,7 @@ def progress_of(path):
     else:  # a trained model to share: the log, when there is one, sits beside it
         done = planned
         log = Path(path).with_suffix(".metrics.jsonl")
-        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] \
+        rows = [json.loads(line) for line in data.read_text(log).splitlines() if line.strip()] \
             if log.is_file() else []
         words = f"{planned} epochs" if planned else "trained"
     accs = [r.get("test_acc") for r in rows if isinstance(r, dict)]

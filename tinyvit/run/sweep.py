@@ -82,7 +82,7 @@ def load_results(path):
     if not path.exists():
         return {"runs": {}}
     try:
-        return json.loads(path.read_text())
+        return json.loads(data.read_text(path))  # a regular file only
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not a valid results file ({e})") from None
 
@@ -174,7 +174,7 @@ def claimed(workdir, key):
 def _alive(claim):
     """Does the process named in a claim file still run?"""
     try:
-        pid = int(claim.read_text() or 0)
+        pid = int(data.read_text(claim) or 0)
         os.kill(pid, 0)
     except (ValueError, OSError):
         return False

@@ -40,7 +40,7 @@ from .. import device
 from .. import data, fast, ops, optim
 from ..configs import DEFAULT_MODEL, family
 from ..tree import count_params
-from . import checkpoint, models, rundir, validate
+from . import checkpoint, models, rundir, signals, validate
 from .rundata import build_for, data_name, digest, given_dataset
 from .evaluate import evaluate
 from .progress import Progress, format_seconds
@@ -306,7 +306,8 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
     with rundir.open_run(Path(out or f"runs/{model}"), resume, replace, log) as folder:
         ds = given_dataset(dataset) if dataset is not None else prepare(
             data_source, train_size, seed, data_dir)
-        net = build_for(model, ds, data_source if dataset is None else "(dataset)")
+        net = build_for(model, ds, data_source if dataset is None else "(dataset)",
+                        hp["batch_size"])
         sched = Schedule.of(len(ds["train"][0]), hp)
         meta = run_metadata(net, ds, hp, seed, data_source)
         sample = stats_images(ds, seed)
@@ -331,7 +332,7 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
             run_epochs(net, state, ctx, ds, start_epoch, history, meta, eval_every)
         except KeyboardInterrupt:
             progress.close()
-            raise Interrupted(f"interrupted; {folder.last_checkpoint()}"
+            raise Interrupted(f"{signals.reason()}; {folder.last_checkpoint()}"
                               f"{' (continue with --resume)' if folder.saved_epoch else ''}") \
                 from None
     return history
