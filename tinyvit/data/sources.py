@@ -103,4 +103,5 @@ def read_source(source, data_dir):
         return load_image_folder(path, data_dir)
     found = "a file of another type" if found == "a regular file" else found
     raise DataError(f"data source '{shown(source)}': expected cifar10, cifar100, fractal:KxI, an "
-                    f"ImageFolder folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found {found}")
+                    f"ImageFolder folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found "
+                    f"{found}")
