@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -954,6 +955,25 @@ def test_16_bit_grey_and_colour_images_read_alike():
     rgb16 = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))
              + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
     np.testing.assert_array_equal(imagefolder.decode_image(rgb16, "c.png"), got)
+
+
+def test_readme_says_what_the_image_decoder_does():
+    """README's sentences on which images are read and which refused hold for the decoder: a
+    16-bit grey PNG is read by its top 8 bits, a float image and a 32-bit one are refused."""
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "16-bit images, grey or colour, are read by their top 8 bits" in readme
+    assert "images of 32-bit integer or float values are refused" in readme
+    grey = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)  # (H, W)
+    png = io.BytesIO()
+    Image.fromarray(grey).save(png, "PNG")
+    assert imagefolder.decode_image(png.getvalue(), "g.png")[0, 1, 0] == 1000 >> 8
+    for image in (Image.fromarray(np.full((8, 8), 0.5, np.float32)),  # mode F
+                  Image.fromarray(np.full((8, 8), 70000, np.int32))):  # mode I
+        tiff = io.BytesIO()
+        image.save(tiff, "TIFF")
+        with pytest.raises(ValueError) as e:
+            imagefolder.decode_image(tiff.getvalue(), "x.tif")
+        assert "x.tif" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_second_stopping_signal_does_not_cut_the_clean_up_short():
