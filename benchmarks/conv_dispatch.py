@@ -97,8 +97,11 @@ def rule_route(shape, part):
     return fast_conv.default_route(part, shape[0], shape[1])
 
 
+ERROR_ROUTES = ("winograd", "winograd4", "taps")
+
+
 def relative_errors(shape, seed=0):
-    """{part: (Winograd's, the taps') max |float32 - float64| / max |float64|} of one shape."""
+    """{part: [max |float32 - float64| / max |float64| of each of ERROR_ROUTES]} of one shape."""
     xs, ws, _ = shape
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(xs)
@@ -109,19 +112,19 @@ def relative_errors(shape, seed=0):
         exact = run_route(part, "taps", x, w, g)  # float64
         scale = np.abs(exact).max()
         out[part] = tuple(np.abs(run_route(part, r, *(a.astype(np.float32) for a in (x, w, g)))
-                                 - exact).max() / scale for r in ("winograd", "taps"))
+                                 - exact).max() / scale for r in ERROR_ROUTES)
     return out
 
 
 def print_errors(shapes):
-    print("float32 error, max |float32 - float64| / max |float64|, Winograd F(2x2, 3x3) "
-          "(the taps in float32 for comparison)")
-    print(f"{'B':>3} {'H x W':>7} {'C':>4} {'O':>4} " + " ".join(f"{p:>19}" for p in fast_conv.PARTS))
+    print("float32 error, max |float32 - float64| / max |float64|, per part: Winograd F(2x2, 3x3) "
+          "/ F(4x4, 3x3) / the taps (for comparison)")
+    print(f"{'B':>3} {'H x W':>7} {'C':>4} {'O':>4} " + " ".join(f"{p:>25}" for p in fast_conv.PARTS))
     for s in shapes:
         (b, h, w, c), (_, _, _, o), _ = s
         err = relative_errors(s)
         print(f"{b:>3} {h:>3} x{w:>3} {c:>4} {o:>4} "
-              + " ".join(f"{err[p][0]:9.1e} ({err[p][1]:7.1e})" for p in fast_conv.PARTS))
+              + " ".join("/".join(f"{e:7.1e}" for e in err[p]) for p in fast_conv.PARTS))
 
 
 def main(argv=None):
@@ -141,7 +144,8 @@ def main(argv=None):
     print(f"{shards.SHARDS} shard threads x 1 BLAS thread, batch {args.batch}, {args.rounds} "
           f"rounds x {args.repeats} repeats; ms per part (grads: x = input, w = kernel); "
           f"rule: TAPS_MIN_PIXELS={fast_conv.TAPS_MIN_PIXELS}, TAPS_MAX_OUT="
-          f"{fast_conv.TAPS_MAX_OUT}, WINOGRAD_MIN_CHANNELS={fast_conv.WINOGRAD_MIN_CHANNELS}")
+          f"{fast_conv.TAPS_MAX_OUT}, WINOGRAD_MIN_PRODUCT={fast_conv.WINOGRAD_MIN_PRODUCT}, "
+          f"WINOGRAD_MIN_PIXELS={fast_conv.WINOGRAD_MIN_PIXELS}")
     routes = fast_conv.ROUTES
     print(f"{'B':>3} {'H x W':>7} {'C':>4} {'O':>4} {'part':>7} "
           + " ".join(f"{r:>8}" for r in routes) + f" {'im2col/taps':>11} {'rule':>8} {'fastest':>8}")

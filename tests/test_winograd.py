@@ -14,12 +14,13 @@ from tinyvit import cnn, configs
 from tinyvit.fast import conv as fast_conv
 from tinyvit.fast import tuning, winograd
 
-SHAPES = [  # (x shape (B, H, W, C), kernel (3, 3, C, O)): even and odd sides, 1 x 1, wide
-    ((2, 6, 4, 3), (3, 3, 3, 4)),
+SHAPES = [  # (x shape (B, H, W, C), kernel (3, 3, C, O)): sides that are and are not
+    ((2, 6, 4, 3), (3, 3, 3, 4)),  # multiples of 2 and 4, 1 x 1, many channels
     ((2, 5, 7, 3), (3, 3, 3, 2)),
     ((1, 1, 1, 2), (3, 3, 2, 3)),
     ((3, 8, 8, 5), (3, 3, 5, 6)),
-    ((1, 3, 2, 33), (3, 3, 33, 34)),  # channels the rule sends to Winograd
+    ((2, 9, 13, 4), (3, 3, 4, 3)),
+    ((1, 3, 2, 33), (3, 3, 33, 34)),
 ]
 
 
@@ -60,12 +61,13 @@ def test_every_route_equals_the_formula_in_float64(route, shape):
     assert rel_error(dx_fast, dx) < 1e-12 and rel_error(dw_fast, dw) < 1e-12
 
 
+@pytest.mark.parametrize("route", ["winograd", "winograd4"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_winograd_in_float32_stays_float32_within_float32_rounding(shape):
+def test_winograd_in_float32_stays_float32_within_float32_rounding(route, shape):
     x, w, g = arrays(*shape)
     y, (dx, dw) = formula_and_grads(x, w, g)
     x32, w32, g32 = (a.astype(np.float32) for a in (x, w, g))
-    with fast_conv.pinned("winograd"):
+    with fast_conv.pinned(route):
         y32 = fast_conv.convolve(x32, w32)
         dx32, dw32 = grad(lambda x, w: (g32 * fast_conv.convolve(x, w)).sum(), (0, 1))(x32, w32)
     for fast, exact in ((y32, y), (dx32, dx), (dw32, dw)):
@@ -73,13 +75,17 @@ def test_winograd_in_float32_stays_float32_within_float32_rounding(shape):
         assert np.abs(fast - exact).max() < 1e-5 * np.abs(exact).max()  # float32: ~1e-7
 
 
-def test_winograd_parts_match_the_formula_directly():
-    """The module's own functions, without the primitive: forward, input and kernel gradient."""
-    x, w, g = arrays((2, 7, 5, 3), (3, 3, 3, 4), seed=1)
+@pytest.mark.parametrize("f", [winograd.F2, winograd.F4], ids=["F2", "F4"])
+def test_winograd_parts_match_the_formula_in_chunks_of_images(f, monkeypatch):
+    """The module's own functions, without the primitive, one image per chunk (the sums of
+    the kernel gradient over chunks): forward, input and kernel gradient."""
+    x, w, g = arrays((3, 7, 5, 3), (3, 3, 3, 4), seed=1)
     y, (dx, dw) = formula_and_grads(x, w, g)
-    np.testing.assert_allclose(winograd.forward(x, w), y, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(winograd.input_grad(g, w), dx, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(winograd.kernel_grad(x, g), dw, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+    assert len(winograd.chunks(x.shape, 3, 4, 8, f)) == 3
+    np.testing.assert_allclose(winograd.forward(x, w, f), y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(winograd.input_grad(g, w, f), dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(winograd.kernel_grad(x, g, f), dw, rtol=1e-12, atol=1e-12)
     # 16 element-wise products per 2x2 outputs: U = G g G^T of a one-tap kernel
     one = np.zeros((3, 3, 1, 1))
     one[1, 1] = 1.0
@@ -87,10 +93,11 @@ def test_winograd_parts_match_the_formula_directly():
                                np.outer([0, 0.5, -0.5, 0], [0, 0.5, -0.5, 0]))
 
 
+@pytest.mark.parametrize("route", ["winograd", "winograd4"])
 @pytest.mark.parametrize("wrt", ["x", "w"])
-def test_winograd_gradients_match_finite_differences(wrt):
+def test_winograd_gradients_match_finite_differences(route, wrt):
     x, w, g = arrays((2, 5, 4, 3), (3, 3, 3, 2), seed=2)
-    with fast_conv.pinned("winograd"):
+    with fast_conv.pinned(route):
         f = lambda x, w: (g * fast_conv.convolve(x, w)).sum()
         arg = x if wrt == "x" else w
         analytic = grad(f, 0 if wrt == "x" else 1)(x, w)
@@ -98,7 +105,8 @@ def test_winograd_gradients_match_finite_differences(wrt):
     assert rel_error(analytic.ravel(), num) < 1e-8
 
 
-def test_a_whole_cnn_step_with_winograd_equals_the_formulas():
+@pytest.mark.parametrize("route", ["winograd", "winograd4"])
+def test_a_whole_cnn_step_with_winograd_equals_the_formulas(route):
     """A tiny CNN (GroupNorm, two stages) in float64: loss gradients through every layer."""
     cfg = configs.CNNConfig(name="cnn-test", image_size=8, channels=2, stem=4, widths=(4, 8),
                             depth=2, groups=2, num_classes=3)
@@ -110,7 +118,7 @@ def test_a_whole_cnn_step_with_winograd_equals_the_formulas():
     g_formula, formula = grad(loss)(params), cnn.conv
     try:
         cnn.conv = fast_conv.conv  # only the convolution swapped for its twin
-        with fast_conv.pinned("winograd"):
+        with fast_conv.pinned(route):
             g_twin = grad(loss)(params)
     finally:
         cnn.conv = formula
@@ -130,9 +138,12 @@ def test_without_a_table_the_rule_decides_and_nothing_is_written(tmp_path):
     for part in fast_conv.PARTS:
         assert (fast_conv.route(part, X_SHAPE, W_SHAPE, np.float32)
                 == fast_conv.default_route(part, X_SHAPE, W_SHAPE) == "taps")
-    wide = (3, 3, fast_conv.WINOGRAD_MIN_CHANNELS, fast_conv.WINOGRAD_MIN_CHANNELS)
+    wide = (3, 3, 64, fast_conv.WINOGRAD_MIN_PRODUCT // 64)  # C * O at the threshold
     assert fast_conv.default_route("forward", X_SHAPE, wide) == "winograd"
+    assert fast_conv.default_route("forward", X_SHAPE, wide[:3] + (wide[3] - 1,)) == "taps"
     assert fast_conv.default_route("forward", X_SHAPE, (5, 5) + wide[2:]) != "winograd"
+    small = (4, 7, 9, 64)  # 63 pixels: below WINOGRAD_MIN_PIXELS
+    assert fast_conv.default_route("forward", small, wide) == "im2col"
     assert not any(tmp_path.rglob("*"))  # reading an absent table creates nothing
 
 
@@ -182,7 +193,7 @@ def test_pins_nest_apply_where_they_can_and_wrong_names_fail(monkeypatch):
     monkeypatch.setenv("TINYVIT_CONV_ROUTE", "fft")
     with pytest.raises(ValueError, match="TINYVIT_CONV_ROUTE.*'fft'"):
         fast_conv.route("forward", X_SHAPE, W_SHAPE, np.float32)
-    with pytest.raises(ValueError, match="expected one of taps, im2col, winograd, rule"):
+    with pytest.raises(ValueError, match="expected one of taps, im2col, winograd, winograd4, rule"):
         with fast_conv.pinned("Winograd"):
             pass
 

@@ -15,6 +15,7 @@ of these routes, chosen per layer shape (`route`):
             small images where the taps' padded border costs more than the copy saves.
   winograd  (3 x 3 only) Winograd's F(2x2, 3x3), 16 products with 4 C O multiplies per output
             pixel instead of 9 C O (`tinyvit.fast.winograd`); a little more float32 rounding.
+  winograd4 F(4x4, 3x3): 36 products, 2.25 C O multiplies per output pixel; more rounding.
 
 Which route: a table of timings measured on this machine, if there is one for this CPU, this
 thread setting and this exact shape and dtype (`tinyvit.fast.tuning`: a JSON file in the user's
@@ -22,7 +23,8 @@ cache directory, $XDG_CACHE_HOME/tinyvit/conv_routes.json, else ~/.cache/...; wr
 `python benchmarks/conv_dispatch.py --save`, which times every layer shape of the CNNs and
 hybrids as training runs them and can be rerun or deleted at any time). Without an entry, the
 deterministic rule `default_route`: taps from TAPS_MIN_PIXELS pixels and below TAPS_MAX_OUT
-output channels, else im2col; Winograd from WINOGRAD_MIN_CHANNELS input and output channels.
+output channels, else im2col; Winograd F(2x2) from WINOGRAD_MIN_PRODUCT = C * O on images of
+WINOGRAD_MIN_PIXELS pixels and more (set from one host's table: a fallback, not the choice).
 `pinned(route)` (or the environment variable TINYVIT_CONV_ROUTE) forces one route for every
 shape it applies to, and "rule" the rule without the table: tests pin the route they test.
 `tests/test_cnn.py` and `tests/test_winograd.py` check every route against the formula.
@@ -40,12 +42,13 @@ from . import tuning, winograd
 from .blas import matmul_into
 from .cnn import _im2col_vjp, im2col
 
-ROUTES = ("taps", "im2col", "winograd")  # the routes in use (benchmarks/levers.py drops one)
-KNOWN = ("taps", "im2col", "winograd", "rule")  # what `pinned` accepts
+ROUTES = ("taps", "im2col", "winograd", "winograd4")  # in use (benchmarks/levers.py drops some)
+KNOWN = ("taps", "im2col", "winograd", "winograd4", "rule")  # what `pinned` accepts
 PARTS = ("forward", "input", "kernel")  # y, dL/dx, dL/dw
 TAPS_MIN_PIXELS = 256  # H*W from which taps beat im2col (16 x 16 and up) ...
 TAPS_MAX_OUT = 128  # ... below this many output channels
-WINOGRAD_MIN_CHANNELS = 32  # C and O from which the rule takes Winograd
+WINOGRAD_MIN_PRODUCT = 4096  # C * O from which the rule takes Winograd F(2x2, 3x3) ...
+WINOGRAD_MIN_PIXELS = 64  # ... on images of 8 x 8 and up
 _PINNED = []  # the route `pinned` forces, innermost last
 
 
@@ -56,16 +59,20 @@ def use_taps(x_shape, w_shape):
 
 
 def default_route(part, x_shape, w_shape):
-    """The rule without measurements: Winograd for 3x3 kernels with at least
-    WINOGRAD_MIN_CHANNELS channels in and out, else taps or im2col (`use_taps`)."""
-    if "winograd" in routes_for(w_shape) and min(w_shape[2:]) >= WINOGRAD_MIN_CHANNELS:
+    """The rule without measurements: Winograd F(2x2, 3x3) for 3x3 kernels with C * O from
+    WINOGRAD_MIN_PRODUCT on images from WINOGRAD_MIN_PIXELS pixels (there the products it
+    saves outweigh its transforms, which cost about C + O per pixel), else the taps or im2col
+    (`use_taps`). The same for every part."""
+    _, h, wd, _ = x_shape
+    if ("winograd" in routes_for(w_shape) and w_shape[2] * w_shape[3] >= WINOGRAD_MIN_PRODUCT
+            and h * wd >= WINOGRAD_MIN_PIXELS):
         return "winograd"
     return "taps" if use_taps(x_shape, w_shape) else "im2col"
 
 
 def routes_for(w_shape):
     """The routes that can run a kernel of this shape (Winograd: 3 x 3 only)."""
-    return tuple(r for r in ROUTES if r != "winograd" or w_shape[:2] == (3, 3))
+    return tuple(r for r in ROUTES if not r.startswith("winograd") or w_shape[:2] == (3, 3))
 
 
 def _pin():
@@ -190,10 +197,12 @@ IMPLEMENTATIONS = {  # (part, route): f(x, w, g) on raw arrays
     ("forward", "im2col"): forward_im2col,
     ("input", "im2col"): input_im2col,
     ("kernel", "im2col"): kernel_im2col,
-    ("forward", "winograd"): lambda x, w, g=None: winograd.forward(x, w),
-    ("input", "winograd"): lambda x, w, g: winograd.input_grad(g, w),
-    ("kernel", "winograd"): lambda x, w, g: winograd.kernel_grad(x, g),
 }
+for _name, _f in (("winograd", winograd.F2), ("winograd4", winograd.F4)):
+    IMPLEMENTATIONS.update({
+        ("forward", _name): lambda x, w, g=None, f=_f: winograd.forward(x, w, f),
+        ("input", _name): lambda x, w, g, f=_f: winograd.input_grad(g, w, f),
+        ("kernel", _name): lambda x, w, g, f=_f: winograd.kernel_grad(x, g, f)})
 
 
 def run_part(part, x, w, g=None, by=None):

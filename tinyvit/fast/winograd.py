@@ -1,48 +1,62 @@
-"""Winograd's minimal filtering F(2x2, 3x3) for the 3 x 3 'same' convolution (Lavin & Gray 2016).
+"""Winograd's minimal filtering F(m x m, 3 x 3) for the 3 x 3 'same' convolution (Lavin & Gray
+2016), m = 2 (`F2`) and m = 4 (`F4`).
 
-A 3 x 3 convolution makes each 2 x 2 block of outputs from the 4 x 4 tile d of inputs around
-it (tiles overlap by 2). Lavin & Gray's eq. (8) computes that block with 16 multiplies per
-channel pair instead of 36:
+A 3 x 3 convolution makes each m x m block of outputs from the (m+2) x (m+2) tile d of inputs
+around it (tiles overlap by 2). Lavin & Gray's eq. (8) computes that block with (m+2)^2
+multiplies per channel pair instead of 9 m^2:
 
     Y = A^T [ (G g G^T) (.) (B^T d B) ] A          (.) element-wise, summed over channels
 
-with the constant matrices BT (4x4), G (4x3), AT (2x4) below. Summing over the input channels
-turns the 16 element-wise products into 16 matrix products, one per tile position (xi, nu):
+with constant matrices B^T ((m+2) x (m+2)), G ((m+2) x 3), A^T (m x (m+2)) (`F2`, `F4`).
+Summing over the input channels turns the element-wise products into (m+2)^2 matrix
+products, one per tile position xi (`blas.matmul_into`):
 
-    M[xi, nu] = V[xi, nu] @ U[xi, nu]      V = B^T d B over all tiles (T, C), U = G g G^T (C, O)
+    M[xi] = V[xi] @ U[xi]      V = B^T d B of all tiles (T', C), U = G g G^T (C, O)
 
-done by `blas.matmul_into`; the transforms are additions of strided views (+-1 entries),
-a few passes over the activations. The multiplies fall from 9 C O to 4 C O per output pixel;
-the float32 rounding grows a little (the transforms add up to 4 inputs before multiplying;
-`benchmarks/conv_dispatch.py --errors` prints it per layer shape).
+The multiplies fall from 9 C O per output pixel to 4 C O (F2) or 2.25 C O (F4); the transforms
+are a few passes over the activations, done a few images at a time so that V and M stay in
+the CPU's caches (`chunks`). The float32 rounding grows with m (the transforms mix more inputs,
+F4's with coefficients up to 8; `benchmarks/conv_dispatch.py --errors` prints it per shape).
 
-The VJPs (same notation, `tinyvit.fast.conv` uses them):
+The VJPs (same notation; `tinyvit.fast.conv` uses them):
   * input:  a 'same' 3x3 convolution of g with the kernel flipped in space and transposed in
     channels, w'[i, j] = w[2-i, 2-j]^T: `forward(g, flip(w))`.
-  * kernel: dU[xi, nu] = V[xi, nu]^T @ dM[xi, nu] with dM = A dY A^T per tile (16 products
-    (C, T) @ (T, O)), then dw = G^T dU G.
+  * kernel: dU[xi] = V[xi]^T @ dM[xi] with dM = A dY A^T per tile ((m+2)^2 products
+    (C, T') @ (T', O), summed over the chunks), then dw = G^T dU G.
 
-H and W need not be even: the padded image gets an extra zero row / column and the extra
-outputs are cut. Inside, arrays are raw (no autograd), so writes into buffers are safe.
+H and W need not be multiples of m: the padded image gets extra zero rows / columns and the
+extra outputs are cut. Inside, arrays are raw (no autograd), so writes into buffers are safe.
 
-Shape legend: B batch, H, W height/width, C input channels, O output channels,
-th, tw = ceil(H/2), ceil(W/2) tiles per column / row, T = B th tw tiles, 16 = 4 x 4 positions.
+Shape legend: B batch, H, W height/width, C input channels, O output channels, m outputs per
+tile side, a = m + 2 inputs per tile side, th, tw = ceil(H/m), ceil(W/m) tiles per column /
+row, T' = B th (tw+1) tiles (one junk tile per row, see `input_transform`).
 """
 import numpy as np
 
+from collections import namedtuple
+
 from .blas import matmul_into
 
-BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))  # input transform B^T (4, 4)
-G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))  # kernel transform (4, 3)
-AT = ((1, 1, 1, 0), (0, 1, -1, -1))  # output transform A^T (2, 4)
-M_OUT, TILE = 2, 4  # outputs per tile side, inputs per tile side (M_OUT + 3 - 1)
+Winograd = namedtuple("Winograd", "m BT G AT")  # m outputs per tile side; B^T, G, A^T
+F2 = Winograd(2,
+              BT=((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+              G=((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1)),
+              AT=((1, 1, 1, 0), (0, 1, -1, -1)))
+F4 = Winograd(4,  # Lavin & Gray 2016, section 4.2
+              BT=((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
+                  (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1)),
+              G=((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
+                 (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1)),
+              AT=((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0),
+                  (0, 1, -1, 8, -8, 1)))
+CHUNK_BYTES = 2 << 20  # V or M of one chunk of images (`chunks`)
 
 
 def _combine(coefs, parts, out):
     """out = sum_k coefs[k] * parts[k], written into `out` (raw arrays; +-1 as adds, 0 skipped).
 
     The first two terms go in one pass (`np.add` / `np.subtract` into out), the rest are added
-    in place: for BT and AT every row has 2 or 3 terms."""
+    in place (F2's rows have 2 terms, F4's 2 to 4)."""
     terms = [(c, p) for c, p in zip(coefs, parts) if c != 0]
     (c0, p0), rest = terms[0], terms[1:]
     if rest and abs(c0) == 1 and abs(rest[0][0]) == 1:
@@ -68,74 +82,97 @@ def _combine(coefs, parts, out):
     return out
 
 
-def tiles(h, w):
-    """Tiles per column and per row, (th, tw), for an H x W output."""
-    return -(-h // M_OUT), -(-w // M_OUT)
+def tiles(h, w, m):
+    """Tiles per column and per row, (th, tw), for an H x W output in m x m blocks."""
+    return -(-h // m), -(-w // m)
 
 
-def input_transform(x):
-    """V = B^T d B of every 4x4 input tile: x (B, H, W, C) -> (16, T', C), contiguous.
+def input_transform(x, f=F2):
+    """V = B^T d B of every a x a input tile: x (B, H, W, C) -> (a^2, T', C), contiguous.
 
-    The zero-padded image is 2(tw+1) pixels wide and kept as its even and its odd columns,
-    (B, 2th+2, tw+1, C) each, so that every pass below runs over contiguous memory (a pass
-    over every other pixel runs several times slower per element). Rows first: t = sum_k
-    BT[i, k] xp[:, k::2] for both halves; the tile (b, ti, m) then has its four columns at
-    even[tau], odd[tau], even[tau+1], odd[tau+1], tau = (b th + ti)(tw + 1) + m, and the column
-    sums are shifted contiguous passes. T' = B th (tw+1) tiles: the last of each row (m = tw)
-    is junk that `output_transform` drops."""
+    The zero-padded image, m (tw+1) pixels wide, is kept as its m phases of columns (column
+    p = m q + r in phase r at q), (B, m th + 2, tw+1, C) each, so that every pass below runs
+    over contiguous memory (a pass over every m-th pixel runs several times slower per
+    element). Rows first: t = sum_k BT[i, k] xp[:, k::m] for each phase; the tile (b, ti, tj)
+    then has its column k at phase k % m, place tau + k // m, tau = (b th + ti)(tw + 1) + tj,
+    and the column sums are shifted contiguous passes. Of the T' = B th (tw+1) tiles, the last
+    of each row (tj = tw) is junk that `output_transform` drops."""
     b, h, w, c = x.shape
-    th, tw = tiles(h, w)
+    m, a = f.m, len(f.BT)
+    th, tw = tiles(h, w, m)
     n = b * th * (tw + 1)  # T'
-    halves = np.zeros_like(x, shape=(2, b, 2 * th + 2, tw + 1, c))  # even, odd padded columns
-    halves[0, :, 1:h + 1, 1:1 + w // 2] = x[:, :, 1::2]  # padded column 2m is x's 2m - 1
-    halves[1, :, 1:h + 1, :(w + 1) // 2] = x[:, :, 0::2]  # padded column 2m + 1 is x's 2m
-    t = np.zeros_like(x, shape=(2, n + 1, c))  # row sums of both halves, a zero tile after
-    v = np.empty_like(x, shape=(TILE, TILE, n, c))  # (4, 4, T', C)
-    for i in range(TILE):
-        for half in range(2):
-            rows = [halves[half, :, k:k + 2 * th:2] for k in range(TILE)]  # (B, th, tw+1, C)
-            _combine(BT[i], rows, t[half, :n].reshape(rows[0].shape))
-        cols = [t[0, :n], t[1, :n], t[0, 1:], t[1, 1:]]  # columns 2 tau + 0, 1, 2, 3: (T', C)
-        for j in range(TILE):
-            _combine(BT[j], cols, v[i, j])
-    return v.reshape(TILE * TILE, n, c)  # (16, T', C)
+    phases = np.zeros_like(x, shape=(m, b, m * th + 2, tw + 1, c))  # padded columns by p % m
+    phases[0, :, 1:h + 1, 1:1 + len(range(m - 1, w, m))] = x[:, :, m - 1::m]  # p = m q: x's p-1
+    for r in range(1, m):
+        phases[r, :, 1:h + 1, :len(range(r - 1, w, m))] = x[:, :, r - 1::m]
+    t = np.zeros_like(x, shape=(m, n + 1, c))  # row sums of each phase, a zero tile after
+    v = np.empty_like(x, shape=(a, a, n, c))  # (a, a, T', C)
+    for i in range(a):
+        for r in range(m):
+            rows = [phases[r, :, k:k + m * th:m] for k in range(a)]  # a x (B, th, tw+1, C)
+            _combine(f.BT[i], rows, t[r, :n].reshape(rows[0].shape))
+        cols = [t[k % m, k // m:k // m + n] for k in range(a)]  # column k of every tile (T', C)
+        for j in range(a):
+            _combine(f.BT[j], cols, v[i, j])
+    return v.reshape(a * a, n, c)  # (a^2, T', C)
 
 
-def kernel_transform(w):
-    """U = G g G^T of a 3x3 kernel: w (3, 3, C, O) -> (16, C, O)."""
-    g = np.asarray(G, dtype=w.dtype)  # (4, 3)
-    u = np.tensordot(g, w, axes=(1, 0))  # (4, 3, C, O): G g
-    u = np.tensordot(g, u, axes=(1, 1)).transpose(1, 0, 2, 3)  # (4, 4, C, O): (G g) G^T
-    return np.ascontiguousarray(u).reshape(TILE * TILE, *w.shape[2:])  # (16, C, O)
+def kernel_transform(w, f=F2):
+    """U = G g G^T of a 3x3 kernel: w (3, 3, C, O) -> (a^2, C, O)."""
+    g = np.asarray(f.G, dtype=w.dtype)  # (a, 3)
+    u = np.tensordot(g, w, axes=(1, 0))  # (a, 3, C, O): G g
+    u = np.tensordot(g, u, axes=(1, 1)).transpose(1, 0, 2, 3)  # (a, a, C, O): (G g) G^T
+    return np.ascontiguousarray(u).reshape(len(g) ** 2, *w.shape[2:])  # (a^2, C, O)
 
 
-def output_transform(m, shape):
-    """Y = A^T M A of every tile: m (16, T', O) -> the output (B, H, W, O) of an x of `shape`.
+def _outer(mat, dtype):
+    """(mat (x) mat) as a dtype array: the transform of a tile's rows and columns at once."""
+    mat = np.asarray(mat, dtype=np.float64)
+    return np.kron(mat, mat).astype(dtype)
 
-    As one product, (A^T (x) A^T) (4, 16) @ M (16, T' O): the four outputs of every tile, then
-    one copy that interleaves them into the image and drops the junk tiles."""
+
+def output_transform(mm, shape, f=F2):
+    """Y = A^T M A of every tile: mm (a^2, T', O) -> the output (B, H, W, O) of an x of `shape`.
+
+    As one product, (A^T (x) A^T) (m^2, a^2) @ M (a^2, T' O): the m^2 outputs of every tile,
+    then one copy that interleaves them into the image and drops the junk tiles."""
     b, h, w, _ = shape
-    th, tw = tiles(h, w)
-    o = m.shape[-1]
-    y4 = np.empty_like(m, shape=(M_OUT * M_OUT, m[0].size))  # (4, T' O)
-    matmul_into(np.kron(AT, AT).astype(m.dtype), m.reshape(len(m), -1), y4)
-    y4 = y4.reshape(M_OUT, M_OUT, b, th, tw + 1, o)[..., :tw, :]  # (2, 2, B, th, tw, O)
-    y = np.ascontiguousarray(y4.transpose(2, 3, 0, 4, 1, 5))  # (B, th, 2, tw, 2, O)
-    y = y.reshape(b, M_OUT * th, M_OUT * tw, o)  # (B, 2th, 2tw, O)
-    return y if (M_OUT * th, M_OUT * tw) == (h, w) else y[:, :h, :w].copy()  # (B, H, W, O)
+    m = f.m
+    th, tw = tiles(h, w, m)
+    o = mm.shape[-1]
+    ys = np.empty_like(mm, shape=(m * m, mm[0].size))  # (m^2, T' O)
+    matmul_into(_outer(f.AT, mm.dtype), mm.reshape(len(mm), -1), ys)
+    ys = ys.reshape(m, m, b, th, tw + 1, o)[..., :tw, :]  # (m, m, B, th, tw, O)
+    y = np.ascontiguousarray(ys.transpose(2, 3, 0, 4, 1, 5))  # (B, th, m, tw, m, O)
+    y = y.reshape(b, m * th, m * tw, o)  # (B, m th, m tw, O)
+    return y if (m * th, m * tw) == (h, w) else y[:, :h, :w].copy()  # (B, H, W, O)
 
 
 def products(v, u):
-    """The 16 products M[xi] = V[xi] @ U[xi]: v (16, T', C), u (16, C, O) -> (16, T', O)."""
-    m = np.empty_like(v, shape=(len(v), v.shape[1], u.shape[-1]))  # (16, T', O)
+    """The products M[xi] = V[xi] @ U[xi]: v (a^2, T', C), u (a^2, C, O) -> (a^2, T', O)."""
+    mm = np.empty_like(v, shape=(len(v), v.shape[1], u.shape[-1]))  # (a^2, T', O)
     for xi in range(len(v)):
-        matmul_into(v[xi], u[xi], m[xi])
-    return m
+        matmul_into(v[xi], u[xi], mm[xi])
+    return mm
 
 
-def forward(x, w):
-    """x (B, H, W, C) convolved with w (3, 3, C, O), 'same' padding, stride 1 -> (B, H, W, O)."""
-    return output_transform(products(input_transform(x), kernel_transform(w)), x.shape)
+def chunks(shape, c, o, itemsize, f=F2):
+    """Slices of the batch small enough that one slice's V and M (a^2 T' max(C, O) numbers
+    each) stay in the CPU's caches between the transforms and the products: CHUNK_BYTES."""
+    b, h, w, _ = shape
+    th, tw = tiles(h, w, f.m)
+    per_image = len(f.BT) ** 2 * th * (tw + 1) * max(c, o) * itemsize
+    step = max(1, min(b, CHUNK_BYTES // per_image))
+    return [slice(s, min(s + step, b)) for s in range(0, b, step)]
+
+
+def forward(x, w, f=F2):
+    """x (B, H, W, C) convolved with w (3, 3, C, O), 'same' padding, stride 1 -> (B, H, W, O),
+    a few images at a time (`chunks`)."""
+    u = kernel_transform(w, f)  # (a^2, C, O)
+    parts = [output_transform(products(input_transform(x[s], f), u), x[s].shape, f)
+             for s in chunks(x.shape, x.shape[-1], w.shape[-1], x.itemsize, f)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)  # (B, H, W, O)
 
 
 def flip(w):
@@ -143,34 +180,38 @@ def flip(w):
     return w[::-1, ::-1].transpose(0, 1, 3, 2)
 
 
-def input_grad(g, w):
+def input_grad(g, w, f=F2):
     """dL/dx of `forward` for dL/dy = g (B, H, W, O): a Winograd convolution of g. -> (B,H,W,C)."""
-    return forward(g, flip(w))
+    return forward(g, flip(w), f)
 
 
-def output_transform_vjp(g):
-    """dM = A dY A^T of every tile: g (B, H, W, O) -> (16, T', O), zero on the junk tiles.
+def output_transform_vjp(g, f=F2):
+    """dM = A dY A^T of every tile: g (B, H, W, O) -> (a^2, T', O), zero on the junk tiles.
 
-    The transpose of `output_transform`: the 2x2 blocks of g gathered per tile (4, T' O),
-    then one product with (A (x) A) (16, 4)."""
+    The transpose of `output_transform`: the m x m blocks of g gathered per tile (m^2, T' O),
+    then one product with (A (x) A) (a^2, m^2)."""
     b, h, w, o = g.shape
-    th, tw = tiles(h, w)
-    gp = np.zeros_like(g, shape=(b, 2 * th, 2 * (tw + 1), o))  # (B, 2th, 2tw+2, O)
+    m = f.m
+    th, tw = tiles(h, w, m)
+    gp = np.zeros_like(g, shape=(b, m * th, m * (tw + 1), o))  # (B, m th, m (tw+1), O)
     gp[:, :h, :w] = g
-    blocks = gp.reshape(b, th, 2, tw + 1, 2, o).transpose(2, 4, 0, 1, 3, 5)  # (2,2,B,th,tw+1,O)
-    blocks = np.ascontiguousarray(blocks).reshape(M_OUT * M_OUT, -1)  # (4, T' O)
-    dm = np.empty_like(g, shape=(TILE * TILE, blocks.shape[1]))  # (16, T' O)
-    matmul_into(np.kron(AT, AT).T.astype(g.dtype), blocks, dm)
-    return dm.reshape(TILE * TILE, -1, o)  # (16, T', O)
+    blocks = gp.reshape(b, th, m, tw + 1, m, o).transpose(2, 4, 0, 1, 3, 5)  # (m,m,B,th,tw+1,O)
+    blocks = np.ascontiguousarray(blocks).reshape(m * m, -1)  # (m^2, T' O)
+    dm = np.empty_like(g, shape=(len(f.BT) ** 2, blocks.shape[1]))  # (a^2, T' O)
+    matmul_into(_outer(f.AT, g.dtype).T, blocks, dm)
+    return dm.reshape(len(dm), -1, o)  # (a^2, T', O)
 
 
-def kernel_grad(x, g):
-    """dL/dw of `forward` for dL/dy = g: dU[xi] = V[xi]^T @ dM[xi], dw = G^T dU G. -> (3,3,C,O)."""
-    v, dm = input_transform(x), output_transform_vjp(g)  # (16, T', C), (16, T', O)
-    du = np.empty_like(dm, shape=(len(v), x.shape[-1], dm.shape[-1]))  # (16, C, O)
-    for xi in range(len(v)):
-        matmul_into(v[xi].T, dm[xi], du[xi])
-    gm = np.asarray(G, dtype=x.dtype)  # (4, 3)
-    du = du.reshape(TILE, TILE, *du.shape[1:])  # (4, 4, C, O)
-    dw = np.tensordot(gm, du, axes=(0, 0))  # (3, 4, C, O): G^T dU
+def kernel_grad(x, g, f=F2):
+    """dL/dw of `forward` for dL/dy = g: dU[xi] = sum over chunks of V[xi]^T @ dM[xi], then
+    dw = G^T dU G. -> (3, 3, C, O)."""
+    c, o, a = x.shape[-1], g.shape[-1], len(f.BT)
+    du = np.empty_like(x, shape=(a * a, c, o))  # (a^2, C, O)
+    for k, s in enumerate(chunks(x.shape, c, o, x.itemsize, f)):
+        v, dm = input_transform(x[s], f), output_transform_vjp(g[s], f)  # (a^2, T', C|O)
+        for xi in range(len(v)):
+            matmul_into(v[xi].T, dm[xi], du[xi], accumulate=k > 0)
+    gm = np.asarray(f.G, dtype=x.dtype)  # (a, 3)
+    du = du.reshape(a, a, c, o)  # (a, a, C, O)
+    dw = np.tensordot(gm, du, axes=(0, 0))  # (3, a, C, O): G^T dU
     return np.ascontiguousarray(np.tensordot(gm, dw, axes=(0, 1)).transpose(1, 0, 2, 3))
