@@ -20,6 +20,7 @@ The key's thread setting is the one the caller runs under: inside a shard thread
 training step (`tinyvit.fast.shards`) "<SHARDS> shards x 1 BLAS thread", elsewhere "1 shard x
 <OpenBLAS's threads> BLAS threads". `measure` times in the same setting it records.
 """
+import functools
 import json
 import os
 import platform
@@ -33,7 +34,7 @@ import numpy as np
 
 from . import blas, shards
 
-_LOADED = {}  # path -> the table read from it ({} where unreadable)
+_LOADED = {}  # (XDG_CACHE_HOME, HOME) -> the table read there ({} where unreadable)
 
 
 def cache_path():
@@ -42,8 +43,9 @@ def cache_path():
     return Path(root) / "tinyvit" / "conv_routes.json"
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_model():
-    """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` knows)."""
+    """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` knows); read once."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -86,16 +88,17 @@ def _read(path):
 def table():
     """The measured table of this process (read on first use from `cache_path()`; an
     unreadable file is ignored with a warning)."""
-    path = cache_path()
-    if path not in _LOADED:
+    where = os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME")  # what cache_path reads
+    if where not in _LOADED:
+        path = cache_path()
         try:
-            _LOADED[path] = _read(path)
+            _LOADED[where] = _read(path)
         except ValueError as e:
             warnings.warn(f"tinyvit.fast.tuning: ignoring {e}; the convolution uses its "
                           f"default rule. Delete the file or rerun benchmarks/conv_dispatch.py "
                           f"--save to measure again.")
-            _LOADED[path] = {}
-    return _LOADED[path]
+            _LOADED[where] = {}
+    return _LOADED[where]
 
 
 def forget():
@@ -106,7 +109,10 @@ def forget():
 def fastest(part, x_shape, w_shape, dtype, routes):
     """The fastest of `routes` measured for this part, shape and dtype in this context, or None
     when the table has no time for any of them."""
-    times = table().get(context(), {}).get(key(part, x_shape, w_shape, dtype), {})
+    measured = table()
+    if not measured:  # no table: nothing to look up (every convolution asks, so answer fast)
+        return None
+    times = measured.get(context(), {}).get(key(part, x_shape, w_shape, dtype), {})
     times = {r: t for r, t in times.items() if r in routes}
     return min(times, key=times.get) if times else None
 
