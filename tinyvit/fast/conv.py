@@ -1,7 +1,7 @@
-"""Fast twin of `tinyvit.cnn.conv`: a 'same' k x k convolution by the fastest of three routes.
+"""Fast twin of `tinyvit.cnn.conv`: a 'same' k x k convolution by the fastest of four routes.
 
 Each of the three parts (the forward pass, the input gradient, the kernel gradient) runs by one
-of these routes, chosen per layer shape (`route`):
+of these routes, chosen per part and layer shape (`route`):
 
   taps      zero-pad the image by r = k // 2 and flatten it to rows, (B*(H+2r)*(W+2r), C). The
             kernel tap (i, j) reads, for every output pixel, the input row a fixed distance
