@@ -7,22 +7,25 @@
     python benchmarks/conv_dispatch.py --errors              # Winograd's float32 error per shape
 
 `tinyvit.fast.conv.convolve` runs each part of a convolution (forward, input gradient, kernel
-gradient) by one of three routes: k*k products on row-offset views of the padded image
-("taps"), im2col and one product, or Winograd's F(2x2, 3x3). This script records every
+gradient) by one of four routes: k*k products on row-offset views of the padded image
+("taps"), im2col and one product, or Winograd's F(2x2, 3x3) or F(4x4, 3x3). This script records every
 convolution one training step of each model runs as training runs it (the batch in shards, and
 GroupNorm CNNs' shards in chunks of 32 rows: `tinyvit.run.train.make_grad_fn`), with the
 gradients autograd asks for (none for the fixed whitening stem, only the kernel's for the first
 learned layer). Then it times each part of each distinct shape by every route
 (`tinyvit.fast.tuning.measure`: in as many threads at once as training runs shards, one BLAS
-thread each; the routes taking turns for `--rounds` rounds, median of the per-round minima).
-It prints, per shape and part, every route's time, the default rule's choice and the fastest;
+thread each, clocked by each thread's CPU time; the routes taking turns for `--rounds`
+rounds, median of the per-round minima).
+It prints, per shape and part, every route's time, the default rule's choice and the fastest
+of the routes a table may pick (not F(4x4): `tinyvit.fast.conv.AUTOMATIC`);
 per model, the sum over all the step's convolutions (both shards, each one core's worth of
-work) under the rule, each route alone and the fastest route of each part. `--save` merges the
-times into the table the convolution twin reads on this machine (route per shape by
-measurement; delete the file to go back to the rule).
+work) under the rule, the rule without Winograd ("rule - W"), each route alone and the
+fastest route of each part. `--save` merges the times into the table the convolution twin
+reads on this machine (route per part and shape by measurement; delete the file to go back to
+the rule). Run it once per machine, for the models you train (a few minutes for all six).
 
-`--errors` runs each shape's forward pass and both gradients in float32 by Winograd and by the
-taps, and prints max |float32 - float64| / max |float64| of each (the float64 reference: the
+`--errors` runs each shape's forward pass and both gradients in float32 by both Winograds and
+by the taps, and prints max |float32 - float64| / max |float64| of each (the float64 reference: the
 taps in float64, tested equal to the formula).
 """
 import argparse
@@ -92,12 +95,21 @@ def time_routes(shape, rounds, repeats):
     return ctx, {p: rows[tuning.key(p, xs, ws, np.float32)] for p in parts}
 
 
-def rule_route(shape, part):
-    """The route the default rule takes for this part of this shape."""
-    return fast_conv.default_route(part, shape[0], shape[1])
+def rule_route(shape, part, winograd=True):
+    """The route the default rule takes for this part of this shape (without the Winograd
+    routes: the taps or im2col where it takes Winograd)."""
+    route = fast_conv.default_route(part, shape[0], shape[1])
+    if not winograd and route.startswith("winograd"):
+        return "taps" if fast_conv.use_taps(shape[0], shape[1]) else "im2col"
+    return route
 
 
 ERROR_ROUTES = ("winograd", "winograd4", "taps")
+
+
+def fastest(times):
+    """The fastest route a measured table may pick (fast_conv.AUTOMATIC) of {route: seconds}."""
+    return min((r for r in times if r in fast_conv.AUTOMATIC), key=times.get)
 
 
 def relative_errors(shape, seed=0):
@@ -160,9 +172,9 @@ def main(argv=None):
                              for r in routes)
             print(f"{b:>3} {h:>3} x{w:>3} {c:>4} {o:>4} {part:>7} {cells} "
                   f"{times['im2col'] / times['taps']:>11.2f} {rule_route(s, part):>8} "
-                  f"{min(times, key=times.get):>8}", flush=True)
+                  f"{fastest(times):>8}", flush=True)
     print("\nper model, ms for all the convolutions of one step (forward + VJP, shards summed):")
-    print(f"{'model':>14} {'rule':>8} " + " ".join(f"{r:>8}" for r in routes)
+    print(f"{'model':>14} {'rule':>8} {'rule - W':>8} " + " ".join(f"{r:>8}" for r in routes)
           + f" {'best':>8} {'rule/best':>9}")
     for name, convs in layers.items():
         def total(pick):
@@ -170,8 +182,9 @@ def main(argv=None):
 
         alone = [total(lambda s, p, t, r=r: r if r in t else rule_route(s, p)) for r in routes]
         rule = total(lambda s, p, t: rule_route(s, p))
-        best = total(lambda s, p, t: min(t, key=t.get))
-        print(f"{name:>14} {rule:>8.1f} " + " ".join(f"{a:>8.1f}" for a in alone)
+        no_winograd = total(lambda s, p, t: rule_route(s, p, winograd=False))
+        best = total(lambda s, p, t: fastest(t))
+        print(f"{name:>14} {rule:>8.1f} {no_winograd:>8.1f} " + " ".join(f"{a:>8.1f}" for a in alone)
               + f" {best:>8.1f} {rule / best:>9.2f}")
     if args.save:
         print(f"\nsaved to {tuning.save(table)}")

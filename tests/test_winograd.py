@@ -150,7 +150,8 @@ def test_without_a_table_the_rule_decides_and_nothing_is_written(tmp_path):
 def test_a_measured_table_picks_the_fastest_route_for_its_machine_and_shape():
     ctx = tuning.context()
     key = tuning.key("input", X_SHAPE, W_SHAPE, np.float32)
-    path = tuning.save({ctx: {key: {"taps": 3.0, "im2col": 2.0, "winograd": 1.0}},
+    path = tuning.save({ctx: {key: {"taps": 3.0, "im2col": 2.0, "winograd": 1.0,
+                                    "winograd4": 0.5}},  # F(4x4): only where pinned
                         "another CPU | 1 shard x 1 BLAS thread": {
                             tuning.key("forward", X_SHAPE, W_SHAPE, np.float32): {"im2col": 1.0}}})
     assert path == tuning.cache_path() and path.parent.name == "tinyvit"
@@ -165,7 +166,7 @@ def test_a_measured_table_picks_the_fastest_route_for_its_machine_and_shape():
     # saving merges: the other entries stay, a route's time is replaced
     tuning.save({ctx: {key: {"winograd": 9.0}}})
     table = json.loads(path.read_text())
-    assert table[ctx][key] == {"taps": 3.0, "im2col": 2.0, "winograd": 9.0}
+    assert table[ctx][key] == {"taps": 3.0, "im2col": 2.0, "winograd": 9.0, "winograd4": 0.5}
     assert len(table) == 2
     assert fast_conv.route("input", X_SHAPE, W_SHAPE, np.float32) == "im2col"
 

@@ -15,7 +15,9 @@ of these routes, chosen per part and layer shape (`route`):
             small images where the taps' padded border costs more than the copy saves.
   winograd  (3 x 3 only) Winograd's F(2x2, 3x3), 16 products with 4 C O multiplies per output
             pixel instead of 9 C O (`tinyvit.fast.winograd`); a little more float32 rounding.
-  winograd4 F(4x4, 3x3): 36 products, 2.25 C O multiplies per output pixel; more rounding.
+  winograd4 F(4x4, 3x3): 36 products, 2.25 C O multiplies per output pixel, but 20-40 times
+            the taps' float32 rounding (`benchmarks/conv_dispatch.py --errors`) and seldom
+            faster than F(2x2) in NumPy: it runs only where pinned (AUTOMATIC).
 
 Which route: a table of timings measured on this machine, if there is one for this CPU, this
 thread setting and this exact shape and dtype (`tinyvit.fast.tuning`: a JSON file in the user's
@@ -44,6 +46,7 @@ from .cnn import _im2col_vjp, im2col
 
 ROUTES = ("taps", "im2col", "winograd", "winograd4")  # in use (benchmarks/levers.py drops some)
 KNOWN = ("taps", "im2col", "winograd", "winograd4", "rule")  # what `pinned` accepts
+AUTOMATIC = ("taps", "im2col", "winograd")  # what a measured table may pick (F4: pinned only)
 PARTS = ("forward", "input", "kernel")  # y, dL/dx, dL/dw
 TAPS_MIN_PIXELS = 256  # H*W from which taps beat im2col (16 x 16 and up) ...
 TAPS_MAX_OUT = 128  # ... below this many output channels
@@ -98,12 +101,13 @@ def pinned(route):
 
 def route(part, x_shape, w_shape, dtype):
     """The route of one part ("forward", "input", "kernel") for this shape: pinned, else the
-    measured table's fastest, else `default_route`."""
+    measured table's fastest of the AUTOMATIC routes, else `default_route`."""
     pin, options = _pin(), routes_for(w_shape)
     if pin in options:
         return pin
     if pin is None:
-        best = tuning.fastest(part, x_shape, w_shape, dtype, options)
+        best = tuning.fastest(part, x_shape, w_shape, dtype,
+                              [r for r in options if r in AUTOMATIC])
         if best is not None:
             return best
     return default_route(part, x_shape, w_shape)
