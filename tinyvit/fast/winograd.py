@@ -131,8 +131,9 @@ def _outer(mat, dtype):
     return np.kron(mat, mat).astype(dtype)
 
 
-def output_transform(mm, shape, f=F2):
-    """Y = A^T M A of every tile: mm (a^2, T', O) -> the output (B, H, W, O) of an x of `shape`.
+def output_transform(mm, shape, f=F2, out=None):
+    """Y = A^T M A of every tile: mm (a^2, T', O) -> the output (B, H, W, O) of an x of `shape`
+    (written into `out` when given, a contiguous array of that shape).
 
     As one product, (A^T (x) A^T) (m^2, a^2) @ M (a^2, T' O): the m^2 outputs of every tile,
     then one copy that interleaves them into the image and drops the junk tiles."""
@@ -142,10 +143,13 @@ def output_transform(mm, shape, f=F2):
     o = mm.shape[-1]
     ys = np.empty_like(mm, shape=(m * m, mm[0].size))  # (m^2, T' O)
     matmul_into(_outer(f.AT, mm.dtype), mm.reshape(len(mm), -1), ys)
-    ys = ys.reshape(m, m, b, th, tw + 1, o)[..., :tw, :]  # (m, m, B, th, tw, O)
-    y = np.ascontiguousarray(ys.transpose(2, 3, 0, 4, 1, 5))  # (B, th, m, tw, m, O)
-    y = y.reshape(b, m * th, m * tw, o)  # (B, m th, m tw, O)
-    return y if (m * th, m * tw) == (h, w) else y[:, :h, :w].copy()  # (B, H, W, O)
+    ys = ys.reshape(m, m, b, th, tw + 1, o)[..., :tw, :].transpose(2, 3, 0, 4, 1, 5)
+    out = np.empty_like(mm, shape=(b, h, w, o)) if out is None else out  # (B, H, W, O)
+    if (m * th, m * tw) == (h, w):
+        out.reshape(b, th, m, tw, m, o)[...] = ys  # (B, th, m, tw, m, O) <- (B, th, m, tw, m, O)
+    else:
+        out[...] = ys.reshape(b, m * th, m * tw, o)[:, :h, :w]  # cut the outputs beyond H, W
+    return out
 
 
 def products(v, u):
@@ -170,9 +174,10 @@ def forward(x, w, f=F2):
     """x (B, H, W, C) convolved with w (3, 3, C, O), 'same' padding, stride 1 -> (B, H, W, O),
     a few images at a time (`chunks`)."""
     u = kernel_transform(w, f)  # (a^2, C, O)
-    parts = [output_transform(products(input_transform(x[s], f), u), x[s].shape, f)
-             for s in chunks(x.shape, x.shape[-1], w.shape[-1], x.itemsize, f)]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)  # (B, H, W, O)
+    y = np.empty_like(x, shape=(*x.shape[:3], w.shape[-1]))  # (B, H, W, O)
+    for s in chunks(x.shape, x.shape[-1], w.shape[-1], x.itemsize, f):
+        output_transform(products(input_transform(x[s], f), u), x[s].shape, f, out=y[s])
+    return y
 
 
 def flip(w):
