@@ -147,6 +147,7 @@ def measure(run, x_shape, w_shape, parts, routes, rounds=3, repeats=2, threads=1
     itself (one BLAS thread) the clock is the thread's CPU time, which other programs on a busy
     machine do not inflate as they do the wall-clock time; else the wall clock."""
     clock = time.thread_time if threads > 1 or blas.threads() == 1 else time.perf_counter
+
     def one_thread(barrier):
         rng = np.random.default_rng(seed)
         x = rng.standard_normal(x_shape).astype(np.float32)
