@@ -219,3 +219,18 @@ def test_measure_times_every_part_and_route_in_its_context(threads):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert tuning.fastest("forward", (2, 4, 4, 8), W_SHAPE, np.float32, routes) is None
+
+
+def test_winograd_runs_on_device_arrays_without_a_host_copy():
+    """With the strict CuPy stand-in (tests/fake_cupy.py: mixing in or converting to a host
+    array raises), both Winograds give the host's numbers, as device arrays."""
+    import fake_cupy as fc
+
+    x, w, g = arrays((2, 6, 5, 3), (3, 3, 3, 4), np.float32, seed=5)
+    dev = [fc.asarray(a) for a in (x, w, g)]
+    for route in ("winograd", "winograd4"):
+        for part in fast_conv.PARTS:
+            host = fast_conv.run_part(part, x, w, g, by=route)
+            on_device = fast_conv.run_part(part, *dev, by=route)
+            assert isinstance(on_device, fc.FakeArray), (route, part)
+            np.testing.assert_allclose(on_device.get(), host, rtol=1e-6, atol=1e-6)

@@ -26,6 +26,7 @@ The VJPs (same notation; `tinyvit.fast.conv` uses them):
 
 H and W need not be multiples of m: the padded image gets extra zero rows / columns and the
 extra outputs are cut. Inside, arrays are raw (no autograd), so writes into buffers are safe.
+Device arrays (CuPy) work too: every array is made like the input (`array_module`).
 
 Shape legend: B batch, H, W height/width, C input channels, O output channels, m outputs per
 tile side, a = m + 2 inputs per tile side, th, tw = ceil(H/m), ceil(W/m) tiles per column /
@@ -35,6 +36,7 @@ import numpy as np
 
 from collections import namedtuple
 
+from ..arrays import array_module
 from .blas import matmul_into
 
 Winograd = namedtuple("Winograd", "m BT G AT")  # m outputs per tile side; B^T, G, A^T
@@ -119,16 +121,17 @@ def input_transform(x, f=F2):
 
 def kernel_transform(w, f=F2):
     """U = G g G^T of a 3x3 kernel: w (3, 3, C, O) -> (a^2, C, O)."""
-    g = np.asarray(f.G, dtype=w.dtype)  # (a, 3)
+    g = array_module(w).asarray(f.G, dtype=w.dtype)  # (a, 3), where w is (host or device)
     u = np.tensordot(g, w, axes=(1, 0))  # (a, 3, C, O): G g
     u = np.tensordot(g, u, axes=(1, 1)).transpose(1, 0, 2, 3)  # (a, a, C, O): (G g) G^T
-    return np.ascontiguousarray(u).reshape(len(g) ** 2, *w.shape[2:])  # (a^2, C, O)
+    return u.copy().reshape(len(g) ** 2, *w.shape[2:])  # (a^2, C, O)
 
 
-def _outer(mat, dtype):
-    """(mat (x) mat) as a dtype array: the transform of a tile's rows and columns at once."""
+def _outer(mat, like):
+    """(mat (x) mat) as an array of like's dtype and kind (host or device): the transform of a
+    tile's rows and columns at once."""
     mat = np.asarray(mat, dtype=np.float64)
-    return np.kron(mat, mat).astype(dtype)
+    return array_module(like).asarray(np.kron(mat, mat), dtype=like.dtype)
 
 
 def output_transform(mm, shape, f=F2, out=None):
@@ -142,7 +145,7 @@ def output_transform(mm, shape, f=F2, out=None):
     th, tw = tiles(h, w, m)
     o = mm.shape[-1]
     ys = np.empty_like(mm, shape=(m * m, mm[0].size))  # (m^2, T' O)
-    matmul_into(_outer(f.AT, mm.dtype), mm.reshape(len(mm), -1), ys)
+    matmul_into(_outer(f.AT, mm), mm.reshape(len(mm), -1), ys)
     ys = ys.reshape(m, m, b, th, tw + 1, o)[..., :tw, :].transpose(2, 3, 0, 4, 1, 5)
     out = np.empty_like(mm, shape=(b, h, w, o)) if out is None else out  # (B, H, W, O)
     if (m * th, m * tw) == (h, w):
@@ -201,9 +204,9 @@ def output_transform_vjp(g, f=F2):
     gp = np.zeros_like(g, shape=(b, m * th, m * (tw + 1), o))  # (B, m th, m (tw+1), O)
     gp[:, :h, :w] = g
     blocks = gp.reshape(b, th, m, tw + 1, m, o).transpose(2, 4, 0, 1, 3, 5)  # (m,m,B,th,tw+1,O)
-    blocks = np.ascontiguousarray(blocks).reshape(m * m, -1)  # (m^2, T' O)
+    blocks = blocks.copy().reshape(m * m, -1)  # (m^2, T' O)
     dm = np.empty_like(g, shape=(len(f.BT) ** 2, blocks.shape[1]))  # (a^2, T' O)
-    matmul_into(_outer(f.AT, g.dtype).T, blocks, dm)
+    matmul_into(_outer(f.AT, g).T, blocks, dm)
     return dm.reshape(len(dm), -1, o)  # (a^2, T', O)
 
 
@@ -216,7 +219,7 @@ def kernel_grad(x, g, f=F2):
         v, dm = input_transform(x[s], f), output_transform_vjp(g[s], f)  # (a^2, T', C|O)
         for xi in range(len(v)):
             matmul_into(v[xi].T, dm[xi], du[xi], accumulate=k > 0)
-    gm = np.asarray(f.G, dtype=x.dtype)  # (a, 3)
+    gm = array_module(x).asarray(f.G, dtype=x.dtype)  # (a, 3)
     du = du.reshape(a, a, c, o)  # (a, a, C, O)
     dw = np.tensordot(gm, du, axes=(0, 0))  # (3, a, C, O): G^T dU
-    return np.ascontiguousarray(np.tensordot(gm, dw, axes=(0, 1)).transpose(1, 0, 2, 3))
+    return np.tensordot(gm, dw, axes=(0, 1)).transpose(1, 0, 2, 3).copy()  # (3, 3, C, O)
