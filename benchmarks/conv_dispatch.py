@@ -8,25 +8,26 @@
 
 `tinyvit.fast.conv.convolve` runs each part of a convolution (forward, input gradient, kernel
 gradient) by one of four routes: k*k products on row-offset views of the padded image
-("taps"), im2col and one product, or Winograd's F(2x2, 3x3) or F(4x4, 3x3). This script records every
-convolution one training step of each model runs as training runs it (the batch in shards, and
-GroupNorm CNNs' shards in chunks of 32 rows: `tinyvit.run.train.make_grad_fn`), with the
-gradients autograd asks for (none for the fixed whitening stem, only the kernel's for the first
-learned layer). Then it times each part of each distinct shape by every route
+("taps"), im2col and one product, or Winograd's F(2x2, 3x3) or F(4x4, 3x3). This script
+records every convolution one training step of each model runs as training runs it (the batch
+in shards, and GroupNorm CNNs' shards in chunks of 32 rows: `tinyvit.run.train.make_grad_fn`),
+with the gradients autograd asks for (none for the fixed whitening stem, only the kernel's for
+the first learned layer). Then it times each part of each distinct shape by every route
 (`tinyvit.fast.tuning.measure`: in as many threads at once as training runs shards, one BLAS
-thread each, clocked by each thread's CPU time; the routes taking turns for `--rounds`
-rounds, median of the per-round minima).
+thread each, clocked by each thread's CPU time; the routes take turns for `--rounds` rounds,
+median of the per-round minima).
+
 It prints, per shape and part, every route's time, the default rule's choice and the fastest
-of the routes a table may pick (not F(4x4): `tinyvit.fast.conv.AUTOMATIC`);
-per model, the sum over all the step's convolutions (both shards, each one core's worth of
-work) under the rule, the rule without Winograd ("rule - W"), each route alone and the
-fastest route of each part. `--save` merges the times into the table the convolution twin
-reads on this machine (route per part and shape by measurement; delete the file to go back to
-the rule). Run it once per machine, for the models you train (a few minutes for all six).
+of the routes a table may pick (not F(4x4): `tinyvit.fast.conv.AUTOMATIC`); per model, the sum
+over all the step's convolutions (both shards, each one core's worth of work) under the rule,
+the rule without Winograd ("rule - W"), each route alone and the fastest route of each part.
+`--save` merges the times into the table the convolution twin reads on this machine (route per
+part and shape by measurement; delete the file to go back to the rule). Run it once per
+machine, for the models and the batch size you train (a few minutes for all six).
 
 `--errors` runs each shape's forward pass and both gradients in float32 by both Winograds and
-by the taps, and prints max |float32 - float64| / max |float64| of each (the float64 reference: the
-taps in float64, tested equal to the formula).
+by the taps, and prints max |float32 - float64| / max |float64| of each (the float64
+reference: the taps in float64, tested equal to the formula).
 """
 import argparse
 import os
@@ -131,7 +132,8 @@ def relative_errors(shape, seed=0):
 def print_errors(shapes):
     print("float32 error, max |float32 - float64| / max |float64|, per part: Winograd F(2x2, 3x3) "
           "/ F(4x4, 3x3) / the taps (for comparison)")
-    print(f"{'B':>3} {'H x W':>7} {'C':>4} {'O':>4} " + " ".join(f"{p:>25}" for p in fast_conv.PARTS))
+    print(f"{'B':>3} {'H x W':>7} {'C':>4} {'O':>4} "
+          + " ".join(f"{p:>25}" for p in fast_conv.PARTS))
     for s in shapes:
         (b, h, w, c), (_, _, _, o), _ = s
         err = relative_errors(s)
@@ -160,7 +162,8 @@ def main(argv=None):
           f"WINOGRAD_MIN_PIXELS={fast_conv.WINOGRAD_MIN_PIXELS}")
     routes = fast_conv.ROUTES
     print(f"{'B':>3} {'H x W':>7} {'C':>4} {'O':>4} {'part':>7} "
-          + " ".join(f"{r:>8}" for r in routes) + f" {'im2col/taps':>11} {'rule':>8} {'fastest':>8}")
+          + " ".join(f"{r:>8}" for r in routes)
+          + f" {'im2col/taps':>11} {'rule':>8} {'fastest':>8}")
     timed, table = {}, {}
     for s in shapes:
         ctx, t = time_routes(s, args.rounds, args.repeats)
@@ -184,7 +187,8 @@ def main(argv=None):
         rule = total(lambda s, p, t: rule_route(s, p))
         no_winograd = total(lambda s, p, t: rule_route(s, p, winograd=False))
         best = total(lambda s, p, t: fastest(t))
-        print(f"{name:>14} {rule:>8.1f} {no_winograd:>8.1f} " + " ".join(f"{a:>8.1f}" for a in alone)
+        print(f"{name:>14} {rule:>8.1f} {no_winograd:>8.1f} "
+              + " ".join(f"{a:>8.1f}" for a in alone)
               + f" {best:>8.1f} {rule / best:>9.2f}")
     if args.save:
         print(f"\nsaved to {tuning.save(table)}")
