@@ -11,6 +11,9 @@ The levers (see tinyvit/fast/ for why each one helps):
     im2col, max_pool, group_norm     the same for the CNN's formulas in tinyvit/cnn.py
     einsum dense layers              `np.einsum("...i,io->...o", x, w)` in every dense layer of
                                      the ViT instead of a 2-D `@` (tinyvit.layers.linear)
+    Winograd                         the conv twin's Winograd routes, F(2x2, 3x3) and F(4x4, 3x3)
+                                     (`tinyvit.fast.winograd`), where this machine's table or the
+                                     rule picks them; "no Winograd": the taps or im2col there
     BLAS accumulation                the conv twin's taps added into the output by sgemm's
                                      beta = 1 (`tinyvit.fast.blas.matmul_into`) instead of
                                      `np.matmul` into a temporary and `out += part`
@@ -44,14 +47,18 @@ VIT_LEVERS = list(fast.VIT_TWINS)
 CNN_LEVERS = list(fast.CNN_TWINS)
 
 
-PSEUDO = ("einsum", "numpy products")  # levers that are not fast twins
+PSEUDO = ("einsum", "numpy products", "winograd")  # levers that are not fast twins
 
 
 def switch_off(names):
     """The formulas instead of the named fast twins (einsum dense layers for "einsum", NumPy's
-    matmul and an add for "numpy products")."""
+    matmul and an add for "numpy products", the convolution without its Winograd routes for
+    "winograd")."""
     if "einsum" in names:
         use_einsum_dense_layers()
+    if "winograd" in names:
+        from tinyvit.fast import conv
+        conv.ROUTES = tuple(r for r in conv.ROUTES if not r.startswith("winograd"))
     if "numpy products" in names:
         from tinyvit.fast import blas
         blas._gemm = lambda dtype: None  # matmul_into takes its NumPy route
@@ -85,6 +92,7 @@ def variants(model, threads):
         out.append(("einsum dense layers", ["einsum"], on))
     out.append(("no malloc tuning", [], {**on, "TINYVIT_NO_MALLOPT": "1"}))
     if family(model) == "cnn":  # chunks of 32 rows inside each shard (train.chunk_rows)
+        out.append(("no Winograd", ["winograd"], on))
         out.append(("no BLAS accumulation", ["numpy products"], on))
         out.append(("no chunks", [], {**on, "TINYVIT_CHUNK": "0"}))
     if threads > 1:

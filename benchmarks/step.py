@@ -11,7 +11,9 @@ get OPENBLAS_NUM_THREADS=T, torch.set_num_threads(T), and tinyvit T shards per s
 script prints median ms/step, the ratio tinyvit/PyTorch, and achieved GFLOP/s as a share of
 the float32 matmul peak at T threads, measured in the same run; then what the extra cores buy
 each library.
-The PyTorch side is skipped with a message when torch is not installed.
+The PyTorch side is skipped with a message when torch is not installed. `--baseline DIR` also
+times the tinyvit of another checkout (e.g. `git worktree add /tmp/before HEAD~1`) in the same
+turns, and prints each model's time there and the ratio this tree / that one.
 Training FLOPs are counted as 3x the forward matmul FLOPs (forward + two backward products).
 """
 import argparse
@@ -232,7 +234,7 @@ def take_turns(runs, rounds):
     return {label: statistics.median(t) for label, t in times.items()}
 
 
-def bench(name, batch, repeats, rounds, env):
+def bench(name, batch, repeats, rounds, env, baseline=None):
     """Median seconds per step for tinyvit and torch (absent when torch is missing).
 
     Each library runs in its own process, the two taking turns for `rounds` rounds (noise hits
@@ -241,8 +243,11 @@ def bench(name, batch, repeats, rounds, env):
     tinyvit's steps 18-28% slower next to torch than alone).
     """
     sides = ["tinyvit"] + (["pytorch"] if has_torch() else [])
-    runs = [(side, [__file__, "--child", side, "--models", name, "--batch-size", str(batch),
-                    "--repeats", str(repeats)], env) for side in sides]
+    args = ["--models", name, "--batch-size", str(batch), "--repeats", str(repeats)]
+    runs = [(side, [__file__, "--child", side, *args], env) for side in sides]
+    if baseline:
+        script = str(Path(baseline) / "benchmarks" / "step.py")
+        runs.append(("baseline", [script, "--child", "tinyvit", *args], env))
     return models.build(name), take_turns(runs, rounds)
 
 
@@ -268,6 +273,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5, help="timed steps per process")
     ap.add_argument("--rounds", type=int, default=3, help="processes per library, taking turns")
+    ap.add_argument("--baseline", help="another tinyvit checkout to time side by side")
     ap.add_argument("--child", choices=["tinyvit", "pytorch", "peak"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -283,7 +289,7 @@ def main(argv=None):
         peak = peak_at(threads)
         for name in args.models:
             net, med = bench(name, args.batch_size, args.repeats, args.rounds,
-                             thread_env(threads))
+                             thread_env(threads), args.baseline)
             times[name, threads] = med
             flops = train_flops(net, args.batch_size)
             tv, pt = med["tinyvit"], med.get("pytorch")
@@ -293,6 +299,9 @@ def main(argv=None):
             print(f"{name:16s} {threads:7d} {tv * 1e3:10.0f} {pt_ms} {ratio} "
                   f"{flops / tv / 1e9:15.1f} {flops / tv / 1e9 / peak:6.0%} {pt_peak}  "
                   f"(peak {peak:.0f} GFLOP/s)", flush=True)
+            if "baseline" in med:
+                print(f"{'':16s} {'':7s} baseline {med['baseline'] * 1e3:.0f} ms, this tree / "
+                      f"baseline {tv / med['baseline']:.2f}", flush=True)
     if len(args.threads) > 1:
         hi, lo = max(args.threads), min(args.threads)
         print(f"\nwhat {hi} threads buy over {lo} (time at {lo} / time at {hi}):")

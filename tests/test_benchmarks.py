@@ -20,7 +20,8 @@ def test_levers_prints_every_variant(capsys):
                  "--batch-size", "2", "--threads", "2"])
     out = capsys.readouterr().out
     for label in ["all on", "plain im2col", "plain max_pool", "plain group_norm",
-                  "all plain ops", "no malloc tuning", "no BLAS accumulation", "no chunks",
+                  "all plain ops", "no malloc tuning", "no Winograd", "no BLAS accumulation",
+                  "no chunks",
                   "no shards", "1 BLAS thread", "plain layer_norm",
                   "plain softmax", "plain gelu", "plain cross_entropy", "plain first_token",
                   "einsum dense layers"]:
@@ -43,6 +44,16 @@ def test_the_blas_accumulation_lever_sends_matmul_into_the_numpy_way(monkeypatch
     monkeypatch.setattr(blas, "_gemm", blas._gemm)  # restored after the test
     load("levers").switch_off(["numpy products"])
     assert blas._gemm(__import__("numpy").dtype("float32")) is None
+
+
+def test_the_winograd_lever_leaves_the_convolution_the_taps_and_im2col(monkeypatch):
+    from tinyvit.fast import conv
+    monkeypatch.setattr(conv, "ROUTES", conv.ROUTES)  # restored after the test
+    wide = (2, 16, 16, 64), (3, 3, 64, 128)
+    assert conv.default_route("forward", *wide) == "winograd"
+    load("levers").switch_off(["winograd"])
+    assert conv.routes_for((3, 3, 64, 64)) == ("taps", "im2col")
+    assert conv.default_route("forward", *wide) == "im2col"
 
 
 def test_step_benchmark_runs(capsys):

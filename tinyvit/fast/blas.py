@@ -7,6 +7,8 @@ Python thread; each of those threads must then run its matrix products on one BL
 or the two shards' BLAS pools fight over the same cores. OpenBLAS (0.3.27 and newer, as in
 NumPy's wheels) has a per-thread setting for that, `openblas_set_num_threads_local`.
 
+`threads()` says how many threads it uses outside shard threads.
+
 Found by looking the OpenBLAS that NumPy loaded up with ctypes; where there is none (another
 BLAS, or an OpenBLAS without the per-thread setting), `set_thread_local` does nothing and
 says so by returning None.
@@ -56,6 +58,18 @@ def set_thread_local(n):
         return None
     f.argtypes, f.restype = [ctypes.c_int], ctypes.c_int
     return int(f(int(n)))
+
+
+def threads():
+    """How many threads OpenBLAS runs a product on (its global setting; a shard thread's own
+    setting is 1, `tinyvit.fast.shards`); without OpenBLAS, OPENBLAS_NUM_THREADS or the cores."""
+    lib = _openblas()
+    for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_"):
+        f = getattr(lib, name, None) if lib is not None else None
+        if f is not None:
+            f.argtypes, f.restype = [], ctypes.c_int
+            return int(f())
+    return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count() or 1)
 
 
 def _gemm(dtype):

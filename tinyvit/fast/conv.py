@@ -1,41 +1,121 @@
-"""Fast twin of `tinyvit.cnn.conv`: a 'same' k x k convolution without an im2col buffer.
+"""Fast twin of `tinyvit.cnn.conv`: a 'same' k x k convolution by the fastest of four routes.
 
-Zero-pad the image by r = k // 2 and flatten it to rows, (B*(H+2r)*(W+2r), C). The pixel
-(i, j) tap of the kernel then reads, for every output pixel, the input row a fixed distance
-away: off = (i - r)(W + 2r) + (j - r). So each of the k*k taps is one matrix product on a
-contiguous view of the padded rows, accumulated into one output:
+Each of the three parts (the forward pass, the input gradient, the kernel gradient) runs by one
+of these routes, chosen per part and layer shape (`route`):
 
-    y[p] = sum_taps x_pad[p + off] @ W[i, j]            (p over the padded grid; border cut)
+  taps      zero-pad the image by r = k // 2 and flatten it to rows, (B*(H+2r)*(W+2r), C). The
+            kernel tap (i, j) reads, for every output pixel, the input row a fixed distance
+            away, off = (i - r)(W + 2r) + (j - r); each of the k*k taps is one product on a
+            contiguous view of the rows, added into the output by BLAS (`blas.matmul_into`,
+            beta = 1): y[p] = sum_taps x_pad[p + off] @ W[i, j]. No k*k-wide copy is made.
+            VJP, the same trick transposed: dW[i, j] = x_pad[p + off]^T @ g_pad[p],
+            dx_pad[p + off] += g_pad[p] @ W[i, j]^T (g zero-padded: border rows add nothing).
+  im2col    the fast im2col of `tinyvit.fast.cnn` and one product with K = k*k*C (and col2im
+            in the VJP): the copy is 1/O of the product's work, cheap for wide outputs and
+            small images where the taps' padded border costs more than the copy saves.
+  winograd  (3 x 3 only) Winograd's F(2x2, 3x3), 16 products with 4 C O multiplies per output
+            pixel instead of 9 C O (`tinyvit.fast.winograd`); a little more float32 rounding.
+  winograd4 F(4x4, 3x3): 36 products, 2.25 C O multiplies per output pixel, but 20-40 times
+            the taps' float32 rounding (`benchmarks/conv_dispatch.py --errors`) and seldom
+            faster than F(2x2) in NumPy: it runs only where pinned (AUTOMATIC).
 
-No k*k-wide copy of the image is made (im2col makes one; `tinyvit.cnn.im2col`). The VJP is the
-same trick transposed: dW[i, j] = x_pad[p + off]^T @ g_pad[p] and dx_pad[p + off] += g_pad[p]
-@ W[i, j]^T, with g zero-padded so the border rows add nothing. Each tap's product is added
-into the output by the BLAS call itself (`blas.matmul_into`, beta = 1), not through a
-temporary and a second pass. Where the copy is cheap the taps do not pay, and the primitive
-runs im2col and one product instead (the fast im2col of `tinyvit.fast.cnn`): on small images
-(below TAPS_MIN_PIXELS pixels the padded border costs more than the copy saves) and for wide
-outputs (from TAPS_MAX_OUT channels the copy, 1/O of the product's work, is small, and one
-product with K = k*k*C runs faster than k*k with K = C). `benchmarks/conv_dispatch.py` times
-both routes on every layer shape of the CNNs and hybrids (README, "Speed").
-`tests/test_cnn.py` checks it against the formula (values and gradients).
+Which route: a table of timings measured on this machine, if there is one for this CPU, this
+thread setting and this exact shape and dtype (`tinyvit.fast.tuning`: a JSON file in the user's
+cache directory, $XDG_CACHE_HOME/tinyvit/conv_routes.json, else ~/.cache/...; written by
+`python benchmarks/conv_dispatch.py --save`, which times every layer shape of the CNNs and
+hybrids as training runs them and can be rerun or deleted at any time). Without an entry, the
+deterministic rule `default_route`: taps from TAPS_MIN_PIXELS pixels and below TAPS_MAX_OUT
+output channels, else im2col; Winograd F(2x2) from WINOGRAD_MIN_PRODUCT = C * O on images of
+WINOGRAD_MIN_PIXELS pixels and more (set from one host's table: a fallback, not the choice).
+`pinned(route)` (or the environment variable TINYVIT_CONV_ROUTE) forces one route for every
+shape it applies to, and "rule" the rule without the table: tests pin the route they test.
+`tests/test_cnn.py` and `tests/test_winograd.py` check every route against the formula.
 
 Shape legend: B batch, H, W height/width, C input channels, O output channels, k kernel size,
 n = B (H+2r) (W+2r) padded rows.
 """
+import os
+from contextlib import contextmanager
+
 import autograd.numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
+from . import tuning, winograd
 from .blas import matmul_into
 from .cnn import _im2col_vjp, im2col
 
+ROUTES = ("taps", "im2col", "winograd", "winograd4")  # in use (benchmarks/levers.py drops some)
+KNOWN = ("taps", "im2col", "winograd", "winograd4", "rule")  # what `pinned` accepts
+AUTOMATIC = ("taps", "im2col", "winograd")  # what a measured table may pick (F4: pinned only)
+PARTS = ("forward", "input", "kernel")  # y, dL/dx, dL/dw
 TAPS_MIN_PIXELS = 256  # H*W from which taps beat im2col (16 x 16 and up) ...
 TAPS_MAX_OUT = 128  # ... below this many output channels
+WINOGRAD_MIN_PRODUCT = 4096  # C * O from which the rule takes Winograd F(2x2, 3x3) ...
+WINOGRAD_MIN_PIXELS = 64  # ... on images of 8 x 8 and up
+_PINNED = []  # the route `pinned` forces, innermost last
 
 
 def use_taps(x_shape, w_shape):
-    """True where the taps beat im2col: large enough images, narrow enough outputs."""
+    """True where the rule prefers the taps to im2col: large enough images, narrow outputs."""
     _, h, wd, _ = x_shape
     return h * wd >= TAPS_MIN_PIXELS and w_shape[-1] < TAPS_MAX_OUT
+
+
+def default_route(part, x_shape, w_shape):
+    """The rule without measurements: Winograd F(2x2, 3x3) for 3x3 kernels with C * O from
+    WINOGRAD_MIN_PRODUCT on images from WINOGRAD_MIN_PIXELS pixels (there the products it
+    saves outweigh its transforms, which cost about C + O per pixel), else the taps or im2col
+    (`use_taps`). The same for every part."""
+    _, h, wd, _ = x_shape
+    if ("winograd" in routes_for(w_shape) and w_shape[2] * w_shape[3] >= WINOGRAD_MIN_PRODUCT
+            and h * wd >= WINOGRAD_MIN_PIXELS):
+        return "winograd"
+    return "taps" if use_taps(x_shape, w_shape) else "im2col"
+
+
+def routes_for(w_shape):
+    """The routes that can run a kernel of this shape (Winograd: 3 x 3 only)."""
+    return tuple(r for r in ROUTES if not r.startswith("winograd") or w_shape[:2] == (3, 3))
+
+
+def _pin():
+    """The pinned route ("rule" included) or None; the innermost `pinned`, else the env var."""
+    pin = _PINNED[-1] if _PINNED else os.environ.get("TINYVIT_CONV_ROUTE") or None
+    if pin is not None and pin not in KNOWN:
+        raise ValueError(f"TINYVIT_CONV_ROUTE / fast.conv.pinned: expected one of "
+                         f"{', '.join(KNOWN)}, found {pin!r}")
+    return pin
+
+
+@contextmanager
+def pinned(route):
+    """`with pinned("winograd"):` every convolution runs by `route` where it applies (else by
+    the rule); "rule": the rule, ignoring any measured table."""
+    _PINNED.append(route)
+    try:
+        _pin()  # fail here, not inside a gradient, on a wrong name
+        yield
+    finally:
+        _PINNED.pop()
+
+
+def route(part, x_shape, w_shape, dtype):
+    """The route of one part ("forward", "input", "kernel") for this shape: pinned, else the
+    measured table's fastest of the AUTOMATIC routes, else `default_route`."""
+    pin, options = _pin(), routes_for(w_shape)
+    if pin in options:
+        return pin
+    if pin is None:
+        best = tuning.fastest(part, x_shape, w_shape, dtype,
+                              [r for r in options if r in AUTOMATIC])
+        if best is not None:
+            return best
+    return default_route(part, x_shape, w_shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# The routes, each part as a function of raw arrays (x, w, g): g unused by the forward pass
+# ---------------------------------------------------------------------------------------------
 
 
 def _padded_rows(x, r):
@@ -63,54 +143,98 @@ def _crop(rows, shape, r):
     return grid[:, r:r + h, r:r + w].copy()  # (B, H, W, O)
 
 
-@primitive
-def convolve(x, w):
-    """x (B, H, W, C) convolved with w (k, k, C, O), 'same' padding, stride 1 -> (B, H, W, O).
-
-    By k*k products on row-offset views (or im2col where that is faster: `use_taps`); no bias.
-    """
-    b, h, wd, c = x.shape
-    k, o = w.shape[0], w.shape[-1]
-    if not use_taps(x.shape, w.shape):
-        return (im2col(x, k) @ w.reshape(k * k * c, o)).reshape(b, h, wd, o)
+def forward_taps(x, w, g=None):
+    """y = sum over taps of row-offset views @ W[i, j]. (B, H, W, C) -> (B, H, W, O)."""
+    k = w.shape[0]
     rows = _padded_rows(x, k // 2)  # (n, C)
     taps, lo, hi = _taps(x.shape, k)
-    out = np.empty_like(x, shape=(len(rows), o))  # (n, O); rows outside [lo, hi) are cut
-    for t, (off, i, j) in enumerate(taps):  # in place: raw arrays here
+    out = np.empty_like(x, shape=(len(rows), w.shape[-1]))  # (n, O); rows outside [lo, hi) cut
+    for t, (off, i, j) in enumerate(taps):
         matmul_into(rows[lo + off:hi + off], w[i, j], out[lo:hi], accumulate=t > 0)
     return _crop(out, x.shape, k // 2)
 
 
+def input_taps(x, w, g):
+    """dx_pad[p + off] += g_pad[p] @ W[i, j]^T over the taps. g (B, H, W, O) -> (B, H, W, C)."""
+    k = w.shape[0]
+    grows = _padded_rows(g, k // 2)  # (n, O)
+    taps, lo, hi = _taps(x.shape, k)
+    dx = np.zeros_like(x, shape=(len(grows), x.shape[-1]))  # (n, C)
+    for off, i, j in taps:
+        matmul_into(grows[lo:hi], w[i, j].T, dx[lo + off:hi + off], accumulate=True)
+    return _crop(dx, x.shape, k // 2)
+
+
+def kernel_taps(x, w, g):
+    """dW[i, j] = x_pad[p + off]^T @ g_pad[p] over the padded rows. -> (k, k, C, O)."""
+    k = w.shape[0]
+    rows, grows = _padded_rows(x, k // 2), _padded_rows(g, k // 2)  # (n, C), (n, O)
+    taps, lo, hi = _taps(x.shape, k)
+    dw = np.empty_like(w)
+    for off, i, j in taps:
+        matmul_into(rows[lo + off:hi + off].T, grows[lo:hi], dw[i, j])  # (C, O)
+    return dw
+
+
+def forward_im2col(x, w, g=None):
+    """im2col, then one product with the (k*k*C, O) kernel. (B, H, W, C) -> (B, H, W, O)."""
+    k, o = w.shape[0], w.shape[-1]
+    return (im2col(x, k) @ w.reshape(-1, o)).reshape(*x.shape[:3], o)
+
+
+def input_im2col(x, w, g):
+    """col2im(g @ W^T). g (B, H, W, O) -> (B, H, W, C)."""
+    k, o = w.shape[0], w.shape[-1]
+    return _im2col_vjp(None, x, k)(g.reshape(-1, o) @ w.reshape(-1, o).T)
+
+
+def kernel_im2col(x, w, g):
+    """im2col(x)^T @ g. -> (k, k, C, O)."""
+    k, o = w.shape[0], w.shape[-1]
+    return (im2col(x, k).T @ g.reshape(-1, o)).reshape(w.shape)
+
+
+IMPLEMENTATIONS = {  # (part, route): f(x, w, g) on raw arrays
+    ("forward", "taps"): forward_taps,
+    ("input", "taps"): input_taps,
+    ("kernel", "taps"): kernel_taps,
+    ("forward", "im2col"): forward_im2col,
+    ("input", "im2col"): input_im2col,
+    ("kernel", "im2col"): kernel_im2col,
+}
+for _name, _f in (("winograd", winograd.F2), ("winograd4", winograd.F4)):
+    IMPLEMENTATIONS.update({
+        ("forward", _name): lambda x, w, g=None, f=_f: winograd.forward(x, w, f),
+        ("input", _name): lambda x, w, g, f=_f: winograd.input_grad(g, w, f),
+        ("kernel", _name): lambda x, w, g, f=_f: winograd.kernel_grad(x, g, f)})
+
+
+def run_part(part, x, w, g=None, by=None):
+    """One part of the convolution on raw arrays, by route `by` (None: `route` chooses)."""
+    by = by or route(part, x.shape, w.shape, x.dtype)
+    return IMPLEMENTATIONS[part, by](x, w, g)
+
+
+# ---------------------------------------------------------------------------------------------
+# The primitive
+# ---------------------------------------------------------------------------------------------
+
+
+@primitive
+def convolve(x, w):
+    """x (B, H, W, C) convolved with w (k, k, C, O), 'same' padding, stride 1 -> (B, H, W, O).
+
+    Each part by the route `route` picks for this shape; no bias."""
+    return run_part("forward", x, w)
+
+
 def _convolve_vjp(argnums, ans, args, kwargs):
     x, w = args
-    c = x.shape[-1]
-    k, o = w.shape[0], w.shape[-1]
 
-    def vjp_im2col(g):  # g (B, H, W, O)
-        g2 = g.reshape(-1, o)  # (B*H*W, O)
-        out = []
-        for a in argnums:
-            if a == 0:
-                cols_grad = g2 @ w.reshape(k * k * c, o).T  # (B*H*W, k*k*C)
-                out.append(_im2col_vjp(None, x, k)(cols_grad))  # col2im
-            else:
-                out.append((im2col(x, k).T @ g2).reshape(w.shape))  # (k*k*C, O) -> w's shape
-        return tuple(out)
+    def vjp(g):  # g (B, H, W, O)
+        return tuple(run_part("input" if a == 0 else "kernel", x, w, g) for a in argnums)
 
-    def vjp_taps(g):  # g (B, H, W, O)
-        rows, grows = _padded_rows(x, k // 2), _padded_rows(g, k // 2)  # (n, C), (n, O)
-        taps, lo, hi = _taps(x.shape, k)
-        gi = grows[lo:hi]  # (hi - lo, O); zero on the border rows
-        dw = np.empty_like(w)
-        dx = np.zeros_like(rows) if 0 in argnums else None  # (n, C)
-        for off, i, j in taps:
-            if 1 in argnums:
-                matmul_into(rows[lo + off:hi + off].T, gi, dw[i, j])  # (C, O)
-            if dx is not None:
-                matmul_into(gi, w[i, j].T, dx[lo + off:hi + off], accumulate=True)  # (hi-lo, C)
-        return tuple(_crop(dx, x.shape, k // 2) if a == 0 else dw for a in argnums)
-
-    return vjp_taps if use_taps(x.shape, w.shape) else vjp_im2col
+    return vjp
 
 
 defvjp_argnums(convolve, _convolve_vjp)
