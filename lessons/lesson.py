@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:  # lessons run from any folder without installing 
     sys.path.insert(0, str(REPO))
 
 from tinyvit import data  # noqa: E402
-from tinyvit.configs import DEFAULT_MODEL  # noqa: E402
+from tinyvit.configs import DEFAULT_MODEL, family  # noqa: E402
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -190,7 +190,7 @@ def trained_vit(lesson):
             train.train("vit-cifar-nano", out=out, dataset=ds, epochs=NANO_EPOCHS,
                         warmup=1.0, resume=True)
     model, params, meta = checkpoint.load_model(path)
-    if "pos" not in params:
+    if family(model.cfg) != "vit":
         raise ValueError(f"{path}: expected a ViT checkpoint, found {model.name}")
     epochs = checkpoint.load_extra(path).get("epoch", meta["hparams"]["epochs"])  # shipped: all
     print(f"using {model.name} from {path} ({epochs} of {meta['hparams']['epochs']} epochs "
