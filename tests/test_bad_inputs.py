@@ -279,7 +279,7 @@ CHECKPOINTS = [
     ("meta-negative-eps", model_field("ln_eps", -1.0), EVAL, ["ln_eps"], 2),
     ("meta-huge-model", model_field("mlp_dim", 10**9), EVAL, ["parameters", "disagree"], 2),
     ("meta-depth-contradicts", model_field("depth", 3), EVAL, ["run/last.npz", "blocks/3"], 2),
-    ("meta-cnn-name-on-vit", model_field("name", "cnn-small"), EVAL, ["meta model"], 2),
+    ("meta-cnn-type-on-vit", model_field("type", "CNNConfig"), EVAL, ["meta model"], 2),
     ("meta-short-mean", edit_meta(lambda m: m.update(mean=[1.0])), EVAL, ["meta mean"], 2),
     ("meta-zero-std", edit_meta(lambda m: m.update(std=[0.0, 1.0, 1.0])), PREDICT,
      ["meta std"], 2),
