@@ -102,6 +102,7 @@ import argparse
 from pathlib import Path
 
 import lesson
+from tinyvit.figures import hunger
 from tinyvit.run import sweep
 
 LESSON = "07_data_hunger"
@@ -172,11 +173,11 @@ for name, results in shown.items():
               f"{results.get('train_seconds', 0) / 3600:.1f} h")
     title = ("Data hunger, synthetic images (smoke mode: 2 steps per run)" if name == "smoke"
              else None)  # None: the sweep's own title (CIFAR-10, JPEG copy, length rule)
-    lesson.show(sweep.chart(results, title=title), name, LESSON)
+    lesson.show(hunger.chart(results, title=title), name, LESSON)
     if len(sweep.ordered_models(results)) > 1:  # the same runs as the first model's lead
         gap_title = ("The CNN's lead, synthetic images (smoke mode: 2 steps per run)"
                      if name == "smoke" else None)
-        lesson.show(sweep.gap_chart(results, title=gap_title), f"{name}_gap", LESSON)
+        lesson.show(hunger.gap_chart(results, title=gap_title), f"{name}_gap", LESSON)
 
 # %% [markdown]
 # ## Reading the chart

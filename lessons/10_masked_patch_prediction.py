@@ -45,7 +45,7 @@ from autograd.tracer import getval
 
 import lesson
 from tinyvit import data, fast, mpp, ops, optim
-from tinyvit.figures import charts, pictures
+from tinyvit.figures import charts, hunger, pictures
 from tinyvit.run import checkpoint, models, sweep
 from tinyvit.run.train import RECIPES, SHARDS, Schedule, train_step
 
@@ -373,7 +373,7 @@ for name, results in shown.items():
                   f"{100 * sd:.1f} points ({k} seed{'s' if k > 1 else ''})")
     title = ("Fine-tuning: after MPP vs from scratch, "
              + ("synthetic (smoke mode)" if name == "smoke" else "CIFAR-10 (JPEG copy)"))
-    lesson.show(sweep.chart(results, title=title), f"{name}_finetune", LESSON)
+    lesson.show(hunger.chart(results, title=title), f"{name}_finetune", LESSON)
 
 # %% [markdown]
 # ### What the pre-trained model predicts

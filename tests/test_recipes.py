@@ -30,11 +30,11 @@ def test_presets_get_their_own_recipe_over_their_family():
 
 
 @pytest.mark.parametrize("name, value, words", [
-    ("optimizer", "adam", "--optimizer 'adam': expected one of 'adamw', 'sgd'"),
-    ("schedule", "step", "--schedule 'step': expected one of 'cosine', 'linear'"),
-    ("crop_mode", "wrap", "--crop-mode 'wrap': expected one of 'constant', 'reflect'"),
-    ("tta", True, "--tta True: expected one of 'none', 'flip', 'flip-shift'"),
-    ("crop_pad", -1, "--crop-pad -1: expected an integer >= 0"),
+    ("optimizer", "adam", "`optimizer` 'adam': expected one of 'adamw', 'sgd'"),
+    ("schedule", "step", "`schedule` 'step': expected one of 'cosine', 'linear'"),
+    ("crop_mode", "wrap", "`crop_mode` 'wrap': expected one of 'constant', 'reflect'"),
+    ("tta", True, "`tta` True: expected one of 'none', 'flip', 'flip-shift'"),
+    ("crop_pad", -1, "`crop_pad` -1: expected an integer >= 0"),
 ])
 def test_bad_recipe_options_are_one_line_errors(name, value, words):
     with pytest.raises(ValueError) as e:

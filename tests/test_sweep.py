@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from tinyvit.figures import hunger
 from tinyvit.run import sweep
 from tinyvit.data import synthetic_images
 
@@ -69,7 +70,7 @@ def test_summary_mean_and_std_over_seeds():
     np.testing.assert_allclose(mean, [0.6, 0.9])
     np.testing.assert_allclose(std, [np.std([0.5, 0.7], ddof=1), 0.0])
     assert list(count) == [2, 1]
-    assert sweep.chart({"runs": runs}).size[0] > 100
+    assert hunger.chart({"runs": runs}).size[0] > 100
     assert "60.0%" in sweep.table_lines({"runs": runs})[1]
 
 
@@ -111,7 +112,7 @@ def test_gap_chart_plots_the_paired_leads_in_points():
     np.testing.assert_allclose(mu, [22.5, -5.0])  # (20 + 25) / 2 points, then -5
     np.testing.assert_allclose(sd, [np.std([20, 25], ddof=1), 0.0])
     np.testing.assert_allclose(series["over hyb (2 seeds)"][1], [7.0])
-    assert sweep.gap_chart({"runs": runs}, models=["cnn", "vit", "hyb"]).size[0] > 100
+    assert hunger.gap_chart({"runs": runs}, models=["cnn", "vit", "hyb"]).size[0] > 100
     with pytest.raises(ValueError, match="two models"):
         sweep.gap_series({"runs": {k: v for k, v in runs.items() if k.startswith("cnn")}})
 

@@ -68,7 +68,7 @@ def load_data(source, data_dir=None):
     """
     data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
     if data_dir.exists() and not data_dir.is_dir():
-        raise DataError(f"--data-dir {data_dir}: is a file, expected a folder")
+        raise DataError(f"`data_dir` {data_dir}: is a file, expected a folder")
     name = str(source).lower()
     if name in OFFICIAL:
         return check_dataset(load_official(name, data_dir), source)

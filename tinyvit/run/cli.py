@@ -15,7 +15,8 @@ from .. import cnn, data, hybrid, vit
 from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
                        get_config, get_hybrid_config, model_names)
 from . import checkpoint, evaluate, rundir, train, validate, verify
-from .progress import Progress, format_seconds
+from ..io.errors import as_flags
+from ..io.progress import Progress, format_seconds
 
 # A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
 # predict and the lessons when no checkpoint is named and none was trained here.
@@ -72,7 +73,7 @@ def cmd_train(args):
     """python -m tinyvit train ..."""
     hparams = {k: getattr(args, k) for k in train.RECIPES["vit"]}
     out = Path(args.out or f"runs/{args.model}")
-    validate.check_folder_option("--data-dir", args.data_dir)
+    validate.check_folder_option("`data_dir`", args.data_dir)
     if args.resume and args.replace:
         raise ValueError("--resume and --replace: expected one of them (continue the run in "
                          "--out, or start over there)")
@@ -260,7 +261,22 @@ def main(argv=None):
         return fail(e if str(e) else "interrupted", 130)
 
 
+def flags(parser=None):
+    """{parameter: '--flag'}: every option of every sub-command, by the parameter it sets, and
+    the library's names for what the command line calls --data."""
+    parser = parser or build_parser()
+    found = {"source": "--data", "data_source": "--data"}
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for sub in commands.choices.values():
+        for action in sub._actions:
+            spelled = "--" + action.dest.replace("_", "-")
+            if spelled in action.option_strings:
+                found[action.dest] = spelled
+    return found
+
+
 def fail(message, status):
-    """Print `error: message` on one line; return the exit status."""
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    """Print `error: message` on one line, its parameters spelled as flags; return the exit
+    status."""
+    print(f"error: {' '.join(as_flags(message, flags()).split())}", file=sys.stderr)
     return status

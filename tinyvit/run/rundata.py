@@ -35,7 +35,7 @@ def build_for(model, ds, source):
             raise ValueError(f"tinyvit models take square images, found {w}x{h}")
         return models.build(model, num_classes=len(ds["classes"]), image_size=h)
     except ValueError as e:
-        raise ValueError(f"--model {model} on --data {source} ({w}x{h} images, "
+        raise ValueError(f"`model` {model} on `data` {source} ({w}x{h} images, "
                          f"{len(ds['classes'])} classes): {e}") from None
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import checkpoint
-from .files import atomic_write
+from ..io.files import atomic_write
 from .validate import check_folder_option
 
 try:
@@ -75,7 +75,7 @@ class RunFolder:
                 f.writelines(json.dumps(row) + "\n" for row in history)
         except OSError as e:
             raise RunError(f"{self.log}: cannot write ({e.strerror or e}); the checkpoint "
-                           f"{self.ckpt} holds the same history (--resume rewrites the log)") \
+                           f"{self.ckpt} holds the same history (`resume` rewrites the log)") \
                 from None
 
     def read_log(self, epoch):
@@ -102,11 +102,11 @@ class RunFolder:
 
 def create(path):
     """mkdir -p an --out folder; one-line errors for a file in the way or no permission."""
-    check_folder_option("--out", path)
+    check_folder_option("`out`", path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"--out {path}: cannot create it ({e.strerror or e})") from None
+        raise ValueError(f"`out` {path}: cannot create it ({e.strerror or e})") from None
 
 
 @contextmanager
@@ -119,14 +119,14 @@ def locked(folder: RunFolder):
         try:
             fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise ValueError(f"--out {folder.path}: cannot write there ({e.strerror})") from None
+            raise ValueError(f"`out` {folder.path}: cannot write there ({e.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise ValueError(f"--out {folder.path}: in use by another run (process {holder}); "
-                             f"wait for it to end or choose another --out") from None
+            raise ValueError(f"`out` {folder.path}: in use by another run (process {holder}); "
+                             f"wait for it to end or choose another `out`") from None
         if os.path.exists(folder.lock) and os.path.samestat(os.fstat(fd), os.stat(folder.lock)):
             break
         os.close(fd)  # the file was removed by a run that just ended: lock the new one
@@ -150,10 +150,10 @@ def open_run(out, resume, replace, log):
         with locked(folder):
             if folder.holds_run() and not (resume and folder.ckpt.exists()):
                 if not replace:
-                    raise ValueError(f"--out {folder.path}: holds a run ({describe(folder)}); "
-                                     f"use --resume to continue it, --replace to start over "
+                    raise ValueError(f"`out` {folder.path}: holds a run ({describe(folder)}); "
+                                     f"use `resume` to continue it, `replace` to start over "
                                      f"(the old run is moved to {folder.path}/previous-N/), or "
-                                     f"another --out")
+                                     f"another `out`")
                 log(f"note: moved the run in {folder.path} to {folder.move_aside()}")
             yield folder
     finally:

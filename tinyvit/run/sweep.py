@@ -35,9 +35,8 @@ import numpy as np
 
 from .. import data
 from ..configs import family
-from ..figures import charts
-from .files import atomic_write
-from .progress import format_seconds
+from ..io.files import atomic_write
+from ..io.progress import format_seconds
 from .train import channel_stats, recipe, train
 
 DEFAULT_SIZES = (1000, 2500, 5000, 10000, 25000, 50000)
@@ -232,15 +231,6 @@ def seeds_label(counts):
     return f"{lo}-{hi} seeds" if lo != hi else f"{lo} seed{'s' if lo > 1 else ''}"
 
 
-def chart(results, title=None):
-    """Accuracy vs training-set size, mean +- std over seeds, log x (a PIL image)."""
-    title = title or f"Data hunger on CIFAR-10 (JPEG copy), {rule_text(results.get('setup', {}))}"
-    series = {f"{m} ({seeds_label(c)})": (n, mu, sd)
-              for m, (n, mu, sd, c) in summarize(results).items()}
-    return charts.line_chart(series, xlabel="training images", ylabel="test accuracy",
-                             title=title, log_x=True, error_bars=True)
-
-
 def paired_gaps(results, a, b):
     """{size: (mean, std, n)} of acc(a) - acc(b) over the seeds that ran both models.
 
@@ -265,7 +255,7 @@ def ordered_models(results, models=None):
 
 def gap_series(results, models=None):
     """{"over b (n seeds)": (sizes, mean, std)} of the first model's lead over each other model
-    b, paired by seed, in accuracy points (`table_lines`' gap columns, for `gap_chart`)."""
+    b, paired by seed, in accuracy points (`table_lines`' gap columns, for `tinyvit.figures.hunger.gap_chart`)."""
     models = ordered_models(results, models)
     if len(models) < 2:
         raise ValueError(f"gap chart: needs runs of two models or more, found {models}")
@@ -279,19 +269,6 @@ def gap_series(results, models=None):
     if not series:
         raise ValueError(f"gap chart: no size and seed ran both {models[0]} and another model")
     return series
-
-
-def gap_chart(results, models=None, title=None):
-    """The first model's lead over each of the others against training-set size, mean +- std
-    over seeds, log x, 0 (no lead) always on the y axis (a PIL image)."""
-    series, a = gap_series(results, models), ordered_models(results, models)[0]
-    lowest = min(float((mu - sd).min()) for _, mu, sd in series.values())
-    highest = max(float((mu + sd).max()) for _, mu, sd in series.values())
-    ylim = (min(0.0, lowest), None if highest > 0 else 0.0)  # 0, no lead, always in view
-    title = title or f"How far {a} leads, paired by seed ({rule_text(results.get('setup', {}))})"
-    return charts.line_chart(series, xlabel="training images",
-                             ylabel=f"{a}'s lead, accuracy points", title=title, log_x=True,
-                             error_bars=True, ylim=ylim)
 
 
 def table_lines(results, models=None):

@@ -43,7 +43,7 @@ from ..tree import count_params
 from . import checkpoint, models, rundir, validate
 from .rundata import build_for, data_name, digest, given_dataset
 from .evaluate import evaluate
-from .progress import Progress, format_seconds
+from ..io.progress import Progress, format_seconds
 
 # Defaults per model family, chosen on this project's 2-core CPU (see README "Results"): about
 # an hour of training for vit-cifar-nano and half an hour for cnn-small. warmup is in epochs;
@@ -225,12 +225,12 @@ def resume_from(folder, meta, sched, log):
     changed = validate.settings_changed(run["meta"], meta)
     if changed:
         raise ValueError(f"{ckpt}: was trained with other settings ({'; '.join(changed[:3])}); "
-                         f"--resume needs the same ones")
+                         f"`resume` needs the same ones")
     epoch, step = run["epoch"], run["opt"]["step"]
     if step != epoch * sched.steps_per_epoch:
-        raise ValueError(f"{ckpt}: stopped inside epoch {epoch} (step {step}, by --max-steps?); "
+        raise ValueError(f"{ckpt}: stopped inside epoch {epoch} (step {step}, by `max_steps`?); "
                          f"resuming would not match an uninterrupted run: start it again "
-                         f"with --replace")
+                         f"with `replace`")
     history = run["history"] if run["history"] is not None else folder.read_log(epoch)
     folder.saved_epoch = epoch
     folder.write_log(history)
@@ -264,7 +264,7 @@ def train_epoch(state, epoch, ctx):
         except TrainingDiverged as e:
             ctx["progress"].close()
             raise TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: "
-                                   f"{e} (try a lower --lr); "
+                                   f"{e} (try a lower `lr`); "
                                    f"{ctx['folder'].last_checkpoint(good=True)}") from None
         losses.append(loss)
         correct += int((device.to_host(logits).argmax(1) == y_train[idx]).sum())
@@ -332,7 +332,7 @@ def train(model=DEFAULT_MODEL, data_source="cifar10", out=None, *, dataset=None,
         except KeyboardInterrupt:
             progress.close()
             raise Interrupted(f"interrupted; {folder.last_checkpoint()}"
-                              f"{' (continue with --resume)' if folder.saved_epoch else ''}") \
+                              f"{' (continue with `resume`)' if folder.saved_epoch else ''}") \
                 from None
     return history
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..data import TTA
+from ..io.errors import named
 
 
 class Rule(NamedTuple):
@@ -83,17 +84,12 @@ RULES = {
 }
 
 
-def flag(name):
-    """'batch_size' -> '--batch-size'."""
-    return "--" + name.replace("_", "-")
-
-
 def check_value(name, value, label=None):
     """One-line ValueError unless `value` follows RULES[name]; `label` names it (default: the
     command-line option)."""
     rule = RULES[name]
     if not rule.allows(value):
-        raise ValueError(f"{label or flag(name)} {value!r}: expected {rule.text()}")
+        raise ValueError(f"{label or named(name)} {value!r}: expected {rule.text()}")
 
 
 def check_options(label=None, **values):
@@ -103,7 +99,7 @@ def check_options(label=None, **values):
             check_value(name, value, label(name) if label else None)
     lr, wd = values.get("lr"), values.get("weight_decay")
     if lr is not None and wd is not None and lr * wd >= 1:
-        name = label or flag
+        name = label or named
         raise ValueError(f"{name('weight_decay')} {wd!r} with {name('lr')} {lr!r}: each step "
                          f"multiplies the weights by 1 - lr x weight decay = {1 - lr * wd:g}; "
                          f"expected lr x weight decay < 1")
@@ -128,14 +124,14 @@ def check_folder_option(option, path):
 # What must not change for a resumed run to continue the saved one exactly. The data are
 # compared by content (its digest, classes, statistics), not by path: a moved folder is fine.
 SETTINGS = ("classes", "train_size", "train_digest", "seed", "model", "hparams", "mean", "std")
-LABELS = {"train_size": "--train-size", "seed": "--seed", "classes": "--data's classes",
-          "mean": "--data's mean", "std": "--data's std"}
+LABELS = {"train_size": "`train_size`", "seed": "`seed`", "classes": "`data`'s classes",
+          "mean": "`data`'s mean", "std": "`data`'s std"}
 
 
 def _label(key):
     """How a run setting is named in messages: its option where it has one."""
     if key.startswith("hparams."):
-        return flag(key.split(".", 1)[1])
+        return named(key.split(".", 1)[1])
     return LABELS.get(key, key.replace(".", " "))
 
 
@@ -156,7 +152,7 @@ def settings_changed(saved, now, keys=SETTINGS, prefix=""):
             continue
         a, b = saved[key], now.get(key)
         if key == "train_digest" and a != b:
-            changed.append("--data's training images differ")
+            changed.append("`data`'s training images differ")
         elif isinstance(a, dict) and isinstance(b, dict):
             changed += settings_changed(a, b, list(b), f"{prefix}{key}.")
         elif a != b:

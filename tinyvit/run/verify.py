@@ -174,12 +174,12 @@ def check_data_fits(path, model, meta, ds, source):
     """One-line ValueError unless a data set has the checkpoint's classes and image size."""
     classes, want = list(ds["classes"]), meta["classes"]
     if classes != want:
-        raise ValueError(f"--data {source}: its {len(classes)} classes {str(classes)[:40]} are "
+        raise ValueError(f"`source` {source}: its {len(classes)} classes {str(classes)[:40]} are "
                          f"not the {len(want)} of {os.fspath(path)} {str(want)[:40]}")
     cfg = model.cfg
     h, w, c = ds["test"][0].shape[1:]
     if (h, w, c) != (cfg.image_size, cfg.image_size, cfg.channels):
-        raise ValueError(f"--data {source}: its images are {w}x{h}x{c}, {os.fspath(path)} "
+        raise ValueError(f"`source` {source}: its images are {w}x{h}x{c}, {os.fspath(path)} "
                          f"takes {cfg.image_size}x{cfg.image_size}x{cfg.channels}")
 
 
