@@ -125,9 +125,9 @@ COMMITTED = sorted((lesson.REPO / "lessons" / "results").glob("*.json"))
 mine = args.results
 for n in args.sizes:
     epochs = sweep.epochs_for(n, args.min_images, args.min_epochs)
-    steps = ", ".join(f"{m} {epochs * max(n // hp['batch_size'], 1)} steps of {hp['batch_size']}"
-                      for m in args.models for hp in [sweep.run_hparams(m, n, epochs,
-                                                                        args.batch_size)])
+    steps = ", ".join(f"{m} {epochs * max(n // r.batch_size, 1)} steps of {r.batch_size}"
+                      for m in args.models for r in [sweep.run_recipe(m, n, epochs,
+                                                                       args.batch_size)])
     print(f"{n:6d} images -> {epochs:3d} epochs ({steps})")
 
 # %% [markdown]

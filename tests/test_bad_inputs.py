@@ -402,11 +402,11 @@ def test_disk_full_keeps_log_and_checkpoint_in_step(site, capsys, monkeypatch):
 def test_ctrl_c_says_which_checkpoint_is_kept(site, capsys, monkeypatch):
     real, calls = T.train_epoch, []
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(T, "train_epoch", interrupted)
     assert main(TRAIN[:5] + ["--epochs", "3", "--batch-size", "8", "--out", "int"]) == 130

@@ -17,14 +17,13 @@ def test_length_rule():
 
 
 def test_each_model_keeps_its_recipe_with_its_warmup_stretched_to_the_run():
-    from tinyvit.run.train import recipe
+    from tinyvit.run.recipe import recipe_for
 
-    hp = sweep.run_hparams("cnn-air-small", 1000, 150)
-    r = recipe("cnn-air-small")
-    assert hp == dict(epochs=150, batch_size=r["batch_size"],
-                      warmup=r["warmup"] * 150 / r["epochs"])
-    assert sweep.run_hparams("vit-cifar-nano", 100, 4)["batch_size"] == 100  # at most n
-    assert sweep.run_hparams("vit-cifar-nano", 1000, 4, batch_size=32)["batch_size"] == 32
+    hp = sweep.run_recipe("cnn-air-small", 1000, 150)
+    r = recipe_for("cnn-air-small")
+    assert hp == r.replace(epochs=150, warmup=r.warmup * 150 / r.epochs)
+    assert sweep.run_recipe("vit-cifar-nano", 100, 4).batch_size == 100  # at most n
+    assert sweep.run_recipe("vit-cifar-nano", 1000, 4, batch_size=32).batch_size == 32
 
 
 def test_sweep_records_every_run_and_resumes(tmp_path):

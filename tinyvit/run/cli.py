@@ -14,7 +14,7 @@ import numpy as np
 from .. import cnn, data, hybrid, vit
 from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
                        get_config, get_hybrid_config, model_names)
-from . import checkpoint, evaluate, rundir, train, validate, verify
+from . import checkpoint, evaluate, recipe, rundir, train, validate, verify
 from ..io.errors import as_flags
 from ..io.progress import Progress, format_seconds
 
@@ -71,7 +71,9 @@ def convs(n):
 
 def cmd_train(args):
     """python -m tinyvit train ..."""
-    hparams = {k: getattr(args, k) for k in train.RECIPES["vit"]}
+    if args.out is not None and not args.out.strip():
+        raise ValueError(f"--out {args.out!r}: expected a folder name")
+    chosen = recipe.recipe_for(args.model, **{k: getattr(args, k) for k in recipe.NAMES})
     out = Path(args.out or f"runs/{args.model}")
     validate.check_folder_option("`data_dir`", args.data_dir)
     if args.resume and args.replace:
@@ -80,10 +82,10 @@ def cmd_train(args):
     if args.resume and not (out / rundir.CKPT).is_file():
         raise ValueError(f"--resume: no checkpoint {out / rundir.CKPT} to continue (train "
                          f"without --resume to start a run there)")
-    history = train.train(args.model, args.data, out, data_dir=args.data_dir,
+    history = train.train(args.model, args.data, chosen, out, data_dir=args.data_dir,
                           train_size=args.train_size, seed=args.seed,
                           augment=not args.no_augment, resume=args.resume, replace=args.replace,
-                          max_steps=args.max_steps, backend=args.backend, **hparams)
+                          max_steps=args.max_steps, backend=args.backend)
     tested = [h["test_acc"] for h in history if h["test_acc"] is not None]
     if tested:
         print(f"done: final test accuracy {tested[-1]:.1%} (best {max(tested):.1%}), "
@@ -131,7 +133,7 @@ def tta_note(tta, trained):
 def cmd_eval(args):
     """python -m tinyvit eval [CKPT] --data ... [--tta VIEWS]"""
     if args.tta is not None:
-        validate.check_options(tta=args.tta)
+        recipe.check_value("tta", args.tta)
     args.checkpoint = checkpoint_or_default(args.checkpoint)
     model, params, meta = checkpoint.load_model(args.checkpoint)
     source = eval_source(args, meta, args.checkpoint)
@@ -169,22 +171,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-TRAIN_HELP = {  # every hyper-parameter defaults to the model's recipe (tinyvit.run.train)
-    "optimizer": "adamw or sgd (Nesterov momentum 0.9)",
-    "schedule": "cosine or linear (a triangle), after a linear warmup",
-    "warmup": "warmup length in epochs",
-    "clip": "global gradient norm clip (0: none)",
-    "crop-pad": "random crops of the image padded by this many pixels",
-    "crop-mode": "constant (pad with zeros) or reflect (mirror the border)",
-}
-
-
 def add_tta_options(parser, default):
     """--tta [VIEWS] and --no-tta, both setting `tta` (None when neither is given)."""
+    meaning = next(s for s in recipe.SETTINGS if s.name == "tta").metadata["meaning"]
     parser.add_argument("--tta", nargs="?", const="flip", default=None, metavar="VIEWS",
-                        help="test-time augmentation: none, flip (the mirror images too; "
-                             "--tta alone) or flip-shift (and one-pixel shifts); default: "
-                             + default)
+                        help=f"{meaning} (--tta alone: flip); default: {default}")
     parser.add_argument("--no-tta", dest="tta", action="store_const", const="none",
                         help="same as --tta none")
 
@@ -212,12 +203,14 @@ def build_parser():
                    help="cifar10, cifar100, or an ImageFolder directory / .tar.gz / .zip")
     t.add_argument("--data-dir", default=None, help="download/cache folder ($TINYVIT_DATA)")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
-    for name, typ in (("epochs", int), ("batch-size", int), ("optimizer", str), ("lr", float),
-                      ("weight-decay", float), ("schedule", str), ("warmup", float),
-                      ("smoothing", float), ("clip", float), ("crop-pad", int),
-                      ("crop-mode", str), ("train-size", int), ("max-steps", int)):
-        t.add_argument(f"--{name}", type=typ, default=None, help=TRAIN_HELP.get(name))
-    add_tta_options(t, "the model's recipe")
+    for setting in recipe.SETTINGS:  # every setting of the recipe; default: the model's
+        if setting.name == "tta":
+            add_tta_options(t, "the model's recipe")
+        else:
+            t.add_argument("--" + setting.name.replace("_", "-"), type=setting.type,
+                           default=None, help=setting.metadata["meaning"])
+    for name in ("train-size", "max-steps"):
+        t.add_argument(f"--{name}", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")

@@ -15,7 +15,7 @@ at least 4 epochs, lessons/results/) gives 50k images only 4 epochs, and a flat 
 says more about compute than about data. The defaults were sized to about 6 CPU-hours for
 3 models x 6 sizes x 3 seeds: 1.15M images per model and seed, at the single-threaded speeds
 `benchmarks/sweep_cost.py` measured (README, "The data-hunger sweep, redone"). Each model
-trains with its own recipe (`train.recipe`), its warmup stretched to the same fraction of
+trains with its own recipe (`recipe.recipe_for`), its warmup stretched to the same fraction of
 the run. Test accuracy is measured once, after the last epoch.
 
 Results go to one JSON file, updated atomically after every finished run, so an interrupted
@@ -37,7 +37,8 @@ from .. import data
 from ..configs import family
 from ..io.files import atomic_write
 from ..io.progress import format_seconds
-from .train import channel_stats, recipe, train
+from .recipe import recipe_for
+from .train import channel_stats, train
 
 DEFAULT_SIZES = (1000, 2500, 5000, 10000, 25000, 50000)
 DEFAULT_MODELS = ("cnn-air-small", "vit-cifar-nano", "hybrid-tiny")
@@ -52,12 +53,12 @@ def epochs_for(n, min_images=MIN_IMAGES, min_epochs=MIN_EPOCHS, max_epochs=200):
     return int(min(max(round(min_images / n), min_epochs), max_epochs))
 
 
-def run_hparams(model, n, epochs, batch_size=None):
+def run_recipe(model, n, epochs, batch_size=None):
     """The model's recipe for `epochs` epochs on n images: its batch size (or `batch_size`),
     at most n, and its warmup the same fraction of the run as in the recipe."""
-    r = recipe(model)
-    return dict(epochs=epochs, batch_size=min(batch_size or r["batch_size"], n),
-                warmup=r["warmup"] * epochs / r["epochs"])
+    r = recipe_for(model)
+    return r.replace(epochs=epochs, batch_size=min(batch_size or r.batch_size, n),
+                     warmup=r.warmup * epochs / r.epochs)
 
 
 def rule_text(setup):
@@ -189,9 +190,9 @@ def run_one(ds, results_path, setup, model, n, seed, min_images, min_epochs, bat
     epochs = epochs_for(n, min_images, min_epochs)
     out = Path(workdir or tempfile.mkdtemp(prefix="sweep-")) / run_key(model, n, seed)
     t0 = time.perf_counter()
-    hist = train(model, out=out, seed=seed, dataset=subset, max_steps=max_steps,
-                 log=lambda *a: None, eval_every=epochs, resume=max_steps is None,
-                 **run_hparams(model, n, epochs, batch_size))
+    hist = train(model, subset, run_recipe(model, n, epochs, batch_size), out, seed=seed,
+                 max_steps=max_steps, log=lambda *a: None, eval_every=epochs,
+                 resume=max_steps is None)
     results = record(results_path, setup, dict(
         model=model, size=n, seed=seed, epochs=epochs, steps=hist[-1]["step"],
         test_acc=hist[-1]["test_acc"], seconds=round(sum(h["seconds"] for h in hist), 1)))
