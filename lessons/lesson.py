@@ -218,8 +218,9 @@ def with_stats(ds):
 def fit(model, params, ds, recipe=None, seed=0, max_steps=None, test_every=1, log=print,
         **settings):
     """Train `params` of `model` on ds["train"] with `recipe` (default: the paper's, one epoch
-    with one epoch of warmup; keywords change its settings: `fit(..., epochs=5, lr=3e-4)`); test on ds["test"] every `test_every` epochs
-    and after the last (test_every=None: only after the last; other rows' test_acc is None).
+    with one epoch of warmup; keywords change its settings: `fit(..., epochs=5, lr=3e-4)`);
+    test on ds["test"] every `test_every` epochs and after the last (test_every=None: only
+    after the last; other rows' test_acc is None).
 
     Each epoch is `tinyvit.run.train.train_epoch`, the one the command line trains with:
     autograd gradient of the smoothed cross-entropy, the batch in shards, clipping, the

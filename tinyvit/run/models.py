@@ -68,7 +68,8 @@ def from_config(cfg):
 def build(name, num_classes=None, image_size=None, **overrides):
     """The Model called `name` (a ViT preset, a paper ViT, a CNN or a hybrid preset)."""
     get_config = FAMILIES[configs.family(name)].get_config
-    return from_config(get_config(name, num_classes=num_classes, image_size=image_size, **overrides))
+    cfg = get_config(name, num_classes=num_classes, image_size=image_size, **overrides)
+    return from_config(cfg)
 
 
 def config_dict(model):

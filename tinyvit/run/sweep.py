@@ -256,7 +256,8 @@ def ordered_models(results, models=None):
 
 def gap_series(results, models=None):
     """{"over b (n seeds)": (sizes, mean, std)} of the first model's lead over each other model
-    b, paired by seed, in accuracy points (`table_lines`' gap columns, for `tinyvit.figures.hunger.gap_chart`)."""
+    b, paired by seed, in accuracy points (`table_lines`' gap columns; charted by
+    `tinyvit.figures.hunger.gap_chart`)."""
     models = ordered_models(results, models)
     if len(models) < 2:
         raise ValueError(f"gap chart: needs runs of two models or more, found {models}")

@@ -4,10 +4,10 @@ Sec. 4.1 / Appendix B.1: AdamW (beta1 0.9, beta2 0.999, decoupled weight decay),
 warmup then cosine decay, global-norm gradient clipping at 1, label smoothing; plus random
 crop + flip augmentation, which small data sets need. Every setting is a field of a `Recipe`
 (`tinyvit.run.recipe`, which also holds each model's own: the strong baselines take
-airbench's, Nesterov SGD, a triangular schedule, smoothing 0.2, flip test-time augmentation). A model with a whitening stem gets its fixed kernel from the
-training images before the first step, and one with BatchNorm its population statistics
-before every evaluation and checkpoint (`models.Model.from_data`, `.population_stats`), so
-a saved model is a pure function. The model runs its fast twins here (`tinyvit.fast`; the
+airbench's, Nesterov SGD, a triangular schedule, smoothing 0.2, flip test-time augmentation).
+A model with a whitening stem gets its fixed kernel from the training images before the first
+step, and one with BatchNorm its population statistics before every evaluation and checkpoint
+(`models.Model.from_data`, `.population_stats`), so a saved model is a pure function. The model runs its fast twins here (`tinyvit.fast`; the
 same functions as the formulas, with hand VJPs). One run writes to `out`:
 
     last.npz        params + optimiser state + RNG state + step + the metrics of every epoch,
@@ -16,9 +16,10 @@ same functions as the formulas, with hand VJPs). One run writes to `out`:
                     rewritten from the checkpoint after it is saved
 
 The folder is locked while a run writes there, and a run already in it is never lost: it is
-resumed, moved aside, or the new run is refused (`tinyvit.run.rundir`). Every option is checked
-first (`tinyvit.run.validate`), and so are the data (`tinyvit.data.check_dataset`) and, on
-resume, every part of the checkpoint against the run asked for.
+resumed, moved aside, or the new run is refused (`tinyvit.run.rundir`). Every setting is
+checked first (`Recipe`, `tinyvit.run.validate`; a crop pad against the images' size), and
+so are the data (`tinyvit.data.check_dataset`) and, on resume, every part of the checkpoint
+against the run asked for.
 
 Read top to bottom: the data, one optimisation step, starting or resuming a run, one epoch
 (`train_epoch`, also what the sweeps and the lessons' `fit` train with), and `train`, which
