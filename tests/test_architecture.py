@@ -4,7 +4,7 @@ The model is the core: configs, vit, layers, ops, cnn, hybrid, optim, tree, mpp 
 prediction), and the few-line `arrays` helper. Every folder of tinyvit/ sits in a layer and
 imports only from layers below its own, and from itself (docs/CONVENTIONS.md, "Layers"):
 
-    core  <-  io  <-  fast, device, data  <-  run  <-  figures  <-  exercises
+    core  <-  support  <-  fast, device, data  <-  run  <-  figures  <-  exercises
 
 Checked on the source, statically, so an import hidden in a function counts too.
 """
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinyvit"
 CORE = ["configs", "vit", "layers", "ops", "cnn", "hybrid", "optim", "tree", "arrays", "mpp"]
 # Each layer, lowest first: a module may import its own folder and any layer below its own.
-ORDER = [CORE, ["io"], ["fast", "device", "data"], ["run"], ["figures"], ["exercises"]]
+ORDER = [CORE, ["support"], ["fast", "device", "data"], ["run"], ["figures"], ["exercises"]]
 LAYERS = [name for layer in ORDER[1:] for name in layer]
 RANK = {name: rank for rank, layer in enumerate(ORDER) for name in layer}
 
@@ -87,7 +87,7 @@ def test_every_module_imports_only_its_own_folder_and_the_layers_below(path):
 
 def test_the_layer_rule_refuses_upward_and_sideways_imports():
     data, fast = PACKAGE / "data" / "cache.py", PACKAGE / "fast" / "ops.py"
-    assert upward(data, {"run.files", "io.files", "ops", "data.errors"}) == ["run.files"]
+    assert upward(data, {"run.files", "support.files", "ops", "data.errors"}) == ["run.files"]
     assert upward(fast, {"data", "device.backend", "fast.blas"}) == ["data", "device.backend"]
     assert upward(PACKAGE / "vit.py", {"fast", "layers"}) == ["fast"]
 

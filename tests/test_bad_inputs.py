@@ -28,7 +28,7 @@ from tinyvit.data import DataError, cache, imagefolder
 from tinyvit.run import checkpoint, google, rundir
 from tinyvit.run import train as T
 from tinyvit.run.cli import main
-from tinyvit.io.files import stale_temp_files
+from tinyvit.support.files import stale_temp_files
 
 TRAIN = ["train", "--data", "imgs", "--data-dir", "cache", "--epochs", "2", "--batch-size", "8"]
 CUT = TRAIN[:5] + ["--epochs", "3", "--batch-size", "8", "--out", "cut"]  # cut: 1 of 3 epochs

@@ -181,7 +181,7 @@ def test_eval_and_predict_default_to_the_shipped_model(tmp_path, capsys, monkeyp
 def test_progress_lines_update_in_place_on_a_terminal_and_clear():
     import io
 
-    from tinyvit.io.progress import Progress
+    from tinyvit.support.progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.files import atomic_write
-from ..io.progress import Progress, format_seconds
+from ..support.files import atomic_write
+from ..support.progress import Progress, format_seconds
 from .archives import py2_text, read_archive, unpickle_cifar
 from .cache import load_cache, save_cache
 from .checks import check_dataset

@@ -15,8 +15,8 @@ from .. import cnn, data, hybrid, vit
 from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
                        get_config, get_hybrid_config, model_names)
 from . import checkpoint, evaluate, recipe, rundir, train, validate, verify
-from ..io.errors import as_flags
-from ..io.progress import Progress, format_seconds
+from ..support.errors import as_flags
+from ..support.progress import Progress, format_seconds
 
 # A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
 # predict and the lessons when no checkpoint is named and none was trained here.

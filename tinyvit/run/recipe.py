@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import configs
 from ..data import TTA
-from ..io.errors import named
+from ..support.errors import named
 from .validate import Choice, Rule
 
 STORED_BEFORE = "before"  # metadata: the value checkpoints that lack the setting trained with

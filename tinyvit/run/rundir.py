@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import checkpoint
-from ..io.files import atomic_write
+from ..support.files import atomic_write
 from .validate import check_folder_option
 
 try:

@@ -35,8 +35,8 @@ import numpy as np
 
 from .. import data
 from ..configs import family
-from ..io.files import atomic_write
-from ..io.progress import format_seconds
+from ..support.files import atomic_write
+from ..support.progress import format_seconds
 from .recipe import recipe_for
 from .train import channel_stats, train
 

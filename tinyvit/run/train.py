@@ -41,8 +41,8 @@ from autograd.tracer import getval
 from .. import device
 from .. import data, fast, ops, optim
 from ..configs import DEFAULT_MODEL, family
-from ..io.errors import named
-from ..io.progress import Progress, format_seconds
+from ..support.errors import named
+from ..support.progress import Progress, format_seconds
 from ..tree import count_params
 from . import checkpoint, models, rundir, validate
 from .evaluate import evaluate

@@ -5,7 +5,7 @@ perhaps a bound relative to the run (`Rule`), or one of a few names (`Choice`). 
 hyper-parameters' rules are written with their settings in `tinyvit.run.recipe`; `RULES` holds
 those of the other options of a run (`train`'s train_size, seed, ..., `info`'s, `predict`'s).
 `check_options` raises a one-line ValueError naming the parameter (the command line shows
-its flag: `tinyvit.io.errors`):
+its flag: `tinyvit.support.errors`):
 
     `train_size` 0: expected an integer >= 1
 
@@ -18,7 +18,7 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import NamedTuple
 
-from ..io.errors import named
+from ..support.errors import named
 
 
 class Rule(NamedTuple):
