@@ -16,7 +16,7 @@ runs im2col and one product instead (the fast im2col of `tinyvit.fast.cnn`): on 
 (below TAPS_MIN_PIXELS pixels the padded border costs more than the copy saves) and for wide
 outputs (from TAPS_MAX_OUT channels the copy, 1/O of the product's work, is small, and one
 product with K = k*k*C runs faster than k*k with K = C). `benchmarks/conv_dispatch.py` times
-both routes on every layer shape of the CNNs and hybrids (README, "Speed").
+both routes on every layer shape of the CNNs and hybrids (docs/RESULTS.md, "Speed").
 `tests/test_cnn.py` checks it against the formula (values and gradients).
 
 Shape legend: B batch, H, W height/width, C input channels, O output channels, k kernel size,

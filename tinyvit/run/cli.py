@@ -195,7 +195,7 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a ViT, a CNN or a hybrid",
                        description="Train a model; every hyper-parameter not given comes from "
-                                   "the model's recipe (README: Results, Strong baselines).")
+                                   "the model's recipe (tinyvit.run.recipe; docs/RESULTS.md).")
     t.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"a ViT preset, a CNN ({', '.join(CNN_PRESETS)}) or a hybrid "
                         f"({', '.join(HYBRID_PRESETS)}); default {DEFAULT_MODEL}")

@@ -9,12 +9,10 @@ training-set size.
 Length rule (`epochs_for`): every model gets the same number of epochs for a given size,
 `clip(round(min_images / N), min_epochs, max_epochs)`: each run sees at least `min_images`
 images and trains at least `min_epochs` epochs. The defaults (100k images, 10 epochs) give
-1k: 100 epochs, 2.5k: 40, 5k: 20, 10k to 50k: 10, so the large sizes are not starved: a
-fixed number of images seen per run (the project's first sweeps, 100k and 200k images with
-at least 4 epochs, lessons/results/) gives 50k images only 4 epochs, and a flat tail there
-says more about compute than about data. The defaults were sized to about 6 CPU-hours for
-3 models x 6 sizes x 3 seeds: 1.15M images per model and seed, at the single-threaded speeds
-`benchmarks/sweep_cost.py` measured (README, "The data-hunger sweep, redone"). Each model
+1k: 100 epochs, 2.5k: 40, 5k: 20, 10k to 50k: 10, so the large sizes are not starved (a
+fixed number of images seen per run would give 50k images only a few epochs, and a flat tail
+there would say more about compute than about data). `benchmarks/sweep_cost.py` says what a
+sweep will cost on this machine (docs/RESULTS.md, "The data-hunger sweep"). Each model
 trains with its own recipe (`recipe.recipe_for`), its warmup stretched to the same fraction of
 the run. Test accuracy is measured once, after the last epoch.
 

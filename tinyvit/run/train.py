@@ -96,7 +96,7 @@ def prepare(source, train_size=None, seed=0, data_dir=None):
 
 def chunk_rows(model):
     """Rows per chunk of a shard (`fast.chunked`): `CHUNK_ROWS` for a CNN without BatchNorm,
-    whose activations of a few dozen images stay in cache (README, speed); 0, whole shards,
+    whose activations of a few dozen images stay in cache (docs/RESULTS.md, "Speed"); 0, whole shards,
     for BatchNorm (the chunk would become the batch it normalises over) and for ViTs and
     hybrids, which gained too little to change their runs' numbers."""
     return CHUNK_ROWS if family(model.cfg) == "cnn" and model.cfg.norm != "batch" else 0
