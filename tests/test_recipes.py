@@ -221,3 +221,50 @@ def test_only_cnns_without_batchnorm_train_in_chunks():
     assert T.chunk_rows(models.build("cnn-small")) == T.CHUNK_ROWS > 0
     for name in ("cnn-air", "hybrid-tiny", "vit-cifar-nano"):
         assert T.chunk_rows(models.build(name)) == 0, name
+
+
+def test_older_checkpoints_with_a_warmup_longer_than_their_run_resume(tmp_path):
+    run(tmp_path, "w", max_steps=4, epochs=2)
+    path = tmp_path / "w/last.npz"
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays["__extra__/meta"]))
+    meta["hparams"]["warmup"] = 5.0  # stored as given: the schedule warmed up over the whole run
+    arrays["__extra__/meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    assert checkpoint.load_run(path)["meta"]["hparams"]["warmup"] == 2.0
+    assert [h["epoch"] for h in run(tmp_path, "w", resume=True, epochs=2)] == [1, 2]
+    with pytest.raises(ValueError, match=r"`warmup` 5.0: expected at most the run's epochs \(2\)"):
+        run(tmp_path, "x", epochs=2, warmup=5.0)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--warmup", "1e308"], "--warmup 1e+308: expected at most the run's epochs (18)"),
+    (["--crop-pad", "1000000"], "--crop-pad 1000000: expected at most the run's image size (32)"),
+    (["--out", ""], "--out '': expected a folder name"),
+    (["--epochs", "1", "--warmup", "2"], "--warmup 2.0: expected at most the run's epochs (1)"),
+])
+def test_options_bounded_by_the_run_are_refused_in_one_line(tmp_path, capsys, monkeypatch,
+                                                            argv, words):
+    from test_train import make_image_folder
+
+    make_image_folder(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["train", "--data", "imgs", "--data-dir", "cache", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {words}\n"
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
+                   if not p.relative_to(tmp_path).parts[0] == "cache")
+    assert after == [p for p in before if p.parts[0] != "cache"]  # no run folder left
+
+
+def test_library_errors_name_parameters_and_the_cli_its_flags(tmp_path, capsys):
+    from tinyvit.support.errors import as_flags
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"^`out` .*file: is a file, expected a folder"):
+        run(tmp_path, "file")
+    assert main(["train", "--out", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {tmp_path / 'file'}: is a file")
+    assert as_flags("`data_dir` x; `nonesuch` y", {"data_dir": "--data-dir"}) == \
+        "--data-dir x; `nonesuch` y"

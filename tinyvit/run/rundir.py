@@ -144,7 +144,8 @@ def open_run(out, resume, replace, log):
     """with open_run(out, ...) as folder: the run folder, created and locked, with a run
     already in it kept: resumed, moved aside (`replace`), or the new run refused (one line
     naming the folder)."""
-    folder, existed = RunFolder(out), Path(out).exists()
+    folder = RunFolder(out)
+    made = [p for p in [folder.path, *folder.path.parents] if not p.exists()]  # deepest first
     create(folder.path)
     try:
         with locked(folder):
@@ -157,8 +158,9 @@ def open_run(out, resume, replace, log):
                 log(f"note: moved the run in {folder.path} to {folder.move_aside()}")
             yield folder
     finally:
-        if not existed and folder.path.is_dir() and not any(folder.path.iterdir()):
-            folder.path.rmdir()  # a run that failed before writing leaves no empty folder
+        for p in made:  # a run that failed before writing leaves no folder it made
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
 
 
 def describe(folder):
