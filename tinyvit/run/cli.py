@@ -180,6 +180,17 @@ def add_tta_options(parser, default):
                         help="same as --tta none")
 
 
+def add_recipe_options(parser):
+    """One flag per setting of the `Recipe` (--epochs, --lr, ...), each defaulting to the
+    model's recipe (None: not given)."""
+    for setting in recipe.SETTINGS:
+        if setting.name == "tta":
+            add_tta_options(parser, "the model's recipe")
+        else:
+            parser.add_argument("--" + setting.name.replace("_", "-"), type=setting.type,
+                                default=None, help=setting.metadata["meaning"])
+
+
 def build_parser():
     """The argparse parser of every sub-command."""
     parser = OneLineParser(prog="python -m tinyvit",
@@ -203,12 +214,7 @@ def build_parser():
                    help="cifar10, cifar100, or an ImageFolder directory / .tar.gz / .zip")
     t.add_argument("--data-dir", default=None, help="download/cache folder ($TINYVIT_DATA)")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
-    for setting in recipe.SETTINGS:  # every setting of the recipe; default: the model's
-        if setting.name == "tta":
-            add_tta_options(t, "the model's recipe")
-        else:
-            t.add_argument("--" + setting.name.replace("_", "-"), type=setting.type,
-                           default=None, help=setting.metadata["meaning"])
+    add_recipe_options(t)
     for name in ("train-size", "max-steps"):
         t.add_argument(f"--{name}", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)

@@ -248,6 +248,20 @@ def train_epoch(state, ds, recipe, sched, grad_fn, *, epoch=0, augment=True, max
 # ---------------------------------------------------------------------------------------------
 
 
+def checked_arguments(model, recipe, out, **options):
+    """The recipe to train with (the model's when None), after checking the arguments of
+    `train` that need no data: one-line ValueErrors naming the parameter."""
+    recipe = recipe if recipe is not None else recipe_for(model)
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"{named('recipe')}: expected a Recipe, found {type(recipe).__name__}")
+    validate.check_options(**options)
+    if isinstance(model, str):
+        models.build(model)  # an unknown model name fails here, before any data is read
+    if out is not None and not str(out).strip():
+        raise ValueError(f"{named('out')} {str(out)!r}: expected a folder name")
+    return recipe
+
+
 def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_dir=None,
           train_size=None, seed=0, augment=True, resume=False, replace=True, max_steps=None,
           eval_every=1, backend="numpy", log=print, progress_stream=None):
@@ -266,16 +280,9 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
     augmentation and checkpoints stay on the host, parameters, optimiser state and batches
     live on the device. Every option is checked first (one-line ValueErrors naming it).
     """
-    recipe = recipe if recipe is not None else recipe_for(model)
-    if not isinstance(recipe, Recipe):
-        raise ValueError(f"{named('recipe')}: expected a Recipe, found {type(recipe).__name__}")
-    validate.check_options(train_size=train_size, seed=seed, max_steps=max_steps,
-                           eval_every=eval_every)
+    recipe = checked_arguments(model, recipe, out, train_size=train_size, seed=seed,
+                               max_steps=max_steps, eval_every=eval_every)
     name = model if isinstance(model, str) else model.name
-    if isinstance(model, str):
-        models.build(model)  # an unknown model name fails here, before any data is read
-    if out is not None and not str(out).strip():
-        raise ValueError(f"{named('out')} {str(out)!r}: expected a folder name")
     xp = device.use_backend(backend)
     given = isinstance(data, dict)
     with rundir.open_run(Path(out or f"runs/{name}"), resume, replace, log) as folder:
@@ -285,11 +292,9 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
         sched = Schedule.of(len(ds["train"][0]), recipe)
         meta = run_metadata(net, ds, recipe, seed, "(dataset)" if given else data)
         sample = stats_images(ds, seed)
-        if resume and folder.ckpt.exists():
-            params, opt_state, rng, start_epoch, history = resume_from(folder, meta, sched, log)
-        else:
-            params, opt_state, rng, start_epoch, history = start(net, seed, recipe.optimizer,
-                                                                 sample)
+        params, opt_state, rng, start_epoch, history = (
+            resume_from(folder, meta, sched, log) if resume and folder.ckpt.exists()
+            else start(net, seed, recipe.optimizer, sample))
         state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
                      rng=rng)
         log(f"{net.name}: {count_params(params):,} parameters; {len(ds['train'][0]):,} "
