@@ -47,7 +47,9 @@ lesson.show_twin("softmax")
 # ## Many heads at once, batched
 #
 # Eq. 5–8 in code: `attention_weights` is Eq. 6 for every head at once, and `attention` is
-# Eq. 5, 7 and 8 around it.
+# Eq. 5, 7 and 8 around it. (`attention` asks `head_weights` for A: that is
+# `attention_weights(q, k)`, unless the layer has the learned temperature of locality
+# self-attention, an option for small data sets: `ViTConfig.lsa`.)
 
 # %%
 lesson.show_code(layers.attention_weights)

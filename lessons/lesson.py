@@ -161,14 +161,15 @@ def vit_checkpoints():
 def trained_vit(lesson):
     """(model, params, meta) of a trained ViT for the analysis lessons (8 and 9).
 
-    Smoke mode: `vit-cifar-nano` trained for 3 steps on the synthetic data. Otherwise the
-    first existing checkpoint of `vit_checkpoints()` (the last is the model shipped in
+    Smoke mode: `vit-cifar-nano` trained for 3 steps on the synthetic data. Otherwise
+    `$TINYVIT_CKPT` as it is, or the first finished checkpoint of `vit_checkpoints()` (an
+    unfinished run is named and passed over; the last is the model shipped in
     `tinyvit/pretrained/`, trained for 18 epochs: 67.8% on CIFAR-10); failing that,
     `vit-cifar-nano` trained for NANO_EPOCHS epochs on CIFAR-10 into
     `lessons/output/trained_vit` (shared by lessons 8 and 9, reused next time, resumed if
     interrupted).
     """
-    from tinyvit.run import checkpoint, train
+    from tinyvit.run import checkpoint, rundir, train
     from tinyvit.run.recipe import recipe_for
 
     if smoke():
@@ -178,7 +179,12 @@ def trained_vit(lesson):
         train.train("vit-cifar-nano", ds, recipe_for("vit-cifar-nano", epochs=1, batch_size=32),
                     out, max_steps=3)
         return checkpoint.load_model(out / "last.npz")
-    path = next((p for p in vit_checkpoints() if p.is_file()), None)
+    named = os.environ.get("TINYVIT_CKPT")
+    try:  # one named by $TINYVIT_CKPT as it is; else the first finished one
+        path = Path(named) if named and Path(named).is_file() else \
+            rundir.default_checkpoint(vit_checkpoints(), say=print)
+    except ValueError:
+        path = None
     if path is None:
         out = output_root() / "trained_vit"  # shared: lesson 9 reuses what lesson 8 trained
         path = out / "last.npz"
@@ -196,9 +202,7 @@ def trained_vit(lesson):
     model, params, meta = checkpoint.load_model(path)
     if family(model.cfg) != "vit":
         raise ValueError(f"{path}: expected a ViT checkpoint, found {model.name}")
-    epochs = checkpoint.load_extra(path).get("epoch", meta["hparams"]["epochs"])  # shipped: all
-    print(f"using {model.name} from {path} ({epochs} of {meta['hparams']['epochs']} epochs "
-          f"trained, {meta['train_size']:,} training images)")
+    print(f"({model.name} was trained on {meta['train_size']:,} images)")
     return model, params, meta
 
 
@@ -316,3 +320,54 @@ def compare(runs, ds, title, lesson=None, name=None, **fit_args):
     if lesson:
         show(chart, name, lesson)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained models of every family (lesson 11)
+# ---------------------------------------------------------------------------------------------
+
+SMOKE_STAND_INS = {"vit-cifar-plain": "vit-cifar-nano", "hybrid-small": "hybrid-tiny",
+                   "cnn-air": "cnn-air-small"}  # smoke mode trains these small ones instead
+
+
+def trained_model(name, lesson):
+    """(model, params, meta) of the preset `name` trained with its own recipe.
+
+    Smoke mode: `SMOKE_STAND_INS[name]` (or `name`) trained for 3 steps on the synthetic data.
+    Mini mode: `name` trained for 2 epochs on KNOB_TRAIN images (in the lesson's folder).
+    Full: the first existing of `$TINYVIT_CKPT_<NAME>` (e.g. TINYVIT_CKPT_CNN_AIR),
+    `runs/<name>/last.npz` (`python -m tinyvit train --model <name>` run in the repository),
+    `lessons/output/trained/<name>/last.npz` and, for vit-cifar-nano, the shipped model;
+    failing those, `name` trained with its recipe (`tinyvit.run.recipe.recipe_for`) into
+    `lessons/output/trained/<name>` (resumed if interrupted, reused next time).
+    """
+    from tinyvit.run import checkpoint, train
+    from tinyvit.run.recipe import recipe_for
+
+    if smoke() or mini():
+        ds = with_stats(knob_data()) if mini() else with_stats(cifar10())
+        small = SMOKE_STAND_INS.get(name, name) if smoke() else name
+        out = output_dir(lesson) / f"{mode()}_{small}"
+        recipe = recipe_for(small, epochs=1, batch_size=32) if smoke() else recipe_for(small,
+                                                                                       epochs=2)
+        train.train(small, ds, recipe, out, max_steps=3 if smoke() else None,
+                    log=lambda *_: None)
+        return checkpoint.load_model(out / "last.npz")
+    env = os.environ.get("TINYVIT_CKPT_" + name.upper().replace("-", "_"))
+    out = output_root() / "trained" / name
+    found = [Path(env)] if env else []
+    found += [REPO / "runs" / name / "last.npz", out / "last.npz"]
+    if name == DEFAULT_MODEL:
+        found.append(REPO / "tinyvit" / "pretrained" / f"{name}.npz")
+    epochs = recipe_for(name).epochs
+    path = next((p for p in found if p.is_file()
+                 and checkpoint.load_extra(p).get("epoch", epochs) >= epochs), None)
+    if path is None:
+        print(f"no trained {name} found (looked for {', '.join(map(str, found))}): training it "
+              f"with its recipe ({epochs} epochs) into {out}; resumed if interrupted")
+        ds = with_stats(cifar10())
+        train.train(name, ds, out=out, resume=True)
+        path = out / "last.npz"
+    model, params, meta = checkpoint.load_model(path)
+    print(f"using {model.name} from {path} ({meta['train_size']:,} training images)")
+    return model, params, meta

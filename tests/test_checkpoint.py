@@ -231,3 +231,35 @@ def _saved(tmp_path, cfg):
     path = tmp_path / f"{cfg.image_size}-{cfg.width}-{cfg.depth}-{cfg.num_classes}-{cfg.pool}.npz"
     google.save_google_vit(path, random_params(cfg), cfg)
     return path
+
+
+def test_the_default_checkpoint_passes_over_an_unfinished_run(tmp_path, monkeypatch, capsys):
+    """A run stopped after epoch 1 of 18 does not silently replace the shipped model for eval,
+    predict and the lessons: it is named and passed over; once finished, it is used."""
+    import json
+
+    from tinyvit.run import cli, rundir
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "vit-cifar-nano"
+    run.mkdir(parents=True)
+    params = random_params()
+    meta = {"model": {"name": "vit-cifar-nano"}, "hparams": {"epochs": 18}}
+    history = [{"epoch": 1, "test_acc": 0.331}]
+    ck.save_state(run / "last.npz", params, init_adam(params), np.random.default_rng(0), 1,
+                  meta, history)
+    assert cli.checkpoint_or_default(None) == cli.PRETRAINED
+    said = capsys.readouterr().err.splitlines()
+    assert said[0].startswith("not using runs/vit-cifar-nano/last.npz: its run is unfinished "
+                              "(vit-cifar-nano, epoch 1 of 18, test 33.1%)")
+    assert said[1] == (f"using {cli.PRETRAINED} (vit-cifar-nano, 18 epochs, test 67.8%; name a "
+                       f"checkpoint to use another)")
+    assert cli.checkpoint_or_default("mine.npz") == "mine.npz"  # named: used as it is
+    history += [{"epoch": e, "test_acc": 0.6} for e in range(2, 19)]
+    ck.save_state(run / "last.npz", params, init_adam(params), np.random.default_rng(0), 18,
+                  meta, history)
+    assert cli.checkpoint_or_default(None) == run.relative_to(tmp_path) / "last.npz"
+    assert "(vit-cifar-nano, epoch 18 of 18, test 60.0%;" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no finished checkpoint found"):
+        rundir.default_checkpoint([tmp_path / "none.npz"], say=print)
+    assert json.loads(ck.load_extra(run / "last.npz")["history"])[-1]["epoch"] == 18

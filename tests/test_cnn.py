@@ -362,7 +362,8 @@ def test_bad_configs_raise_one_line_errors(kwargs, match):
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match=r"unknown CNN 'cnn-huge'; expected one of: cnn-tiny"):
+    with pytest.raises(ValueError,
+                       match=r"unknown model 'cnn-huge'; expected a ViT .*, a CNN \(cnn-tiny"):
         configs.get_cnn_config("cnn-huge")
 
 

@@ -114,7 +114,7 @@ def test_family_and_presets():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(widths=(4, 6, 8, 10)), r"divisible by 16 .*found remainder 8"),
     (dict(width=10, heads=4), r"width 10 must be divisible by heads 4"),
-    (dict(pool="max"), r"pool: expected 'cls' or 'gap', found 'max'"),
+    (dict(pool="max"), r"pool: expected 'cls', 'gap' or 'seq', found 'max'"),
     (dict(stem=8), r"stem: the whitening stem has 2 x 4C = 16 channels, found 8"),
     (dict(depth=0), r"HybridConfig.depth: expected a positive int, found 0"),
 ])
@@ -122,7 +122,8 @@ def test_bad_configs_raise_one_line_errors(kwargs, match):
     with pytest.raises(ValueError, match=match) as e:
         tiny_cfg(**kwargs)
     assert "\n" not in str(e.value)
-    with pytest.raises(ValueError, match=r"unknown hybrid 'hybrid-huge'; expected one of"):
+    with pytest.raises(ValueError,
+                       match=r"unknown model 'hybrid-huge'; expected a ViT .* or a hybrid \(hybrid-"):
         configs.get_hybrid_config("hybrid-huge")
 
 

@@ -178,8 +178,15 @@ def test_eval_and_predict_default_to_the_shipped_model(tmp_path, capsys, monkeyp
     assert len(out.splitlines()) == 5 and "pretrained" in err
 
 
-def test_progress_lines_update_in_place_on_a_terminal_and_clear():
+@pytest.mark.parametrize("clock_origin", [0.0, 1e6], ids=["clock-just-started", "clock-old"])
+def test_progress_lines_update_in_place_on_a_terminal_and_clear(monkeypatch, clock_origin):
+    """The same lines whatever perf_counter's arbitrary zero (a host up for seconds or for days)."""
     import io
+    import itertools
+
+    ticks = itertools.count()
+    monkeypatch.setattr("tinyvit.support.progress.time.perf_counter",
+                        lambda: clock_origin + 0.001 * next(ticks))
 
     from tinyvit.support.progress import Progress
 

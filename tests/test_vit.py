@@ -238,6 +238,20 @@ def test_config_errors_are_one_line_value_errors():
     assert "vit-cifar-tiny" in model_names()
 
 
+@pytest.mark.parametrize("name", ["no-such-model", "cnn-nope", "hybrid-nope", "vit-q16"])
+def test_an_unknown_model_lists_every_family(name):
+    """Whichever family the name looks like, the error names every family's presets."""
+    from tinyvit.configs import CNN_PRESETS, HYBRID_PRESETS
+    from tinyvit.run import models
+
+    with pytest.raises(ValueError) as e:
+        models.build(name)
+    text = str(e.value)
+    assert text.startswith(f"unknown model {name!r}") and "\n" not in text
+    for preset in [*model_names(), *CNN_PRESETS, *HYBRID_PRESETS]:
+        assert preset in text, preset
+
+
 @pytest.mark.parametrize("shape", [(2, 16, 16, 2), (2, 8, 8, 3), (8, 8, 2), (2, 2, 8, 8)])
 def test_wrong_image_shapes_are_one_line_value_errors(shape):
     params = init_vit(np.random.default_rng(0), TINY)

@@ -54,16 +54,36 @@ def check_encoder(cfg):
     """One-line ValueErrors for the Transformer fields of a ViTConfig or HybridConfig."""
     if cfg.width % cfg.heads:
         raise ValueError(f"width {cfg.width} must be divisible by heads {cfg.heads}")
-    if cfg.pool not in ("cls", "gap"):
-        raise ValueError(f"pool: expected 'cls' or 'gap', found {cfg.pool!r}")
+    if cfg.pool not in ("cls", "gap", "seq"):
+        raise ValueError(f"pool: expected 'cls', 'gap' or 'seq', found {cfg.pool!r}")
     check_choice(cfg, "pos", ("learned", "sincos"))
     if cfg.pos == "sincos" and (cfg.width % 4 or cfg.width < 8):
         raise ValueError(f"pos 'sincos': expected a width divisible by 4 and >= 8, found "
                          f"{cfg.width}")
+    check_flags(cfg, ("spt", "lsa"))
+    if cfg.lsa and cfg.num_tokens < 2:
+        raise ValueError(f"{type(cfg).__name__}.lsa: masking the diagonal needs 2 or more "
+                         f"tokens, found {cfg.num_tokens}")
+
+
+def check_flags(cfg, fields):
+    """One-line ValueError unless the fields `fields` are bools (JSON's true / false too)."""
+    for field in fields:
+        if not isinstance(getattr(cfg, field), bool):
+            raise ValueError(f"{type(cfg).__name__}.{field}: expected True or False, found "
+                             f"{getattr(cfg, field)!r}")
 
 
 class Tokens:
     """The sequence a config's encoder sees (ViTConfig and HybridConfig define `grid`)."""
+
+    spt = False  # shifted patch tokenization: a ViTConfig field (a hybrid's tokens are a CNN's)
+
+    @property
+    def embed_in(self):
+        """Inputs of the patch embedding E: one flattened patch, or (SPT) the patches of the
+        image and its four shifted copies side by side, 5 P^2 C."""
+        return self.patch_dim * (5 if self.spt else 1)
 
     @property
     def num_patches(self):
@@ -87,6 +107,14 @@ class ViTConfig(Tokens):
     pos: "learned" (the paper's E_pos, a parameter) or "sincos" (fixed 2-D sin-cos position
     embeddings, as in "Better plain ViT baselines"; no parameter; the class token gets 0).
     dropout: rate after the position embedding and after every dense layer but qkv.
+    Ingredients for small data sets (all off by default):
+    pool "seq": sequence pooling (Hassani et al. 2021, "Escaping the Big Data Paradigm with
+    Compact Transformers"): the tokens averaged with learned weights softmax(z w).
+    spt: shifted patch tokenization (Lee et al. 2021, "Vision Transformer for Small-Size
+    Datasets"): each patch sees the image and its four diagonal half-patch shifts, then a
+    LayerNorm and E (still a linear patch embedding; no convolution).
+    lsa: locality self-attention (same paper): a learned temperature per head and no attention
+    of a token to itself (the diagonal of the logits masked out).
     """
 
     name: str = "custom"
@@ -102,6 +130,8 @@ class ViTConfig(Tokens):
     dropout: float = 0.0
     ln_eps: float = 1e-6
     pos: str = "learned"
+    spt: bool = False
+    lsa: bool = False
 
     def __post_init__(self):
         check_fields(self, ("image_size", "patch_size", "channels", "width", "depth", "heads",
@@ -109,6 +139,9 @@ class ViTConfig(Tokens):
         check_encoder(self)
         check_divides(self.image_size, self.patch_size, f"patch size {self.patch_size} must "
                       f"divide image size {self.image_size}")
+        if self.spt and self.patch_size < 2:
+            raise ValueError(f"ViTConfig.spt: shifts of half a patch need a patch size >= 2, "
+                             f"found {self.patch_size}")
 
     @property
     def grid(self):
@@ -143,7 +176,7 @@ CIFAR_PRESETS = {
     "vit-cifar-plain": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256,
                             pool="gap", pos="sincos"),  # 803k, 57.0M
 }
-DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.run.train.RECIPES) fits ~1 h on 2 cores
+DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.run.recipe) fits ~1 h on 2 cores
 
 
 def model_names():
@@ -161,8 +194,7 @@ def get_config(name, image_size=None, num_classes=None, **overrides):
         size, patch = _split_paper_name(key[4:])
         base = dict(image_size=224, num_classes=1000, patch_size=patch, **PAPER_MODELS[size])
     else:
-        every = model_names() + list(CNN_PRESETS) + list(HYBRID_PRESETS)
-        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(every)}")
+        raise unknown_model(name)
     return ViTConfig(name=key, **with_overrides(base, image_size, num_classes, overrides))
 
 
@@ -296,14 +328,21 @@ DEFAULT_CNN = "cnn-small"
 
 def get_cnn_config(name=DEFAULT_CNN, num_classes=None, image_size=None, **overrides):
     """The CNN preset called `name`, with optional classes / image size / field overrides."""
-    return from_presets(CNNConfig, CNN_PRESETS, "CNN", name, image_size, num_classes, overrides)
+    return from_presets(CNNConfig, CNN_PRESETS, name, image_size, num_classes, overrides)
 
 
-def from_presets(config_class, presets, what, name, image_size, num_classes, overrides):
+def unknown_model(name):
+    """The one-line error for a model name no family has, naming every family's presets."""
+    return ValueError(f"unknown model {name!r}; expected a ViT ({', '.join(model_names())}), "
+                      f"a CNN ({', '.join(CNN_PRESETS)}) or a hybrid "
+                      f"({', '.join(HYBRID_PRESETS)})")
+
+
+def from_presets(config_class, presets, name, image_size, num_classes, overrides):
     """`config_class` built from the preset called `name` (one-line error when unknown)."""
     key = name.lower()
     if key not in presets:
-        raise ValueError(f"unknown {what} {name!r}; expected one of: {', '.join(presets)}")
+        raise unknown_model(name)
     return config_class(name=key, **with_overrides(presets[key], image_size, num_classes,
                                                    overrides))
 
@@ -321,7 +360,7 @@ class HybridConfig(Tokens):
     convolutions per stage, norm / groups / act / whiten / kernel / norm_eps as in CNNConfig.
     Its feature map, (image_size / 2^stages)^2 pixels of widths[-1] channels, is cut into 1x1
     patches: the tokens. The Transformer part, as in ViTConfig: width D, depth L, heads,
-    mlp_dim, pool, pos, dropout, ln_eps; num_classes K.
+    mlp_dim, pool, pos, dropout, ln_eps, lsa; num_classes K.
     """
 
     name: str = "hybrid-custom"
@@ -347,6 +386,7 @@ class HybridConfig(Tokens):
     num_classes: int = 10
     dropout: float = 0.0
     ln_eps: float = 1e-6
+    lsa: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(self.widths))  # a list from JSON is fine
@@ -388,8 +428,7 @@ DEFAULT_HYBRID = "hybrid-small"
 
 def get_hybrid_config(name=DEFAULT_HYBRID, num_classes=None, image_size=None, **overrides):
     """The hybrid preset called `name`, with optional classes / image size / field overrides."""
-    return from_presets(HybridConfig, HYBRID_PRESETS, "hybrid", name, image_size, num_classes,
-                        overrides)
+    return from_presets(HybridConfig, HYBRID_PRESETS, name, image_size, num_classes, overrides)
 
 
 FAMILIES = {ViTConfig: "vit", CNNConfig: "cnn", HybridConfig: "hybrid"}  # config type -> family

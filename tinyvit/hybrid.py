@@ -52,14 +52,14 @@ def encode(params, images, cfg: HybridConfig, train=False, rng=None, weights_out
 def hybrid(params, images, cfg: HybridConfig, train=False, rng=None):
     """Class logits. images (B, H, W, C) float -> (B, K)."""
     z = encode(params, images, cfg, train, rng)  # (B, N(+1), D)
-    return layers.linear(params["head"], vit.pool(z, cfg))  # (B, K)
+    return layers.linear(params["head"], vit.pool(z, cfg, params))  # (B, K)
 
 
 def attention_maps(params, images, cfg: HybridConfig):
     """Logits and the attention weights of every block: a list of L arrays (B, H, T, T)."""
     maps = []
     z = encode(params, images, cfg, weights_out=maps)
-    return layers.linear(params["head"], vit.pool(z, cfg)), maps
+    return layers.linear(params["head"], vit.pool(z, cfg, params)), maps
 
 
 def init_whitening(params, images, cfg: HybridConfig):

@@ -4,11 +4,17 @@ Each layer is a pair: `init_x(rng, ...) -> params` (a dict of arrays) and `x(par
 The operations inside (LayerNorm, softmax, GELU) are `tinyvit.ops`'s formulas, looked up as
 `ops.name` when a layer runs, so that training can swap in their fast twins (`tinyvit.fast`).
 
+Besides the paper's layers: locality self-attention (`lsa_weights`, a block whose attention
+has a learned temperature) and sequence pooling (`seq_pool`), for ViTs trained on small data.
+
 Shape legend: B batch, N tokens, D width, H heads, hd = D / H head width, M MLP width.
 """
+import math
+
 import numpy as onp
 
 import autograd.numpy as np
+from autograd.tracer import getval
 
 from . import ops
 from .arrays import array_module
@@ -100,6 +106,39 @@ def attention_weights(q, k):
     return ops.softmax(q @ k.transpose((0, 1, 3, 2)))  # (B, H, N, N)
 
 
+def init_lsa_temperature(heads, d, dtype=onp.float32):
+    """LSA's learned temperature, as its log per head: log(1 / sqrt(hd)) at first, so that
+    before training only the masked diagonal tells LSA from Eq. 6."""
+    return onp.full(heads, -0.5 * math.log(d // heads), dtype)  # (H,)
+
+
+def diagonal_mask(n, like):
+    """(N, N): -inf on the diagonal, 0 elsewhere, in the array library and dtype of `like`."""
+    mask = onp.where(onp.eye(n, dtype=bool), -onp.inf, 0.0).astype(getval(like).dtype)
+    return array_module(like).asarray(mask)
+
+
+def lsa_weights(q, k, log_tau):
+    """Locality self-attention (Lee et al. 2021, "Vision Transformer for Small-Size Datasets",
+    Sec. 3.2): A = softmax(M(q k^T) tau_h), a learned temperature tau_h = exp(log_tau_h) per
+    head instead of the fixed 1 / sqrt(hd), and M the diagonal masking (each token's logit
+    for itself is -inf, so it attends only to the other tokens).
+
+    q, k (B, H, N, hd), log_tau (H,) -> A (B, H, N, N), zeros on the diagonal.
+    """
+    q = q * np.exp(log_tau)[:, None, None]  # (B, H, N, hd) scaled per head
+    s = q @ k.transpose((0, 1, 3, 2))  # (B, H, N, N)
+    return ops.softmax(s + diagonal_mask(s.shape[-1], s))  # (B, H, N, N)
+
+
+def head_weights(p, q, k):
+    """The attention weights of every head: Eq. 6 (`attention_weights`), or LSA's
+    (`lsa_weights`) in a layer that has a learned temperature p["log_tau"] (cfg.lsa)."""
+    if "log_tau" in p:
+        return lsa_weights(q, k, p["log_tau"])
+    return attention_weights(q, k)  # (B, H, N, N)
+
+
 def attention(p, x, heads, weights_out=None):
     """Eq. 5-8: MSA(z) = [SA_1(z); ...; SA_H(z)] U_msa, SA(z) = A v.
 
@@ -110,11 +149,31 @@ def attention(p, x, heads, weights_out=None):
     qkv = x.reshape(b * n, d) @ p["qkv"]["w"] + p["qkv"]["b"]  # (B*N, 3D) one fused matmul
     q, k, v = np.split(qkv, 3, axis=1)  # 3 x (B*N, D); split's VJP is a cheap concatenate
     q, k, v = (split_heads(t.reshape(b, n, d), heads) for t in (q, k, v))  # (B, H, N, hd)
-    a = attention_weights(q, k)  # (B, H, N, N)
+    a = head_weights(p, q, k)  # (B, H, N, N)
     if weights_out is not None:
         weights_out.append(a)
     o = merge_heads(a @ v)  # (B, N, D)
     return linear(p["out"], o)  # (B, N, D)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequence pooling (Hassani et al. 2021): the encoder's tokens averaged with learned weights
+# ---------------------------------------------------------------------------------------------
+
+
+def init_seq_pool(rng, d, dtype=onp.float32):
+    """g: one Xavier-uniform column (D, 1). (A bias would shift every token's logit alike:
+    softmax ignores it, so there is none.)"""
+    return {"w": init_linear(rng, d, 1, dtype)["w"]}
+
+
+def seq_pool(p, z):
+    """SeqPool ("Escaping the Big Data Paradigm with Compact Transformers", Sec. 3.2):
+    y = softmax(g(z)^T) z, the softmax over the tokens of one learned logit g(z_n) = z_n w
+    per token. z (B, N, D) -> y (B, D)."""
+    b, n, d = z.shape
+    a = ops.softmax((z.reshape(b * n, d) @ p["w"]).reshape(b, 1, n))  # (B, 1, N) over tokens
+    return (a @ z).reshape(b, d)  # (B, D)
 
 
 # ---------------------------------------------------------------------------------------------

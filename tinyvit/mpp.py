@@ -31,7 +31,7 @@ import autograd.numpy as np
 from . import layers, ops
 from .arrays import array_module
 from .configs import ViTConfig, check_images
-from .vit import init_vit, patchify
+from .vit import init_vit, patch_inputs, patchify
 
 NOT_CHOSEN, MASKED, REPLACED, KEPT = 0, 1, 2, 3  # what happened to a patch embedding
 BITS = 3  # bits per colour channel: 2^3 = 8 levels, 8^3 = 512 colour classes for RGB
@@ -160,7 +160,7 @@ def to_classifier(params, num_classes):
 def encode_corrupted(params, images, action, source, cfg: ViTConfig):
     """Eq. 1-3 with corrupted patch embeddings, then the final LayerNorm. -> (B, T, D)."""
     check_images(images, cfg)
-    x = layers.linear(params["embed"], patchify(images, cfg.patch_size))  # (B, N, D)
+    x = layers.linear(params["embed"], patch_inputs(params, images, cfg))  # (B, N, D)
     x = corrupt(x, params["mask"], action, source)  # (B, N, D)
     if cfg.pool == "cls":
         cls = np.broadcast_to(params["cls"], (x.shape[0], 1, cfg.width))  # (B, 1, D)

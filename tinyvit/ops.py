@@ -71,6 +71,21 @@ def cross_entropy(logits, labels, smoothing=0.0):
     return -(q * log_p).sum() * (1.0 / logits.shape[0])
 
 
+def soft_cross_entropy(logits, targets, smoothing=0.0):
+    """Cross-entropy against soft targets (mixup's and CutMix's, `tinyvit.data.mixing`), with
+    label smoothing, mean over the batch:
+
+        loss = -mean_b sum_k q_bk log softmax(z)_bk,   q = (1 - s) t + s / K
+
+    logits (B, K) float, targets (B, K) rows summing to 1 -> a scalar. With one-hot targets
+    it is `cross_entropy`.
+    """
+    z = logits - getval(logits).max(-1, keepdims=True)  # (B, K) shift: a constant
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))  # (B, K) log softmax
+    q = (targets * (1.0 - smoothing) + smoothing / logits.shape[-1]).astype(getval(logits).dtype)
+    return -(q * log_p).sum() * (1.0 / logits.shape[0])
+
+
 def first_token(z):
     """The [class] token's row of every sequence: z (B, N, D) -> z[:, 0] (B, D)."""
     return z[:, 0]

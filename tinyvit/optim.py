@@ -167,6 +167,37 @@ def _check_optimizer(name):
 
 
 # ---------------------------------------------------------------------------------------------
+# An exponential moving average of the weights (Polyak & Juditsky 1992; as timm's ModelEmaV2)
+# ---------------------------------------------------------------------------------------------
+
+
+def init_ema(params):
+    """The average starts as a copy of the parameters (new arrays, same dtypes)."""
+    return tree_map(np.copy, params)
+
+
+def ema_decay(step, decay, warmup=True):
+    """The decay at optimiser step `step` (from 0): `decay`, or with `warmup`
+    min(decay, (1 + step) / (10 + step)), tf.train.ExponentialMovingAverage's num_updates
+    rule, so the early average forgets the random initialisation quickly."""
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"ema decay: expected a number in [0, 1), found {decay!r}")
+    return min(decay, (1.0 + step) / (10.0 + step)) if warmup else float(decay)
+
+
+def ema_update(ema, params, decay):
+    """One step of the average, in place: ema <- decay ema + (1 - decay) params, leaf by leaf
+    (every leaf: LayerNorm's and BatchNorm's too). Returns ema; dtypes are kept."""
+    decay = float(decay)
+    flat_e, flat_p = flatten(ema), flatten(params)
+    _same_keys(flat_e, flat_p, "ema_update params")
+    for key, e in flat_e.items():
+        e *= decay
+        e += (1.0 - decay) * flat_p[key]
+    return ema
+
+
+# ---------------------------------------------------------------------------------------------
 # Gradient clipping
 # ---------------------------------------------------------------------------------------------
 

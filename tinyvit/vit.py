@@ -5,6 +5,10 @@
     z_l  = MLP(LN(z'_l)) + z'_l                            (Eq. 3)  layers.block()
     y    = LN(z_L^0)                                       (Eq. 4)  encode() + pool()
 
+Three ingredients for small data sets, off by default (ViTConfig.spt, .lsa, pool "seq"):
+shifted patch tokenization (`patch_inputs`) and locality self-attention (`layers.lsa_weights`)
+of Lee et al. 2021, and the sequence pooling of Hassani et al. 2021 (`layers.seq_pool`).
+
 Shape legend: B batch, H, W image height/width (H = heads in attention maps), C channels,
 P patch size, N patches (N+1 tokens with the class token), D width, K classes.
 Images are NHWC float32; parameters are nested dicts (see docs/CONVENTIONS.md).
@@ -50,7 +54,7 @@ def init_vit(rng, cfg: ViTConfig, dtype=onp.float32):
     """
     d = cfg.width
     params = {
-        "embed": layers.init_linear(rng, cfg.patch_dim, d, dtype),  # E: (P*P*C, D)
+        "embed": layers.init_linear(rng, cfg.embed_in, d, dtype),  # E: (P*P*C, D), SPT 5x
         "pos": (0.02 * rng.standard_normal((1, cfg.num_tokens, d))).astype(dtype),
         "blocks": [layers.init_block(rng, d, cfg.mlp_dim, dtype) for _ in range(cfg.depth)],
         "norm": layers.init_layer_norm(d, dtype),
@@ -60,6 +64,20 @@ def init_vit(rng, cfg: ViTConfig, dtype=onp.float32):
         del params["pos"]
     if cfg.pool == "cls":
         params["cls"] = onp.zeros((1, 1, d), dtype)
+    return with_ingredients(params, rng, cfg, dtype)
+
+
+def with_ingredients(params, rng, cfg, dtype=onp.float32):
+    """The parameters the small-data ingredients add, drawn after all others (so a config
+    without them gets exactly the parameters it always had): SeqPool's g (pool "seq"), SPT's
+    LayerNorm over 5 P^2 C (spt), each block's log temperature (lsa)."""
+    if cfg.pool == "seq":
+        params["seqpool"] = layers.init_seq_pool(rng, cfg.width, dtype)  # g: (D, 1)
+    if cfg.spt:
+        params["spt_norm"] = layers.init_layer_norm(cfg.embed_in, dtype)
+    if cfg.lsa:
+        for block in params["blocks"]:
+            block["attn"]["log_tau"] = layers.init_lsa_temperature(cfg.heads, cfg.width, dtype)
     return params
 
 
@@ -89,9 +107,33 @@ def position_embedding(params, cfg: ViTConfig, like):
     return array_module(like).asarray(pe[None].astype(getval(like).dtype))  # (1, N(+1), D)
 
 
+# SPT's four diagonal shifts (rows, columns), in half patches: left-up, right-up, left-down,
+# right-down, as the paper's code orders them
+SPT_SHIFTS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def shifted_copies(images, s):
+    """The image and its four diagonal shifts by s pixels (zeros shifted in), side by side on
+    the channel axis (Lee et al. 2021, Sec. 3.1, Eq. 1): (B, H, W, C) -> (B, H, W, 5C)."""
+    b, h, w, c = images.shape
+    x = np.pad(images, ((0, 0), (s, s), (s, s), (0, 0)))  # (B, H+2s, W+2s, C)
+    views = [x[:, s + dy * s:s + dy * s + h, s + dx * s:s + dx * s + w] for dy, dx in SPT_SHIFTS]
+    return np.concatenate([images] + views, axis=-1)  # (B, H, W, 5C)
+
+
+def patch_inputs(params, images, cfg: ViTConfig):
+    """The x_p of Eq. 1: the flattened patches (B, N, P*P*C); with shifted patch tokenization
+    (cfg.spt; Lee et al. 2021, Eq. 1-2) the LayerNorm of the flattened patches of
+    `shifted_copies` by half a patch (B, N, 5*P*P*C), which E then embeds as usual."""
+    if cfg.spt:
+        patches = patchify(shifted_copies(images, cfg.patch_size // 2), cfg.patch_size)
+        return layers.layer_norm(params["spt_norm"], patches, cfg.ln_eps)  # (B, N, 5*P*P*C)
+    return patchify(images, cfg.patch_size)  # (B, N, P*P*C)
+
+
 def embed(params, images, cfg: ViTConfig):
     """Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos. (B, H, W, C) -> (B, N(+1), D)."""
-    return embed_patches(params, patchify(images, cfg.patch_size), cfg)
+    return embed_patches(params, patch_inputs(params, images, cfg), cfg)
 
 
 def embed_patches(params, patches, cfg: ViTConfig):
@@ -120,16 +162,19 @@ def transformer(params, z, cfg: ViTConfig, train=False, rng=None, weights_out=No
     return layers.layer_norm(params["norm"], z, cfg.ln_eps)  # (B, T, D)
 
 
-def pool(z, cfg: ViTConfig):
-    """Eq. 4: the class token's output y = LN(z_L^0), or the mean over tokens ("gap")."""
+def pool(z, cfg: ViTConfig, params=None):
+    """Eq. 4: the class token's output y = LN(z_L^0), the mean over tokens ("gap"), or their
+    mean weighted by SeqPool's softmax(z w) ("seq", `layers.seq_pool`, params["seqpool"])."""
     if cfg.pool == "cls":
         return ops.first_token(z)  # (B, D)
+    if cfg.pool == "seq":
+        return layers.seq_pool(params["seqpool"], z)  # (B, D)
     return z.sum(1) * (1.0 / z.shape[1])  # (B, D)
 
 
 def features(params, images, cfg: ViTConfig, train=False, rng=None):
     """The image representation y fed to the head (and to linear probes). -> (B, D)."""
-    return pool(encode(params, images, cfg, train, rng), cfg)
+    return pool(encode(params, images, cfg, train, rng), cfg, params)
 
 
 def vit(params, images, cfg: ViTConfig, train=False, rng=None):
@@ -146,7 +191,7 @@ def attention_maps(params, images, cfg: ViTConfig):
     """Logits and the attention weights of every block: a list of L arrays (B, H, N, N)."""
     maps = []
     z = encode(params, images, cfg, weights_out=maps)
-    return layers.linear(params["head"], pool(z, cfg)), maps
+    return layers.linear(params["head"], pool(z, cfg, params)), maps
 
 
 def param_count(cfg: ViTConfig):
@@ -154,13 +199,16 @@ def param_count(cfg: ViTConfig):
     d, m, k = cfg.width, cfg.mlp_dim, cfg.num_classes
     block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * m + m) + (m * d + d)
     pos = cfg.num_tokens * d if cfg.pos == "learned" else 0
-    embed = cfg.patch_dim * d + d + pos + (d if cfg.pool == "cls" else 0)
-    return embed + cfg.depth * block + 2 * d + d * k + k
+    embed = cfg.embed_in * d + d + pos + (d if cfg.pool == "cls" else 0)
+    extra = ((d if cfg.pool == "seq" else 0) + (2 * cfg.embed_in if cfg.spt else 0)
+             + (cfg.depth * cfg.heads if cfg.lsa else 0))  # SeqPool's g, SPT's LN, LSA's tau
+    return embed + cfg.depth * block + 2 * d + d * k + k + extra
 
 
 def flops_per_image(cfg: ViTConfig):
     """Forward multiply-adds per image (matmuls only; 1 MAC = 2 FLOPs)."""
     t, d, m = cfg.num_tokens, cfg.width, cfg.mlp_dim
-    embed_macs = cfg.num_patches * cfg.patch_dim * d
+    embed_macs = cfg.num_patches * cfg.embed_in * d
     block_macs = t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * m
-    return embed_macs + cfg.depth * block_macs + d * cfg.num_classes
+    pool_macs = 2 * t * d if cfg.pool == "seq" else 0  # SeqPool: the logits z w, then a z
+    return embed_macs + cfg.depth * block_macs + pool_macs + d * cfg.num_classes

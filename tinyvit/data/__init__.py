@@ -13,8 +13,13 @@ Modules: `sources` (the entry point `load_data`, the data folder, the offline CI
 `cifar` (official archives: download, MD5, batches), `imagefolder` (folders and archives of
 images), `cache` (.npz caches), `archives` (safe tar/zip reading, restricted unpickling),
 `subsets` (balanced subsets, batches), `augment` (normalisation, crop/flip, mixup, flip and
-shift TTA), `errors` (DataError), `checks` (`check_dataset`: what every loaded, cached or given
-data set must be), `synthetic` (stand-in images for smoke runs and tests). Every problem a user can
+shift TTA), `randaug` (RandAugment, TrivialAugment), `mixing` (CutMix, mixup-or-CutMix),
+`erasing` (random erasing), `corruptions` (CIFAR-10-C's common corruptions in NumPy +
+Pillow), `cue_conflict` (shape-texture cue-conflict images by spatial frequency), `errors`
+(DataError), `checks` (`check_dataset`: what every loaded, cached or given data set must
+be), `synthetic` (stand-in images for smoke runs and tests), `fractals` (IFS fractals drawn
+by the chaos game, vectorised), `fractal_sets` (formula-driven data sets: FractalDB-style
+categories and 1p-frac, streamed by seed, epoch and batch). Every problem a user can
 cause (missing or corrupt files, wrong MD5, no network, unsafe or oversized archive members,
 images too large or not 8-bit, odd image sizes, labels out of range) raises a one-line
 `DataError` (a `ValueError`) naming the file.
@@ -22,6 +27,9 @@ images too large or not 8-bit, odd image sizes, labels out of range) raises a on
 from .augment import (CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, TTA, flip_tta,
                       mixup, normalize, one_hot, random_crop_flip, shift_tta)
 from .checks import check_dataset
+from .mixing import cutmix, mix_batch
+from .erasing import random_erasing
+from .randaug import rand_augment, trivial_augment
 from .errors import DataError, DownloadError
 from .imagefolder import decode_image
 from .sources import OFFICIAL_NAMES, default_data_dir, load_data, local_cifar10_copy
@@ -31,5 +39,6 @@ from .synthetic import synthetic_images
 __all__ = ["load_data", "default_data_dir", "local_cifar10_copy", "DataError", "DownloadError",
            "check_dataset", "decode_image", "OFFICIAL_NAMES",
            "balanced_subset", "iterate_batches", "normalize", "one_hot", "random_crop_flip",
-           "flip_tta", "shift_tta", "TTA", "mixup", "synthetic_images", "CIFAR10_MEAN",
+           "flip_tta", "shift_tta", "TTA", "mixup", "cutmix", "mix_batch", "rand_augment",
+           "trivial_augment", "random_erasing", "synthetic_images", "CIFAR10_MEAN",
            "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD"]

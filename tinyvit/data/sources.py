@@ -6,17 +6,20 @@
 * A local copy of the official cifar-10-python.tar.gz / cifar-100-python.tar.gz: the same,
   without the download (its MD5 is still checked).
 * An ImageFolder folder or .tar/.tar.gz/.tgz/.zip archive (`imagefolder.load_image_folder`).
+* `"fractal:KxI"` / `"1p-frac:KxI"` (options `,grey ,seed=S ,delta=D`): images made by formula,
+  rendered in memory (`fractal_sets.load_fractals`; larger sets stream, `fractal_sets.batches`).
 
-Offline fallback for CIFAR-10: when `load_data("cifar10")` cannot download, it reads the local
-ImageFolder copy of CIFAR-10 named by the environment variable `TINYVIT_CIFAR10_COPY` (a
-folder, .tar.gz or .zip; `local_cifar10_copy()`) and says so on stderr. Such a copy may be
-re-encoded (JPEG), so its pixels can differ slightly from the official files. Without the
-variable, the error says how to point at a copy.
+A local copy of CIFAR-10: when the data folder holds no official CIFAR-10 files, `"cifar10"`
+reads the ImageFolder copy named by the environment variable `TINYVIT_CIFAR10_COPY` (a folder,
+.tar.gz or .zip, anywhere; `local_cifar10_copy()`) without trying the download, and says so in
+one line on stderr. Such a copy may be re-encoded (JPEG), so its pixels can differ slightly from
+the official files. Without the variable, a failed download says how to point at a copy.
 """
 import os
 import sys
 from pathlib import Path
 
+from . import fractal_sets
 from .checks import check_dataset
 from .cifar import OFFICIAL, load_cifar
 from .errors import DataError, DownloadError
@@ -38,23 +41,30 @@ def local_cifar10_copy():
     return Path(env).expanduser() if env else None
 
 
+def has_official_files(name, data_dir):
+    """Whether `data_dir` already holds the official files of `name` (its cache or archive)."""
+    return (Path(data_dir) / f"{name}.npz").exists() or \
+        (Path(data_dir) / OFFICIAL[name]["file"]).exists()
+
+
 def load_official(name, data_dir):
-    """Official CIFAR-10/100; offline, CIFAR-10 falls back to `local_cifar10_copy()`."""
-    try:
-        return load_cifar(name, data_dir)
-    except DownloadError as e:
-        if name != "cifar10":
-            raise
-        copy = local_cifar10_copy()
-        if copy is None:
+    """Official CIFAR-10/100 from `data_dir`, downloaded on first use. For CIFAR-10 without the
+    official files, `local_cifar10_copy()` is used when set: no download is tried, and one line
+    says so."""
+    copy = local_cifar10_copy() if name == "cifar10" else None
+    if copy is None or has_official_files(name, data_dir):
+        try:
+            return load_cifar(name, data_dir)
+        except DownloadError as e:
+            if name != "cifar10":
+                raise
             raise DownloadError(f"{e}, or set ${CIFAR10_COPY_VARIABLE} to a local ImageFolder "
                                 f"copy of CIFAR-10 (folder, .tar.gz or .zip)") from None
-        if not copy.exists():
-            raise DownloadError(f"{e}; ${CIFAR10_COPY_VARIABLE}={copy}: expected a local "
-                                f"ImageFolder copy of CIFAR-10, found nothing there") from None
-        print(f"{e}\nusing the local copy {copy} instead (from ${CIFAR10_COPY_VARIABLE}; an "
-              f"ImageFolder copy: pixels may differ slightly from the official files)",
-              file=sys.stderr)
+    if not copy.exists():
+        raise DownloadError(f"${CIFAR10_COPY_VARIABLE}={copy}: expected a local ImageFolder copy "
+                            f"of CIFAR-10 (folder, .tar.gz or .zip), found nothing there")
+    print(f"cifar10: using the local copy {copy} (from ${CIFAR10_COPY_VARIABLE}; an ImageFolder "
+          f"copy: pixels may differ slightly from the official files)", file=sys.stderr)
     return load_image_folder(copy, data_dir)
 
 
@@ -70,6 +80,8 @@ def load_data(source, data_dir=None):
     if data_dir.exists() and not data_dir.is_dir():
         raise DataError(f"`data_dir` {data_dir}: is a file, expected a folder")
     name = str(source).lower()
+    if fractal_sets.is_spec(name):
+        return check_dataset(fractal_sets.load_fractals(str(source)), source)
     if name in OFFICIAL:
         return check_dataset(load_official(name, data_dir), source)
     path = Path(source).expanduser()
@@ -79,5 +91,6 @@ def load_data(source, data_dir=None):
     if path.is_dir() or (path.is_file() and is_archive(path)):
         return check_dataset(load_image_folder(path, data_dir), source)
     found = "a file of another type" if path.exists() else "nothing there"
-    raise DataError(f"data source {str(source)!r}: expected cifar10, cifar100, an ImageFolder "
-                    f"folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found {found}")
+    raise DataError(f"data source {str(source)!r}: expected cifar10, cifar100, fractal:KxI, an "
+                    f"ImageFolder folder or a {'/'.join(ARCHIVE_EXTENSIONS)} archive, found "
+                    f"{found}")

@@ -8,6 +8,13 @@
                   grids (titles, row / column labels, captions, colour bars), matrix heatmaps,
                   attention overlays and masks on a shared scale, filter and similarity grids,
                   the attention distance chart, the masked-patch-prediction views
+    similarity.py linear CKA (Kornblith et al. 2019) and its minibatch form (Nguyen et al.
+                  2021) between every layer of two networks, and those layers'
+                  representations (ViT, CNN, hybrid): Raghu et al. 2021's heatmaps
+    occlusion.py  patches dropped (as pixels, or as tokens removed from a ViT's sequence) and
+                  shuffled (Naseer et al. 2021), and accuracy under them
+    robustness.py corruption error and mCE (Hendrycks & Dietterich 2019), shape bias
+                  (Geirhos et al. 2019)
     charts.py     the small Pillow chart engine under them (colours, text, ticks, axes,
                   legends, line and scatter charts); it knows nothing of ViTs
 

@@ -26,8 +26,8 @@ from PIL import Image, ImageDraw
 
 from ..mpp import KEPT, MASKED, REPLACED, color_of_class
 from ..vit import patchify
-from .charts import (PALETTE, WHITE, colorize, draw_text, draw_vertical_text, font, normalize,
-                     scatter_chart, text_size)
+from .charts import (PALETTE, WHITE, colorize, draw_text, draw_title, draw_vertical_text, font,
+                     normalize, scatter_chart, text_size)
 from .charts import colorbar as charts_colorbar
 
 
@@ -154,13 +154,15 @@ def labelled_grid(tiles, ncol, col_labels=None, row_labels=None, captions=None, 
 
 
 def matrix_heatmap(a, xlabel, ylabel, title="", vmin=None, vmax=None, label="",
-                   annotate=False, colormap="viridis", cell=None, tick_labels=None):
+                   annotate=False, colormap="viridis", cell=None, tick_labels=None,
+                   row_labels=None):
     """A matrix as a colour image with what a reader needs: row and column numbers, axis
     titles (x: the column index, y: the row index), a colour bar for the scale and, with
     `annotate`, each value printed in its cell. a (R, C) -> PIL image.
 
     vmin / vmax fix the scale (default: the matrix's min and max); tick_labels: names for
-    the rows and columns instead of 0, 1, ... (e.g. "cls", "1", ...).
+    the rows and columns instead of 0, 1, ... (e.g. "cls", "1", ...); row_labels: other
+    names for the rows (then tick_labels name the columns).
     """
     a = np.asarray(a, float)
     if a.ndim != 2:
@@ -171,16 +173,18 @@ def matrix_heatmap(a, xlabel, ylabel, title="", vmin=None, vmax=None, label="",
     vmax = float(a.max()) if vmax is None else vmax
     grid = upscale(colorize(normalize(a, vmin, vmax), colormap)[None], cell)[0]  # (R*c, C*c, 3)
     fnt = font(12)
-    left, top, right, bottom = 58, 34 if title else 10, 92, 46
+    names = tick_labels or [str(i) for i in range(max(r, c))]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widest = max(text_size(probe, n, fnt)[0] for n in (row_labels or names)[:r])
+    left, top, right, bottom = max(58, widest + 34), 34 if title else 10, 92, 46
     img = Image.new("RGB", (left + c * cell + right, top + r * cell + bottom), WHITE)
     img.paste(Image.fromarray(grid), (left, top))
     draw = ImageDraw.Draw(img)
-    names = tick_labels or [str(i) for i in range(max(r, c))]
     every = max(1, -(-max(r, c) * 16 // (cell * max(r, c))))  # skip ticks that would overlap
     for i in range(0, c, every):
         draw_text(draw, (left + (i + 0.5) * cell, top + r * cell + 3), names[i], fnt, "mt")
     for i in range(0, r, every):
-        draw_text(draw, (left - 4, top + (i + 0.5) * cell), names[i], fnt, "rm")
+        draw_text(draw, (left - 4, top + (i + 0.5) * cell), (row_labels or names)[i], fnt, "rm")
     if annotate:
         for i in range(r):
             for j in range(c):
@@ -190,7 +194,7 @@ def matrix_heatmap(a, xlabel, ylabel, title="", vmin=None, vmax=None, label="",
     draw_text(draw, (left + c * cell / 2, top + r * cell + 22), xlabel, font(13), "mt")
     draw_vertical_text(img, (14, top + r * cell / 2), ylabel, font(13))
     if title:
-        draw_text(draw, (img.width / 2, 8), title, font(15), "mt")
+        draw_title(draw, img.width, img.width / 2, 16, title, size=15)
     charts_colorbar(img, (left + c * cell + 12, top, left + c * cell + 24, top + r * cell),
                     vmin, vmax, colormap, label, fnt)
     return img

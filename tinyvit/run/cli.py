@@ -106,14 +106,14 @@ def eval_source(args, meta, path):
 
 
 def checkpoint_or_default(path):
-    """The checkpoint named, else `runs/<default model>/last.npz` when this folder has one (what
-    `python -m tinyvit train` writes), else the trained model shipped with tinyvit."""
+    """The checkpoint named, else `runs/<default model>/last.npz` when this folder has a
+    finished one (what `python -m tinyvit train` writes), else the trained model shipped with
+    tinyvit. One line says which, and how far it was trained."""
     if path:
         return path
     mine = Path("runs") / DEFAULT_MODEL / rundir.CKPT
-    chosen = mine if mine.is_file() else PRETRAINED
-    print(f"using {chosen} (name a checkpoint to use another)", file=sys.stderr)
-    return chosen
+    return rundir.default_checkpoint([mine, PRETRAINED],
+                                     say=lambda line: print(line, file=sys.stderr))
 
 
 TTA_TEXT = {"none": "without test-time augmentation", "flip": "with the flipped images too",

@@ -86,8 +86,9 @@ def param_count(model):
 # Fields added to the configs after checkpoints were first written, with the value that older
 # checkpoints (which lack them) were trained with.
 ADDED_FIELDS = {
-    "ViTConfig": {"pos": "learned"},
+    "ViTConfig": {"pos": "learned", "spt": False, "lsa": False},
     "CNNConfig": {"norm": "group", "act": "relu", "whiten": False},
+    "HybridConfig": {"lsa": False},
 }
 
 

@@ -171,3 +171,47 @@ def describe(folder):
         except ValueError:
             return f"an unreadable {CKPT}"
     return f"{LOG} with {len(folder.log.read_text().splitlines())} rows"
+
+
+def progress_of(path):
+    """(finished, 'vit-cifar-nano, epoch 3 of 18, test 61.2%') for a checkpoint file: a run's
+    last.npz is finished when it holds every epoch of its recipe; a model file (save_model,
+    no epoch stored) is finished. The accuracy is the last epoch's test accuracy, when the
+    history (or a `<name>.metrics.jsonl` beside a model file) has one."""
+    extra = checkpoint.load_extra(path)
+    meta = json.loads(extra["meta"]) if isinstance(extra.get("meta"), str) else {}
+    planned = meta.get("hparams", {}).get("epochs")
+    name = meta.get("model", {}).get("name", "a model")
+    if "epoch" in extra:
+        done = int(extra["epoch"])
+        rows = json.loads(extra["history"]) if isinstance(extra.get("history"), str) else []
+        words = f"epoch {done} of {planned}" if planned else f"epoch {done}"
+    else:  # a trained model to share: the log, when there is one, sits beside it
+        done = planned
+        log = Path(path).with_suffix(".metrics.jsonl")
+        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] \
+            if log.is_file() else []
+        words = f"{planned} epochs" if planned else "trained"
+    accs = [r.get("test_acc") for r in rows if isinstance(r, dict)]
+    if accs and accs[-1] is not None:
+        words += f", test {accs[-1]:.1%}"
+    finished = planned is None or done is None or done >= planned
+    return finished, f"{name}, {words}"
+
+
+def default_checkpoint(candidates, say):
+    """The first finished checkpoint among `candidates` (paths that need not exist), saying in
+    one line (through `say`) which one and how far it was trained. An unfinished run (stopped
+    by Ctrl-C, say) is passed over, with a line saying so and how to finish or use it: a
+    default that silently became a one-epoch model would mislead every later command."""
+    for path in map(Path, candidates):
+        if not path.is_file():
+            continue
+        finished, words = progress_of(path)
+        if finished:
+            say(f"using {path} ({words}; name a checkpoint to use another)")
+            return path
+        say(f"not using {path}: its run is unfinished ({words}); `python -m tinyvit train "
+            f"--resume` finishes it, or name it to use it as it is")
+    raise ValueError(f"no finished checkpoint found (looked for "
+                     f"{', '.join(map(str, candidates))})")

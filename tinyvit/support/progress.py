@@ -22,7 +22,7 @@ class Progress:
         self.total, self.prefix = total, prefix
         self.stream = stream or sys.stderr
         self.tty = getattr(self.stream, "isatty", lambda: False)()
-        self.every, self.last_print = every, 0.0
+        self.every, self.last_print = every, None  # None: the first update always prints
         self.t0, self.done0 = time.perf_counter(), start_done
         self.width = 0
 
@@ -35,7 +35,8 @@ class Progress:
     def update(self, done, message=""):
         """Show `done`/total, the message and the ETA."""
         now = time.perf_counter()
-        if not self.tty and now - self.last_print < self.every and done < self.total:
+        if (not self.tty and self.last_print is not None and now - self.last_print < self.every
+                and done < self.total):
             return
         self.last_print = now
         eta = self.eta(done)

@@ -196,6 +196,9 @@ VIT = exercise(
                         NO_DROPOUT + " (and weights_out is None)"),
         "encode line 2: statement deleted": "check_images only rejects images of the wrong shape",
         "transformer line 2: statement deleted": NO_DROPOUT + " (the embedding's dropout)",
+        "pool line 6: arguments 1 and 2 swapped": "only pool 'seq' (SeqPool) runs that line, "
+            "and this exercise's configs pool by 'cls' or 'gap' (tests/test_vit_ingredients.py "
+            "checks SeqPool)",
     },
     hints="""
     Embed (exercise 2), then for p in params["blocks"]: z = block(p, z, cfg.heads, cfg.ln_eps),
