@@ -15,7 +15,9 @@ there, so a student's softmax inside the fast twins runs, and the fast twins swi
 inside a student's softmax leave it in place. Layers may close in any order (the values
 are recomputed from those still open), and opening and closing are serialised by a lock, so
 threads see one consistent value per attribute. A substitution is process-wide for its
-duration: the training step's shard threads (`tinyvit.fast.shards`) all run it.
+duration: the training step's shard threads (`tinyvit.fast.shards`) all run it, and one opened
+inside a shard's thread is seen by the other shards while it is open (open substitutions
+before the shards start; the model never opens one inside a step).
 
 Code that imported a function by name (`from tinyvit.ops import softmax`) keeps the one it
 got; the model's own modules never do that.
