@@ -59,7 +59,7 @@ def main(argv=None):
           f"second) -> {render_hours:.1f} CPU-hours (every pre-training renders its own)")
     total = render_hours
     for name in args.models:
-        batch = sweep.run_hparams(name, max(args.labels), 1)["batch_size"]
+        batch = sweep.run_recipe(name, max(args.labels), 1).batch_size
         wall, rate = per_cpu_second(train_rate, name, batch, args.seconds)
         hours = (pre + runs * tune) * args.seeds / rate / 3600
         total += hours

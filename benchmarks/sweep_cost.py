@@ -57,7 +57,7 @@ def main():
           f"over sizes {args.sizes}: {seen:,}")
     total = 0.0
     for name in args.models:
-        batch = sweep.run_hparams(name, max(args.sizes), 1)["batch_size"]
+        batch = sweep.run_recipe(name, max(args.sizes), 1).batch_size
         rate = images_per_second(name, batch, args.seconds)
         hours = seen * args.seeds / rate / 3600
         total += hours

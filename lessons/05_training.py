@@ -26,6 +26,7 @@ import numpy as np
 import lesson
 from tinyvit import optim
 from tinyvit.figures import charts
+from tinyvit.run.recipe import recipe_for
 from tinyvit.run.train import channel_stats, train
 
 LESSON = "05_training"
@@ -54,14 +55,16 @@ lesson.show(charts.line_chart({"learning rate": (steps, np.array(lrs), None)}, x
 # %% [markdown]
 # ## Train
 # `tinyvit.run.train.train` is the loop: for each batch, augment, normalise, `autograd` gradient
-# of the smoothed cross-entropy, clip, AdamW step. It prints a progress line with an ETA and
-# writes `metrics.jsonl` and a checkpoint to the output folder after every epoch.
+# of the smoothed cross-entropy, clip, AdamW step. Every setting is a field of a `Recipe`
+# (`tinyvit.run.recipe`): the model's own, with the ones we change here. It prints a progress
+# line with an ETA and writes `metrics.jsonl` and a checkpoint to the output folder after every
+# epoch.
 
 # %%
 out = lesson.output_dir(LESSON) / ("smoke_run" if SMOKE else "mini_run" if MINI
                                    else "run")  # lessons 8-9 use "run"
-history = train("vit-cifar-nano", out=out, epochs=epochs, batch_size=batch, lr=1e-3, warmup=1.0,
-                dataset=ds)
+recipe = recipe_for("vit-cifar-nano", epochs=epochs, batch_size=batch, lr=1e-3, warmup=1.0)
+history = train("vit-cifar-nano", ds, recipe, out)
 
 # %% [markdown]
 # ## Learning curves

@@ -102,6 +102,7 @@ import argparse
 from pathlib import Path
 
 import lesson
+from tinyvit.figures import hunger
 from tinyvit.run import sweep
 
 LESSON = "07_data_hunger"
@@ -124,9 +125,9 @@ COMMITTED = sorted((lesson.REPO / "lessons" / "results").glob("*.json"))
 mine = args.results
 for n in args.sizes:
     epochs = sweep.epochs_for(n, args.min_images, args.min_epochs)
-    steps = ", ".join(f"{m} {epochs * max(n // hp['batch_size'], 1)} steps of {hp['batch_size']}"
-                      for m in args.models for hp in [sweep.run_hparams(m, n, epochs,
-                                                                        args.batch_size)])
+    steps = ", ".join(f"{m} {epochs * max(n // r.batch_size, 1)} steps of {r.batch_size}"
+                      for m in args.models for r in [sweep.run_recipe(m, n, epochs,
+                                                                       args.batch_size)])
     print(f"{n:6d} images -> {epochs:3d} epochs ({steps})")
 
 # %% [markdown]
@@ -172,11 +173,11 @@ for name, results in shown.items():
               f"{results.get('train_seconds', 0) / 3600:.1f} h")
     title = ("Data hunger, synthetic images (smoke mode: 2 steps per run)" if name == "smoke"
              else None)  # None: the sweep's own title (CIFAR-10, JPEG copy, length rule)
-    lesson.show(sweep.chart(results, title=title), name, LESSON)
+    lesson.show(hunger.chart(results, title=title), name, LESSON)
     if len(sweep.ordered_models(results)) > 1:  # the same runs as the first model's lead
         gap_title = ("The CNN's lead, synthetic images (smoke mode: 2 steps per run)"
                      if name == "smoke" else None)
-        lesson.show(sweep.gap_chart(results, title=gap_title), f"{name}_gap", LESSON)
+        lesson.show(hunger.gap_chart(results, title=gap_title), f"{name}_gap", LESSON)
 
 # %% [markdown]
 # ## Reading the chart

@@ -12,7 +12,7 @@
 # `runs/vit-cifar-nano/last.npz` from `python -m tinyvit train` run in the repository, or
 # lesson 5's `lessons/output/05_training/run/last.npz`); otherwise the `vit-cifar-nano`
 # shipped with tinyvit (`tinyvit/pretrained/`: the default 18-epoch run, 67.8% on CIFAR-10).
-# The numbers quoted in this lesson come from that 18-epoch model (README "Results").
+# The numbers quoted in this lesson come from that 18-epoch model (docs/RESULTS.md, "Results").
 #
 # **Expectations:** the paper's models are ViT-L/H pre-trained on ImageNet-21k or JFT-300M at
 # 224 px. Ours has ~0.1–1M parameters, was trained for minutes to an hour on 50k images of 32×32 pixels,

@@ -45,9 +45,10 @@ from autograd.tracer import getval
 
 import lesson
 from tinyvit import data, fast, mpp, ops, optim
-from tinyvit.figures import charts, pictures
+from tinyvit.figures import charts, hunger, pictures
 from tinyvit.run import checkpoint, models, sweep
-from tinyvit.run.train import RECIPES, SHARDS, Schedule, train_step
+from tinyvit.run.recipe import FAMILY_RECIPES
+from tinyvit.run.train import SHARDS, Schedule, train_step
 
 LESSON = "10_masked_patch_prediction"
 MODE = lesson.mode()
@@ -219,8 +220,9 @@ def pretrain(x, out, epochs, batch_size=128, seed=0, max_steps=None):
     """MPP pre-training on the unlabelled images x, resumable from out/last.npz.
 
     Returns (params, history), history one dict per epoch."""
-    hp = dict(RECIPES["vit"], epochs=epochs, batch_size=batch_size, warmup=1.0, smoothing=0.0,
-              augment="crop (reflect padding) + flip")
+    recipe = FAMILY_RECIPES["vit"].replace(epochs=epochs, batch_size=batch_size, warmup=1.0,
+                                           smoothing=0.0)
+    hp = dict(recipe.stored(), augment="crop (reflect padding) + flip")
     setup = dict(model=cfg.name, images=len(x), seed=seed, **hp)
     ckpt = out / "last.npz"
     if ckpt.exists():
@@ -233,7 +235,7 @@ def pretrain(x, out, epochs, batch_size=128, seed=0, max_steps=None):
         rng = np.random.default_rng(seed)
         params, done, meta = mpp.init_mpp(rng, cfg), 0, dict(setup=setup, history=[])
         opt = optim.init_adam(params)
-    sched, grad_fn = Schedule.of(len(x), hp), mpp_grad_fn()
+    sched, grad_fn = Schedule.of(len(x), recipe), mpp_grad_fn()
     for epoch in range(done, epochs):
         t0, losses, right, total = time.perf_counter(), [], 0, 0
         order = rng.permutation(len(x))
@@ -282,7 +284,8 @@ def experiment(results_path, max_steps=None):
     t0 = time.perf_counter()
     pre, history = pretrain(x_unlabelled, out, args.pretrain_epochs, max_steps=max_steps,
                             batch_size=32 if MODE == "smoke" else 128)
-    hp = {k: RECIPES["vit"][k] for k in ("lr", "weight_decay", "warmup", "smoothing", "clip")}
+    hp = {k: getattr(FAMILY_RECIPES["vit"], k)
+          for k in ("lr", "weight_decay", "warmup", "smoothing", "clip")}
     setup = dict(command=" ".join(["python", *sys.argv]) if MODE != "smoke" else "smoke",
                  machine=sweep.machine(), mode=MODE, model=cfg.name,
                  pretrain_images=len(x_unlabelled), pretrain_epochs=args.pretrain_epochs,
@@ -310,8 +313,9 @@ def experiment(results_path, max_steps=None):
                 epochs, t1 = sweep.epochs_for(n, args.budget, 4), time.perf_counter()
                 print(f"fine-tuning {init} on {n:,} labelled images (seed {seed}, {epochs} "
                       f"epochs)")
-                _, hist = lesson.fit(model, params, subset, epochs, min(128, n), seed=seed,
-                                     max_steps=max_steps, test_every=None, **hp)
+                _, hist = lesson.fit(model, params, subset, seed=seed, max_steps=max_steps,
+                                     test_every=None, epochs=epochs, batch_size=min(128, n),
+                                     **hp)
                 results = sweep.record(results_path, setup, dict(
                     model=init, size=n, seed=seed, epochs=epochs, steps=hist[-1]["step"],
                     test_acc=hist[-1]["test_acc"], seconds=round(time.perf_counter() - t1, 1)))
@@ -373,7 +377,7 @@ for name, results in shown.items():
                   f"{100 * sd:.1f} points ({k} seed{'s' if k > 1 else ''})")
     title = ("Fine-tuning: after MPP vs from scratch, "
              + ("synthetic (smoke mode)" if name == "smoke" else "CIFAR-10 (JPEG copy)"))
-    lesson.show(sweep.chart(results, title=title), f"{name}_finetune", LESSON)
+    lesson.show(hunger.chart(results, title=title), f"{name}_finetune", LESSON)
 
 # %% [markdown]
 # ### What the pre-trained model predicts

@@ -27,8 +27,8 @@
 # (`$TINYVIT_CKPT_CNN_AIR` etc., `runs/<name>/last.npz` from `python -m tinyvit train --model
 # <name>`, or `lessons/output/trained/<name>/`); otherwise each is trained once with its own
 # recipe: `cnn-air` 10 epochs (about 30 minutes on the project's 2-core CPU), `hybrid-small` 20
-# epochs and `vit-cifar-plain` 22 epochs (about an hour each; README "Strong baselines"), and
-# kept for next time. `vit-cifar-nano` is the model shipped in `tinyvit/pretrained/`. The
+# epochs and `vit-cifar-plain` 22 epochs (about an hour each; docs/RESULTS.md, "Strong
+# baselines"), and kept for next time. `vit-cifar-nano` is the model shipped in `tinyvit/pretrained/`. The
 # analyses then run on 1,000 test images (corruptions on 500 for each of 70 corruption and
 # severity pairs): roughly an hour on the project's busy 2-core CPU — an estimate from the
 # models' measured speed (4 models: ~44 s per 1,000 images), not from a full run.
@@ -373,8 +373,8 @@ print(f"results written to {path}")
 # %% [markdown]
 # ## What came out, and where it disagrees with the papers
 #
-# The numbers printed above are this run's; the full run's are in `lessons/results/` (README
-# "Results"). Read them against the papers' claims:
+# The numbers printed above are this run's; the full run's are in `lessons/results/` (and
+# docs/RESULTS.md). Read them against the papers' claims:
 #
 # * **CKA.** Raghu et al.: ViT layers are alike across depth (high mean between-layer CKA),
 #   a CNN's less so. Our 6-block ViT on 50k images is far from their ImageNet-21k/JFT models;

@@ -20,8 +20,9 @@ notebook opened here runs in this folder).
 * `cifar10(...)` loads real CIFAR-10: `$TINYVIT_LESSON_DATA` if set (any `--data` source),
   else `tinyvit.data.load_data("cifar10")`: the official download, or offline the local copy
   named by `$TINYVIT_CIFAR10_COPY`.
-* `fit(model, params, ds, ...)` trains given parameters (AdamW, warmup + cosine, clipping,
-  crop + flip: `tinyvit.run.train`'s step) and tests after every epoch.
+* `fit(model, params, ds, recipe, ...)` trains given parameters with a `Recipe` (default
+  `FIT`: AdamW, warmup + cosine, clipping, crop + flip), by `tinyvit.run.train`'s own
+  `train_epoch`, and tests after every epoch.
 * `trained_vit(lesson)` finds (or, once, trains) the trained ViT that lessons 8 and 9 analyse.
 """
 import inspect
@@ -34,7 +35,7 @@ if str(REPO) not in sys.path:  # lessons run from any folder without installing 
     sys.path.insert(0, str(REPO))
 
 from tinyvit import data  # noqa: E402
-from tinyvit.configs import DEFAULT_MODEL  # noqa: E402
+from tinyvit.configs import DEFAULT_MODEL, family  # noqa: E402
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -169,12 +170,14 @@ def trained_vit(lesson):
     interrupted).
     """
     from tinyvit.run import checkpoint, rundir, train
+    from tinyvit.run.recipe import recipe_for
 
     if smoke():
         ds = cifar10()
         ds["mean"], ds["std"] = train.channel_stats(ds["train"][0])
         out = output_dir(lesson) / "smoke_vit"
-        train.train("vit-cifar-nano", out=out, dataset=ds, epochs=1, batch_size=32, max_steps=3)
+        train.train("vit-cifar-nano", ds, recipe_for("vit-cifar-nano", epochs=1, batch_size=32),
+                    out, max_steps=3)
         return checkpoint.load_model(out / "last.npz")
     named = os.environ.get("TINYVIT_CKPT")
     try:  # one named by $TINYVIT_CKPT as it is; else the first finished one
@@ -193,10 +196,11 @@ def trained_vit(lesson):
                   f"minutes on 2 cores; reused next time)")
             ds = cifar10()
             ds["mean"], ds["std"] = train.channel_stats(ds["train"][0])
-            train.train("vit-cifar-nano", out=out, dataset=ds, epochs=NANO_EPOCHS,
-                        warmup=1.0, resume=True)
+            train.train("vit-cifar-nano", ds,
+                        recipe_for("vit-cifar-nano", epochs=NANO_EPOCHS, warmup=1.0), out,
+                        resume=True)
     model, params, meta = checkpoint.load_model(path)
-    if "pos" not in params:
+    if family(model.cfg) != "vit":
         raise ValueError(f"{path}: expected a ViT checkpoint, found {model.name}")
     print(f"({model.name} was trained on {meta['train_size']:,} images)")
     return model, params, meta
@@ -215,16 +219,19 @@ def with_stats(ds):
     return ds
 
 
-def fit(model, params, ds, epochs, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=1.0,
-        smoothing=0.1, clip=1.0, seed=0, max_steps=None, test_every=1, log=print):
-    """Train `params` of `model` on ds["train"]; test on ds["test"] every `test_every` epochs
-    and after the last (test_every=None: only after the last; other rows' test_acc is None).
+def fit(model, params, ds, recipe=None, seed=0, max_steps=None, test_every=1, log=print,
+        **settings):
+    """Train `params` of `model` on ds["train"] with `recipe` (default: the paper's, one epoch
+    with one epoch of warmup; keywords change its settings: `fit(..., epochs=5, lr=3e-4)`);
+    test on ds["test"] every `test_every` epochs and after the last (test_every=None: only
+    after the last; other rows' test_acc is None).
 
-    The step of `tinyvit.run.train` (autograd gradient of the smoothed cross-entropy, the batch
-    in shards, clipping, AdamW) with its recipe: warmup (in epochs) then cosine, random crop +
-    flip. `model` is a `tinyvit.run.models.Model` or anything with `.cfg` and
-    `.apply(params, images, train, rng)`. `params` is not changed (a copy is trained).
-    Returns (params, history): one dict per epoch (epoch, loss, test_acc, seconds).
+    Each epoch is `tinyvit.run.train.train_epoch`, the one the command line trains with:
+    autograd gradient of the smoothed cross-entropy, the batch in shards, clipping, the
+    recipe's optimiser and schedule, random crop + flip. `model` is a
+    `tinyvit.run.models.Model` or anything with `.cfg` and `.apply(params, images, train,
+    rng)`. `params` is not changed (a copy is trained).
+    Returns (params, history): one dict per epoch (epoch, step, loss, test_acc, seconds).
     """
     import time
 
@@ -232,39 +239,34 @@ def fit(model, params, ds, epochs, batch_size=128, lr=1e-3, weight_decay=0.05, w
 
     from tinyvit import fast, optim
     from tinyvit.run.evaluate import evaluate
-    from tinyvit.run.train import Schedule, make_grad_fn, train_step
+    from tinyvit.run.recipe import Recipe
+    from tinyvit.run.train import Schedule, make_grad_fn, train_epoch
     from tinyvit.tree import tree_map
 
-    (x, y), (xt, yt) = ds["train"], ds["test"]
-    params = tree_map(np.copy, params)  # adam_update works in place
-    opt, rng = optim.init_adam(params), np.random.default_rng(seed)
-    sched = Schedule.of(len(x), dict(batch_size=batch_size, epochs=epochs, warmup=warmup))
-    grad_fn, history = make_grad_fn(model, smoothing), []
+    recipe = (recipe or Recipe(epochs=1, warmup=1.0)).replace(**settings)
+    recipe.check_run(image_size=ds["train"][0].shape[1])
+    state = dict(params=tree_map(np.copy, params), rng=np.random.default_rng(seed))
+    state["opt"] = optim.init_optimizer(recipe.optimizer, state["params"])
+    sched, grad_fn, history = Schedule.of(len(ds["train"][0]), recipe), make_grad_fn(
+        model, recipe.smoothing), []
     with fast.twins():
-        for epoch in range(epochs):
-            t0, losses = time.perf_counter(), []
-            order = rng.permutation(len(x))
-            for i in range(sched.steps_per_epoch):
-                if max_steps is not None and opt["step"] >= max_steps:
-                    break
-                idx = order[i * batch_size:(i + 1) * batch_size]  # (B,)
-                xb = data.normalize(data.random_crop_flip(rng, x[idx]), ds["mean"], ds["std"])
-                params, opt, loss, _, _ = train_step(grad_fn, params, opt, xb, y[idx], rng,
-                                                     sched.lr(opt["step"], lr), weight_decay,
-                                                     clip)
-                losses.append(loss)
-            last = epoch + 1 == epochs or (max_steps is not None and opt["step"] >= max_steps)
-            acc = (evaluate(model, params, xt, yt, ds["mean"], ds["std"])[0]
+        for epoch in range(recipe.epochs):
+            t0 = time.perf_counter()
+            loss, _, _, _ = train_epoch(state, ds, recipe, sched, grad_fn, epoch=epoch,
+                                              max_steps=max_steps)
+            last = epoch + 1 == recipe.epochs or (max_steps is not None
+                                                  and state["opt"]["step"] >= max_steps)
+            acc = (evaluate(model, state["params"], *ds["test"], ds["mean"], ds["std"],
+                            tta=recipe.tta)[0]
                    if last or (test_every and (epoch + 1) % test_every == 0) else None)
-            history.append(dict(epoch=epoch + 1, step=int(opt["step"]),
-                                loss=float(np.mean(losses)), test_acc=acc,
-                                seconds=time.perf_counter() - t0))
+            history.append(dict(epoch=epoch + 1, step=int(state["opt"]["step"]), loss=loss,
+                                test_acc=acc, seconds=time.perf_counter() - t0))
             if acc is not None:
-                log(f"  epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.3f}, "
-                    f"test {acc:.1%} ({history[-1]['seconds']:.0f} s)")
+                log(f"  epoch {epoch + 1}/{recipe.epochs}: loss {loss:.3f}, test {acc:.1%} "
+                    f"({history[-1]['seconds']:.0f} s)")
             if last:
                 break
-    return params, history
+    return state["params"], history
 
 
 KNOB_TRAIN, KNOB_TEST, KNOB_EPOCHS = 5000, 2000, 5  # about a minute per variant on 2 cores
@@ -336,17 +338,20 @@ def trained_model(name, lesson):
     Full: the first existing of `$TINYVIT_CKPT_<NAME>` (e.g. TINYVIT_CKPT_CNN_AIR),
     `runs/<name>/last.npz` (`python -m tinyvit train --model <name>` run in the repository),
     `lessons/output/trained/<name>/last.npz` and, for vit-cifar-nano, the shipped model;
-    failing those, `name` trained with its recipe (`tinyvit.run.train.recipe`) into
+    failing those, `name` trained with its recipe (`tinyvit.run.recipe.recipe_for`) into
     `lessons/output/trained/<name>` (resumed if interrupted, reused next time).
     """
     from tinyvit.run import checkpoint, train
+    from tinyvit.run.recipe import recipe_for
 
     if smoke() or mini():
         ds = with_stats(knob_data()) if mini() else with_stats(cifar10())
         small = SMOKE_STAND_INS.get(name, name) if smoke() else name
         out = output_dir(lesson) / f"{mode()}_{small}"
-        steps = dict(max_steps=3, batch_size=32, epochs=1) if smoke() else dict(epochs=2)
-        train.train(small, out=out, dataset=ds, log=lambda *_: None, **steps)
+        recipe = recipe_for(small, epochs=1, batch_size=32) if smoke() else recipe_for(small,
+                                                                                       epochs=2)
+        train.train(small, ds, recipe, out, max_steps=3 if smoke() else None,
+                    log=lambda *_: None)
         return checkpoint.load_model(out / "last.npz")
     env = os.environ.get("TINYVIT_CKPT_" + name.upper().replace("-", "_"))
     out = output_root() / "trained" / name
@@ -354,14 +359,14 @@ def trained_model(name, lesson):
     found += [REPO / "runs" / name / "last.npz", out / "last.npz"]
     if name == DEFAULT_MODEL:
         found.append(REPO / "tinyvit" / "pretrained" / f"{name}.npz")
-    epochs = train.recipe(name)["epochs"]
+    epochs = recipe_for(name).epochs
     path = next((p for p in found if p.is_file()
                  and checkpoint.load_extra(p).get("epoch", epochs) >= epochs), None)
     if path is None:
         print(f"no trained {name} found (looked for {', '.join(map(str, found))}): training it "
               f"with its recipe ({epochs} epochs) into {out}; resumed if interrupted")
         ds = with_stats(cifar10())
-        train.train(name, out=out, dataset=ds, resume=True)
+        train.train(name, ds, out=out, resume=True)
         path = out / "last.npz"
     model, params, meta = checkpoint.load_model(path)
     print(f"using {model.name} from {path} ({meta['train_size']:,} training images)")

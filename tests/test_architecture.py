@@ -1,9 +1,12 @@
 """The layout keeps the student's path apart from the machine's (README, "What is where").
 
 The model is the core: configs, vit, layers, ops, cnn, hybrid, optim, tree, mpp (masked patch
-prediction), and the few-line `arrays` helper. It must not import speed (`fast`), devices
-(`device`), data, running, figures or exercises code; those are layered around it. Checked
-on the source, statically, so an import hidden in a function counts too.
+prediction), and the few-line `arrays` helper. Every folder of tinyvit/ sits in a layer and
+imports only from layers below its own, and from itself (docs/CONVENTIONS.md, "Layers"):
+
+    core  <-  support  <-  fast, device, data  <-  run  <-  figures  <-  exercises
+
+Checked on the source, statically, so an import hidden in a function counts too.
 """
 import ast
 import shutil
@@ -17,7 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinyvit"
 CORE = ["configs", "vit", "layers", "ops", "cnn", "hybrid", "optim", "tree", "arrays", "mpp"]
-LAYERS = ["fast", "device", "data", "run", "figures", "exercises"]
+# Each layer, lowest first: a module may import its own folder and any layer below its own.
+ORDER = [CORE, ["support"], ["fast", "device", "data"], ["run"], ["figures"], ["exercises"]]
+LAYERS = [name for layer in ORDER[1:] for name in layer]
+RANK = {name: rank for rank, layer in enumerate(ORDER) for name in layer}
 
 
 def tinyvit_imports(path):
@@ -51,6 +57,39 @@ def test_core_modules_import_only_the_core(name):
     imported = tinyvit_imports(PACKAGE / f"{name}.py")
     outside = sorted(i for i in imported if i.split(".")[0] not in CORE)
     assert not outside, f"tinyvit/{name}.py imports {outside}: the model may use only {CORE}"
+
+
+def place(path):
+    """The top-level module or folder of tinyvit/ a source file belongs to: 'vit', 'run'..."""
+    first = path.relative_to(PACKAGE).parts[0]
+    return first[:-len(".py")] if first.endswith(".py") else first
+
+
+SOURCES = sorted(p for p in PACKAGE.rglob("*.py")
+                 if "__pycache__" not in p.parts and p.name != "__main__.py")
+
+
+def upward(path, imports):
+    """The imports of the module at `path` that are not its own folder's (for the core: the
+    core's) nor below its layer."""
+    mine = place(path)
+    own = set(CORE) if mine in CORE else {mine}
+    return sorted(i for i in imports
+                  if i.split(".")[0] not in own and RANK[i.split(".")[0]] >= RANK[mine])
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_every_module_imports_only_its_own_folder_and_the_layers_below(path):
+    found = upward(path, tinyvit_imports(path))
+    assert not found, (f"tinyvit/{path.relative_to(PACKAGE)} ({place(path)}, layer "
+                       f"{RANK[place(path)]}) imports {found}, not below it: {ORDER}")
+
+
+def test_the_layer_rule_refuses_upward_and_sideways_imports():
+    data, fast = PACKAGE / "data" / "cache.py", PACKAGE / "fast" / "ops.py"
+    assert upward(data, {"run.files", "support.files", "ops", "data.errors"}) == ["run.files"]
+    assert upward(fast, {"data", "device.backend", "fast.blas"}) == ["data", "device.backend"]
+    assert upward(PACKAGE / "vit.py", {"fast", "layers"}) == ["fast"]
 
 
 def test_every_module_is_in_a_named_place():

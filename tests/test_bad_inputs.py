@@ -29,7 +29,7 @@ from tinyvit.data import DataError, cache, imagefolder, limits, paths
 from tinyvit.run import checkpoint, google, rundir
 from tinyvit.run import train as T
 from tinyvit.run.cli import main
-from tinyvit.run.files import stale_temp_files
+from tinyvit.support.files import stale_temp_files
 
 TRAIN = ["train", "--data", "imgs", "--data-dir", "cache", "--epochs", "2", "--batch-size", "8"]
 CUT = TRAIN[:5] + ["--epochs", "3", "--batch-size", "8", "--out", "cut"]  # cut: 1 of 3 epochs
@@ -281,7 +281,7 @@ CHECKPOINTS = [
     ("meta-negative-eps", model_field("ln_eps", -1.0), EVAL, ["ln_eps"], 2),
     ("meta-huge-model", model_field("mlp_dim", 10**9), EVAL, ["parameters", "disagree"], 2),
     ("meta-depth-contradicts", model_field("depth", 3), EVAL, ["run/last.npz", "blocks/3"], 2),
-    ("meta-cnn-name-on-vit", model_field("name", "cnn-small"), EVAL, ["meta model"], 2),
+    ("meta-cnn-type-on-vit", model_field("type", "CNNConfig"), EVAL, ["meta model"], 2),
     ("meta-short-mean", edit_meta(lambda m: m.update(mean=[1.0])), EVAL, ["meta mean"], 2),
     ("meta-zero-std", edit_meta(lambda m: m.update(std=[0.0, 1.0, 1.0])), PREDICT,
      ["meta std"], 2),
@@ -404,11 +404,11 @@ def test_disk_full_keeps_log_and_checkpoint_in_step(site, capsys, monkeypatch):
 def test_ctrl_c_says_which_checkpoint_is_kept(site, capsys, monkeypatch):
     real, calls = T.train_epoch, []
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(T, "train_epoch", interrupted)
     assert main(TRAIN[:5] + ["--epochs", "3", "--batch-size", "8", "--out", "int"]) == 130

@@ -1,6 +1,8 @@
 """The CNN baseline: every fast primitive equals its plain formula (values and autograd
 gradients), gradients match centred finite differences (float64, tiny shapes, fixed seeds),
 float32 stays float32, shapes / parameter counts / errors, and parity with torch."""
+import dataclasses
+
 import numpy as np
 import pytest
 from autograd import grad, value_and_grad
@@ -367,7 +369,7 @@ def test_unknown_preset():
 
 def test_config_round_trips_through_json_lists():
     cfg = configs.get_cnn_config("cnn-small")
-    d = {**models.config_dict(models.build("cnn-small")), "widths": [32, 64, 128]}
+    d = {**dataclasses.asdict(cfg), "widths": [32, 64, 128]}
     assert configs.CNNConfig(**d) == cfg
 
 

@@ -453,7 +453,7 @@ def test_offline_message(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as e:
         data.load_data("cifar10", data_dir=tmp_path)
-    one_line_error(e, "cannot download", "name resolution", "--data PATH", "TINYVIT_DATA",
+    one_line_error(e, "cannot download", "name resolution", "`source` PATH", "TINYVIT_DATA",
                    str(tmp_path), "cifar-10-python.tar.gz")
     assert list(tmp_path.iterdir()) == []
 
@@ -480,10 +480,10 @@ def test_offline_without_a_local_copy_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as e:  # $TINYVIT_CIFAR10_COPY unset (the autouse fixture)
         data.load_data("cifar10", data_dir=tmp_path)
-    one_line_error(e, "cannot download", "TINYVIT_CIFAR10_COPY", "--data PATH")
+    one_line_error(e, "cannot download", "TINYVIT_CIFAR10_COPY", "`source` PATH")
     with pytest.raises(DataError) as e:  # CIFAR-100 has no such fallback: not suggested
         data.load_data("cifar100", data_dir=tmp_path)
-    assert "TINYVIT_CIFAR10_COPY" not in one_line_error(e, "cannot download", "--data PATH")
+    assert "TINYVIT_CIFAR10_COPY" not in one_line_error(e, "cannot download", "`source` PATH")
     missing = tmp_path / "no-copy-here.tar.gz"
     monkeypatch.setenv("TINYVIT_CIFAR10_COPY", str(missing))
     with pytest.raises(DataError) as e:

@@ -153,7 +153,7 @@ def _step_case(dropout=0.0, b=7):
 
     cfg = ViTConfig(name="shards", image_size=8, patch_size=4, width=16, depth=2, heads=2,
                     mlp_dim=32, num_classes=3, dropout=dropout)
-    net = models._bind(cfg)
+    net = models.from_config(cfg)
     r = np.random.default_rng(3)
     params = net.init(r)
     params["head"]["w"] = r.standard_normal(params["head"]["w"].shape).astype(np.float32)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from tinyvit import data, optim
-from tinyvit.run import checkpoint, evaluate, models, validate, verify
+from tinyvit.run import checkpoint, evaluate, models
 from tinyvit.run import train as T
+from tinyvit.run.recipe import FAMILY_RECIPES, SETTINGS, Recipe, recipe_for
 from tinyvit.run.cli import build_parser, main
 from tinyvit.tree import flatten
 
@@ -16,30 +17,45 @@ from test_train import easy_dataset, run
 
 
 def test_presets_get_their_own_recipe_over_their_family():
-    air = T.recipe("cnn-air")
-    assert (air["optimizer"], air["schedule"], air["batch_size"], air["tta"]) == \
-           ("sgd", "linear", 256, "flip")
-    assert T.recipe("cnn-small") == T.RECIPES["cnn"]  # no preset recipe: the family's
-    assert T.recipe("hybrid-small")["schedule"] == "cosine"
-    plain = T.recipe("vit-cifar-plain")
-    assert (plain["optimizer"], plain["crop_pad"], plain["crop_mode"]) == ("adamw", 2, "reflect")
-    assert T.recipe("cnn-air", lr=0.05, tta="none")["lr"] == 0.05
-    for r in [*T.RECIPES.values(), *(T.recipe(m) for m in T.PRESET_RECIPES)]:
-        assert sorted(r) == sorted(verify.HPARAMS)  # every recipe names every hyper-parameter
-        validate.check_options(**r)
+    air = recipe_for("cnn-air")
+    assert (air.optimizer, air.schedule, air.batch_size, air.tta) == ("sgd", "linear", 256, "flip")
+    assert recipe_for("cnn-small") == FAMILY_RECIPES["cnn"]  # no preset recipe: the family's
+    assert recipe_for("hybrid-small").schedule == "cosine"
+    plain = recipe_for("vit-cifar-plain")
+    assert (plain.optimizer, plain.crop_pad, plain.crop_mode) == ("adamw", 2, "reflect")
+    assert recipe_for("cnn-air", lr=0.05, tta="none").lr == 0.05
+    assert recipe_for("cnn-air", epochs=1).warmup == 1.0  # a shorter run: warmup within it
 
 
 @pytest.mark.parametrize("name, value, words", [
-    ("optimizer", "adam", "--optimizer 'adam': expected one of 'adamw', 'sgd'"),
-    ("schedule", "step", "--schedule 'step': expected one of 'cosine', 'linear'"),
-    ("crop_mode", "wrap", "--crop-mode 'wrap': expected one of 'constant', 'reflect'"),
-    ("tta", True, "--tta True: expected one of 'none', 'flip', 'flip-shift'"),
-    ("crop_pad", -1, "--crop-pad -1: expected an integer >= 0"),
+    ("optimizer", "adam", "`optimizer` 'adam': expected one of 'adamw', 'sgd'"),
+    ("schedule", "step", "`schedule` 'step': expected one of 'cosine', 'linear'"),
+    ("crop_mode", "wrap", "`crop_mode` 'wrap': expected one of 'constant', 'reflect'"),
+    ("tta", True, "`tta` True: expected one of 'none', 'flip', 'flip-shift'"),
+    ("crop_pad", -1, "`crop_pad` -1: expected an integer >= 0"),
+    ("warmup", 1e308, "`warmup` 1e+308: expected at most the run's epochs (18)"),
+    ("epochs", 1.5, "`epochs` 1.5: expected an integer >= 1"),
+    ("lr", 30.0, "`weight_decay` 0.05 with `lr` 30.0: each step multiplies the weights by "
+                 "1 - lr x weight decay = -0.5; expected lr x weight decay < 1"),
 ])
 def test_bad_recipe_options_are_one_line_errors(name, value, words):
     with pytest.raises(ValueError) as e:
-        validate.check_options(**{name: value})
+        Recipe(**{name: value})
     assert str(e.value) == words
+
+
+def test_a_crop_pad_larger_than_the_images_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"`crop_pad` 33: expected at most the run's image "
+                                         r"size \(32\)"):
+        run(tmp_path, "pad", crop_pad=33)
+    assert not (tmp_path / "pad" / "last.npz").exists()
+
+
+def test_every_setting_is_a_flag_with_its_meaning():
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    for setting in SETTINGS:
+        helps = [a.help for a in train._actions if a.dest == setting.name]
+        assert any(setting.metadata["meaning"] in h for h in helps), setting.name
 
 
 @pytest.mark.parametrize("model", ["cnn-air-small", "hybrid-tiny"])
@@ -61,7 +77,7 @@ def test_resume_with_sgd_and_batchnorm_is_bit_identical(tmp_path, model):
 
 def test_whitening_and_population_stats_are_set_and_saved(tmp_path):
     ds = easy_dataset()
-    run(tmp_path, "w", model="cnn-air-small", epochs=1, batch_size=16, dataset=ds)
+    run(tmp_path, "w", model="cnn-air-small", epochs=1, batch_size=16, data=ds)
     model, params, meta = checkpoint.load_model(tmp_path / "w/last.npz")
     fixed = params["stem"]["fixed"]  # (2, 2, C, 8C)
     sample = T.stats_images(ds, 0)
@@ -116,8 +132,8 @@ def test_cli_trains_a_preset_with_its_recipe_and_options_override_it(tmp_path, c
                  "--data-dir", str(tmp_path / "cache"), "--epochs", "1", "--batch-size", "8",
                  "--crop-mode", "constant", "--no-tta", "--out", str(out)]) == 0
     hp = checkpoint.load_run(out / "last.npz")["meta"]["hparams"]
-    assert hp == T.recipe("cnn-air-small", epochs=1, batch_size=8, crop_mode="constant",
-                          tta="none")
+    assert hp == recipe_for("cnn-air-small", epochs=1, batch_size=8, crop_mode="constant",
+                            tta="none").stored()
     assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
     assert main(["train", "--model", "cnn-air-small", "--optimizer", "adam"]) == 2
     assert "--optimizer 'adam': expected one of" in capsys.readouterr().err
@@ -128,14 +144,15 @@ def test_older_checkpoints_without_the_new_hyper_parameters_resume(tmp_path):
     path = tmp_path / "old/last.npz"
     arrays = dict(np.load(path))
     meta = json.loads(str(arrays["__extra__/meta"]))
-    for k in verify.ADDED_HPARAMS:
-        del meta["hparams"][k]  # what a checkpoint written before them holds
+    for f in SETTINGS:
+        if f.metadata["before"] is not None:
+            del meta["hparams"][f.name]  # what a checkpoint written before them holds
     arrays["__extra__/meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     assert [h["epoch"] for h in run(tmp_path, "old", resume=True, epochs=2)] == [1, 2]
 
 
-@pytest.mark.parametrize("old, new", sorted(verify.OLD_TTA.items()))
+@pytest.mark.parametrize("old, new", [(False, "none"), (True, "flip")])
 def test_older_checkpoints_with_a_boolean_tta_read_as_its_name(tmp_path, old, new):
     run(tmp_path, "b", max_steps=4, epochs=2, tta=new)
     path = tmp_path / "b/last.npz"
@@ -204,3 +221,50 @@ def test_only_cnns_without_batchnorm_train_in_chunks():
     assert T.chunk_rows(models.build("cnn-small")) == T.CHUNK_ROWS > 0
     for name in ("cnn-air", "hybrid-tiny", "vit-cifar-nano"):
         assert T.chunk_rows(models.build(name)) == 0, name
+
+
+def test_older_checkpoints_with_a_warmup_longer_than_their_run_resume(tmp_path):
+    run(tmp_path, "w", max_steps=4, epochs=2)
+    path = tmp_path / "w/last.npz"
+    arrays = dict(np.load(path))
+    meta = json.loads(str(arrays["__extra__/meta"]))
+    meta["hparams"]["warmup"] = 5.0  # stored as given: the schedule warmed up over the whole run
+    arrays["__extra__/meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    assert checkpoint.load_run(path)["meta"]["hparams"]["warmup"] == 2.0
+    assert [h["epoch"] for h in run(tmp_path, "w", resume=True, epochs=2)] == [1, 2]
+    with pytest.raises(ValueError, match=r"`warmup` 5.0: expected at most the run's epochs \(2\)"):
+        run(tmp_path, "x", epochs=2, warmup=5.0)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--warmup", "1e308"], "--warmup 1e+308: expected at most the run's epochs (18)"),
+    (["--crop-pad", "1000000"], "--crop-pad 1000000: expected at most the run's image size (32)"),
+    (["--out", ""], "--out '': expected a folder name"),
+    (["--epochs", "1", "--warmup", "2"], "--warmup 2.0: expected at most the run's epochs (1)"),
+])
+def test_options_bounded_by_the_run_are_refused_in_one_line(tmp_path, capsys, monkeypatch,
+                                                            argv, words):
+    from test_train import make_image_folder
+
+    make_image_folder(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["train", "--data", "imgs", "--data-dir", "cache", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {words}\n"
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
+                   if not p.relative_to(tmp_path).parts[0] == "cache")
+    assert after == [p for p in before if p.parts[0] != "cache"]  # no run folder left
+
+
+def test_library_errors_name_parameters_and_the_cli_its_flags(tmp_path, capsys):
+    from tinyvit.support.errors import as_flags
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"^`out` .*file: is a file, expected a folder"):
+        run(tmp_path, "file")
+    assert main(["train", "--out", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {tmp_path / 'file'}: is a file")
+    assert as_flags("`data_dir` x; `nonesuch` y", {"data_dir": "--data-dir"}) == \
+        "--data-dir x; `nonesuch` y"

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from tinyvit.figures import hunger
 from tinyvit.run import sweep
 from tinyvit.data import synthetic_images
 
@@ -16,14 +17,13 @@ def test_length_rule():
 
 
 def test_each_model_keeps_its_recipe_with_its_warmup_stretched_to_the_run():
-    from tinyvit.run.train import recipe
+    from tinyvit.run.recipe import recipe_for
 
-    hp = sweep.run_hparams("cnn-air-small", 1000, 150)
-    r = recipe("cnn-air-small")
-    assert hp == dict(epochs=150, batch_size=r["batch_size"],
-                      warmup=r["warmup"] * 150 / r["epochs"])
-    assert sweep.run_hparams("vit-cifar-nano", 100, 4)["batch_size"] == 100  # at most n
-    assert sweep.run_hparams("vit-cifar-nano", 1000, 4, batch_size=32)["batch_size"] == 32
+    hp = sweep.run_recipe("cnn-air-small", 1000, 150)
+    r = recipe_for("cnn-air-small")
+    assert hp == r.replace(epochs=150, warmup=r.warmup * 150 / r.epochs)
+    assert sweep.run_recipe("vit-cifar-nano", 100, 4).batch_size == 100  # at most n
+    assert sweep.run_recipe("vit-cifar-nano", 1000, 4, batch_size=32).batch_size == 32
 
 
 def test_sweep_records_every_run_and_resumes(tmp_path):
@@ -69,7 +69,7 @@ def test_summary_mean_and_std_over_seeds():
     np.testing.assert_allclose(mean, [0.6, 0.9])
     np.testing.assert_allclose(std, [np.std([0.5, 0.7], ddof=1), 0.0])
     assert list(count) == [2, 1]
-    assert sweep.chart({"runs": runs}).size[0] > 100
+    assert hunger.chart({"runs": runs}).size[0] > 100
     assert "60.0%" in sweep.table_lines({"runs": runs})[1]
 
 
@@ -111,7 +111,7 @@ def test_gap_chart_plots_the_paired_leads_in_points():
     np.testing.assert_allclose(mu, [22.5, -5.0])  # (20 + 25) / 2 points, then -5
     np.testing.assert_allclose(sd, [np.std([20, 25], ddof=1), 0.0])
     np.testing.assert_allclose(series["over hyb (2 seeds)"][1], [7.0])
-    assert sweep.gap_chart({"runs": runs}, models=["cnn", "vit", "hyb"]).size[0] > 100
+    assert hunger.gap_chart({"runs": runs}, models=["cnn", "vit", "hyb"]).size[0] > 100
     with pytest.raises(ValueError, match="two models"):
         sweep.gap_series({"runs": {k: v for k, v in runs.items() if k.startswith("cnn")}})
 

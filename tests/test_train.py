@@ -7,6 +7,7 @@ from PIL import Image
 
 from tinyvit.run import checkpoint, evaluate
 from tinyvit.run import train as T
+from tinyvit.run.recipe import NAMES, recipe_for
 from tinyvit.run.cli import main
 
 
@@ -22,10 +23,13 @@ def easy_dataset(n=64, k=2, size=32, seed=0):
 
 
 def run(tmp_path, name, **kw):
+    """T.train on the easy data set into tmp_path/name; keywords that are settings of the
+    recipe change the model's recipe, the others go to train."""
     args = dict(model="vit-cifar-nano", out=tmp_path / name, epochs=2, batch_size=16,
-                dataset=easy_dataset(), log=lambda *a: None, progress_stream=open("/dev/null", "w"))
+                data=easy_dataset(), log=lambda *a: None, progress_stream=open("/dev/null", "w"))
     args.update(kw)
-    return T.train(**args)
+    settings = {k: args.pop(k) for k in NAMES if k in args}
+    return T.train(recipe=recipe_for(args["model"], **settings), **args)
 
 
 def test_training_learns_an_easy_problem_and_logs(tmp_path):
@@ -181,10 +185,10 @@ def test_progress_lines_update_in_place_on_a_terminal_and_clear(monkeypatch, clo
     import itertools
 
     ticks = itertools.count()
-    monkeypatch.setattr("tinyvit.run.progress.time.perf_counter",
+    monkeypatch.setattr("tinyvit.support.progress.time.perf_counter",
                         lambda: clock_origin + 0.001 * next(ticks))
 
-    from tinyvit.run.progress import Progress
+    from tinyvit.support.progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -2,8 +2,8 @@
 
 ViT names are `vit-{ti,s,b,l,h}{8,14,16,32}` (e.g. `vit-b16` is ViT-B/16) at 224 px with 1000
 classes unless overridden, and `vit-cifar-*` presets at 32 px with 10 classes. CNN names are
-`cnn-tiny`, `cnn-small`, `cnn-base` (the baseline of `tinyvit.cnn`). `family(name)` tells
-which of the two a name (or config) belongs to.
+`cnn-tiny`, `cnn-small`, `cnn-base` (the baseline of `tinyvit.cnn`). `family(cfg)` tells
+which family a config belongs to, by its type.
 """
 import dataclasses
 import math
@@ -176,7 +176,7 @@ CIFAR_PRESETS = {
     "vit-cifar-plain": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256,
                             pool="gap", pos="sincos"),  # 803k, 57.0M
 }
-DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.run.train.RECIPES) fits ~1 h on 2 cores
+DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.run.recipe) fits ~1 h on 2 cores
 
 
 def model_names():
@@ -220,10 +220,17 @@ def replace(cfg, **changes):
 
 
 def family(name_or_cfg):
-    """"vit", "cnn" or "hybrid": which model family a name (or a config) belongs to. CNNs are
-    named cnn-*, hybrids hybrid-*, everything else is a ViT."""
-    name = (name_or_cfg if isinstance(name_or_cfg, str) else name_or_cfg.name).lower()
-    return next((f for f in ("cnn", "hybrid") if name.startswith(f)), "vit")
+    """"vit", "cnn" or "hybrid": the model family of a config, by its type (`FAMILIES`), or of
+    a preset name, by the table of presets that holds it (a name no table holds is left to
+    `get_config`, which refuses it)."""
+    if isinstance(name_or_cfg, str):
+        key = name_or_cfg.lower()
+        return "cnn" if key in CNN_PRESETS else "hybrid" if key in HYBRID_PRESETS else "vit"
+    for config_class, name in FAMILIES.items():
+        if isinstance(name_or_cfg, config_class):
+            return name
+    raise TypeError(f"family: expected a model name or a ViTConfig, CNNConfig or HybridConfig, "
+                    f"found {type(name_or_cfg).__name__}")
 
 
 def check_images(images, cfg):
@@ -422,3 +429,6 @@ DEFAULT_HYBRID = "hybrid-small"
 def get_hybrid_config(name=DEFAULT_HYBRID, num_classes=None, image_size=None, **overrides):
     """The hybrid preset called `name`, with optional classes / image size / field overrides."""
     return from_presets(HybridConfig, HYBRID_PRESETS, name, image_size, num_classes, overrides)
+
+
+FAMILIES = {ViTConfig: "vit", CNNConfig: "cnn", HybridConfig: "hybrid"}  # config type -> family

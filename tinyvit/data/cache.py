@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..run.files import atomic_write
+from ..support.files import atomic_write
 from .checks import check_dataset
 from .errors import DataError, one_line
 from .limits import load_npz

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..run.files import atomic_write
-from ..run.progress import Progress, format_seconds
+from ..support.files import atomic_write
+from ..support.progress import Progress, format_seconds
 from .archives import py2_text, read_archive, unpickle_cifar
 from .cache import load_cache, save_cache
 from .checks import check_dataset
@@ -56,7 +56,7 @@ def md5sum(path, chunk=1 << 20):
 def offline_hint(spec, data_dir):
     """How to use a local copy instead of the download."""
     return (f"put {spec['file']} into {data_dir} (or point $TINYVIT_DATA at its folder), "
-            f"or use --data PATH with an ImageFolder folder/.tar.gz/.zip")
+            f"or pass `source` PATH, an ImageFolder folder/.tar.gz/.zip")
 
 
 def download(url, dest, md5, size=None, stream=None):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..run.progress import Progress
+from ..support.progress import Progress
 from .archives import read_archive
 from .cache import image_folder_cache, load_cache, save_cache
 from .errors import DataError, one_line

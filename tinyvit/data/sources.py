@@ -79,7 +79,8 @@ def load_data(source, data_dir=None):
     """
     data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
     if kind(data_dir) not in ("a folder", "nothing there"):
-        raise DataError(f"--data-dir {shown(data_dir)}: expected a folder, found {kind(data_dir)}")
+        raise DataError(f"`data_dir` {shown(data_dir)}: expected a folder, found "
+                        f"{kind(data_dir)}")
     ds = check_dataset(read_source(source, data_dir), shown(source))
     note = untested_note(ds, source)
     if note:

@@ -29,7 +29,7 @@ def balanced_subset(x, y, n, seed):
         return x, y
     labels, counts = np.unique(y, return_counts=True)
     if n < len(labels):
-        raise DataError(f"training subset of {n} images (--train-size) is smaller than the "
+        raise DataError(f"training subset of {n} images (`train_size`) is smaller than the "
                         f"number of classes {len(labels)} (expected at least one image per "
                         f"class)")
     rng = np.random.default_rng(seed)

@@ -46,8 +46,9 @@ that does fails loudly on CuPy (TypeError), it is not silently wrong.
 
 These rely on autograd's internals: written and tested against autograd==1.9.1 (pinned in
 requirements.txt); another version gives a warning on the first registration.
-`install_autograd_overrides()` / `uninstall_autograd_overrides()` switch them on and off
-(`register_array_type` calls the first; the second is for tests).
+`install_autograd_overrides()` / `uninstall_autograd_overrides()` switch them on and off, as
+one layer of `tinyvit.support.substitute` held open (`register_array_type` calls the first;
+the second is for tests).
 """
 import importlib.metadata
 import warnings
@@ -65,6 +66,7 @@ from autograd.tracer import getval
 from autograd.util import func
 
 from ..arrays import array_module
+from ..support.substitute import Layer
 
 AUTOGRAD_VERSION = "1.9.1"  # the version whose internals the overrides below replace
 
@@ -234,26 +236,23 @@ _FORWARD_TWINS = {  # looked up at call time by anp.concatenate, anp.stack, anp.
         lambda array_args, array_kwargs, scalar:
             array_module(scalar).array(scalar, *array_args, **array_kwargs)),
 }
+
 _ORIGINAL_FORWARDS = {name: getattr(anp, name) for name in _FORWARD_TWINS}
 
 # ---------------------------------------------------------------------------------------------
 # Installing the switches
 # ---------------------------------------------------------------------------------------------
 
-_SAVED_VJPS = {}  # primitive -> autograd's own vjp_argnums, while installed
-_INSTALLED = False
-
-
 def _switch(fun, device_vjp_argnums):
-    """Make fun's VJP run `device_vjp_argnums` for device inputs and autograd's own otherwise."""
+    """fun's VJP that runs `device_vjp_argnums` for device inputs and autograd's own
+    otherwise."""
     host_vjp_argnums = primitive_vjps[fun]
-    _SAVED_VJPS[fun] = host_vjp_argnums
 
     def vjp_argnums(argnums, ans, args, kwargs):
         chosen = device_vjp_argnums if _on_device(args) else host_vjp_argnums
         return chosen(argnums, ans, args, kwargs)
 
-    primitive_vjps[fun] = vjp_argnums
+    return vjp_argnums
 
 
 def _made_by_defvjp(fun, vjp_maker):
@@ -288,27 +287,27 @@ def _check_autograd_version():
                       RuntimeWarning, stacklevel=3)
 
 
+_OVERRIDES = []  # the substitution layer while installed (`tinyvit.support.substitute`)
+
+
+def overrides():
+    """The device switches as substitutions: autograd's VJP table entries and forwards."""
+    vjps = [(primitive_vjps, fun, _switch(fun, device)) for fun, device in _device_vjps().items()]
+    forwards = [(module, name, twin) for name, twin in _FORWARD_TWINS.items()
+                for module in (anp, _anp_pkg)]
+    return vjps + forwards
+
+
 def install_autograd_overrides():
-    """Install the device switches (idempotent; `register_array_type` calls it)."""
-    global _INSTALLED
-    if _INSTALLED:
+    """Install the device switches, a substitution layer held open (idempotent;
+    `register_array_type` calls it)."""
+    if _OVERRIDES:
         return
     _check_autograd_version()
-    for fun, device in _device_vjps().items():
-        _switch(fun, device)
-    for name, twin in _FORWARD_TWINS.items():
-        setattr(anp, name, twin)
-        setattr(_anp_pkg, name, twin)
-    _INSTALLED = True
+    _OVERRIDES.append(Layer(overrides()))
 
 
 def uninstall_autograd_overrides():
     """Give autograd back its own VJPs and forwards (for tests; device arrays then fail)."""
-    global _INSTALLED
-    for fun, host in _SAVED_VJPS.items():
-        primitive_vjps[fun] = host
-    _SAVED_VJPS.clear()
-    for name, original in _ORIGINAL_FORWARDS.items():
-        setattr(anp, name, original)
-        setattr(_anp_pkg, name, original)
-    _INSTALLED = False
+    while _OVERRIDES:
+        _OVERRIDES.pop().remove()

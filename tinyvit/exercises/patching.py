@@ -2,27 +2,21 @@
 
 The model looks its operations up as module attributes when it runs (`ops.softmax(...)` in
 `tinyvit.layers`, `layers.block(...)` in `tinyvit.vit`), so setting such an attribute puts
-another function into every forward and backward pass until it is set back. The capstone
+another function into every forward and backward pass until it is set back: a layer of
+`tinyvit.support.substitute`, the one mechanism the fast twins and the device use too (a
+student's function inside the fast twins stays in place). The capstone
 puts a student's passed functions in; a catalogued mistake or a mutant may swap one helper.
 A hand-written gradient goes in as an autograd primitive: the forward that is in place, with
 the student's VJP.
 """
-from contextlib import contextmanager
-
 from autograd.extend import defvjp, primitive
 
+from ..support.substitute import substituted
 
-@contextmanager
+
 def swapped(changes):
     """`with swapped([(module, name, value), ...]):` those attributes set, restored after."""
-    old = [(module, name, getattr(module, name)) for module, name, _ in changes]
-    try:
-        for module, name, value in changes:
-            setattr(module, name, value)
-        yield
-    finally:
-        for module, name, value in reversed(old):
-            setattr(module, name, value)
+    return substituted(changes)
 
 
 def replace(fn, current):

@@ -12,8 +12,11 @@ equal to its formula in values and gradients (`tests/test_fast.py`).
     fast.disable(["gelu"])    one formula back, the others as they were (benchmarks/levers.py)
 
 How: the model looks each operation up in its module when it runs (`ops.softmax(...)` in
-`tinyvit.layers`, `im2col(...)` inside `tinyvit.cnn`), so switching sets that module
-attribute to the formula or to its twin. Code that imported a function by name
+`tinyvit.layers`, `im2col(...)` inside `tinyvit.cnn`), and every switch is a layer of
+`tinyvit.support.substitute` over those attributes: `twins()` and `formulas()` scoped ones,
+`enable` / `disable` one held open. A twin stands in only for its formula, so a function
+put in place of a formula (a student's, `tinyvit.exercises`) stays there whichever is
+switched first; `formulas()` takes back only twins. Code that imported a function by name
 (`from tinyvit.ops import softmax`) keeps the one it got.
 
 `sharded(grad_fn, shards)` (`tinyvit/fast/shards.py`) runs a training step's forward and
@@ -23,10 +26,9 @@ backward as one shard of the batch per core, each in a thread (training does thi
 `keep_freed_memory()` (`tinyvit/fast/malloc.py`) tunes glibc's allocator so freed
 activations are reused; it changes the whole process, so it is opt-in: training turns it on.
 """
-from contextlib import contextmanager
-
 from .. import cnn as model_cnn
 from .. import ops as model_ops
+from ..support.substitute import Layer, substituted
 from . import cnn as fast_cnn  # the submodules, tinyvit.fast.cnn and tinyvit.fast.ops
 from . import conv as fast_conv
 from . import ops as fast_ops
@@ -62,20 +64,30 @@ def _names(names):
     return names
 
 
-def _set(names, use_fast):
+def _changes(names, use_fast):
+    """The substitutions that put the twins (or the formulas back) in place of those named."""
+    out = []
     for name in _names(names):
         module, formula, twin = TWINS[name]
-        setattr(module, name, twin if use_fast else formula)
+        out.append((module, name, twin, formula) if use_fast else (module, name, formula, twin))
+    return out
+
+
+_SETTING = Layer()  # what enable / disable switched on, under every scoped switch
+_ON = []  # the names enable switched on
 
 
 def enable(names=None):
-    """Make the model call the fast twins (all, or the named ones)."""
-    _set(names, True)
+    """Make the model call the fast twins (all, or the named ones) until `disable`."""
+    _ON[:] = [n for n in TWINS if n in _ON or n in _names(names)]
+    _SETTING.update(_changes(_ON, True))
 
 
 def disable(names=None):
-    """Make the model call the formulas (all, or the named ones)."""
-    _set(names, False)
+    """Make the model call the formulas (all, or the named ones) again."""
+    off = _names(names)
+    _ON[:] = [n for n in _ON if n not in off]
+    _SETTING.update(_changes(_ON, True))
 
 
 def enabled():
@@ -83,22 +95,11 @@ def enabled():
     return [n for n, (module, _, twin) in TWINS.items() if getattr(module, n) is twin]
 
 
-@contextmanager
-def _switched(use_fast, names=None):
-    before = enabled()
-    _set(names, use_fast)
-    try:
-        yield
-    finally:
-        disable()
-        enable(before)
-
-
 def formulas(names=None):
     """`with fast.formulas():` the model runs the formulas (all, or the named ones)."""
-    return _switched(False, names)
+    return substituted(_changes(names, False))
 
 
 def twins(names=None):
     """`with fast.twins():` the model runs the fast twins (all, or the named ones)."""
-    return _switched(True, names)
+    return substituted(_changes(names, True))

@@ -3,7 +3,7 @@
 glibc's malloc serves blocks over 128 KiB-32 MiB (adaptive) with mmap and gives them back on
 free; a training step allocates and frees hundreds of activation-sized temporaries, so every
 step page-faults them all in again. Raising the mmap and trim thresholds makes glibc reuse
-that memory instead (`python benchmarks/levers.py` measures what it buys; README lists it).
+that memory instead (`python benchmarks/levers.py` measures what it buys; docs/RESULTS.md lists it).
 
 It changes the allocator of the whole process, so it is opt-in: `tinyvit.run.train` calls it
 (on Linux with glibc); set TINYVIT_NO_MALLOPT=1 to skip it there too.

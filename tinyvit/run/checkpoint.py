@@ -22,7 +22,7 @@ from ..arrays import to_numpy
 from ..data import load_npz
 from ..tree import flatten, unflatten
 from . import verify
-from .files import atomic_write
+from ..support.files import atomic_write
 from .verify import check_arrays
 
 EXTRA = "__extra__"  # extras live under this top-level key, apart from the parameters

@@ -16,8 +16,9 @@ import numpy as np
 from .. import cnn, data, hybrid, vit
 from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
                        get_config, get_hybrid_config, model_names)
-from . import checkpoint, evaluate, rundir, signals, train, validate, verify
-from .progress import Progress, format_seconds
+from . import checkpoint, evaluate, recipe, rundir, signals, train, validate, verify
+from ..support.errors import as_flags
+from ..support.progress import Progress, format_seconds
 
 # A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
 # predict and the lessons when no checkpoint is named and none was trained here.
@@ -72,19 +73,21 @@ def convs(n):
 
 def cmd_train(args):
     """python -m tinyvit train ..."""
-    hparams = {k: getattr(args, k) for k in train.RECIPES["vit"]}
+    if args.out is not None and not args.out.strip():
+        raise ValueError(f"--out {args.out!r}: expected a folder name")
+    chosen = recipe.recipe_for(args.model, **{k: getattr(args, k) for k in recipe.NAMES})
     out = Path(args.out or f"runs/{args.model}")
-    validate.check_folder_option("--data-dir", args.data_dir)
+    validate.check_folder_option("`data_dir`", args.data_dir)
     if args.resume and args.replace:
         raise ValueError("--resume and --replace: expected one of them (continue the run in "
                          "--out, or start over there)")
     if args.resume and not (out / rundir.CKPT).is_file():
         raise ValueError(f"--resume: no checkpoint {out / rundir.CKPT} to continue (train "
                          f"without --resume to start a run there)")
-    history = train.train(args.model, args.data, out, data_dir=args.data_dir,
+    history = train.train(args.model, args.data, chosen, out, data_dir=args.data_dir,
                           train_size=args.train_size, seed=args.seed,
                           augment=not args.no_augment, resume=args.resume, replace=args.replace,
-                          max_steps=args.max_steps, backend=args.backend, **hparams)
+                          max_steps=args.max_steps, backend=args.backend)
     tested = [h["test_acc"] for h in history if h["test_acc"] is not None]
     if tested:
         print(f"done: final test accuracy {tested[-1]:.1%} (best {max(tested):.1%}), "
@@ -132,7 +135,7 @@ def tta_note(tta, trained):
 def cmd_eval(args):
     """python -m tinyvit eval [CKPT] --data ... [--tta VIEWS]"""
     if args.tta is not None:
-        validate.check_options(tta=args.tta)
+        recipe.check_value("tta", args.tta)
     args.checkpoint = checkpoint_or_default(args.checkpoint)
     model, params, meta = checkpoint.load_model(args.checkpoint)
     source = eval_source(args, meta, args.checkpoint)
@@ -170,24 +173,24 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-TRAIN_HELP = {  # every hyper-parameter defaults to the model's recipe (tinyvit.run.train)
-    "optimizer": "adamw or sgd (Nesterov momentum 0.9)",
-    "schedule": "cosine or linear (a triangle), after a linear warmup",
-    "warmup": "warmup length in epochs",
-    "clip": "global gradient norm clip (0: none)",
-    "crop-pad": "random crops of the image padded by this many pixels",
-    "crop-mode": "constant (pad with zeros) or reflect (mirror the border)",
-}
-
-
 def add_tta_options(parser, default):
     """--tta [VIEWS] and --no-tta, both setting `tta` (None when neither is given)."""
+    meaning = next(s for s in recipe.SETTINGS if s.name == "tta").metadata["meaning"]
     parser.add_argument("--tta", nargs="?", const="flip", default=None, metavar="VIEWS",
-                        help="test-time augmentation: none, flip (the mirror images too; "
-                             "--tta alone) or flip-shift (and one-pixel shifts); default: "
-                             + default)
+                        help=f"{meaning} (--tta alone: flip); default: {default}")
     parser.add_argument("--no-tta", dest="tta", action="store_const", const="none",
                         help="same as --tta none")
+
+
+def add_recipe_options(parser):
+    """One flag per setting of the `Recipe` (--epochs, --lr, ...), each defaulting to the
+    model's recipe (None: not given)."""
+    for setting in recipe.SETTINGS:
+        if setting.name == "tta":
+            add_tta_options(parser, "the model's recipe")
+        else:
+            parser.add_argument("--" + setting.name.replace("_", "-"), type=setting.type,
+                                default=None, help=setting.metadata["meaning"])
 
 
 def build_parser():
@@ -205,7 +208,7 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a ViT, a CNN or a hybrid",
                        description="Train a model; every hyper-parameter not given comes from "
-                                   "the model's recipe (README: Results, Strong baselines).")
+                                   "the model's recipe (tinyvit.run.recipe; docs/RESULTS.md).")
     t.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"a ViT preset, a CNN ({', '.join(CNN_PRESETS)}) or a hybrid "
                         f"({', '.join(HYBRID_PRESETS)}); default {DEFAULT_MODEL}")
@@ -213,12 +216,9 @@ def build_parser():
                    help="cifar10, cifar100, or an ImageFolder directory / .tar.gz / .zip")
     t.add_argument("--data-dir", default=None, help="download/cache folder ($TINYVIT_DATA)")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
-    for name, typ in (("epochs", int), ("batch-size", int), ("optimizer", str), ("lr", float),
-                      ("weight-decay", float), ("schedule", str), ("warmup", float),
-                      ("smoothing", float), ("clip", float), ("crop-pad", int),
-                      ("crop-mode", str), ("train-size", int), ("max-steps", int)):
-        t.add_argument(f"--{name}", type=typ, default=None, help=TRAIN_HELP.get(name))
-    add_tta_options(t, "the model's recipe")
+    add_recipe_options(t)
+    for name in ("train-size", "max-steps"):
+        t.add_argument(f"--{name}", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
@@ -266,7 +266,23 @@ def main(argv=None):
         return fail(e if str(e) else signals.reason(), signals.exit_status())
 
 
+def flags(parser=None):
+    """{parameter: '--flag'}: every option of every sub-command, by the parameter it sets, and
+    the library's names for what the command line calls --data."""
+    parser = parser or build_parser()
+    found = {"source": "--data", "data_source": "--data"}
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for sub in commands.choices.values():
+        for action in sub._actions:
+            spelled = "--" + action.dest.replace("_", "-")
+            if spelled in action.option_strings:
+                found[action.dest] = spelled
+    return found
+
+
 def fail(message, status):
-    """Print `error: message` on one line; return the exit status."""
-    print(f"error: {data.shown(' '.join(str(message).split()))}", file=sys.stderr)
+    """Print `error: message` on one line, its parameters spelled as flags; return the exit
+    status."""
+    print(f"error: {data.shown(' '.join(as_flags(str(message), flags()).split()))}",
+          file=sys.stderr)
     return status

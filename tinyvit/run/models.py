@@ -6,7 +6,7 @@ which it runs.
 whitening stem or BatchNorm takes on data: `from_data(params, images)` before training (the
 fixed whitening kernel) and `population_stats(params, images)` before evaluating (BatchNorm's
 statistics); both return the params unchanged for a model without them. Names come from
-`tinyvit.configs`' presets (`configs.family` tells which family).
+`tinyvit.configs`' presets; a config's type says which family it is (`configs.family`).
 """
 import dataclasses
 from typing import Any, Callable, NamedTuple
@@ -57,7 +57,7 @@ FAMILIES = {
 }
 
 
-def _bind(cfg):
+def from_config(cfg):
     """The Model for a ViTConfig, CNNConfig or HybridConfig."""
     f = FAMILIES[configs.family(cfg)]
     return Model(cfg.name, cfg, lambda rng: f.init(rng, cfg),
@@ -68,12 +68,14 @@ def _bind(cfg):
 def build(name, num_classes=None, image_size=None, **overrides):
     """The Model called `name` (a ViT preset, a paper ViT, a CNN or a hybrid preset)."""
     get_config = FAMILIES[configs.family(name)].get_config
-    return _bind(get_config(name, num_classes=num_classes, image_size=image_size, **overrides))
+    cfg = get_config(name, num_classes=num_classes, image_size=image_size, **overrides)
+    return from_config(cfg)
 
 
 def config_dict(model):
-    """The model's config as a JSON-able dict (stored in checkpoints)."""
-    return dataclasses.asdict(model.cfg)
+    """The model's config as a JSON-able dict (stored in checkpoints): its fields and, under
+    "type", the config class that says which family the model is."""
+    return {"type": type(model.cfg).__name__, **dataclasses.asdict(model.cfg)}
 
 
 def param_count(model):
@@ -90,15 +92,32 @@ ADDED_FIELDS = {
 }
 
 
+CONFIG_CLASSES = {f.config.__name__: f.config for f in FAMILIES.values()}
+
+
+def legacy_config_class(name):
+    """The config class of a checkpoint written before configs stored their "type": files
+    were then written only for preset-like names, cnn-* and hybrid-* for those families."""
+    return next((FAMILIES[f].config for f in ("cnn", "hybrid") if name.lower().startswith(f)),
+                configs.ViTConfig)
+
+
 def from_config_dict(d):
     """Rebuild a Model from `config_dict` output (JSON lists become tuples again).
 
-    One-line ValueError for anything else: not a dict, no name, a field the config class does
-    not have or one it has left out, a value it refuses.
+    One-line ValueError for anything else: not a dict, no name, an unknown type, a field the
+    config class does not have or one it has left out, a value it refuses.
     """
     if not isinstance(d, dict) or not isinstance(d.get("name"), str):
         raise ValueError(f"expected a config dict with a 'name', found {str(d)[:60]}")
-    config_class = FAMILIES[configs.family(d["name"])].config
+    d = dict(d)
+    kind = d.pop("type", None)
+    if kind is None:
+        config_class = legacy_config_class(d["name"])
+    elif kind in CONFIG_CLASSES:
+        config_class = CONFIG_CLASSES[kind]
+    else:
+        raise ValueError(f"type: expected one of {', '.join(CONFIG_CLASSES)}, found {kind!r}")
     fields = [f.name for f in dataclasses.fields(config_class)]
     d = {**ADDED_FIELDS.get(config_class.__name__, {}), **d}
     unknown, missing = sorted(set(d) - set(fields)), [f for f in fields if f not in d]
@@ -108,4 +127,4 @@ def from_config_dict(d):
     if missing:
         raise ValueError(f"{config_class.__name__} field(s) missing: {', '.join(missing)}")
     d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-    return _bind(config_class(**d))
+    return from_config(config_class(**d))

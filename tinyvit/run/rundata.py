@@ -28,20 +28,29 @@ def data_name(source):
 
 
 def build_for(model, ds, source, batch_size=None):
-    """The model sized for a data set's images and classes; one line naming both if it cannot,
-    or if training it would need more than the memory (`training_bytes`, with `batch_size`)."""
-    _, h, w, _ = ds["train"][0].shape
+    """The model (a preset name, sized for a data set's images and classes, or a
+    `models.Model`, which must fit them); one line naming both if it cannot, or if training it
+    would need more than the memory (`training_bytes`, with `batch_size`)."""
+    _, h, w, c = ds["train"][0].shape
+    k = len(ds["classes"])
+    name = model if isinstance(model, str) else model.name
     try:
         if h != w:
             raise ValueError(f"tinyvit models take square images, found {w}x{h}")
-        net = models.build(model, num_classes=len(ds["classes"]), image_size=h)
+        if isinstance(model, str):
+            net = models.build(model, num_classes=k, image_size=h)
+        else:
+            net = model
+            cfg = model.cfg
+            if (cfg.image_size, cfg.channels, cfg.num_classes) != (h, c, k):
+                raise ValueError(f"it takes {cfg.image_size}x{cfg.image_size}x{cfg.channels} "
+                                 f"images of {cfg.num_classes} classes")
         data.check_bytes("training", training_bytes(net, batch_size or 1), f"its parameters, "
-                         f"gradients, optimiser moments and a batch of logits over "
-                         f"{len(ds['classes']):,} classes")
+                         f"gradients, optimiser moments and a batch of logits over {k:,} classes")
         return net
     except ValueError as e:
-        raise ValueError(f"--model {model} on --data {source} ({w}x{h} images, "
-                         f"{len(ds['classes']):,} classes): {e}") from None
+        raise ValueError(f"`model` {name} on `data` {source} ({w}x{h} images, "
+                         f"{k:,} classes): {e}") from None
 
 
 def training_bytes(net, batch_size):

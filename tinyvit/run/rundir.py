@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import data
 from . import checkpoint
-from .files import atomic_write
+from ..support.files import atomic_write
 from .validate import check_folder_option
 
 try:
@@ -77,7 +77,7 @@ class RunFolder:
                 f.writelines(json.dumps(row) + "\n" for row in history)
         except OSError as e:
             raise RunError(f"{self.log}: cannot write ({e.strerror or e}); the checkpoint "
-                           f"{self.ckpt} holds the same history (--resume rewrites the log)") \
+                           f"{self.ckpt} holds the same history (`resume` rewrites the log)") \
                 from None
 
     def read_log(self, epoch):
@@ -104,11 +104,11 @@ class RunFolder:
 
 def create(path):
     """mkdir -p an --out folder; one-line errors for a file in the way or no permission."""
-    check_folder_option("--out", path)
+    check_folder_option("`out`", path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"--out {path}: cannot create it ({e.strerror or e})") from None
+        raise ValueError(f"`out` {path}: cannot create it ({e.strerror or e})") from None
 
 
 @contextmanager
@@ -122,18 +122,18 @@ def locked(folder: RunFolder):
             fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0),
                          0o644)
         except OSError as e:
-            raise ValueError(f"--out {folder.path}: cannot write there ({e.strerror})") from None
+            raise ValueError(f"`out` {folder.path}: cannot write there ({e.strerror})") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device where the lock goes
             os.close(fd)
-            raise ValueError(f"--out {folder.path}: its lock file {LOCK} is "
+            raise ValueError(f"`out` {folder.path}: its lock file {LOCK} is "
                              f"{data.kind(folder.lock)}, expected a regular file (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise ValueError(f"--out {folder.path}: in use by another run (process {holder}); "
-                             f"wait for it to end or choose another --out") from None
+            raise ValueError(f"`out` {folder.path}: in use by another run (process {holder}); "
+                             f"wait for it to end or choose another `out`") from None
         if os.path.exists(folder.lock) and os.path.samestat(os.fstat(fd), os.stat(folder.lock)):
             break
         os.close(fd)  # the file was removed by a run that just ended: lock the new one
@@ -151,21 +151,23 @@ def open_run(out, resume, replace, log):
     """with open_run(out, ...) as folder: the run folder, created and locked, with a run
     already in it kept: resumed, moved aside (`replace`), or the new run refused (one line
     naming the folder)."""
-    folder, existed = RunFolder(out), Path(out).exists()
+    folder = RunFolder(out)
+    made = [p for p in [folder.path, *folder.path.parents] if not p.exists()]  # deepest first
     create(folder.path)
     try:
         with locked(folder):
             if folder.holds_run() and not (resume and folder.ckpt.exists()):
                 if not replace:
-                    raise ValueError(f"--out {folder.path}: holds a run ({describe(folder)}); "
-                                     f"use --resume to continue it, --replace to start over "
+                    raise ValueError(f"`out` {folder.path}: holds a run ({describe(folder)}); "
+                                     f"use `resume` to continue it, `replace` to start over "
                                      f"(the old run is moved to {folder.path}/previous-N/), or "
-                                     f"another --out")
+                                     f"another `out`")
                 log(f"note: moved the run in {folder.path} to {folder.move_aside()}")
             yield folder
     finally:
-        if not existed and folder.path.is_dir() and not any(folder.path.iterdir()):
-            folder.path.rmdir()  # a run that failed before writing leaves no empty folder
+        for p in made:  # a run that failed before writing leaves no folder it made
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
 
 
 def describe(folder):

@@ -9,13 +9,11 @@ training-set size.
 Length rule (`epochs_for`): every model gets the same number of epochs for a given size,
 `clip(round(min_images / N), min_epochs, max_epochs)`: each run sees at least `min_images`
 images and trains at least `min_epochs` epochs. The defaults (100k images, 10 epochs) give
-1k: 100 epochs, 2.5k: 40, 5k: 20, 10k to 50k: 10, so the large sizes are not starved: a
-fixed number of images seen per run (the project's first sweeps, 100k and 200k images with
-at least 4 epochs, lessons/results/) gives 50k images only 4 epochs, and a flat tail there
-says more about compute than about data. The defaults were sized to about 6 CPU-hours for
-3 models x 6 sizes x 3 seeds: 1.15M images per model and seed, at the single-threaded speeds
-`benchmarks/sweep_cost.py` measured (README, "The data-hunger sweep, redone"). Each model
-trains with its own recipe (`train.recipe`), its warmup stretched to the same fraction of
+1k: 100 epochs, 2.5k: 40, 5k: 20, 10k to 50k: 10, so the large sizes are not starved (a
+fixed number of images seen per run would give 50k images only a few epochs, and a flat tail
+there would say more about compute than about data). `benchmarks/sweep_cost.py` says what a
+sweep will cost on this machine (docs/RESULTS.md, "The data-hunger sweep"). Each model
+trains with its own recipe (`recipe.recipe_for`), its warmup stretched to the same fraction of
 the run. Test accuracy is measured once, after the last epoch.
 
 Results go to one JSON file, updated atomically after every finished run, so an interrupted
@@ -35,10 +33,10 @@ import numpy as np
 
 from .. import data
 from ..configs import family
-from ..figures import charts
-from .files import atomic_write
-from .progress import format_seconds
-from .train import channel_stats, recipe, train
+from ..support.files import atomic_write
+from ..support.progress import format_seconds
+from .recipe import recipe_for
+from .train import channel_stats, train
 
 DEFAULT_SIZES = (1000, 2500, 5000, 10000, 25000, 50000)
 DEFAULT_MODELS = ("cnn-air-small", "vit-cifar-nano", "hybrid-tiny")
@@ -53,12 +51,12 @@ def epochs_for(n, min_images=MIN_IMAGES, min_epochs=MIN_EPOCHS, max_epochs=200):
     return int(min(max(round(min_images / n), min_epochs), max_epochs))
 
 
-def run_hparams(model, n, epochs, batch_size=None):
+def run_recipe(model, n, epochs, batch_size=None):
     """The model's recipe for `epochs` epochs on n images: its batch size (or `batch_size`),
     at most n, and its warmup the same fraction of the run as in the recipe."""
-    r = recipe(model)
-    return dict(epochs=epochs, batch_size=min(batch_size or r["batch_size"], n),
-                warmup=r["warmup"] * epochs / r["epochs"])
+    r = recipe_for(model)
+    return r.replace(epochs=epochs, batch_size=min(batch_size or r.batch_size, n),
+                     warmup=r.warmup * epochs / r.epochs)
 
 
 def rule_text(setup):
@@ -190,9 +188,9 @@ def run_one(ds, results_path, setup, model, n, seed, min_images, min_epochs, bat
     epochs = epochs_for(n, min_images, min_epochs)
     out = Path(workdir or tempfile.mkdtemp(prefix="sweep-")) / run_key(model, n, seed)
     t0 = time.perf_counter()
-    hist = train(model, out=out, seed=seed, dataset=subset, max_steps=max_steps,
-                 log=lambda *a: None, eval_every=epochs, resume=max_steps is None,
-                 **run_hparams(model, n, epochs, batch_size))
+    hist = train(model, subset, run_recipe(model, n, epochs, batch_size), out, seed=seed,
+                 max_steps=max_steps, log=lambda *a: None, eval_every=epochs,
+                 resume=max_steps is None)
     results = record(results_path, setup, dict(
         model=model, size=n, seed=seed, epochs=epochs, steps=hist[-1]["step"],
         test_acc=hist[-1]["test_acc"], seconds=round(sum(h["seconds"] for h in hist), 1)))
@@ -232,15 +230,6 @@ def seeds_label(counts):
     return f"{lo}-{hi} seeds" if lo != hi else f"{lo} seed{'s' if lo > 1 else ''}"
 
 
-def chart(results, title=None):
-    """Accuracy vs training-set size, mean +- std over seeds, log x (a PIL image)."""
-    title = title or f"Data hunger on CIFAR-10 (JPEG copy), {rule_text(results.get('setup', {}))}"
-    series = {f"{m} ({seeds_label(c)})": (n, mu, sd)
-              for m, (n, mu, sd, c) in summarize(results).items()}
-    return charts.line_chart(series, xlabel="training images", ylabel="test accuracy",
-                             title=title, log_x=True, error_bars=True)
-
-
 def paired_gaps(results, a, b):
     """{size: (mean, std, n)} of acc(a) - acc(b) over the seeds that ran both models.
 
@@ -265,7 +254,8 @@ def ordered_models(results, models=None):
 
 def gap_series(results, models=None):
     """{"over b (n seeds)": (sizes, mean, std)} of the first model's lead over each other model
-    b, paired by seed, in accuracy points (`table_lines`' gap columns, for `gap_chart`)."""
+    b, paired by seed, in accuracy points (`table_lines`' gap columns; charted by
+    `tinyvit.figures.hunger.gap_chart`)."""
     models = ordered_models(results, models)
     if len(models) < 2:
         raise ValueError(f"gap chart: needs runs of two models or more, found {models}")
@@ -279,19 +269,6 @@ def gap_series(results, models=None):
     if not series:
         raise ValueError(f"gap chart: no size and seed ran both {models[0]} and another model")
     return series
-
-
-def gap_chart(results, models=None, title=None):
-    """The first model's lead over each of the others against training-set size, mean +- std
-    over seeds, log x, 0 (no lead) always on the y axis (a PIL image)."""
-    series, a = gap_series(results, models), ordered_models(results, models)[0]
-    lowest = min(float((mu - sd).min()) for _, mu, sd in series.values())
-    highest = max(float((mu + sd).max()) for _, mu, sd in series.values())
-    ylim = (min(0.0, lowest), None if highest > 0 else 0.0)  # 0, no lead, always in view
-    title = title or f"How far {a} leads, paired by seed ({rule_text(results.get('setup', {}))})"
-    return charts.line_chart(series, xlabel="training images",
-                             ylabel=f"{a}'s lead, accuracy points", title=title, log_x=True,
-                             error_bars=True, ylim=ylim)
 
 
 def table_lines(results, models=None):

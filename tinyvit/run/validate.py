@@ -1,34 +1,36 @@
 """Checking options before anything runs: one rule per option, one line per bad value.
 
-Every option of `python -m tinyvit` (and the same keyword of `train`) has a rule in `RULES`:
-an integer or a finite real number with its lowest (and highest) allowed value (`Rule`), or one
-of a few names or flags (`Choice`). `check_options` raises a one-line ValueError that names the
-option as the command line spells it:
+A rule is an integer or a finite real number with its lowest (and highest) allowed value, and
+perhaps a bound relative to the run (`Rule`), or one of a few names (`Choice`). The
+hyper-parameters' rules are written with their settings in `tinyvit.run.recipe`; `RULES` holds
+those of the other options of a run (`train`'s train_size, seed, ..., `info`'s, `predict`'s).
+`check_options` raises a one-line ValueError naming the parameter (the command line shows
+its flag: `tinyvit.support.errors`):
 
-    --batch-size 0: expected an integer >= 1
-    --smoothing 2.0: expected a number in [0, 1)
-    --optimizer 'adam': expected one of 'adamw', 'sgd'
+    `train_size` 0: expected an integer >= 1
 
-The same rules check the hyper-parameters stored in a checkpoint (`label=` names the field
-there instead of the option). `check_folder_option` refuses an --out or --data-dir that names
-a file.
+`label=` names it otherwise (a field of a checkpoint). `check_folder_option` refuses an `out`
+or `data_dir` that names a file; `settings_changed` lists how a run asked for differs from the
+run saved.
 """
 import math
 from numbers import Integral, Real
 from pathlib import Path
 from typing import NamedTuple
 
-from ..data import TTA
+from ..support.errors import named
 
 
 class Rule(NamedTuple):
     """Allowed values: integers or finite reals from `low` (excluded if `low_open`) up to `high`
-    (always excluded; inf for none)."""
+    (always excluded; inf for none), and at most the size of the run called `most` (a
+    recipe's epochs, the images' size: `tinyvit.run.recipe.check`)."""
 
     integer: bool
     low: float
     high: float = math.inf
     low_open: bool = False
+    most: str = None
 
     def allows(self, v):
         if isinstance(v, bool) or not isinstance(v, Integral if self.integer else Real):
@@ -57,20 +59,7 @@ class Choice(NamedTuple):
         return f"one of {', '.join(map(repr, self.values))}"
 
 
-RULES = {
-    # hyper-parameters (train.RECIPES)
-    "epochs": Rule(True, 1),
-    "batch_size": Rule(True, 1),
-    "lr": Rule(False, 0, low_open=True),
-    "weight_decay": Rule(False, 0),
-    "warmup": Rule(False, 0),
-    "smoothing": Rule(False, 0, 1),
-    "clip": Rule(False, 0),  # 0: no clipping
-    "optimizer": Choice(("adamw", "sgd")),  # tinyvit.optim.update
-    "schedule": Choice(("cosine", "linear")),  # tinyvit.optim.schedule
-    "crop_pad": Rule(True, 0),  # random crops of the image padded by this many pixels
-    "crop_mode": Choice(("constant", "reflect")),  # padded with zeros or mirrored
-    "tta": Choice(tuple(TTA)),  # test-time augmentation: the views data.TTA names
+RULES = {  # the hyper-parameters' rules are the Recipe's (tinyvit.run.recipe)
     # the rest of a run
     "train_size": Rule(True, 1),
     "max_steps": Rule(True, 1),
@@ -83,17 +72,12 @@ RULES = {
 }
 
 
-def flag(name):
-    """'batch_size' -> '--batch-size'."""
-    return "--" + name.replace("_", "-")
-
-
 def check_value(name, value, label=None):
     """One-line ValueError unless `value` follows RULES[name]; `label` names it (default: the
     command-line option)."""
     rule = RULES[name]
     if not rule.allows(value):
-        raise ValueError(f"{label or flag(name)} {value!r}: expected {rule.text()}")
+        raise ValueError(f"{label or named(name)} {value!r}: expected {rule.text()}")
 
 
 def check_options(label=None, **values):
@@ -101,12 +85,6 @@ def check_options(label=None, **values):
     for name, value in values.items():
         if value is not None:
             check_value(name, value, label(name) if label else None)
-    lr, wd = values.get("lr"), values.get("weight_decay")
-    if lr is not None and wd is not None and lr * wd >= 1:
-        name = label or flag
-        raise ValueError(f"{name('weight_decay')} {wd!r} with {name('lr')} {lr!r}: each step "
-                         f"multiplies the weights by 1 - lr x weight decay = {1 - lr * wd:g}; "
-                         f"expected lr x weight decay < 1")
 
 
 def check_folder_option(option, path):
@@ -128,14 +106,14 @@ def check_folder_option(option, path):
 # What must not change for a resumed run to continue the saved one exactly. The data are
 # compared by content (its digest, classes, statistics), not by path: a moved folder is fine.
 SETTINGS = ("classes", "train_size", "train_digest", "seed", "model", "hparams", "mean", "std")
-LABELS = {"train_size": "--train-size", "seed": "--seed", "classes": "--data's classes",
-          "mean": "--data's mean", "std": "--data's std"}
+LABELS = {"train_size": "`train_size`", "seed": "`seed`", "classes": "`data`'s classes",
+          "mean": "`data`'s mean", "std": "`data`'s std"}
 
 
 def _label(key):
     """How a run setting is named in messages: its option where it has one."""
     if key.startswith("hparams."):
-        return flag(key.split(".", 1)[1])
+        return named(key.split(".", 1)[1])
     return LABELS.get(key, key.replace(".", " "))
 
 
@@ -156,7 +134,7 @@ def settings_changed(saved, now, keys=SETTINGS, prefix=""):
             continue
         a, b = saved[key], now.get(key)
         if key == "train_digest" and a != b:
-            changed.append("--data's training images differ")
+            changed.append("`data`'s training images differ")
         elif isinstance(a, dict) and isinstance(b, dict):
             changed += settings_changed(a, b, list(b), f"{prefix}{key}.")
         elif a != b:

@@ -13,28 +13,13 @@ import os
 import numpy as np
 
 from ..tree import flatten
-from . import models, validate
-
-HPARAMS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
-           "smoothing", "clip", "crop_pad", "crop_mode", "tta")
-# Hyper-parameters added after checkpoints were first written, with the value that older
-# checkpoints (which lack them) were trained with.
-ADDED_HPARAMS = dict(optimizer="adamw", schedule="cosine", crop_pad=4, crop_mode="constant",
-                     tta="none")
-# Older checkpoints wrote `tta` as a boolean (flip TTA or none).
-OLD_TTA = {False: "none", True: "flip"}
-
+from . import models, recipe, validate
 
 def with_added_hparams(meta):
-    """meta with the hyper-parameters an older checkpoint lacks set to what it was trained with,
-    and those it wrote in an older form (`OLD_TTA`) in today's."""
+    """meta with its recipe read as today's (`recipe.upgrade`: settings an older checkpoint
+    predates, values it wrote in an older form); what `check_run_meta` then checks."""
     hp = meta.get("hparams") if isinstance(meta, dict) else None
-    if not isinstance(hp, dict):
-        return meta
-    hp = {**ADDED_HPARAMS, **hp}
-    if isinstance(hp["tta"], bool):
-        hp["tta"] = OLD_TTA[hp["tta"]]
-    return {**meta, "hparams": hp}
+    return {**meta, "hparams": recipe.upgrade(hp)} if isinstance(hp, dict) else meta
 
 
 def few(keys, n=3):
@@ -137,11 +122,8 @@ def check_meta(path, meta):
 def check_run_meta(path, meta):
     """What resuming reads besides `check_meta`: hyper-parameters, train size, seed, data."""
     name = os.fspath(path)
-    hp = meta.get("hparams")
-    if not isinstance(hp, dict) or sorted(hp) != sorted(HPARAMS):
-        raise ValueError(f"{name}: meta hparams: expected {', '.join(HPARAMS)}, found "
-                         f"{str(hp)[:80]}")
-    validate.check_options(label=lambda k: f"{name}: meta hparams {k}", **hp)
+    recipe.from_stored(meta.get("hparams"), label=lambda k: f"{name}: meta hparams"
+                       + ("" if k == "recipe" else f" {k}"))
     validate.check_options(label=lambda k: f"{name}: meta {k}", train_size=meta.get("train_size"),
                            seed=meta.get("seed"))
     if not isinstance(meta.get("data"), str) or None in (meta.get("train_size"),
@@ -174,12 +156,12 @@ def check_data_fits(path, model, meta, ds, source):
     """One-line ValueError unless a data set has the checkpoint's classes and image size."""
     classes, want = list(ds["classes"]), meta["classes"]
     if classes != want:
-        raise ValueError(f"--data {source}: its {len(classes)} classes {str(classes)[:40]} are "
+        raise ValueError(f"`source` {source}: its {len(classes)} classes {str(classes)[:40]} are "
                          f"not the {len(want)} of {os.fspath(path)} {str(want)[:40]}")
     cfg = model.cfg
     h, w, c = ds["test"][0].shape[1:]
     if (h, w, c) != (cfg.image_size, cfg.image_size, cfg.channels):
-        raise ValueError(f"--data {source}: its images are {w}x{h}x{c}, {os.fspath(path)} "
+        raise ValueError(f"`source` {source}: its images are {w}x{h}x{c}, {os.fspath(path)} "
                          f"takes {cfg.image_size}x{cfg.image_size}x{cfg.channels}")
 
 

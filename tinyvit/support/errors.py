@@ -1,0 +1,23 @@
+"""Errors name parameters as the library spells them; the command line spells its flags.
+
+A library message names a parameter in backquotes, as its caller wrote it:
+
+    `batch_size` 0: expected an integer >= 1
+
+and the command line shows it with its option, `--batch-size 0: ...` (`as_flags`, given the
+flags its parser knows). A backquoted name the command line has no flag for stays as written.
+"""
+import re
+
+PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def named(name):
+    """How a message names the parameter `name`: '`name`'."""
+    return f"`{name}`"
+
+
+def as_flags(message, flags):
+    """`message` with every backquoted parameter that `flags` ({name: '--flag'}) holds spelled
+    as its flag."""
+    return PARAMETER.sub(lambda m: flags.get(m.group(1), m.group(0)), str(message))
