@@ -763,11 +763,11 @@ def stop_with(signum, at_call=2):
     """A train_epoch that sends this process `signum` on its `at_call`-th call."""
     real, calls = T.train_epoch, []
 
-    def epoch(*args):
+    def epoch(*args, **kwargs):
         calls.append(1)
         if len(calls) == at_call:
             os.kill(os.getpid(), signum)
-        return real(*args)
+        return real(*args, **kwargs)
     return epoch
 
 
@@ -960,7 +960,8 @@ def test_16_bit_grey_and_colour_images_read_alike():
 def test_readme_says_what_the_image_decoder_does():
     """README's sentences on which images are read and which refused hold for the decoder: a
     16-bit grey PNG is read by its top 8 bits, a float image and a 32-bit one are refused."""
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text()
+                      .lower().split())
     assert "16-bit images, grey or colour, are read by their top 8 bits" in readme
     assert "images of 32-bit integer or float values are refused" in readme
     grey = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)  # (H, W)
