@@ -17,6 +17,15 @@
                                              {loss(inputs), wrt, grads(output)}: the library's
                                              forward and how the output holds its gradient
     mistakes, detectors                      {name: (wrong function, why)}; [detector, ...]
+    variants, properties                     {description: wrong function} beyond the
+                                             reference's own single edits (variants.py);
+                                             [property, ...] every answer has (properties.py)
+    formulas                                 the reference written out by hand (when it is
+                                             autograd's derivative): its variants are tried
+    explain_cases                            how many of the fixed cases a diagnosis runs
+                                             (None: all; fewer for a slow exercise)
+    trace                                    trace(ex, fn, case) -> text or None: where a
+                                             loop's steps differ first (the capstone)
     hints                                    three paragraphs, from a nudge to nearly the answer
     equivalent                               {mutant id: why that mutant computes the same}
     forbid                                   names whose import from tinyvit a grader flags
@@ -43,6 +52,7 @@ NO_DROPOUT = ("the exercise runs without dropout (rate 0, no rng): dropout's rat
 DEFAULTS = dict(
     imports="import autograd.numpy as np", derive=lambda d: d, call=positional,
     tol=(1e-6, 1e-9), edges=(), grads=(), fd=None, mistakes={}, detectors=(), equivalent={},
+    variants={}, properties=(), explain_cases=None, trace=None, formulas=(),
     notes=STANDARD_NOTES, patch=None, stages=None,
 )
 

@@ -9,6 +9,7 @@ from ... import layers, ops, vit
 from ...configs import ViTConfig
 from ...tree import tree_map
 from ..patching import swapped
+from ..properties import changed_inputs, independent_items
 from ..spec import NO_DROPOUT, exercise, normal, pick
 
 
@@ -83,6 +84,10 @@ BLOCK = exercise(
                   "[1, 0] and [0, 2]: z_out = z + [1, 0] + [0, 2]"},
     edges=[{"label": "one head, one token", "dims": {"B": 2, "N": 1, "D": 4, "H": 1, "M": 3}}],
     grads=("p", "z"),
+    properties=[
+        changed_inputs("permuting the tokens permutes the output rows the same way",
+                       lambda i: {**i, "z": i["z"][:, ::-1]}, lambda i, out: out[:, ::-1]),
+        independent_items("each sequence of the batch goes through the block on its own", ("z",))],
     mistakes={
         "post-LN (the original Transformer's order)": (post_ln, "ViT normalises before each "
             "sub-layer and adds the un-normalised input: z' = MSA(LN(z)) + z, not LN(z + MSA(z))"),
@@ -172,6 +177,7 @@ VIT = exercise(
             "dims": {"B": 2, "S": 4, "P": 2, "C": 1, "D": 6, "L": 1, "H": 2, "M": 4, "K": 2,
                      "cls": 0}}],
     grads=("params", "images"),
+    properties=[independent_items("each image's logits depend on that image only", ("images",))],
     mistakes={
         "no final LayerNorm": (without_final_norm, "the encoder ends with a LayerNorm (Eq. 4: "
             "y = LN(z_L^0)) before the head"),

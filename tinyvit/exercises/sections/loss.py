@@ -8,12 +8,22 @@ from autograd import grad
 from ... import ops
 from ..diagnose import nonfinite, scaled
 from ..patching import replace, with_vjp
+from ..properties import changed_inputs, sums_to, unchanged_by
 from ..spec import exercise, normal, pick
 
 AXIS = "logits are (B, K): axis 1 and shape[1] are axis -1 and shape[-1]"
 OVERFLOW = "exp overflows at large logits: subtract each row's max first (log-sum-exp)"
 BATCH = [(lambda d: d["B"], "B: the loss is the mean over the batch, not the sum"),
          (lambda d: 1.0 / d["B"], "1/B: is the mean taken twice?"), (-1.0, "the sign is flipped")]
+
+
+def row_shift(i):
+    """The logits with a constant added to each row (softmax cannot see it)."""
+    return {**i, "logits": i["logits"] + 5.0 * np.arange(len(i["logits"]))[:, None]}
+
+
+def first_example(i):
+    return {**i, "logits": i["logits"][:1], "labels": i["labels"][:1]}
 
 
 def ce_inputs(rng, d, scale=3.0, smoothing=0.1):
@@ -69,6 +79,11 @@ CROSS_ENTROPY = exercise(
         "cross-entropy without the max shift": (ce_no_shift, OVERFLOW),
     },
     detectors=[nonfinite(OVERFLOW), scaled(BATCH)],
+    properties=[
+        unchanged_by("adding a constant to a row of logits changes nothing", row_shift),
+        changed_inputs("the loss is the mean of the examples' losses: B = 1 gives example 0's "
+                       "own loss, -sum_k q_k log softmax(z_0)_k", first_example,
+                       lambda i, out: ops.cross_entropy(*first_example(i).values()))],
     equivalent=dict.fromkeys([f"cross_entropy line {n}: unary - dropped" for n in (7, 8, 9)], AXIS),
     hints="""
     log softmax(z) = z - log(sum_k exp(z_k)) per row; take the row max out first,
@@ -116,6 +131,11 @@ CROSS_ENTROPY_GRAD = exercise(
         "gradient without the max shift": (grad(ce_no_shift), OVERFLOW),
     },
     detectors=[nonfinite(OVERFLOW), scaled(BATCH)],
+    properties=[
+        sums_to("every row of the gradient sums to 0 (p and q both sum to 1)", 0.0),
+        unchanged_by("adding a constant to a row of logits changes nothing", row_shift),
+        changed_inputs("the rows are divided by B: example 0 alone (B = 1) gives B times its "
+                       "row", first_example, lambda i, out: out[:1] * len(i["logits"]))],
     equivalent={
         **dict.fromkeys([f"cross_entropy line {n}: unary - dropped" for n in (7, 8, 9)], AXIS),
         "cross_entropy line 8: .sum -> .mean": "log of the mean instead of the sum shifts the loss "

@@ -9,6 +9,7 @@ from autograd import elementwise_grad, make_vjp
 from ... import ops
 from ..diagnose import nonfinite, scaled
 from ..patching import replace, with_vjp
+from ..properties import at_inputs, changed_inputs, sums_to, unchanged_by
 from ..spec import exercise, normal, pick
 
 TOKENS = {"B": 2, "N": 3, "D": 5}
@@ -61,6 +62,12 @@ def ln_with(denominator, ddof=0):
     return wrong
 
 
+def standardised(x):
+    """Each token with mean 0 and variance 1 over its features (what LN is before g and b)."""
+    mean, var = stats(x)
+    return (x - mean) / np.sqrt(var)
+
+
 LAYER_NORM = exercise(
     number=7, name="layer_norm", title="LayerNorm", section="Sec. 3.1", lesson="04_encoder",
     signature="layer_norm(x, g, b, eps=1e-6)", reference=ops.layer_norm,
@@ -94,6 +101,13 @@ LAYER_NORM = exercise(
             "each token is normalised on its own, over its D features: axis=-1, keepdims=True"),
     },
     detectors=[nonfinite("the variance of a constant row is 0: eps keeps the division finite")],
+    properties=[
+        changed_inputs("with g = 1, b = 0 and eps ~ 0 each token has mean 0 and variance 1 "
+                       "over its D features", lambda i: {**i, "g": np.ones_like(i["g"]),
+                                                         "b": np.zeros_like(i["b"]), "eps": 1e-12},
+                       lambda i, out: standardised(i["x"])),
+        unchanged_by("adding a constant to a token changes nothing",
+                     lambda i: {**i, "x": i["x"] + np.arange(i["x"].shape[-2])[:, None]})],
     hints="""
     Mean and variance over the last axis, keepdims=True so that (..., 1) broadcasts against
     (..., D): x.mean(-1, keepdims=True), and the mean of the squared centred values.
@@ -155,6 +169,11 @@ LAYER_NORM_VJP = exercise(
     edges=[{"label": FLAT, "inputs": with_dy(flat_rows)}],
     fd={"loss": lambda i: (i["dy"] * ops.layer_norm(i["x"], i["g"], i["b"], i["eps"])).sum(),
         "wrt": ("x", "g", "b"), "grads": lambda found: found},
+    properties=[
+        sums_to("each row of dx sums to 0 (LayerNorm does not change when a row moves by a "
+                "constant)", 0.0),
+        changed_inputs("db is dy summed over every row", lambda i: i,
+                       lambda i, out: i["dy"].sum(tuple(range(i["dy"].ndim - 1))), part=2)],
     mistakes={
         "mean and variance taken as constants": (vjp_with(lambda x_hat, rstd, dxh: dxh * rstd),
             "the mean and the variance are functions of x: dx = rstd (dxh - mean(dxh) - x_hat "
@@ -218,6 +237,15 @@ GELU = exercise(
             "x) is another approximation; the library uses the tanh form"),
     },
     detectors=[scaled([(2.0, "gelu(x) = 0.5 x (1 + tanh(...)): is the 0.5 missing?")])],
+    variants={"x sigmoid(x) (SiLU, Swish) instead of GELU": lambda x: x / (1.0 + np.exp(-x)),
+              "ReLU instead of GELU": lambda x: np.maximum(x, 0.0),
+              "tanh(u) without 0.5 x (1 + ...)": lambda x: np.tanh(ops.GELU_C * (
+                  x + ops.GELU_A * x ** 3))},
+    properties=[at_inputs("gelu(0) = 0", lambda i: {"x": 0.0 * i["x"]}, lambda i: 0.0),
+                at_inputs("gelu(x) -> x for large x (gelu(10) = 10)",
+                          lambda i: {"x": np.full_like(i["x"], 10.0)}, lambda i: 10.0),
+                at_inputs("gelu(x) -> 0 for very negative x (gelu(-10) = 0)",
+                          lambda i: {"x": np.full_like(i["x"], -10.0)}, lambda i: 0.0)],
     hints="""
     Write the formula as it stands, with np.tanh and np.sqrt(2 / np.pi) (a Python float).
 
@@ -259,6 +287,13 @@ GELU_GRAD = exercise(
     hand={"dims": {"B": 1, "N": 1, "D": 2}, "inputs": {"x": np.array([[[0.0, 1.0]]])},
           "note": "gelu'(0) = 0.5 (tanh(0) = 0), gelu'(1) = 1.083"},
     fd={"loss": lambda i: ops.gelu(i["x"]).sum(), "wrt": ("x",), "grads": lambda found: (found,)},
+    properties=[at_inputs("gelu'(0) = 0.5", lambda i: {"x": 0.0 * i["x"]}, lambda i: 0.5),
+                at_inputs("gelu'(x) -> 1 for large x (gelu'(10) = 1)",
+                          lambda i: {"x": np.full_like(i["x"], 10.0)}, lambda i: 1.0),
+                at_inputs("gelu'(x) -> 0 for very negative x (gelu'(-10) = 0)",
+                          lambda i: {"x": np.full_like(i["x"], -10.0)}, lambda i: 0.0)],
+    variants={"the derivative of x sigmoid(x) (SiLU)": lambda x: (lambda s: s + x * s * (1 - s))(
+        1.0 / (1.0 + np.exp(-x)))},
     mistakes={
         "the product rule forgotten": (gelu_grad_with(product=False), "gelu is x times "
             "0.5 (1 + tanh u): its derivative is 0.5 (1 + tanh u) + 0.5 x tanh'(u) du/dx"),

@@ -9,6 +9,7 @@ from ... import layers, vit
 from ...configs import ViTConfig
 from ..diagnose import reordered
 from ..patching import replace
+from ..properties import changed_inputs, independent_items, output_has
 from ..spec import exercise, normal, pick
 
 
@@ -24,6 +25,14 @@ def patch_order(axes):
 def no_transpose(images, p):
     b, h, w, c = images.shape
     return images.reshape(b, (h // p) * (w // p), p * p * c)  # (B, N, P*P*C) pixels mixed
+
+
+def blocks(inputs, out):
+    """Patch n of the output is the image block at grid row n // (W/P), column n % (W/P)."""
+    images, p = inputs["images"], inputs["p"]
+    b, h, w, c = images.shape
+    return np.stack([images[:, i:i + p, j:j + p].reshape(b, p * p * c)
+                     for i in range(0, h, p) for j in range(0, w, p)], axis=1)
 
 
 PATCHIFY = exercise(
@@ -62,6 +71,8 @@ PATCHIFY = exercise(
             "a patch the pixel row comes before the pixel column"),
     },
     detectors=[reordered],
+    properties=[output_has("patch n holds the image's P x P block at grid row n // (W/P), "
+                           "column n % (W/P), read in (row, column, channel) order", blocks)],
     equivalent={
         "patchify line 6: arguments 1 and 2 swapped": "axes 0 and 1 (B and H/P) are never "
             "transposed, so swapping their sizes leaves the memory order, and the result, as is",
@@ -143,6 +154,11 @@ EMBED = exercise(
            {"label": "one image, patch 1", "dims": {"B": 1, "S": 3, "P": 1, "C": 1, "D": 2,
                                                    "cls": 1}}],
     grads=("params", "images"),
+    properties=[
+        independent_items("each image's tokens depend on that image only", ("images",)),
+        changed_inputs("adding c to params['pos'] adds c to every token of every image",
+                       lambda i: {**i, "params": {**i["params"], "pos": i["params"]["pos"] + 1.5}},
+                       lambda i, out: out + 1.5)],
     mistakes={
         "class token at the end": (assemble(lambda cls, x, pos: np.concatenate(
             [x] + ([cls] if cls is not None else []), axis=1) + pos),

@@ -1,0 +1,1017 @@
+"""A corpus of students' answers, written as students write them, not from the catalogue.
+
+WRONG {exercise: [entry]}: realistic wrong answers, each labelled with its real mistake.
+An entry is {label, fn, right, wrong}: `right` are words one of which a verdict about this
+mistake must contain (its name in the checker's words, or an equally true restatement);
+`wrong` are words of causes it must not be given. RIGHT {exercise: [fn]}: correct answers
+written otherwise than the reference (einsum, loops over heads, np.var, logsumexp, NumPy's
+varargs transpose, ...). tests/test_diagnosis_corpus.py runs them all.
+"""
+import math
+
+import autograd.numpy as np
+
+from tinyvit import ops, optim
+from tinyvit.run import train as run_train
+
+
+def entry(label, fn, right, wrong=()):
+    return {"label": label, "fn": fn, "right": tuple(right), "wrong": tuple(wrong)}
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def lse(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    return m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+
+
+def smax(x, axis=-1):
+    return np.exp(x - lse(x, axis))
+
+
+# --- 1 patchify ------------------------------------------------------------------------------
+
+def patchify_sizes_swapped(images, p):
+    b, h, w, c = images.shape
+    x = images.reshape(b, p, h // p, p, w // p, c).transpose((0, 1, 3, 2, 4, 5))
+    return x.reshape(b, -1, p * p * c)
+
+
+def patchify_grid_reshape(images, p):
+    b, h, w, c = images.shape
+    return images.reshape(b, h // p, w // p, p, p, c).reshape(b, -1, p * p * c)
+
+
+def patchify_pixels_transposed(images, p):
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, c).transpose((0, 1, 3, 4, 2, 5))
+    return x.reshape(b, -1, p * p * c)
+
+
+def patchify_normalised(images, p):
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, c).transpose((0, 1, 3, 2, 4, 5))
+    x = x.reshape(b, -1, p * p * c)
+    return x - x.mean(-1, keepdims=True)
+
+
+def patchify_varargs(images, p):
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, -1, p * p * c)
+
+
+# --- 2 embed ---------------------------------------------------------------------------------
+
+def patches_of(images, p):
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, c).transpose((0, 1, 3, 2, 4, 5))
+    return x.reshape(b, -1, p * p * c)
+
+
+def embed_pos_before_cls(params, images, cfg):
+    x = patches_of(images, cfg.patch_size) @ params["embed"]["w"] + params["embed"]["b"]
+    n = x.shape[1]
+    x = x + params["pos"][:, :n]
+    if cfg.pool == "cls":
+        x = np.concatenate([np.repeat(params["cls"], x.shape[0], axis=0), x], axis=1)
+    return x
+
+
+def embed_channels_first_patches(params, images, cfg):
+    p = cfg.patch_size
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, c).transpose((0, 1, 3, 5, 2, 4))
+    x = x.reshape(b, -1, p * p * c) @ params["embed"]["w"] + params["embed"]["b"]
+    if cfg.pool == "cls":
+        x = np.concatenate([np.repeat(params["cls"], b, axis=0), x], axis=1)
+    return x + params["pos"]
+
+
+def embed_bias_on_pos(params, images, cfg):
+    x = patches_of(images, cfg.patch_size) @ params["embed"]["w"]
+    if cfg.pool == "cls":
+        x = np.concatenate([np.repeat(params["cls"], x.shape[0], axis=0), x], axis=1)
+    return x + params["pos"] + params["embed"]["b"]
+
+
+def embed_concat_batch_axis(params, images, cfg):
+    x = patches_of(images, cfg.patch_size) @ params["embed"]["w"] + params["embed"]["b"]
+    if cfg.pool == "cls":
+        cls = np.repeat(params["cls"], x.shape[0], axis=0)
+        x = np.concatenate([cls, x], axis=1)
+    return x + params["pos"][0, 0]
+
+
+def embed_loops(params, images, cfg):
+    rows = []
+    for image in images:
+        x = patches_of(image[None], cfg.patch_size)[0] @ params["embed"]["w"] + params["embed"]["b"]
+        if cfg.pool == "cls":
+            x = np.concatenate([params["cls"][0], x], axis=0)
+        rows.append(x + params["pos"][0])
+    return np.stack(rows)
+
+
+# --- 3 softmax -------------------------------------------------------------------------------
+
+def softmax_min_shift(x):
+    e = np.exp(x - x.min(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def softmax_sum_axis0(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(0, keepdims=True)
+
+
+def softmax_no_keepdims(x):
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1)[..., None] ** 2
+
+
+def softmax_log_space(x):
+    return x - lse(x)
+
+
+def softmax_loop(x):
+    out = []
+    for row in x.reshape(-1, x.shape[-1]):
+        e = np.exp(row - np.max(row))
+        out.append(e / np.sum(e))
+    return np.stack(out).reshape(x.shape)
+
+
+# --- 4 softmax_vjp ---------------------------------------------------------------------------
+
+def vjp_y_times_g_minus_y(x, g):
+    y = ops.softmax(x)
+    return y * g - y
+
+
+def vjp_outer_diagonal(x, g):
+    y = ops.softmax(x)
+    return y * g - y * y * g
+
+
+def vjp_mean_not_sum(x, g):
+    y = ops.softmax(x)
+    return y * (g - (g * y).mean(-1, keepdims=True))
+
+
+def vjp_g_not_weighted(x, g):
+    y = ops.softmax(x)
+    return y * (g - g.sum(-1, keepdims=True))
+
+
+def vjp_loops(x, g):
+    y = ops.softmax(x)
+    rows = [np.dot(np.diag(yr) - np.outer(yr, yr), gr)
+            for yr, gr in zip(y.reshape(-1, x.shape[-1]), g.reshape(-1, x.shape[-1]))]
+    return np.stack(rows).reshape(x.shape)
+
+
+# --- 5 attention_weights ---------------------------------------------------------------------
+
+def aw_scaled_by_sqrt(q, k):
+    return smax(q @ np.swapaxes(k, -1, -2) * np.sqrt(q.shape[-1]))
+
+
+def aw_scaled_by_heads(q, k):
+    return smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[1]))
+
+
+def aw_softmax_over_queries(q, k):
+    return smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]), axis=-2)
+
+
+def aw_k_not_transposed(q, k):
+    return smax(np.einsum("bhqd,bhkd->bhkq", q, k) / np.sqrt(q.shape[-1]))
+
+
+def aw_einsum(q, k):
+    return smax(np.einsum("bhid,bhjd->bhij", q / np.sqrt(q.shape[-1]), k))
+
+
+# --- 6 attention -----------------------------------------------------------------------------
+
+def qkv_heads(p, x, heads, transpose=True):
+    b, n, d = x.shape
+    qkv = x @ p["qkv"]["w"] + p["qkv"]["b"]
+    parts = np.split(qkv, 3, axis=-1)
+    if transpose:
+        return [t.reshape(b, n, heads, d // heads).transpose((0, 2, 1, 3)) for t in parts]
+    return [t.reshape(b, heads, n, d // heads) for t in parts]
+
+
+def attention_no_out_bias(p, x, heads):
+    b, n, d = x.shape
+    q, k, v = qkv_heads(p, x, heads)
+    a = smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(d // heads))
+    return (a @ v).transpose((0, 2, 1, 3)).reshape(b, n, d) @ p["out"]["w"]
+
+
+def attention_merge_wrong(p, x, heads):
+    b, n, d = x.shape
+    q, k, v = qkv_heads(p, x, heads)
+    a = smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(d // heads))
+    return (a @ v).reshape(b, n, d) @ p["out"]["w"] + p["out"]["b"]
+
+
+def attention_q_k_swapped(p, x, heads):
+    b, n, d = x.shape
+    k, q, v = qkv_heads(p, x, heads)
+    a = smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(d // heads))
+    return (a @ v).transpose((0, 2, 1, 3)).reshape(b, n, d) @ p["out"]["w"] + p["out"]["b"]
+
+
+def attention_scaled_by_width(p, x, heads):
+    b, n, d = x.shape
+    q, k, v = qkv_heads(p, x, heads)
+    a = smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(d))
+    return (a @ v).transpose((0, 2, 1, 3)).reshape(b, n, d) @ p["out"]["w"] + p["out"]["b"]
+
+
+def attention_einsum_heads(p, x, heads):
+    b, n, d = x.shape
+    w = p["qkv"]["w"].reshape(d, 3, heads, d // heads)
+    bias = p["qkv"]["b"].reshape(3, heads, d // heads)
+    qkv = np.einsum("bnd,dthe->tbhne", x, w) + bias[:, None, :, None, :]
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    a = smax(np.einsum("bhie,bhje->bhij", q, k) / math.sqrt(d // heads))
+    o = np.einsum("bhij,bhje->bihe", a, v).reshape(b, n, d)
+    return o @ p["out"]["w"] + p["out"]["b"]
+
+
+# --- 7 layer_norm ----------------------------------------------------------------------------
+
+def ln_batch_axis(x, g, b, eps=1e-6):
+    mean = x.mean(axis=0, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=0, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * g + b
+
+
+def ln_std_of_x(x, g, b, eps=1e-6):
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(x.var(-1, keepdims=True) + eps) * g + b * g
+
+
+def ln_no_centring(x, g, b, eps=1e-6):
+    var = np.var(x, axis=-1, keepdims=True)
+    return x / np.sqrt(var + eps) * g + b
+
+
+def ln_rms(x, g, b, eps=1e-6):
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * g + b
+
+
+def ln_g_b_swapped(x, g, b, eps=1e-6):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * b + g
+
+
+def ln_np_var(x, g, b, eps=1e-6):
+    return (x - np.mean(x, -1, keepdims=True)) / np.sqrt(np.var(x, -1, keepdims=True) + eps) * g + b
+
+
+# --- 8 layer_norm_vjp ------------------------------------------------------------------------
+
+def ln_pieces(x, g, dy, eps):
+    mean = x.mean(-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
+    return (x - mean) * rstd, rstd, dy * g
+
+
+def lnvjp_db_not_summed_dg_wrong(x, g, b, dy, eps=1e-6):
+    xh, rstd, dxh = ln_pieces(x, g, dy, eps)
+    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) - xh * (dxh * xh).mean(-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    return dx, (dy * x).sum(rows), dy.sum(rows)
+
+
+def lnvjp_dy_not_times_g(x, g, b, dy, eps=1e-6):
+    xh, rstd, _ = ln_pieces(x, g, dy, eps)
+    dx = rstd * (dy - dy.mean(-1, keepdims=True) - xh * (dy * xh).mean(-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    return dx, (dy * xh).sum(rows), dy.sum(rows)
+
+
+def lnvjp_sum_not_mean(x, g, b, dy, eps=1e-6):
+    xh, rstd, dxh = ln_pieces(x, g, dy, eps)
+    dx = rstd * (dxh - dxh.sum(-1, keepdims=True) - xh * (dxh * xh).sum(-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    return dx, (dy * xh).sum(rows), dy.sum(rows)
+
+
+def lnvjp_sign(x, g, b, dy, eps=1e-6):
+    xh, rstd, dxh = ln_pieces(x, g, dy, eps)
+    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) + xh * (dxh * xh).mean(-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    return dx, (dy * xh).sum(rows), dy.sum(rows)
+
+
+def lnvjp_staged(x, g, b, dy, eps=1e-6):
+    d = x.shape[-1]
+    mu = np.mean(x, -1, keepdims=True)
+    var = np.var(x, -1, keepdims=True)
+    inv = (var + eps) ** -0.5
+    xh = (x - mu) * inv
+    dxh = dy * g
+    dx = inv / d * (d * dxh - dxh.sum(-1, keepdims=True) - xh * (dxh * xh).sum(-1, keepdims=True))
+    return dx, np.sum(dy * xh, axis=(0, 1)), np.sum(dy, axis=(0, 1))
+
+
+# --- 9 gelu ----------------------------------------------------------------------------------
+
+def gelu_silu(x):
+    return x * sigmoid(x)
+
+
+def gelu_pi_not_sqrt(x):
+    return 0.5 * x * (1.0 + np.tanh(2.0 / np.pi * (x + 0.044715 * x ** 3)))
+
+
+def gelu_bracket(x):
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * x + 0.044715 * x ** 3))
+
+
+def gelu_minus(x):
+    return 0.5 * x * (1.0 - np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def gelu_via_sigmoid(x):
+    return x * sigmoid(2.0 * np.sqrt(2.0 / np.pi) * (x + 0.044715 * x * x * x))
+
+
+# --- 10 gelu_grad ----------------------------------------------------------------------------
+
+C, A = math.sqrt(2.0 / math.pi), 0.044715
+
+
+def gg_sech_not_squared(x):
+    t = np.tanh(C * (x + A * x ** 3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t) * C * (1 + 3 * A * x ** 2)
+
+
+def gg_no_half_in_product(x):
+    t = np.tanh(C * (x + A * x ** 3))
+    return 0.5 * (1 + t) + x * (1 - t ** 2) * C * (1 + 3 * A * x ** 2)
+
+
+def gg_the_function_itself(x):
+    return 0.5 * x * (1 + np.tanh(C * (x + A * x ** 3)))
+
+
+def gg_a_not_3a(x):
+    t = np.tanh(C * (x + A * x ** 3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * C * (1 + A * x ** 2)
+
+
+def gg_sigmoid_form(x):
+    s = sigmoid(2 * C * (x + A * x ** 3))
+    return s + x * s * (1 - s) * 2 * C * (1 + 3 * A * x ** 2)
+
+
+# --- 11 block --------------------------------------------------------------------------------
+
+def ln(t, p, eps):
+    mean = t.mean(-1, keepdims=True)
+    return (t - mean) / np.sqrt(((t - mean) ** 2).mean(-1, keepdims=True) + eps) * p["g"] + p["b"]
+
+
+def mha(p, x, heads):
+    b, n, d = x.shape
+    q, k, v = qkv_heads(p, x, heads)
+    a = smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(d // heads))
+    return (a @ v).transpose((0, 2, 1, 3)).reshape(b, n, d) @ p["out"]["w"] + p["out"]["b"]
+
+
+def mlp(p, x, act=ops.gelu):
+    return act(x @ p["fc1"]["w"] + p["fc1"]["b"]) @ p["fc2"]["w"] + p["fc2"]["b"]
+
+
+def block_relu(p, z, heads, eps=1e-6):
+    z = z + mha(p["attn"], ln(z, p["ln1"], eps), heads)
+    return z + mlp(p["mlp"], ln(z, p["ln2"], eps), act=lambda t: np.maximum(t, 0.0))
+
+
+def block_mlp_on_input(p, z, heads, eps=1e-6):
+    y = z + mha(p["attn"], ln(z, p["ln1"], eps), heads)
+    return y + mlp(p["mlp"], ln(z, p["ln2"], eps))
+
+
+def block_gelu_after_fc2(p, z, heads, eps=1e-6):
+    z = z + mha(p["attn"], ln(z, p["ln1"], eps), heads)
+    h = ln(z, p["ln2"], eps) @ p["mlp"]["fc1"]["w"] + p["mlp"]["fc1"]["b"]
+    return z + ops.gelu(h @ p["mlp"]["fc2"]["w"] + p["mlp"]["fc2"]["b"])
+
+
+def block_parallel(p, z, heads, eps=1e-6):
+    return z + mha(p["attn"], ln(z, p["ln1"], eps), heads) + mlp(p["mlp"], ln(z, p["ln2"], eps))
+
+
+def block_own_pieces(p, z, heads, eps=1e-6):
+    z = z + mha(p["attn"], ln(z, p["ln1"], eps), heads)
+    return z + mlp(p["mlp"], ln(z, p["ln2"], eps))
+
+
+# --- 12 vit ----------------------------------------------------------------------------------
+
+def forward(params, images, cfg, pool, final_norm=True):
+    from tinyvit.vit import embed
+
+    z = embed(params, images, cfg)
+    for p in params["blocks"]:
+        z = block_own_pieces(p, z, cfg.heads, cfg.ln_eps)
+    if final_norm:
+        z = ln(z, params["norm"], cfg.ln_eps)
+    return pool(z, cfg) @ params["head"]["w"] + params["head"]["b"]
+
+
+def vit_always_token0(params, images, cfg):
+    return forward(params, images, cfg, lambda z, cfg: z[:, 0])
+
+
+def vit_norm_after_pool(params, images, cfg):
+    from tinyvit.vit import embed
+
+    z = embed(params, images, cfg)
+    for p in params["blocks"]:
+        z = block_own_pieces(p, z, cfg.heads, cfg.ln_eps)
+    y = z[:, 0] if cfg.pool == "cls" else z.mean(1)
+    y = ln(y, params["norm"], cfg.ln_eps)
+    return y @ params["head"]["w"] + params["head"]["b"]
+
+
+def vit_gap_includes_no_cls(params, images, cfg):
+    return forward(params, images, cfg, lambda z, cfg: z[:, 0] if cfg.pool == "cls"
+                   else z[:, 1:].mean(1))
+
+
+def vit_one_block_only(params, images, cfg):
+    from tinyvit.vit import embed
+
+    z = embed(params, images, cfg)
+    z = block_own_pieces(params["blocks"][0], z, cfg.heads, cfg.ln_eps)
+    y = ln(z, params["norm"], cfg.ln_eps)
+    y = y[:, 0] if cfg.pool == "cls" else y.mean(1)
+    return y @ params["head"]["w"] + params["head"]["b"]
+
+
+def vit_own(params, images, cfg):
+    return forward(params, images, cfg, lambda z, cfg: z[:, 0] if cfg.pool == "cls" else z.mean(1))
+
+
+# --- 13 cross_entropy ------------------------------------------------------------------------
+
+def ce_fancy_index(logits, labels, smoothing=0.0):
+    logp = logits - lse(logits)
+    nll = -logp[:, labels]  # meant: each example's own label
+    return np.mean((1 - smoothing) * nll - smoothing * logp.mean(-1))
+
+
+def ce_smoothing_k_minus_1(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing / (k - 1)
+    return -np.sum(q * (logits - lse(logits))) / logits.shape[0]
+
+
+def ce_no_log(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
+    return -np.sum(q * smax(logits)) / logits.shape[0]
+
+
+def ce_mean_over_all(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
+    return -np.mean(q * (logits - lse(logits)))
+
+
+def ce_logsumexp(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    logp = logits - lse(logits)
+    return -((1 - smoothing) * logp[np.arange(len(labels)), labels] + smoothing * logp.mean(-1)).mean()
+
+
+# --- 14 cross_entropy_grad -------------------------------------------------------------------
+
+def ceg_q_minus_p(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
+    return (q - smax(logits)) / logits.shape[0]
+
+
+def ceg_no_smoothing_mass(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels]
+    return (smax(logits) - q) / logits.shape[0]
+
+
+def ceg_softmax_axis0(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
+    return (smax(logits, axis=0) - q) / logits.shape[0]
+
+
+def ceg_divided_by_k(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
+    return (smax(logits) - q) / k
+
+
+def ceg_loop(logits, labels, smoothing=0.0):
+    b, k = logits.shape
+    rows = []
+    for z, y in zip(logits, labels):
+        p = np.exp(z - z.max())
+        p = p / p.sum()
+        q = np.full(k, smoothing / k)
+        q[y] += 1.0 - smoothing
+        rows.append((p - q) / b)
+    return np.stack(rows)
+
+
+# --- 15 adam_step ----------------------------------------------------------------------------
+
+def adam_v_with_g(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g
+    mh, vh = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    return w - lr * (mh / (np.sqrt(vh) + eps) + weight_decay * w), m, v
+
+
+def adam_eps_inside(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    mh, vh = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    return w - lr * (mh / np.sqrt(vh + eps) + weight_decay * w), m, v
+
+
+def adam_betas_swapped(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    mh, vh = m / (1 - b2 ** t), v / (1 - b1 ** t)
+    return w - lr * (mh / (np.sqrt(vh) + eps) + weight_decay * w), m, v
+
+
+def adam_corrected_moments_returned(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8,
+                                    weight_decay=0.0):
+    m = (b1 * m + (1 - b1) * g) / (1 - b1 ** t)
+    v = (b2 * v + (1 - b2) * g * g) / (1 - b2 ** t)
+    return w - lr * (m / (np.sqrt(v) + eps) + weight_decay * w), m, v
+
+
+def adam_decay_after_step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    step = lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    w = w * (1 - lr * weight_decay) - step
+    return w, m, v
+
+
+# --- 16 warmup_cosine ------------------------------------------------------------------------
+
+def wc_no_half(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return final_lr + (base_lr - final_lr) * math.cos(math.pi * t)
+
+
+def wc_warmup_to_minus_one(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
+    if step < warmup_steps:
+        return base_lr * step / (warmup_steps - 1) if warmup_steps > 1 else base_lr
+    t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return final_lr + (base_lr - final_lr) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def wc_linear(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return base_lr - (base_lr - final_lr) * t
+
+
+def wc_cos_without_pi(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return final_lr + (base_lr - final_lr) * 0.5 * (1 + math.cos(t))
+
+
+def wc_squared_cosine(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return final_lr + (base_lr - final_lr) * math.cos(math.pi * t / 2) ** 2
+
+
+# --- 17 im2col -------------------------------------------------------------------------------
+
+def im2col_pad_k(x, k=3):
+    b, h, w, c = x.shape
+    padded = np.pad(x, ((0, 0), (k, k), (k, k), (0, 0)))
+    cols = [padded[:, i:i + h, j:j + w] for i in range(k) for j in range(k)]
+    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
+
+
+def im2col_stack_last(x, k=3):
+    b, h, w, c = x.shape
+    r = k // 2
+    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
+    cols = [padded[:, i:i + h, j:j + w] for i in range(k) for j in range(k)]
+    return np.stack(cols, axis=-1).reshape(b * h * w, k * k * c)
+
+
+def im2col_edge_padding(x, k=3):
+    b, h, w, c = x.shape
+    r = k // 2
+    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
+    cols = [padded[:, i:i + h, j:j + w] for i in range(k) for j in range(k)]
+    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
+
+
+def im2col_flipped(x, k=3):
+    b, h, w, c = x.shape
+    r = k // 2
+    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
+    cols = [padded[:, i:i + h, j:j + w] for i in reversed(range(k)) for j in reversed(range(k))]
+    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
+
+
+def im2col_loops(x, k=3):
+    b, h, w, c = x.shape
+    r = k // 2
+    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
+    rows = [padded[n, i:i + k, j:j + k].reshape(-1)
+            for n in range(b) for i in range(h) for j in range(w)]
+    return np.stack(rows)
+
+
+# --- 18 attention_rollout --------------------------------------------------------------------
+
+def rollout_first_layer_left(maps, residual=True):
+    a = [m.mean(1) for m in maps]
+    if residual:
+        a = [(x + np.eye(x.shape[-1])) / 2.0 for x in a]
+    r = a[0]
+    for x in a[1:]:
+        r = r @ x
+    return r
+
+
+def rollout_no_renorm_half(maps, residual=True):
+    a = [m.mean(1) for m in maps]
+    if residual:
+        a = [x + np.eye(x.shape[-1]) for x in a]
+    r = a[0]
+    for x in a[1:]:
+        r = x @ r
+    return r
+
+
+def rollout_sum_heads(maps, residual=True):
+    a = [m.sum(1) for m in maps]
+    if residual:
+        a = [x + np.eye(x.shape[-1]) for x in a]
+        a = [x / x.sum(-1, keepdims=True) for x in a]
+    r = a[0]
+    for x in a[1:]:
+        r = x @ r
+    return r
+
+
+def rollout_elementwise(maps, residual=True):
+    a = [m.mean(1) for m in maps]
+    if residual:
+        a = [(x + np.eye(x.shape[-1])) / 2.0 for x in a]
+    r = a[0]
+    for x in a[1:]:
+        r = x * r
+    return r
+
+
+def rollout_einsum(maps, residual=True):
+    a = np.mean(np.stack(maps), axis=2)
+    if residual:
+        a = a + np.eye(a.shape[-1])
+        a = a / a.sum(-1, keepdims=True)
+    r = a[0]
+    for x in a[1:]:
+        r = np.einsum("bij,bjk->bik", x, r)
+    return r
+
+
+# --- 19 interpolate_pos_embed ----------------------------------------------------------------
+
+def interp_matrix(old, new, at):
+    x = np.clip(at(np.arange(new), old, new), 0, old - 1)
+    lo = np.floor(x).astype(int)
+    hi = np.minimum(lo + 1, old - 1)
+    f = x - lo
+    m = np.zeros((new, old))
+    m[np.arange(new), lo] += 1 - f
+    m[np.arange(new), hi] += f
+    return m
+
+
+def interp_with(at):
+    def interpolate(pos, old_grid, new_grid, has_cls):
+        first = int(has_cls)
+        grid = pos[0, first:].reshape(old_grid, old_grid, -1)
+        m = interp_matrix(old_grid, new_grid, at)
+        out = np.einsum("ij,jkd,lk->ild", m, grid, m).reshape(1, new_grid * new_grid, -1)
+        return np.concatenate([pos[:, :first], out], axis=1)
+    return interpolate
+
+
+interp_no_half_pixel = interp_with(lambda i, old, new: i * old / new)
+interp_ratio_inverted = interp_with(lambda i, old, new: (i + 0.5) * new / old - 0.5)
+interp_right = interp_with(lambda i, old, new: (i + 0.5) * old / new - 0.5)
+
+
+def interp_cls_last(pos, old_grid, new_grid, has_cls):
+    out = interp_right(pos, old_grid, new_grid, has_cls)
+    return np.concatenate([out[:, 1:], out[:, :1]], axis=1) if has_cls else out
+
+
+def interp_rows_only(pos, old_grid, new_grid, has_cls):
+    first = int(has_cls)
+    grid = pos[0, first:].reshape(old_grid, old_grid, -1)
+    m = interp_matrix(old_grid, new_grid, lambda i, old, new: (i + 0.5) * old / new - 0.5)
+    cols = interp_matrix(old_grid, new_grid, lambda i, old, new: np.round(
+        (i + 0.5) * old / new - 0.5))
+    out = np.einsum("ij,jkd,lk->ild", m, grid, cols).reshape(1, new_grid * new_grid, -1)
+    return np.concatenate([pos[:, :first], out], axis=1)
+
+
+# --- 20 linear_probe -------------------------------------------------------------------------
+
+def probe_parts(features, labels, k, std_ddof=0):
+    k = int(labels.max()) + 1 if k is None else k
+    mean, std = features.mean(0), features.std(0, ddof=std_ddof) + 1e-5
+    return k, mean, std, (features - mean) / std, 2.0 * np.eye(k)[labels] - 1.0
+
+
+def probe_no_unfold(features, labels, k=None, l2=1.0):
+    k, mean, std, x, t = probe_parts(features, labels, k)
+    w = np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ (t - t.mean(0)))
+    return w, t.mean(0)
+
+
+def probe_ddof(features, labels, k=None, l2=1.0):
+    k, mean, std, x, t = probe_parts(features, labels, k, std_ddof=1)
+    w = np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ (t - t.mean(0))) / std[:, None]
+    return w, t.mean(0) - mean @ w
+
+
+def probe_l2_times_s(features, labels, k=None, l2=1.0):
+    k, mean, std, x, t = probe_parts(features, labels, k)
+    s = x.shape[0]
+    w = np.linalg.solve(x.T @ x + s * l2 * np.eye(x.shape[1]), x.T @ (t - t.mean(0)))
+    w = w / std[:, None]
+    return w, t.mean(0) - mean @ w
+
+
+def probe_bias_zero(features, labels, k=None, l2=1.0):
+    k, mean, std, x, t = probe_parts(features, labels, k)
+    w = np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ (t - t.mean(0))) / std[:, None]
+    return w, np.zeros(k)
+
+
+def probe_dual_always(features, labels, k=None, l2=1.0):
+    k, mean, std, x, t = probe_parts(features, labels, k)
+    w = x.T @ np.linalg.solve(x @ x.T + l2 * np.eye(x.shape[0]), t - t.mean(0))
+    w = w / std[:, None]
+    return w, t.mean(0) - mean @ w
+
+
+# --- 21 train --------------------------------------------------------------------------------
+
+def loop(model, params, images, labels, steps, lr, warmup, weight_decay, clip, smoothing,
+         reinit=False, rate=None, clip_after=False, loss_after=False):
+    grad_fn = run_train.make_grad_fn(model, smoothing)
+    opt, losses = optim.init_adam(params), []
+    for step in range(steps):
+        if reinit:
+            opt = optim.init_adam(params)
+        grads, (loss, _) = grad_fn(params, images, labels, None)
+        if clip and not clip_after:
+            grads, _ = optim.clip_by_global_norm(grads, clip)
+        r = optim.warmup_cosine(step, steps, lr, warmup) if rate is None else rate(step, steps)
+        params, opt = optim.adam_update(params, grads, opt, r, weight_decay=weight_decay)
+        if loss_after:
+            loss = grad_fn(params, images, labels, None)[1][0]
+        losses.append(float(loss))
+    return losses
+
+
+def train_reinit(*args):
+    return loop(*args, reinit=True)
+
+
+def train_schedule_total_plus_warmup(*args):
+    steps, lr, warmup = args[4], args[5], args[6]
+    return loop(*args, rate=lambda s, n: optim.warmup_cosine(s, steps + warmup, lr, warmup))
+
+
+def train_loss_after_update(*args):
+    return loop(*args, loss_after=True)
+
+
+def train_no_warmup(*args):
+    steps, lr = args[4], args[5]
+    return loop(*args, rate=lambda s, n: optim.warmup_cosine(s, steps, lr, 0))
+
+
+def train_own_loop(*args):
+    return loop(*args)
+
+
+WRONG = {
+    "patchify": [
+        entry("P and H/P swapped in the first reshape", patchify_sizes_swapped,
+              ["wrong places", "arguments"]),
+        entry("reshaped to (B, H/P, W/P, P, P, C) without a transpose", patchify_grid_reshape,
+              ["without the transpose", "without the .transpose"]),
+        entry("pixel rows and columns swapped inside a patch", patchify_pixels_transposed,
+              ["rows and columns", "wrong places", "elements"]),
+        entry("each patch centred (its mean subtracted)", patchify_normalised,
+              ["holds the image's"], ["transpose", "wrong places"]),
+    ],
+    "embed": [
+        entry("position embeddings added before the class token is put in front",
+              embed_pos_before_cls, ["position embedding on the patches only", "pos"]),
+        entry("patches flattened channels first", embed_channels_first_patches,
+              ["channel", "patchify", "order"]),
+        entry("the patch bias added to the class token too", embed_bias_on_pos,
+              ["bias", "embed"]),
+        entry("one position embedding (row 0) for every token", embed_concat_batch_axis,
+              ["pos", "position"]),
+    ],
+    "softmax": [
+        entry("shifted by the row min instead of the max", softmax_min_shift,
+              ["min", "overflow", "max"]),
+        entry("normalised over axis 0", softmax_sum_axis0, ["axis 0", "sums to 1", "sum over"]),
+        entry("divided by the squared sum", softmax_no_keepdims, ["** 2", "squared", "power",
+                                                                 "sums to 1"]),
+        entry("log-softmax returned", softmax_log_space, ["log", "sums to 1"]),
+    ],
+    "softmax_vjp": [
+        entry("y * g - y", vjp_y_times_g_minus_y, ["sums to 0", "g * y"]),
+        entry("y y^T replaced by its diagonal y^2", vjp_outer_diagonal,
+              ["constant to a row of g", "sums to 0"]),
+        entry("the mean of g * y instead of its sum", vjp_mean_not_sum, ["mean", "sum"]),
+        entry("the sum of g instead of g * y", vjp_g_not_weighted, ["factor y", "g * y",
+                                                                    "left out"]),
+    ],
+    "attention_weights": [
+        entry("scaled by sqrt(hd) instead of 1/sqrt(hd)", aw_scaled_by_sqrt,
+              ["sqrt(hd) instead of 1/sqrt(hd)", "division where the reference multiplies"]),
+        entry("scaled by the number of heads", aw_scaled_by_heads, ["shape[1]", "heads", "axis 1"]),
+        entry("softmax over the queries", aw_softmax_over_queries, ["queries", "axis -2",
+                                                                    "sum to 1"]),
+        entry("A transposed (keys as rows)", aw_k_not_transposed, ["transpose", "sum to 1",
+                                                                   "swapped", "queries"]),
+    ],
+    "attention": [
+        entry("no output bias", attention_no_out_bias, ["b_out", "bias", "term", "b"]),
+        entry("heads merged without the transpose back", attention_merge_wrong,
+              ["transpose", "merge"]),
+        entry("q and k taken from each other's columns", attention_q_k_swapped,
+              ["swapped", "q", "k"]),
+        entry("scaled by 1/sqrt(D) instead of 1/sqrt(hd)", attention_scaled_by_width,
+              ["1/√d", "sqrt(d", "shape", "hd"]),
+    ],
+    "layer_norm": [
+        entry("statistics over the batch axis", ln_batch_axis, ["axis 0"], ["eps", "constant row"]),
+        entry("b times g", ln_std_of_x, ["b", "factor"]),
+        entry("not centred (x / std)", ln_no_centring, ["mean 0", "centr", "term"]),
+        entry("RMSNorm (no centring, x^2 mean)", ln_rms, ["mean 0", "rms", "centr"]),
+        entry("g and b swapped", ln_g_b_swapped, ["g", "b", "swapped"]),
+    ],
+    "layer_norm_vjp": [
+        entry("dg summed with x instead of x_hat", lnvjp_db_not_summed_dg_wrong,
+              ["x_hat", "dg"]),
+        entry("dy not multiplied by g for dx", lnvjp_dy_not_times_g, ["g", "factor"]),
+        entry("sums instead of means in dx", lnvjp_sum_not_mean, ["sum", "mean"]),
+        entry("the variance term added instead of subtracted", lnvjp_sign, ["+ where", "- where",
+                                                                           "sign"]),
+    ],
+    "gelu": [
+        entry("SiLU, x sigmoid(x)", gelu_silu, ["silu", "sigmoid"]),
+        entry("2/pi instead of sqrt(2/pi)", gelu_pi_not_sqrt, ["sqrt", "2 / pi", "2/π", "constant"]),
+        entry("the bracket closed too early: tanh(c x + a x^3)", gelu_bracket,
+              ["bracket", "0.044715", "factor", "term"]),
+        entry("1 - tanh instead of 1 + tanh", gelu_minus, ["- where", "sign", "-> x for large"]),
+    ],
+    "gelu_grad": [
+        entry("1 - t instead of 1 - t^2", gg_sech_not_squared, ["t * t", "t ** 2", "square",
+                                                               "factor"]),
+        entry("the 0.5 left out of the product term", gg_no_half_in_product, ["0.5", "factor"]),
+        entry("gelu itself returned", gg_the_function_itself, ["gelu'(0) = 0.5", "0.5"]),
+        entry("A instead of 3 A in du/dx", gg_a_not_3a, ["without the 3", "3"]),
+    ],
+    "block": [
+        entry("ReLU in the MLP", block_relu, ["relu", "gelu"]),
+        entry("the MLP reads z instead of z'", block_mlp_on_input, ["z'", "ln2", "mlp", "z"]),
+        entry("GELU after fc2 instead of after fc1", block_gelu_after_fc2, ["gelu", "fc1", "fc2"]),
+        entry("MSA and MLP in parallel", block_parallel, ["z'", "mlp", "parallel"]),
+    ],
+    "vit": [
+        entry("token 0 even for pool 'gap'", vit_always_token0, ["gap", "mean", "pool"]),
+        entry("the final LayerNorm after the pooling", vit_norm_after_pool, ["layernorm", "norm"]),
+        entry("gap averages the tokens after the first", vit_gap_includes_no_cls,
+              ["gap", "mean", "pool", "1:"]),
+        entry("only the first block", vit_one_block_only, ["block", "blocks"]),
+    ],
+    "cross_entropy": [
+        entry("logp[:, labels] (a B x B matrix)", ce_fancy_index, ["mean of the examples'",
+                                                                   "examples"],
+              ["constant factor"]),
+        entry("smoothing s / (K - 1)", ce_smoothing_k_minus_1, ["k - 1", "- 1", "other classes"]),
+        entry("probabilities instead of log-probabilities", ce_no_log, ["log"]),
+        entry("mean over B x K entries", ce_mean_over_all, ["mean", "k", "factor"],
+              ["constant factor is off"]),
+    ],
+    "cross_entropy_grad": [
+        entry("q - p: the sign flipped", ceg_q_minus_p, ["sign", "-1", "flipped"]),
+        entry("the smoothing mass s / K left out of q", ceg_no_smoothing_mass,
+              ["s / k", "smoothing", "term", "sums to 0"]),
+        entry("softmax over the batch axis", ceg_softmax_axis0, ["axis 0", "sums to 0"]),
+        entry("divided by K instead of B", ceg_divided_by_k, ["b", "k", "shape"]),
+    ],
+    "adam_step": [
+        entry("v updated with g instead of g * g", adam_v_with_g, ["factor g", "g * g"]),
+        entry("eps inside the square root", adam_eps_inside, ["eps", "inside"]),
+        entry("the bias corrections swapped (b2 for m, b1 for v)", adam_betas_swapped,
+              ["b1", "b2", "swapped"]),
+        entry("the bias-corrected moments returned", adam_corrected_moments_returned,
+              ["moments", "m", "bias"]),
+    ],
+    "warmup_cosine": [
+        entry("cos(pi t) without (1 + cos) / 2", wc_no_half, ["(1 + cos) / 2"]),
+        entry("warmup reaches base_lr one step early", wc_warmup_to_minus_one,
+              ["warmup", "- 1", "end of the warmup"]),
+        entry("a linear decay", wc_linear, ["linear decay"]),
+        entry("cos(t) without pi", wc_cos_without_pi, ["pi", "factor", "π"]),
+    ],
+    "im2col": [
+        entry("padded by k instead of k // 2", im2col_pad_k, ["pad", "k // 2", "centre", "r"]),
+        entry("the windows stacked on the last axis", im2col_stack_last, ["axis", "wrong places",
+                                                                         "channel"]),
+        entry("edge padding instead of zeros", im2col_edge_padding, ["zero", "pad", "edge"]),
+        entry("the window flipped (a true convolution's order)", im2col_flipped,
+              ["wrong places", "order", "flip"]),
+    ],
+    "attention_rollout": [
+        entry("the first layer leftmost", rollout_first_layer_left, ["order", "arguments",
+                                                                     "wrong order", "@"]),
+        entry("A + I not renormalised", rollout_no_renorm_half, ["renormalised", "sums to 1",
+                                                                "row sums"]),
+        entry("the heads summed, not averaged", rollout_sum_heads, ["sum", "mean", "heads"]),
+        entry("an elementwise product instead of a matrix product", rollout_elementwise,
+              ["matrix product", "@", "*"]),
+    ],
+    "interpolate_pos_embed": [
+        entry("no half-pixel offset (i * g / G)", interp_no_half_pixel, ["0.5", "align",
+                                                                         "offset", "term"]),
+        entry("the ratio inverted (G / g)", interp_ratio_inverted, ["g / G", "ratio", "new",
+                                                                    "old", "division"]),
+        entry("the class token moved to the end", interp_cls_last, ["class token", "first"]),
+        entry("nearest neighbour along the columns", interp_rows_only, ["nearest", "round"]),
+    ],
+    "linear_probe": [
+        entry("the standardisation not folded into the weights", probe_no_unfold,
+              ["std", "standardis", "fold", "mean target"]),
+        entry("std with ddof=1", probe_ddof, ["ddof", "n - 1"]),
+        entry("l2 times S", probe_l2_times_s, ["l2", "factor", "s"]),
+        entry("the bias set to zero", probe_bias_zero, ["bias", "mean target"]),
+    ],
+    "train": [
+        entry("the optimiser re-initialised every step", train_reinit,
+              ["re-initialised", "init_adam"]),
+        entry("the schedule's total counts the warmup twice",
+              train_schedule_total_plus_warmup, ["learning rate", "schedule", "rate"]),
+        entry("the loss recorded after the update", train_loss_after_update,
+              ["after the update", "loss"]),
+        entry("no warmup", train_no_warmup, ["learning rate", "warmup", "rate"]),
+    ],
+}
+
+RIGHT = {
+    "patchify": [patchify_varargs], "embed": [embed_loops], "softmax": [softmax_loop],
+    "softmax_vjp": [vjp_loops], "attention_weights": [aw_einsum],
+    "attention": [attention_einsum_heads], "layer_norm": [ln_np_var],
+    "layer_norm_vjp": [lnvjp_staged], "gelu": [gelu_via_sigmoid], "gelu_grad": [gg_sigmoid_form],
+    "block": [block_own_pieces], "vit": [vit_own], "cross_entropy": [ce_logsumexp],
+    "cross_entropy_grad": [ceg_loop], "adam_step": [adam_decay_after_step],
+    "warmup_cosine": [wc_squared_cosine], "im2col": [im2col_loops],
+    "attention_rollout": [rollout_einsum], "interpolate_pos_embed": [interp_right],
+    "linear_probe": [probe_dual_always], "train": [train_own_loop],
+}
