@@ -410,8 +410,9 @@ def block_gelu_after_fc2(p, z, heads, eps=1e-6):
     return z + ops.gelu(h @ p["mlp"]["fc2"]["w"] + p["mlp"]["fc2"]["b"])
 
 
-def block_parallel(p, z, heads, eps=1e-6):
-    return z + mha(p["attn"], ln(z, p["ln1"], eps), heads) + mlp(p["mlp"], ln(z, p["ln2"], eps))
+def block_one_head(p, z, heads, eps=1e-6):
+    z = z + mha(p["attn"], ln(z, p["ln1"], eps), 1)
+    return z + mlp(p["mlp"], ln(z, p["ln2"], eps))
 
 
 def block_own_pieces(p, z, heads, eps=1e-6):
@@ -850,7 +851,7 @@ WRONG = {
         entry("patches flattened channels first", embed_channels_first_patches,
               ["channel", "patchify", "order"]),
         entry("the patch bias added to the class token too", embed_bias_on_pos,
-              ["bias", "embed"]),
+              ["bias", "token 0 is x_class"]),
         entry("one position embedding (row 0) for every token", embed_concat_batch_axis,
               ["pos", "position"]),
     ],
@@ -891,8 +892,9 @@ WRONG = {
     "layer_norm": [
         entry("statistics over the batch axis", ln_batch_axis, ["axis 0"], ["eps", "constant row"]),
         entry("b times g", ln_std_of_x, ["b", "factor"]),
-        entry("not centred (x / std)", ln_no_centring, ["mean 0", "centr", "term"]),
-        entry("RMSNorm (no centring, x^2 mean)", ln_rms, ["mean 0", "rms", "centr"]),
+        entry("not centred (x / std)", ln_no_centring, ["mean 0", "centr", "term",
+                                                        "x where the reference uses xc"]),
+        entry("RMSNorm (no centring, x^2 mean)", ln_rms, ["mean 0", "rms", "centr", "term"]),
         entry("g and b swapped", ln_g_b_swapped, ["g", "b", "swapped"]),
     ],
     "layer_norm_vjp": [
@@ -921,7 +923,7 @@ WRONG = {
         entry("ReLU in the MLP", block_relu, ["relu", "gelu"]),
         entry("the MLP reads z instead of z'", block_mlp_on_input, ["z'", "ln2", "mlp", "z"]),
         entry("GELU after fc2 instead of after fc1", block_gelu_after_fc2, ["gelu", "fc1", "fc2"]),
-        entry("MSA and MLP in parallel", block_parallel, ["z'", "mlp", "parallel"]),
+        entry("the heads argument ignored (one head)", block_one_head, ["heads", "head"]),
     ],
     "vit": [
         entry("token 0 even for pool 'gap'", vit_always_token0, ["gap", "mean", "pool"]),
@@ -999,7 +1001,7 @@ WRONG = {
         entry("the schedule's total counts the warmup twice",
               train_schedule_total_plus_warmup, ["learning rate", "schedule", "rate"]),
         entry("the loss recorded after the update", train_loss_after_update,
-              ["after the update", "loss"]),
+              ["after the update", "the loss you record differs"]),
         entry("no warmup", train_no_warmup, ["learning rate", "warmup", "rate"]),
     ],
 }

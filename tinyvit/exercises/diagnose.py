@@ -102,15 +102,33 @@ def nonfinite(advice):
     return detect
 
 
+def sizes_factors(all_dims):
+    """(value(dims), meaning) for every size and ratio of two sizes that vary from case to
+    case (`all_dims`, one per case): a mean over the wrong axis, a division by the wrong size."""
+    names = [k for k in all_dims[0] if all(isinstance(d.get(k), int) and d[k] > 0
+                                           for d in all_dims)]
+    out = [(lambda d, a=a: d[a], f"{a}: is something summed over {a} instead of averaged?")
+           for a in names]
+    out += [(lambda d, a=a: 1.0 / d[a], f"1/{a}: is something divided by {a} too many times, or "
+             f"averaged over {a} where it is summed?") for a in names]
+    out += [(lambda d, a=a, b=b: d[a] / d[b], f"{a}/{b}: divided by {b} instead of {a}?")
+            for a in names for b in names if a != b]
+    return out
+
+
 def factor_on_every_case(rows, known, transform):
     """(factor text, meaning) when found = a * expected on every case, with the same a or a
-    known a(dims); else None. Cases where expected is 0 say nothing."""
+    known a(dims); else None. Cases where expected is 0 say nothing. A factor made of the
+    sizes is named only when it changes from case to case (else it is just a constant)."""
     pairs = [(o, transform(o, f, e)) for o, f, e in rows]
     pairs = [(o, fe) for o, fe in pairs if fe is not None and fe[1].any()]
     wrong = [(o, fe) for o, fe in pairs if o["wrong"]]
     if not wrong:
         return None
-    for value, meaning in known:
+    dims = [o["case"]["dims"] for o, _ in pairs]
+    sized = [(value, meaning) for value, meaning in sizes_factors(dims)
+             if len({num(value(d)) for d in dims}) > 1]
+    for value, meaning in list(known) + sized:
         values = [value(o["case"]["dims"]) if callable(value) else value for o, _ in pairs]
         if all(f.shape == e.shape and np.allclose(f, v * e, 1e-6, 1e-12)
                for (o, (f, e)), v in zip(pairs, values)):
@@ -165,7 +183,7 @@ def candidates(ex):
     for desc, wrong in ex.get("variants", {}).items():
         yield (f"variant {desc}", f"variant: {desc}",
                f"your values equal the reference's with one change: {desc}", desc, wrong)
-    for vid, desc, where, before, after, wrong in variants(ex):
+    for vid, desc, where, before, after, wrong in variants(ex) if ex["explain_variants"] else ():
         yield (vid, f"variant: {desc}", variant_text(desc, where, before, after),
                f"{words(desc)}, in {where}: {before} -> {after}", wrong)
 

@@ -125,6 +125,23 @@ def sums_to(label, total, axis=-1, part=0):
     return check
 
 
+def mean_over_items(label, names):
+    """Property: a scalar over the batch is the mean of the items' values, each computed alone
+    (a loss is the mean of the examples' losses)."""
+    @prop(label)
+    def check(call, obs):
+        o = random_case(obs)
+        inputs, found = o["case"]["inputs"], parts(o["found"], 0)
+        n = len(inputs[names[0]])
+        alone = [parts(safely(call, {k: (v[j:j + 1] if k in names else v)
+                                     for k, v in inputs.items()}), 0) for j in range(n)]
+        if found is None or found.ndim or any(a is None or a.ndim for a in alone):
+            return None
+        diff = first_difference(found, np.mean(alone))
+        return f"{label}; yours: {diff}" if diff else None
+    return check
+
+
 def first_items(inputs, names, n=1):
     """The inputs with the arrays `names` cut to their first n items (one image, one row)."""
     return {k: (v[:n] if k in names else v) for k, v in inputs.items()}

@@ -22,8 +22,9 @@
                                              [property, ...] every answer has (properties.py)
     formulas                                 the reference written out by hand (when it is
                                              autograd's derivative): its variants are tried
-    explain_cases                            how many of the fixed cases a diagnosis runs
-                                             (None: all; fewer for a slow exercise)
+    explain_cases, explain_variants          how many of the fixed cases a diagnosis runs
+                                             (None: all), and whether it tries the
+                                             reference's variants (False for a slow one)
     trace                                    trace(ex, fn, case) -> text or None: where a
                                              loop's steps differ first (the capstone)
     hints                                    three paragraphs, from a nudge to nearly the answer
@@ -52,7 +53,8 @@ NO_DROPOUT = ("the exercise runs without dropout (rate 0, no rng): dropout's rat
 DEFAULTS = dict(
     imports="import autograd.numpy as np", derive=lambda d: d, call=positional,
     tol=(1e-6, 1e-9), edges=(), grads=(), fd=None, mistakes={}, detectors=(), equivalent={},
-    variants={}, properties=(), explain_cases=None, trace=None, formulas=(),
+    variants={}, properties=(), explain_cases=None, explain_variants=True, trace=None,
+    formulas=(),
     notes=STANDARD_NOTES, patch=None, stages=None,
 )
 

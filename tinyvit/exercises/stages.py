@@ -108,6 +108,8 @@ def explained(ex, fn, case):
     name, text = explain(ex, observations(ex, fn, case), lambda f, c: run(ex, f, c),
                          lambda inputs: ex["call"](fn, copy.deepcopy(inputs)))
     trace = ex["trace"](ex, fn, case) if ex["trace"] else None
+    if trace and name is None:
+        name = "where: " + trace.split(": ", 2)[-1]  # a fact: the first part that differs
     return name, "\n".join(t for t in (text, trace) if t)
 
 

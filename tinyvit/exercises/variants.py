@@ -236,7 +236,7 @@ def bound_names(tree):
     return names
 
 
-MAX_NAMES = 10  # "another variable" only in functions with at most this many names
+MAX_NAMES = 12  # "another variable" only in functions with at most this many names
 
 
 def edit_sites(node, names=frozenset()):
@@ -320,7 +320,7 @@ def function_variants(fn):
         file = str(Path(file).resolve().relative_to(ROOT))
     except ValueError:
         pass
-    out, seen = [], set()
+    out, seen, ids = [], set(), {}
     for desc, change in every_axis(tree):
         altered = copy.deepcopy(tree)
         change(altered)
@@ -361,7 +361,9 @@ def function_variants(fn):
             except Exception:  # noqa: BLE001 (an edit that does not compile is no variant)
                 continue
             where = f"{fn.__name__} ({file} line {first + node.lineno - 1})"
-            out.append((f"{fn.__name__} line {node.lineno - 1}: {desc}", desc, where,
+            vid = f"{fn.__name__} line {node.lineno - 1}: {desc}"
+            ids[vid] = ids.get(vid, 0) + 1  # ids are unique: they key the outcomes' cache
+            out.append((vid + (f" #{ids[vid]}" if ids[vid] > 1 else ""), desc, where,
                         stmt_before, after, variant))
     return out
 

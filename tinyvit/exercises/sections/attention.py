@@ -85,6 +85,12 @@ def softmax_vjp(x, g):
     return make_vjp(ops.softmax)(x)[0](g)
 
 
+def softmax_vjp_formula(x, g):
+    """The softmax VJP written out: J^T g = y * (g - sum(g * y)) over each row."""
+    y = ops.softmax(x)  # (..., D)
+    return y * (g - (g * y).sum(-1, keepdims=True))  # (..., D)
+
+
 def vjp_form(formula):
     """A wrong VJP written with y = softmax(x) from the library: formula(y, g, x)."""
     return lambda x, g: formula(ops.softmax(x), g, x)
@@ -93,6 +99,7 @@ def vjp_form(formula):
 SOFTMAX_VJP = exercise(
     number=4, name="softmax_vjp", title="The softmax VJP, by hand", section="App. A, Eq. 6",
     lesson="03_attention", signature="softmax_vjp(x, g)", reference=softmax_vjp,
+    formulas=[softmax_vjp_formula],
     targets=[softmax_vjp, ops.softmax], forbid=["softmax_vjp"],
     imports="import autograd.numpy as np\n\nfrom tinyvit.ops import softmax  # or paste yours",
     doc="""The vector-Jacobian product of y = softmax(x) over the last axis, by hand (no

@@ -7,7 +7,7 @@ import autograd.numpy as np
 from ... import cnn
 from ..diagnose import reordered
 from ..patching import replace
-from ..properties import independent_items, output_has
+from ..properties import at_inputs, output_has
 from ..spec import exercise, normal, pick
 
 
@@ -81,7 +81,10 @@ IM2COL = exercise(
     detectors=[reordered],
     properties=[
         output_has("the centre of each row's window, offset (r, r), is the pixel itself",
-                   centre_is_pixel)],
+                   centre_is_pixel),
+        at_inputs("outside the image a window holds zeros (the padding): for an image of ones, "
+                  "1 inside and 0 outside", lambda i: {**i, "x": np.ones_like(i["x"])},
+                  lambda i: cnn.im2col(i["x"], i["k"]))],
     hints="""
     Pad first: np.pad(x, ((0, 0), (r, r), (r, r), (0, 0))) with r = k // 2 makes
     (B, H + 2r, W + 2r, C), so every pixel has a full k x k window.

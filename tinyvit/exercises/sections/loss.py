@@ -8,7 +8,7 @@ from autograd import grad
 from ... import ops
 from ..diagnose import nonfinite, scaled
 from ..patching import replace, with_vjp
-from ..properties import changed_inputs, sums_to, unchanged_by
+from ..properties import changed_inputs, mean_over_items, sums_to, unchanged_by
 from ..spec import exercise, normal, pick
 
 AXIS = "logits are (B, K): axis 1 and shape[1] are axis -1 and shape[-1]"
@@ -81,9 +81,8 @@ CROSS_ENTROPY = exercise(
     detectors=[nonfinite(OVERFLOW), scaled(BATCH)],
     properties=[
         unchanged_by("adding a constant to a row of logits changes nothing", row_shift),
-        changed_inputs("the loss is the mean of the examples' losses: B = 1 gives example 0's "
-                       "own loss, -sum_k q_k log softmax(z_0)_k", first_example,
-                       lambda i, out: ops.cross_entropy(*first_example(i).values()))],
+        mean_over_items("the loss of a batch is the mean of its examples' losses, each "
+                        "computed alone", ("logits", "labels"))],
     equivalent=dict.fromkeys([f"cross_entropy line {n}: unary - dropped" for n in (7, 8, 9)], AXIS),
     hints="""
     log softmax(z) = z - log(sum_k exp(z_k)) per row; take the row max out first,
@@ -98,6 +97,15 @@ CROSS_ENTROPY = exercise(
 )
 
 
+def cross_entropy_grad_formula(logits, labels, smoothing=0.0):
+    """The gradient written out: (softmax(z) - q) / B."""
+    k = logits.shape[-1]
+    z = logits - logits.max(-1, keepdims=True)  # (B, K)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)  # (B, K)
+    q = (1.0 - smoothing) * (labels[:, None] == np.arange(k)) + smoothing / k  # (B, K)
+    return (p - q) / logits.shape[0]
+
+
 def cross_entropy_grad(logits, labels, smoothing=0.0):
     """d loss / d logits: autograd's gradient of the formula `ops.cross_entropy`."""
     return grad(ops.cross_entropy)(logits, labels, smoothing)
@@ -108,6 +116,7 @@ CROSS_ENTROPY_GRAD = exercise(
     section="Sec. 4.1, App. B.1", lesson="05_training",
     signature="cross_entropy_grad(logits, labels, smoothing=0.0)", reference=cross_entropy_grad,
     targets=[cross_entropy_grad, ops.cross_entropy, ops.smoothed_targets],
+    formulas=[cross_entropy_grad_formula],
     forbid=["cross_entropy_grad"],
     doc="""d loss / d logits of exercise 13's smoothed cross-entropy (the mean over the batch),
     by hand.

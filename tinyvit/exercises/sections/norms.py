@@ -149,10 +149,34 @@ def mean(t):
     return t.mean(-1, keepdims=True)
 
 
+def layer_norm_vjp_formula(x, g, b, dy, eps=1e-6):
+    """The LayerNorm VJP written out (x_hat, 1/std and dxh = dy g, means over the row)."""
+    mu = x.mean(-1, keepdims=True)  # (..., 1)
+    rstd = 1.0 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)  # (..., 1)
+    x_hat = (x - mu) * rstd  # (..., D)
+    dxh = dy * g  # (..., D)
+    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) - x_hat * (dxh * x_hat).mean(-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    return dx, (dy * x_hat).sum(rows), dy.sum(rows)
+
+
+def gelu_formula(x):
+    """The tanh GELU with its constants written out."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def gelu_grad_formula(x):
+    """The GELU derivative written out: product rule, then the chain rule through u."""
+    t = np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3))  # tanh(u)
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * np.sqrt(2.0 / np.pi) * (
+        1.0 + 3.0 * 0.044715 * x * x)
+
+
 LAYER_NORM_VJP = exercise(
     number=8, name="layer_norm_vjp", title="The LayerNorm VJP, by hand", section="Sec. 3.1",
     lesson="04_encoder", signature="layer_norm_vjp(x, g, b, dy, eps=1e-6)",
     reference=layer_norm_vjp, targets=[layer_norm_vjp, ops.layer_norm], forbid=["layer_norm_vjp"],
+    formulas=[layer_norm_vjp_formula],
     doc="""The gradients of y = LN(x) * g + b (exercise 7) by hand, given dy = dL/dy: the mean
     and the variance depend on x too.
 
@@ -210,7 +234,7 @@ def gelu_with(c=ops.GELU_C, a=ops.GELU_A, power=3, half=0.5):
 
 GELU = exercise(
     number=9, name="gelu", title="GELU", section="Sec. 3.1", lesson="04_encoder",
-    signature="gelu(x)", reference=ops.gelu,
+    signature="gelu(x)", reference=ops.gelu, formulas=[gelu_formula],
     doc="""GELU (Hendrycks & Gimpel 2016), the MLP's non-linearity, in its tanh form as the
     official JAX ViT (flax's nn.gelu):
 
@@ -276,6 +300,7 @@ def gelu_grad_with(product=True, chain=True, sech2=lambda t: 1.0 - t * t, three=
 GELU_GRAD = exercise(
     number=10, name="gelu_grad", title="The GELU derivative, by hand", section="Sec. 3.1",
     lesson="04_encoder", signature="gelu_grad(x)", reference=gelu_grad,
+    formulas=[gelu_grad_formula],
     targets=[gelu_grad, ops.gelu], forbid=["gelu_grad"],
     doc="""d gelu(x) / dx elementwise, by hand, for the tanh form of exercise 9:
     gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3).

@@ -23,6 +23,15 @@ def adam_step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     return tree["a"], state["m"]["a"], state["v"]["a"]
 
 
+def adam_formula(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    """One AdamW step written out, on new arrays."""
+    m = b1 * m + (1.0 - b1) * g  # (R, F)
+    v = b2 * v + (1.0 - b2) * g * g  # (R, F)
+    m_hat = m / (1.0 - b1 ** t)
+    v_hat = v / (1.0 - b2 ** t)
+    return w - lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w), m, v
+
+
 def tree_adam(step):
     """`optim.adam_update` made of a student's one-array `step`, for the capstone."""
     def adam_update(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
@@ -63,7 +72,7 @@ ADAM = exercise(
     number=15, name="adam_step", title="AdamW with bias correction", section="App. B.1",
     lesson="05_training", signature=("adam_step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, "
                                      "weight_decay=0.0)"),
-    reference=adam_step, targets=[adam_step, optim.adam_update],
+    reference=adam_step, targets=[adam_step, optim.adam_update], formulas=[adam_formula],
     forbid=["adam_step", "adam_update"],
     imports="import numpy as np",
     doc="""One Adam step for one parameter array, with bias correction and decoupled weight
@@ -113,6 +122,9 @@ ADAM = exercise(
                   lambda i: i["w"] - i["lr"] * np.sign(i["g"])),
         changed_inputs("the moments do not depend on w or lr", lambda i: {
             **i, "w": 2.0 * i["w"] + 1.0, "lr": 3.0 * i["lr"]}, lambda i, out: out, part=1),
+        changed_inputs("the moments returned do not depend on t: m and v are kept raw, the bias "
+                       "correction is for the step only", lambda i: {**i, "t": i["t"] + 5},
+                       lambda i, out: out, part=1),
         changed_inputs("weight decay shrinks w by lr * weight_decay * w, on top of the Adam step",
                        lambda i: {**i, "weight_decay": 0.0},
                        lambda i, out: out + i["lr"] * i["weight_decay"] * i["w"])],

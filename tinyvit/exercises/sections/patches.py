@@ -123,6 +123,22 @@ def embed_inputs(rng, d):
     return {"params": params, "images": normal(rng, d["B"], d["S"], d["S"], d["C"]), "cfg": cfg}
 
 
+def last_position(inputs):
+    """The inputs with 1.5 added to the last row of params["pos"]."""
+    pos = inputs["params"]["pos"]
+    return {**inputs, "params": {**inputs["params"], "pos": pos + 1.5 * (
+        np.arange(pos.shape[1]) == pos.shape[1] - 1)[:, None]}}
+
+
+def class_row(inputs, out):
+    """The output with its row 0 set to x_class + E_pos[0] (when there is a class token)."""
+    params = inputs["params"]
+    if "cls" not in params:
+        return out
+    return np.concatenate([np.broadcast_to(params["cls"] + params["pos"][:, :1],
+                                           (len(out), 1, out.shape[-1])), out[:, 1:]], axis=1)
+
+
 EMBED = exercise(
     number=2, name="embed", title="Patch, class-token and position embeddings", section="Eq. 1",
     lesson="02_embeddings", signature="embed(params, images, cfg)", reference=vit.embed,
@@ -156,9 +172,11 @@ EMBED = exercise(
     grads=("params", "images"),
     properties=[
         independent_items("each image's tokens depend on that image only", ("images",)),
-        changed_inputs("adding c to params['pos'] adds c to every token of every image",
-                       lambda i: {**i, "params": {**i["params"], "pos": i["params"]["pos"] + 1.5}},
-                       lambda i, out: out + 1.5)],
+        changed_inputs("adding c to the last position embedding adds c to the last token only",
+                       last_position, lambda i, out: out + 1.5 * (
+                           np.arange(out.shape[1]) == out.shape[1] - 1)[:, None]),
+        output_has("with a class token, token 0 is x_class + E_pos[0], the same for every image",
+                   class_row)],
     mistakes={
         "class token at the end": (assemble(lambda cls, x, pos: np.concatenate(
             [x] + ([cls] if cls is not None else []), axis=1) + pos),
