@@ -212,13 +212,16 @@ def explain(ex, obs, run_case, prop_call=None):
     tol = (max(ex["tol"][0], MATCH_TOL[0]), max(ex["tol"][1], MATCH_TOL[1]))
     agrees = lambda key, fn, o: agree(o["found"], candidate_outcome(ex, key, fn, o["case"],
                                                                     run_case), tol)
+    obs = sorted(obs, key=lambda o: not o["wrong"])  # the cases it gets wrong tell most
     for key, name, text, short, fn in candidates(ex):
         if all(agrees(key, fn, o) for o in obs):
             return name, text
     best, best_count = None, 0  # none explains every case: which explains the most?
     for key, name, text, short, fn in candidates(ex):
+        if not any(agrees(key, fn, o) for o in obs if o["wrong"]):
+            continue
         agreeing = [agrees(key, fn, o) for o in obs]
-        if any(a and o["wrong"] for a, o in zip(agreeing, obs)) and sum(agreeing) > best_count:
+        if sum(agreeing) > best_count:
             missed = next(o for a, o in zip(agreeing, obs) if not a)
             best, best_count = (short, missed), sum(agreeing)
     questions = []

@@ -17,6 +17,7 @@ exercise's `targets` with one change, made on its syntax tree:
     a bracket closed early   c * (a + b) -> c * a + b
     a condition fixed        `if c:` taken as always true, or always false
     a loop cut               for p in items -> items[:1], items[1:], items[::-1]
+    a decimal point moved    a float constant c -> 10 c, c / 10
 
 An exercise whose reference is autograd's derivative of a formula (a VJP) lists `formulas`:
 the same function written out by hand, whose variants are tried too.
@@ -236,7 +237,7 @@ def bound_names(tree):
     return names
 
 
-MAX_NAMES = 12  # "another variable" only in functions with at most this many names
+MAX_NAMES = 16  # "another variable" only in functions with at most this many names
 
 
 def edit_sites(node, names=frozenset()):
@@ -265,6 +266,10 @@ def edit_sites(node, names=frozenset()):
     elif isinstance(node, ast.Constant) and constant(node) not in ("?", None, 0):
         yield f"{node.value} -> {node.value - 1}", \
             lambda n: (setattr(n, "value", n.value - 1), n)[1]
+    elif isinstance(node, ast.Constant) and isinstance(node.value, float) and node.value:
+        for factor in (10.0, 0.1):
+            yield (f"{node.value!r} -> {node.value * factor:.6g} (a decimal point moved)",
+                   lambda n, factor=factor: (setattr(n, "value", n.value * factor), n)[1])
     elif isinstance(node, ast.Return) and node.value is not None \
             and not isinstance(node.value, ast.Tuple):
         yield "the sign of the result flipped", \
@@ -333,39 +338,51 @@ def function_variants(fn):
         changed = [(b, a) for b, a in zip(before, after) if b != a]
         out.append((f"{fn.__name__}: {desc}", desc, f"{fn.__name__} ({file})",
                     " / ".join(b for b, _ in changed), " / ".join(a for _, a in changed), variant))
-    nodes = list(ast.walk(tree))
     names = bound_names(tree)
     names = names if len(names) <= MAX_NAMES else frozenset()
-    for i, node in enumerate(nodes):
-        if id(node) in skip or id(node) not in inside:
-            continue
-        for desc, replace in edit_sites(node, names):
-            altered = copy.deepcopy(tree)
-            target = list(ast.walk(altered))[i]
-            up = parents(altered)
-            stmt_before = line_text(statement_of(target, up))
-            new = replace(target)
-            if new is not target:
-                put(*up[id(target)], new)
-            up = parents(altered)
-            stmt = statement_of(new if id(new) in up else target, up)
-            try:
-                after = line_text(stmt)
-            except Exception:  # noqa: BLE001 (an edit that does not unparse is no variant)
+    for k, top in enumerate(tree.body):
+        for i, node in enumerate(ast.walk(top)):
+            if id(node) in skip or id(node) not in inside:
                 continue
-            if after == stmt_before or (node.lineno, after) in seen:
-                continue
-            seen.add((node.lineno, after))
-            try:
-                variant = build(fn, altered)
-            except Exception:  # noqa: BLE001 (an edit that does not compile is no variant)
-                continue
-            where = f"{fn.__name__} ({file} line {first + node.lineno - 1})"
-            vid = f"{fn.__name__} line {node.lineno - 1}: {desc}"
-            ids[vid] = ids.get(vid, 0) + 1  # ids are unique: they key the outcomes' cache
-            out.append((vid + (f" #{ids[vid]}" if ids[vid] > 1 else ""), desc, where,
-                        stmt_before, after, variant))
+            for desc, replace in edit_sites(node, names):
+                edited = one_edit(tree, k, i, replace)
+                if edited is None:
+                    continue
+                altered, stmt_before, after = edited
+                if after == stmt_before or (node.lineno, after) in seen:
+                    continue
+                seen.add((node.lineno, after))
+                try:
+                    variant = build(fn, altered)
+                except Exception:  # noqa: BLE001 (an edit that does not compile is no variant)
+                    continue
+                where = f"{fn.__name__} ({file} line {first + node.lineno - 1})"
+                vid = f"{fn.__name__} line {node.lineno - 1}: {desc}"
+                ids[vid] = ids.get(vid, 0) + 1  # ids are unique: they key the outcomes' cache
+                out.append((vid + (f" #{ids[vid]}" if ids[vid] > 1 else ""), desc, where,
+                            stmt_before, after, variant))
     return out
+
+
+def one_edit(tree, k, i, replace):
+    """(the function with node i of its statement k replaced, that statement's line before
+    and after), or None; only statement k is copied."""
+    top = copy.deepcopy(tree.body[k])
+    target = list(ast.walk(top))[i]
+    holder = ast.Module(body=[top], type_ignores=[])
+    up = parents(holder)
+    before = line_text(statement_of(target, up))
+    new = replace(target)
+    if new is not target:
+        put(*up[id(target)], new)
+    up = parents(holder)
+    try:
+        after = line_text(statement_of(new if id(new) in up else target, up))
+    except Exception:  # noqa: BLE001 (an edit that does not unparse is no variant)
+        return None
+    altered = copy.copy(tree)
+    altered.body = tree.body[:k] + holder.body + tree.body[k + 1:]
+    return altered, before, after
 
 
 VARIANTS = {}  # exercise number: its variants, made once
