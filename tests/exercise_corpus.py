@@ -496,7 +496,8 @@ def ce_mean_over_all(logits, labels, smoothing=0.0):
 def ce_logsumexp(logits, labels, smoothing=0.0):
     k = logits.shape[1]
     logp = logits - lse(logits)
-    return -((1 - smoothing) * logp[np.arange(len(labels)), labels] + smoothing * logp.mean(-1)).mean()
+    own = logp[np.arange(len(labels)), labels]
+    return -((1 - smoothing) * own + smoothing * logp.mean(-1)).mean()
 
 
 # --- 14 cross_entropy_grad -------------------------------------------------------------------
@@ -837,174 +838,339 @@ def train_own_loop(*args):
 WRONG = {
     "patchify": [
         entry("P and H/P swapped in the first reshape", patchify_sizes_swapped,
-              ["wrong places", "arguments"]),
+              ["wrong places"]),
         entry("reshaped to (B, H/P, W/P, P, P, C) without a transpose", patchify_grid_reshape,
               ["without the transpose", "without the .transpose"]),
         entry("pixel rows and columns swapped inside a patch", patchify_pixels_transposed,
-              ["rows and columns", "wrong places", "elements"]),
+              ["rows and columns swapped", "wrong places"]),
         entry("each patch centred (its mean subtracted)", patchify_normalised,
               ["holds the image's"], ["transpose", "wrong places"]),
     ],
     "embed": [
         entry("position embeddings added before the class token is put in front",
-              embed_pos_before_cls, ["position embedding on the patches only", "pos"]),
+              embed_pos_before_cls, ["position embedding on the patches only",
+                                     "last position embedding"]),
         entry("patches flattened channels first", embed_channels_first_patches,
-              ["channel", "patchify", "order"]),
+              ["channels first", "channel axis"]),
         entry("the patch bias added to the class token too", embed_bias_on_pos,
-              ["bias", "token 0 is x_class"]),
+              ["bias to the class token", "token 0 is x_class"]),
         entry("one position embedding (row 0) for every token", embed_concat_batch_axis,
-              ["pos", "position"]),
+              ["last position embedding", "position embedding"]),
     ],
     "softmax": [
         entry("shifted by the row min instead of the max", softmax_min_shift,
-              ["min", "overflow", "max"]),
-        entry("normalised over axis 0", softmax_sum_axis0, ["axis 0", "sums to 1", "sum over"]),
-        entry("divided by the squared sum", softmax_no_keepdims, ["** 2", "squared", "power",
-                                                                 "sums to 1"]),
-        entry("log-softmax returned", softmax_log_space, ["log", "sums to 1"]),
+              ["min() where the reference has .max()", "overflow"]),
+        entry("normalised over axis 0", softmax_sum_axis0, ["axis 0", "sums to 1"]),
+        entry("divided by the squared sum", softmax_no_keepdims, ["squared", "sums to 1"]),
+        entry("log-softmax returned", softmax_log_space, ["log-softmax", "sums to 1"]),
     ],
     "softmax_vjp": [
-        entry("y * g - y", vjp_y_times_g_minus_y, ["sums to 0", "g * y"]),
+        entry("y * g - y", vjp_y_times_g_minus_y, ["sums to 0", "factor g left out"]),
         entry("y y^T replaced by its diagonal y^2", vjp_outer_diagonal,
               ["constant to a row of g", "sums to 0"]),
-        entry("the mean of g * y instead of its sum", vjp_mean_not_sum, ["mean", "sum"]),
-        entry("the sum of g instead of g * y", vjp_g_not_weighted, ["factor y", "g * y",
-                                                                    "left out"]),
+        entry("the mean of g * y instead of its sum", vjp_mean_not_sum,
+              ["mean() where the reference has .sum()"]),
+        entry("the sum of g instead of g * y", vjp_g_not_weighted, ["factor y left out"]),
     ],
     "attention_weights": [
         entry("scaled by sqrt(hd) instead of 1/sqrt(hd)", aw_scaled_by_sqrt,
               ["sqrt(hd) instead of 1/sqrt(hd)", "division where the reference multiplies"]),
-        entry("scaled by the number of heads", aw_scaled_by_heads, ["shape[1]", "heads", "axis 1"]),
-        entry("softmax over the queries", aw_softmax_over_queries, ["queries", "axis -2",
-                                                                    "sum to 1"]),
-        entry("A transposed (keys as rows)", aw_k_not_transposed, ["transpose", "sum to 1",
-                                                                   "swapped", "queries"]),
+        entry("scaled by the number of heads", aw_scaled_by_heads,
+              ["shape[1] instead of shape[-1]"]),
+        entry("softmax over the queries", aw_softmax_over_queries,
+              ["softmax over the queries", "axis -2"]),
+        entry("A transposed (keys as rows)", aw_k_not_transposed,
+              ["queries and keys swapped", "transposed"]),
     ],
     "attention": [
-        entry("no output bias", attention_no_out_bias, ["b_out", "bias", "term", "b"]),
+        entry("no output bias", attention_no_out_bias, ["b_out", "output bias"]),
         entry("heads merged without the transpose back", attention_merge_wrong,
-              ["transpose", "merge"]),
+              ["without the .transpose", "merge"]),
         entry("q and k taken from each other's columns", attention_q_k_swapped,
-              ["swapped", "q", "k"]),
+              ["elements 1 and 2 swapped", "q and k swapped"]),
         entry("scaled by 1/sqrt(D) instead of 1/sqrt(hd)", attention_scaled_by_width,
-              ["1/√d", "sqrt(d", "shape", "hd"]),
+              ["1/√d instead of 1/√hd"]),
     ],
     "layer_norm": [
         entry("statistics over the batch axis", ln_batch_axis, ["axis 0"], ["eps", "constant row"]),
-        entry("b times g", ln_std_of_x, ["b", "factor"]),
-        entry("not centred (x / std)", ln_no_centring, ["mean 0", "centr", "term",
-                                                        "x where the reference uses xc"]),
-        entry("RMSNorm (no centring, x^2 mean)", ln_rms, ["mean 0", "rms", "centr", "term"]),
-        entry("g and b swapped", ln_g_b_swapped, ["g", "b", "swapped"]),
+        entry("b times g", ln_std_of_x, ["b times g", "factor g"]),
+        entry("not centred (x / std)", ln_no_centring,
+              ["x where the reference uses xc", "centred"]),
+        entry("RMSNorm (no centring, x^2 mean)", ln_rms,
+              ["the term x.sum(-1, keepdims=true) * inv_d left out", "centred"]),
+        entry("g and b swapped", ln_g_b_swapped, ["g = 1, b = 0", "g and b swapped"]),
     ],
     "layer_norm_vjp": [
         entry("dg summed with x instead of x_hat", lnvjp_db_not_summed_dg_wrong,
-              ["x_hat", "dg"]),
-        entry("dy not multiplied by g for dx", lnvjp_dy_not_times_g, ["g", "factor"]),
-        entry("sums instead of means in dx", lnvjp_sum_not_mean, ["sum", "mean"]),
-        entry("the variance term added instead of subtracted", lnvjp_sign, ["+ where", "- where",
-                                                                           "sign"]),
+              ["x where the reference uses x_hat"]),
+        entry("dy not multiplied by g for dx", lnvjp_dy_not_times_g, ["factor g left out"]),
+        entry("sums instead of means in dx", lnvjp_sum_not_mean, ["dx sums to 0", "sum() where"]),
+        entry("the variance term added instead of subtracted", lnvjp_sign,
+              ["+ where the reference subtracts"]),
     ],
     "gelu": [
-        entry("SiLU, x sigmoid(x)", gelu_silu, ["silu", "sigmoid"]),
-        entry("2/pi instead of sqrt(2/pi)", gelu_pi_not_sqrt, ["sqrt", "2 / pi", "2/π", "constant"]),
+        entry("SiLU, x sigmoid(x)", gelu_silu, ["silu"]),
+        entry("2/pi instead of sqrt(2/pi)", gelu_pi_not_sqrt, ["without sqrt(", "sqrt(2 / pi)"]),
         entry("the bracket closed too early: tanh(c x + a x^3)", gelu_bracket,
-              ["bracket", "0.044715", "factor", "term"]),
-        entry("1 - tanh instead of 1 + tanh", gelu_minus, ["- where", "sign", "-> x for large"]),
+              ["bracket closed early"]),
+        entry("1 - tanh instead of 1 + tanh", gelu_minus,
+              ["- where the reference adds", "-> x for large"]),
     ],
     "gelu_grad": [
-        entry("1 - t instead of 1 - t^2", gg_sech_not_squared, ["t * t", "t ** 2", "square",
-                                                               "factor"]),
-        entry("the 0.5 left out of the product term", gg_no_half_in_product, ["0.5", "factor"]),
-        entry("gelu itself returned", gg_the_function_itself, ["gelu'(0) = 0.5", "0.5"]),
-        entry("A instead of 3 A in du/dx", gg_a_not_3a, ["without the 3", "3"]),
+        entry("1 - t instead of 1 - t^2", gg_sech_not_squared, ["factor t left out"]),
+        entry("the 0.5 left out of the product term", gg_no_half_in_product,
+              ["factor 0.5 left out"]),
+        entry("gelu itself returned", gg_the_function_itself, ["gelu'(0) = 0.5"]),
+        entry("A instead of 3 A in du/dx", gg_a_not_3a, ["without the 3"]),
     ],
     "block": [
-        entry("ReLU in the MLP", block_relu, ["relu", "gelu"]),
-        entry("the MLP reads z instead of z'", block_mlp_on_input, ["z'", "ln2", "mlp", "z"]),
-        entry("GELU after fc2 instead of after fc1", block_gelu_after_fc2, ["gelu", "fc1", "fc2"]),
-        entry("the heads argument ignored (one head)", block_one_head, ["heads", "head"]),
+        entry("ReLU in the MLP", block_relu, ["relu instead of gelu"]),
+        entry("the MLP reads z instead of z'", block_mlp_on_input,
+              ["z where the reference uses y"]),
+        entry("GELU after fc2 instead of after fc1", block_gelu_after_fc2,
+              ["gelu after the mlp's second dense layer"]),
+        entry("the heads argument ignored (one head)", block_one_head, ["one head"]),
     ],
     "vit": [
-        entry("token 0 even for pool 'gap'", vit_always_token0, ["gap", "mean", "pool"]),
-        entry("the final LayerNorm after the pooling", vit_norm_after_pool, ["layernorm", "norm"]),
+        entry("token 0 even for pool 'gap'", vit_always_token0,
+              ["cfg.pool == 'cls' taken as always true"]),
+        entry("the final LayerNorm after the pooling", vit_norm_after_pool,
+              ["final layernorm applied after the pooling"]),
         entry("gap averages the tokens after the first", vit_gap_includes_no_cls,
-              ["gap", "mean", "pool", "1:"]),
-        entry("only the first block", vit_one_block_only, ["block", "blocks"]),
+              ["the mean over the tokens after the first"]),
+        entry("only the first block", vit_one_block_only, ["only the first of params['blocks']"]),
     ],
     "cross_entropy": [
-        entry("logp[:, labels] (a B x B matrix)", ce_fancy_index, ["mean of the examples'",
-                                                                   "examples"],
+        entry("logp[:, labels] (a B x B matrix)", ce_fancy_index, ["mean of its examples' losses"],
               ["constant factor"]),
-        entry("smoothing s / (K - 1)", ce_smoothing_k_minus_1, ["k - 1", "- 1", "other classes"]),
-        entry("probabilities instead of log-probabilities", ce_no_log, ["log"]),
-        entry("mean over B x K entries", ce_mean_over_all, ["mean", "k", "factor"],
+        entry("smoothing s / (K - 1)", ce_smoothing_k_minus_1,
+              ["k - 1 instead of k", "other classes"]),
+        entry("probabilities instead of log-probabilities", ce_no_log,
+              ["without log(", "log-probabilities"]),
+        entry("mean over B x K entries", ce_mean_over_all, ["1/k"],
               ["constant factor is off"]),
     ],
     "cross_entropy_grad": [
-        entry("q - p: the sign flipped", ceg_q_minus_p, ["sign", "-1", "flipped"]),
+        entry("q - p: the sign flipped", ceg_q_minus_p, ["sign of the result flipped"]),
         entry("the smoothing mass s / K left out of q", ceg_no_smoothing_mass,
-              ["s / k", "smoothing", "term", "sums to 0"]),
-        entry("softmax over the batch axis", ceg_softmax_axis0, ["axis 0", "sums to 0"]),
-        entry("divided by K instead of B", ceg_divided_by_k, ["b", "k", "shape"]),
+              ["the term smoothing / k left out", "sums to 0"]),
+        entry("softmax over the batch axis", ceg_softmax_axis0, ["axis 0", "gradient sums to 0"]),
+        entry("divided by K instead of B", ceg_divided_by_k,
+              ["shape[1] instead of shape[0]", "k/b"]),
     ],
     "adam_step": [
-        entry("v updated with g instead of g * g", adam_v_with_g, ["factor g", "g * g"]),
-        entry("eps inside the square root", adam_eps_inside, ["eps", "inside"]),
+        entry("v updated with g instead of g * g", adam_v_with_g, ["factor g left out"]),
+        entry("eps inside the square root", adam_eps_inside, ["eps inside the sqrt"]),
         entry("the bias corrections swapped (b2 for m, b1 for v)", adam_betas_swapped,
-              ["b1", "b2", "swapped"]),
+              ["b1 and b2", "b2 where the reference uses b1"]),
         entry("the bias-corrected moments returned", adam_corrected_moments_returned,
-              ["moments", "m", "bias"]),
+              ["moments returned do not depend on t"]),
     ],
     "warmup_cosine": [
         entry("cos(pi t) without (1 + cos) / 2", wc_no_half, ["(1 + cos) / 2"]),
         entry("warmup reaches base_lr one step early", wc_warmup_to_minus_one,
-              ["warmup", "- 1", "end of the warmup"]),
+              ["warmup_steps - 1 instead of warmup_steps", "end of the warmup"]),
         entry("a linear decay", wc_linear, ["linear decay"]),
-        entry("cos(t) without pi", wc_cos_without_pi, ["pi", "factor", "π"]),
+        entry("cos(t) without pi", wc_cos_without_pi, ["factor math.pi left out"]),
     ],
     "im2col": [
-        entry("padded by k instead of k // 2", im2col_pad_k, ["pad", "k // 2", "centre", "r"]),
-        entry("the windows stacked on the last axis", im2col_stack_last, ["axis", "wrong places",
-                                                                         "channel"]),
-        entry("edge padding instead of zeros", im2col_edge_padding, ["zero", "pad", "edge"]),
+        entry("padded by k instead of k // 2", im2col_pad_k,
+              ["k // 1", "centre of each row's window"]),
+        entry("the windows stacked on the last axis", im2col_stack_last,
+              ["channels first in a row", "wrong places"]),
+        entry("edge padding instead of zeros", im2col_edge_padding, ["holds zeros"]),
         entry("the window flipped (a true convolution's order)", im2col_flipped,
-              ["wrong places", "order", "flip"]),
+              ["wrong places"]),
     ],
     "attention_rollout": [
-        entry("the first layer leftmost", rollout_first_layer_left, ["order", "arguments",
-                                                                     "wrong order", "@"]),
-        entry("A + I not renormalised", rollout_no_renorm_half, ["renormalised", "sums to 1",
-                                                                "row sums"]),
-        entry("the heads summed, not averaged", rollout_sum_heads, ["sum", "mean", "heads"]),
+        entry("the first layer leftmost", rollout_first_layer_left, ["wrong order"]),
+        entry("A + I not renormalised", rollout_no_renorm_half, ["renormalised", "sums to 1"]),
+        entry("the heads summed, not averaged", rollout_sum_heads,
+              ["sum() where the reference has .mean()"]),
         entry("an elementwise product instead of a matrix product", rollout_elementwise,
-              ["matrix product", "@", "*"]),
+              ["matrix product @"]),
     ],
     "interpolate_pos_embed": [
-        entry("no half-pixel offset (i * g / G)", interp_no_half_pixel, ["0.5", "align",
-                                                                         "offset", "term"]),
-        entry("the ratio inverted (G / g)", interp_ratio_inverted, ["g / G", "ratio", "new",
-                                                                    "old", "division"]),
-        entry("the class token moved to the end", interp_cls_last, ["class token", "first"]),
-        entry("nearest neighbour along the columns", interp_rows_only, ["nearest", "round"]),
+        entry("no half-pixel offset (i * g / G)", interp_no_half_pixel, ["half-pixel", "align"]),
+        entry("the ratio inverted (G / g)", interp_ratio_inverted,
+              ["a division where the reference multiplies"]),
+        entry("the class token moved to the end", interp_cls_last,
+              ["elements 1 and 2 swapped", "class token's embedding is passed through"]),
+        entry("nearest neighbour along the columns", interp_rows_only, ["nearest"]),
     ],
     "linear_probe": [
         entry("the standardisation not folded into the weights", probe_no_unfold,
-              ["std", "standardis", "fold", "mean target"]),
-        entry("std with ddof=1", probe_ddof, ["ddof", "n - 1"]),
-        entry("l2 times S", probe_l2_times_s, ["l2", "factor", "s"]),
-        entry("the bias set to zero", probe_bias_zero, ["bias", "mean target"]),
+              ["mean target", "standardisation"]),
+        entry("std with ddof=1", probe_ddof, ["ddof=1"]),
+        entry("l2 times S", probe_l2_times_s, ["l2 * s", "l2 times"]),
+        entry("the bias set to zero", probe_bias_zero, ["mean target"]),
     ],
     "train": [
         entry("the optimiser re-initialised every step", train_reinit,
               ["re-initialised", "init_adam"]),
         entry("the schedule's total counts the warmup twice",
-              train_schedule_total_plus_warmup, ["learning rate", "schedule", "rate"]),
+              train_schedule_total_plus_warmup, ["learning rate passed"]),
         entry("the loss recorded after the update", train_loss_after_update,
               ["after the update", "the loss you record differs"]),
-        entry("no warmup", train_no_warmup, ["learning rate", "warmup", "rate"]),
+        entry("no warmup", train_no_warmup, ["learning rate passed"]),
     ],
 }
+
+# --- written later, held out ---------------------------------------------------------------
+
+def patchify_w_first(images, p):
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, c).transpose((0, 3, 1, 2, 4, 5))
+    return x.reshape(b, -1, p * p * c)
+
+def embed_no_bias(params, images, cfg):
+    x = patches_of(images, cfg.patch_size) @ params["embed"]["w"]
+    if cfg.pool == "cls":
+        x = np.concatenate([np.repeat(params["cls"], x.shape[0], axis=0), x], axis=1)
+    return x + params["pos"]
+
+def softmax_temperature(x):
+    e = np.exp((x - x.max(-1, keepdims=True)) / 2.0)
+    return e / e.sum(-1, keepdims=True)
+
+def vjp_no_y(x, g):
+    y = ops.softmax(x)
+    return g - (g * y).sum(-1, keepdims=True)
+
+def aw_no_softmax(q, k):
+    return q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+
+def attention_v_from_q(p, x, heads):
+    b, n, d = x.shape
+    q, k, v = qkv_heads(p, x, heads)
+    a = smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(d // heads))
+    return (a @ q).transpose((0, 2, 1, 3)).reshape(b, n, d) @ p["out"]["w"] + p["out"]["b"]
+
+def ln_var_of_x(x, g, b, eps=1e-6):
+    mean = x.mean(-1, keepdims=True)
+    var = (x ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * g + b
+
+def lnvjp_db_mean(x, g, b, dy, eps=1e-6):
+    mu = x.mean(-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
+    xh = (x - mu) * rstd
+    dxh = dy * g
+    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) - xh * (dxh * xh).mean(-1, keepdims=True))
+    return dx, (dy * xh).sum((0, 1)), dy.mean((0, 1))
+
+def gelu_cubic_coeff(x):
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.44715 * x ** 3)))
+
+def gg_du_without_c(x):
+    c, a = math.sqrt(2 / math.pi), 0.044715
+    t = np.tanh(c * (x + a * x ** 3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (1 + 3 * a * x ** 2)
+
+def block_ln1_for_both(p, z, heads, eps=1e-6):
+    z = z + mha(p["attn"], ln(z, p["ln1"], eps), heads)
+    return z + mlp(p["mlp"], ln(z, p["ln1"], eps))
+
+def vit_head_no_bias(params, images, cfg):
+    from tinyvit.vit import embed
+    z = embed(params, images, cfg)
+    for p in params["blocks"]:
+        z = block_own_pieces(p, z, cfg.heads, cfg.ln_eps)
+    z = ln(z, params["norm"], cfg.ln_eps)
+    y = z[:, 0] if cfg.pool == "cls" else z.mean(1)
+    return y @ params["head"]["w"]
+
+def ce_label_only(logits, labels, smoothing=0.0):
+    logp = logits - lse(logits)
+    return -logp[np.arange(len(labels)), labels].mean()
+
+def ceg_not_softmax(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
+    return (logits - q) / logits.shape[0]
+
+def adam_decay_in_grad(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    g = g + weight_decay * w
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    return w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps), m, v
+
+def wc_no_final(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return base_lr * 0.5 * (1 + math.cos(math.pi * t)) + final_lr
+
+def im2col_transposed_window(x, k=3):
+    b, h, w, c = x.shape
+    r = k // 2
+    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), "constant")
+    cols = [padded[:, i:i + h, j:j + w] for j in range(k) for i in range(k)]
+    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
+
+def rollout_last_only(maps, residual=True):
+    a = maps[-1].mean(1)
+    if residual:
+        a = a + np.eye(a.shape[-1])
+        a = a / a.sum(-1, keepdims=True)
+    return a
+
+def interp_transposed_output(pos, old_grid, new_grid, has_cls):
+    out = interp_right(pos, old_grid, new_grid, has_cls)
+    first = int(has_cls)
+    grid = out[0, first:].reshape(new_grid, new_grid, -1).transpose((1, 0, 2))
+    grid = grid.reshape(1, -1, out.shape[-1])
+    return np.concatenate([out[:, :first], grid], axis=1)
+
+def probe_targets_01(features, labels, k=None, l2=1.0):
+    k = int(labels.max()) + 1 if k is None else k
+    mean, std = features.mean(0), features.std(0) + 1e-5
+    x = (features - mean) / std
+    t = np.eye(k)[labels]
+    w = np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ (t - t.mean(0))) / std[:, None]
+    return w, t.mean(0) - mean @ w
+
+def train_no_smoothing(*args):
+    return loop(*args[:-1], 0.0)
+
+# Written after the diagnosis was built, and first measured without changing it (14 of 21
+# named): a check on how the diagnosis does on mistakes it was not tuned to.
+HELD_OUT = {
+    "patchify": entry(
+        "patch grid read column by column", patchify_w_first, ["column order", "wrong places"]),
+ "embed": entry("no patch bias", embed_no_bias, ["no bias in the patch projection"]),
+ "softmax": entry("a temperature of 2", softmax_temperature, ["temperature", "divided by 2"]),
+ "softmax_vjp": entry("the leading y left out", vjp_no_y, ["factor y left out", "sums to 0"]),
+ "attention_weights": entry("no softmax", aw_no_softmax, ["sum to 1", "without softmax"]),
+    "attention": entry(
+        "A applied to q instead of v", attention_v_from_q, ["q where the reference uses v"]),
+    "layer_norm": entry(
+        "variance of x, not of x - mean", ln_var_of_x, ["x where the reference uses xc"]),
+    "layer_norm_vjp": entry(
+        "db averaged, not summed", lnvjp_db_mean, ["mean() where the reference has .sum()"]),
+ "gelu": entry("0.44715 instead of 0.044715", gelu_cubic_coeff, ["0.044715 -> 0.44715"]),
+    "gelu_grad": entry(
+        "du/dx without sqrt(2/pi)", gg_du_without_c, ["factor np.sqrt(2.0 / np.pi) left out"]),
+ "block": entry("ln1 used before the MLP too", block_ln1_for_both, ["one layernorm for both"]),
+ "vit": entry("no head bias", vit_head_no_bias, ["head bias", "the term params['head']['b']"]),
+ "cross_entropy": entry("smoothing ignored (label only)", ce_label_only, ["smoothing ignored"]),
+    "cross_entropy_grad": entry(
+        "logits instead of softmax", ceg_not_softmax,
+        ["logits where the reference uses p", "sums to 0"]),
+    "adam_step": entry(
+        "L2 decay in the gradient (Adam not AdamW)", adam_decay_in_grad, ["l2 in the gradient"]),
+    "warmup_cosine": entry(
+        "final_lr added, not interpolated to", wc_no_final, ["term final_lr left out"]),
+ "im2col": entry("window columns before rows", im2col_transposed_window, ["columns before rows"]),
+ "attention_rollout": entry("only the last layer", rollout_last_only, ["only the last layer"]),
+    "interpolate_pos_embed": entry(
+        "the new grid transposed", interp_transposed_output, ["column by column"]),
+ "linear_probe": entry("{0,1} targets", probe_targets_01, ["{0, 1} targets"]),
+ "train": entry("label smoothing ignored", train_no_smoothing, ["label smoothing ignored"]),
+}
+
+for _name, _item in HELD_OUT.items():
+    WRONG[_name].append(_item)
 
 RIGHT = {
     "patchify": [patchify_varargs], "embed": [embed_loops], "softmax": [softmax_loop],

@@ -140,7 +140,8 @@ def every_axis(tree):
                     for n, s in axis_slots(t):
                         if axis_value(n, s) == old:
                             set_axis(n, s, new)
-                yield f"every axis {old} (reductions and shape[{old}]) changed to axis {new}", change
+                yield (f"every axis {old} (reductions and shape[{old}]) changed to axis {new}",
+                       change)
 
 
 def call_edits(node):
@@ -154,7 +155,8 @@ def call_edits(node):
                 if new != old:
                     where = "all axes" if new is None else f"axis {new}"
                     yield (f"the {name} over {where} instead of axis {old}",
-                           lambda n, slot=slot, new=new: (set_slot(n, slot, ast.Constant(new)), n)[1])
+                           lambda n, slot=slot, new=new: (
+                               set_slot(n, slot, ast.Constant(new)), n)[1])
     target = node.func.value if isinstance(node.func, ast.Attribute) else None
     if name in UNWRAP:
         if len(node.args) == 1 and target is not None and name in ("transpose", "swapaxes",
@@ -186,7 +188,8 @@ def binop_edits(node):
     if op is ast.Div:
         yield f"without the division by {right}", lambda n: n.left
         yield (f"divided by {right} - 1 instead of {right}",
-               lambda n: ast.BinOp(n.left, ast.Div(), ast.BinOp(n.right, ast.Sub(), ast.Constant(1))))
+               lambda n: ast.BinOp(n.left, ast.Div(),
+                                   ast.BinOp(n.right, ast.Sub(), ast.Constant(1))))
     if op is ast.MatMult:
         yield f"{left} transposed (its last two axes swapped)", \
             lambda n: ast.BinOp(swap_last(n.left), ast.MatMult(), n.right)
