@@ -237,7 +237,7 @@ def explain(ex, obs, run_case, prop_call=None):
             if broken:
                 return f"property: {prop.label}", (
                     f"your answer breaks a property every right answer has: {broken}")
-    if best is not None and best_count >= 2:
+    if best is not None and best_count > len(obs) / 2:  # a question only when it is close
         short, missed = best
         questions.append(f"no single change explains every case; the closest, as a question: "
                          f"is it {short}? It gives your values on {best_count} of {len(obs)} "

@@ -245,7 +245,7 @@ def hidden_seed(secret, number):
 def stage_hidden(ex, fn, ctx):
     rng = np.random.default_rng(hidden_seed(ctx["secret"], ex["number"]))
     for i in range(2):
-        case = make_case(ex, int(rng.integers(2**31)), ex["draw"](rng))
+        case = make_case(ex, int(rng.integers(2**31)), ex["draw"](rng), label=f"hidden {i + 1}")
         failure = compare_case(ex, fn, case, f"hidden case {i + 1} {sizes(case)}")
         if failure:
             return failure
