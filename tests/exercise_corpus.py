@@ -286,32 +286,31 @@ def ln_pieces(x, g, dy, eps):
     return (x - mean) * rstd, rstd, dy * g
 
 
-def lnvjp_db_not_summed_dg_wrong(x, g, b, dy, eps=1e-6):
-    xh, rstd, dxh = ln_pieces(x, g, dy, eps)
-    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) - xh * (dxh * xh).mean(-1, keepdims=True))
-    rows = tuple(range(x.ndim - 1))
-    return dx, (dy * x).sum(rows), dy.sum(rows)
+def lnvjp_by(dx_of, dg_of=lambda dy, x, xh: dy * xh):
+    """A LayerNorm VJP with dx = dx_of(x_hat, rstd, dxh, dy) and dg = sum of dg_of(dy, x, x_hat)."""
+    def vjp(x, g, b, dy, eps=1e-6):
+        xh, rstd, dxh = ln_pieces(x, g, dy, eps)
+        rows = tuple(range(x.ndim - 1))
+        return dx_of(xh, rstd, dxh, dy), dg_of(dy, x, xh).sum(rows), dy.sum(rows)
+    return vjp
 
 
-def lnvjp_dy_not_times_g(x, g, b, dy, eps=1e-6):
-    xh, rstd, _ = ln_pieces(x, g, dy, eps)
-    dx = rstd * (dy - dy.mean(-1, keepdims=True) - xh * (dy * xh).mean(-1, keepdims=True))
-    rows = tuple(range(x.ndim - 1))
-    return dx, (dy * xh).sum(rows), dy.sum(rows)
+def row_mean(t):
+    return t.mean(-1, keepdims=True)
 
 
-def lnvjp_sum_not_mean(x, g, b, dy, eps=1e-6):
-    xh, rstd, dxh = ln_pieces(x, g, dy, eps)
-    dx = rstd * (dxh - dxh.sum(-1, keepdims=True) - xh * (dxh * xh).sum(-1, keepdims=True))
-    rows = tuple(range(x.ndim - 1))
-    return dx, (dy * xh).sum(rows), dy.sum(rows)
+def row_sum(t):
+    return t.sum(-1, keepdims=True)
 
 
-def lnvjp_sign(x, g, b, dy, eps=1e-6):
-    xh, rstd, dxh = ln_pieces(x, g, dy, eps)
-    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) + xh * (dxh * xh).mean(-1, keepdims=True))
-    rows = tuple(range(x.ndim - 1))
-    return dx, (dy * xh).sum(rows), dy.sum(rows)
+lnvjp_db_not_summed_dg_wrong = lnvjp_by(  # dg from x instead of x_hat
+    lambda xh, rstd, d, dy: rstd * (d - row_mean(d) - xh * row_mean(d * xh)),
+    lambda dy, x, xh: dy * x)
+lnvjp_dy_not_times_g = lnvjp_by(  # dy where dxh = dy * g belongs
+    lambda xh, rstd, d, dy: rstd * (dy - row_mean(dy) - xh * row_mean(dy * xh)))
+lnvjp_sum_not_mean = lnvjp_by(
+    lambda xh, rstd, d, dy: rstd * (d - row_sum(d) - xh * row_sum(d * xh)))
+lnvjp_sign = lnvjp_by(lambda xh, rstd, d, dy: rstd * (d - row_mean(d) + xh * row_mean(d * xh)))
 
 
 def lnvjp_staged(x, g, b, dy, eps=1e-6):
@@ -657,45 +656,34 @@ def im2col_loops(x, k=3):
 
 # --- 18 attention_rollout --------------------------------------------------------------------
 
-def rollout_first_layer_left(maps, residual=True):
-    a = [m.mean(1) for m in maps]
-    if residual:
-        a = [(x + np.eye(x.shape[-1])) / 2.0 for x in a]
-    r = a[0]
-    for x in a[1:]:
-        r = r @ x
-    return r
+def rollout_by(heads, skip, combine):
+    """A rollout as students write it: heads(maps[l]) per layer, skip(A) with the residual,
+    then R <- combine(R, A_l) layer by layer."""
+    def rollout(maps, residual=True):
+        a = [heads(m) for m in maps]
+        a = [skip(x) for x in a] if residual else a
+        r = a[0]
+        for x in a[1:]:
+            r = combine(r, x)
+        return r
+    return rollout
 
 
-def rollout_no_renorm_half(maps, residual=True):
-    a = [m.mean(1) for m in maps]
-    if residual:
-        a = [x + np.eye(x.shape[-1]) for x in a]
-    r = a[0]
-    for x in a[1:]:
-        r = x @ r
-    return r
+def halfway_to_identity(x):
+    return (x + np.eye(x.shape[-1])) / 2.0
 
 
-def rollout_sum_heads(maps, residual=True):
-    a = [m.sum(1) for m in maps]
-    if residual:
-        a = [x + np.eye(x.shape[-1]) for x in a]
-        a = [x / x.sum(-1, keepdims=True) for x in a]
-    r = a[0]
-    for x in a[1:]:
-        r = x @ r
-    return r
+def renormalised(x):
+    x = x + np.eye(x.shape[-1])
+    return x / x.sum(-1, keepdims=True)
 
 
-def rollout_elementwise(maps, residual=True):
-    a = [m.mean(1) for m in maps]
-    if residual:
-        a = [(x + np.eye(x.shape[-1])) / 2.0 for x in a]
-    r = a[0]
-    for x in a[1:]:
-        r = x * r
-    return r
+rollout_first_layer_left = rollout_by(lambda m: m.mean(1), halfway_to_identity,
+                                      lambda r, x: r @ x)
+rollout_no_renorm_half = rollout_by(lambda m: m.mean(1), lambda x: x + np.eye(x.shape[-1]),
+                                    lambda r, x: x @ r)
+rollout_sum_heads = rollout_by(lambda m: m.sum(1), renormalised, lambda r, x: x @ r)
+rollout_elementwise = rollout_by(lambda m: m.mean(1), halfway_to_identity, lambda r, x: x * r)
 
 
 def rollout_einsum(maps, residual=True):

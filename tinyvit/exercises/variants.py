@@ -28,7 +28,6 @@ a match reads "the reference with ... at line 4 of layer_norm: <line> -> <change
 import ast
 import copy
 import inspect
-from pathlib import Path
 
 from .mutants import candidate, left_alone, node_sites, parse
 
@@ -39,7 +38,6 @@ AXES = (0, 1, 2, -1, -2, None)
 UNWRAP = {"sqrt", "exp", "log", "tanh", "abs", "getval", "float", "cos", "sin", "transpose",
           "swapaxes", "maximum", "minimum", "clip", "broadcast_to", "astype", "min", "max"}
 MOVE_INTO = {"sqrt", "log", "exp"}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def callee(call):
@@ -323,11 +321,7 @@ def function_variants(fn):
     skip = left_alone(tree)
     body = tree.body[1:] if ast.get_docstring(tree) else tree.body
     inside = {id(n) for stmt in body for n in ast.walk(stmt)}
-    file, first = inspect.getsourcefile(fn), inspect.getsourcelines(fn)[1]
-    try:
-        file = str(Path(file).resolve().relative_to(ROOT))
-    except ValueError:
-        pass
+    file, first = fn.__module__.replace(".", "/") + ".py", inspect.getsourcelines(fn)[1]
     out, seen, ids = [], set(), {}
     for desc, change in every_axis(tree):
         altered = copy.deepcopy(tree)
