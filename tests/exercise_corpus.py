@@ -917,7 +917,7 @@ WRONG = {
               ["z where the reference uses y"]),
         entry("GELU after fc2 instead of after fc1", block_gelu_after_fc2,
               ["gelu after the mlp's second dense layer"]),
-        entry("the heads argument ignored (one head)", block_one_head, ["one head"]),
+        entry("the heads argument ignored (one head)", block_one_head, ["one head", "1 passed where the reference passes heads"]),
     ],
     "vit": [
         entry("token 0 even for pool 'gap'", vit_always_token0,
@@ -979,7 +979,7 @@ WRONG = {
               ["matrix product @"]),
     ],
     "interpolate_pos_embed": [
-        entry("no half-pixel offset (i * g / G)", interp_no_half_pixel, ["half-pixel", "align"]),
+        entry("no half-pixel offset (i * g / G)", interp_no_half_pixel, ["half-pixel", "align", "- 0.5 before the factor old / new"]),
         entry("the ratio inverted (G / g)", interp_ratio_inverted,
               ["a division where the reference multiplies"]),
         entry("the class token moved to the end", interp_cls_last,
@@ -1133,7 +1133,8 @@ HELD_OUT = {
     "attention": entry(
         "A applied to q instead of v", attention_v_from_q, ["q where the reference uses v"]),
     "layer_norm": entry(
-        "variance of x, not of x - mean", ln_var_of_x, ["x where the reference uses xc"]),
+        "variance of x, not of x - mean", ln_var_of_x,
+        ["x where the reference uses xc", "x for every xc"]),
     "layer_norm_vjp": entry(
         "db averaged, not summed", lnvjp_db_mean, ["mean() where the reference has .sum()"]),
  "gelu": entry("0.44715 instead of 0.044715", gelu_cubic_coeff, ["0.044715 -> 0.44715"]),

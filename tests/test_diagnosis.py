@@ -111,3 +111,13 @@ def test_the_capstone_says_which_part_of_which_step_differs_first():
     result = check(ex, fixed_rate)
     assert "step 1: the learning rate passed to optim.adam_update is 0.02, expected 0" in \
         result["message"], report(ex, result)
+
+
+def test_nan_everywhere_is_no_evidence_for_a_cause():
+    """Any edit that breaks the function gives nan too, and so does overflow: neither is
+    claimed when the answer is nan on every case."""
+    softmax = registry.get("softmax")
+    result = check(softmax, lambda x: x * np.nan)
+    assert result["status"] == "failed", report(softmax, result)
+    assert "overflow" not in result["message"] and not str(result["diagnosis"]).startswith(
+        "variant"), report(softmax, result)

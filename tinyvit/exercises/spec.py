@@ -22,6 +22,8 @@
                                              [property, ...] every answer has (properties.py)
     formulas                                 the reference written out by hand (when it is
                                              autograd's derivative): its variants are tried
+    explain                                  False: a failure says what and where only (the
+                                             mutant proof, which needs pass or fail alone)
     explain_cases, explain_variants          how many of the fixed cases a diagnosis runs
                                              (None: all), and whether it tries the
                                              reference's variants (False for a slow one)
@@ -53,7 +55,8 @@ NO_DROPOUT = ("the exercise runs without dropout (rate 0, no rng): dropout's rat
 DEFAULTS = dict(
     imports="import autograd.numpy as np", derive=lambda d: d, call=positional,
     tol=(1e-6, 1e-9), edges=(), grads=(), fd=None, mistakes={}, detectors=(), equivalent={},
-    variants={}, properties=(), explain_cases=None, explain_variants=True, trace=None,
+    variants={}, properties=(), explain=True, explain_cases=None, explain_variants=True,
+    trace=None,
     formulas=(),
     notes=STANDARD_NOTES, patch=None, stages=None,
 )

@@ -104,7 +104,9 @@ def observations(ex, fn, failing):
 
 def explained(ex, fn, case):
     """(diagnosis name, text) of a failure on `case`, from the student's outcomes on every case
-    (and, for a loop, where its steps differ first)."""
+    (and, for a loop, where its steps differ first); none for a record with explain=False."""
+    if not ex["explain"]:
+        return None, ""
     name, text = explain(ex, observations(ex, fn, case), lambda f, c: run(ex, f, c),
                          lambda inputs: ex["call"](fn, copy.deepcopy(inputs)))
     trace = ex["trace"](ex, fn, case) if ex["trace"] else None

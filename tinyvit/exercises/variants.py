@@ -13,8 +13,9 @@ exercise's `targets` with one change, made on its syntax tree:
     a transposed operand     a @ b -> a^T @ b, a @ b^T (the last two axes swapped)
     n - 1                    a / n -> a / (n - 1) (ddof), an integer n -> n - 1 (off by one)
     the sign                 return r -> return -r
-    another variable         one use of a local name replaced by another (q for k, x for x_hat)
-    a bracket closed early   c * (a + b) -> c * a + b
+    another variable         one use of a local name replaced by another (q for k, x for x_hat),
+                             or every use in one line; 1 passed for a name (heads = 1)
+    a bracket closed early   c * (a + b) -> c * a + b; a * c + b -> (a + b) * c
     a condition fixed        `if c:` taken as always true, or always false
     a loop cut               for p in items -> items[:1], items[1:], items[::-1]
     a decimal point moved    a float constant c -> 10 c, c / 10
@@ -200,7 +201,14 @@ def binop_edits(node):
 
 
 def bracket_edits(node):
-    """c * (a + b) -> c * a + b and (a + b) * c -> a + b * c: a bracket closed early."""
+    """c * (a + b) -> c * a + b and (a + b) * c -> a + b * c: a bracket closed early; and
+    a * c + b -> (a + b) * c: an offset added before a scale instead of after."""
+    if isinstance(node.op, (ast.Add, ast.Sub)) and isinstance(node.left, ast.BinOp) \
+            and isinstance(node.left.op, ast.Mult):
+        sign = "+" if isinstance(node.op, ast.Add) else "-"
+        yield (f"{sign} {text(node.right)} before the factor {text(node.left.right)}, not after",
+               lambda n: ast.BinOp(ast.BinOp(n.left.left, n.op, n.right), ast.Mult(),
+                                   n.left.right))
     if not isinstance(node.op, ast.Mult):
         return
     if isinstance(node.right, ast.BinOp) and isinstance(node.right.op, (ast.Add, ast.Sub)):
@@ -213,6 +221,13 @@ def bracket_edits(node):
                f"instead of ({text(node.left)}) * {text(node.right)}",
                lambda n: ast.BinOp(n.left.left, n.left.op, ast.BinOp(n.left.right, ast.Mult(),
                                                                      n.right)))
+
+
+def rename(node, name, other):
+    """Every load of `name` under `node` made a load of `other`."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id == name:
+            n.id = other
 
 
 def flow_edits(node):
@@ -252,6 +267,18 @@ def edit_sites(node, names=frozenset()):
         for other in sorted(names - {node.id}):
             yield (f"{other} where the reference uses {node.id}",
                    lambda n, other=other: (setattr(n, "id", other), n)[1])
+    if isinstance(node, ast.Call):
+        for j, arg in enumerate(node.args):
+            if isinstance(arg, ast.Name) and arg.id in names:
+                yield (f"1 passed where the reference passes {arg.id}",
+                       lambda n, j=j: (n.args.__setitem__(j, ast.Constant(1)), n)[1])
+    if isinstance(node, (ast.Assign, ast.Return, ast.AugAssign)):
+        used = [n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Load) and n.id in names]
+        for name in sorted({u for u in used if used.count(u) > 1}):
+            for other in sorted(names - {name}):
+                yield (f"{other} for every {name} of the line",
+                       lambda n, name=name, other=other: (rename(n, name, other), n)[1])
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
             and node.value.attr == "shape" and constant(node.slice) not in ("?", None):
         old = constant(node.slice)
