@@ -917,7 +917,8 @@ WRONG = {
               ["z where the reference uses y"]),
         entry("GELU after fc2 instead of after fc1", block_gelu_after_fc2,
               ["gelu after the mlp's second dense layer"]),
-        entry("the heads argument ignored (one head)", block_one_head, ["one head", "1 passed where the reference passes heads"]),
+        entry("the heads argument ignored (one head)", block_one_head,
+              ["one head", "1 passed where the reference passes heads"]),
     ],
     "vit": [
         entry("token 0 even for pool 'gap'", vit_always_token0,
@@ -979,7 +980,8 @@ WRONG = {
               ["matrix product @"]),
     ],
     "interpolate_pos_embed": [
-        entry("no half-pixel offset (i * g / G)", interp_no_half_pixel, ["half-pixel", "align", "- 0.5 before the factor old / new"]),
+        entry("no half-pixel offset (i * g / G)", interp_no_half_pixel,
+              ["half-pixel", "align", "- 0.5 before the factor old / new"]),
         entry("the ratio inverted (G / g)", interp_ratio_inverted,
               ["a division where the reference multiplies"]),
         entry("the class token moved to the end", interp_cls_last,
