@@ -969,7 +969,7 @@ WRONG = {
               ["channels first in a row", "wrong places"]),
         entry("edge padding instead of zeros", im2col_edge_padding, ["holds zeros"]),
         entry("the window flipped (a true convolution's order)", im2col_flipped,
-              ["wrong places"]),
+              ["wrong places", "along axis 1 in another order"]),
     ],
     "attention_rollout": [
         entry("the first layer leftmost", rollout_first_layer_left, ["wrong order"]),
@@ -1160,8 +1160,157 @@ HELD_OUT = {
  "train": entry("label smoothing ignored", train_no_smoothing, ["label smoothing ignored"]),
 }
 
-for _name, _item in HELD_OUT.items():
-    WRONG[_name].append(_item)
+def patchify_batch_merged(images, p):
+    b, h, w, c = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, c).transpose((0, 1, 3, 2, 4, 5))
+    return x.reshape(-1, (h // p) * (w // p), p * p * c)[::-1]
+
+def embed_pos_twice(params, images, cfg):
+    x = patches_of(images, cfg.patch_size) @ params["embed"]["w"] + params["embed"]["b"]
+    if cfg.pool == "cls":
+        x = np.concatenate([np.repeat(params["cls"], x.shape[0], axis=0), x], axis=1)
+    return x + 2 * params["pos"]
+
+def softmax_exp_no_norm(x):
+    return np.exp(x - x.max(-1, keepdims=True))
+
+def vjp_minus_outer_full(x, g):
+    y = ops.softmax(x)
+    return y * g - y * (g * y).sum()
+
+def aw_scale_after(q, k):
+    return smax(q @ np.swapaxes(k, -1, -2)) / np.sqrt(q.shape[-1])
+
+def attention_no_scale(p, x, heads):
+    b, n, d = x.shape
+    q, k, v = qkv_heads(p, x, heads)
+    a = smax(q @ np.swapaxes(k, -1, -2))
+    return (a @ v).transpose((0, 2, 1, 3)).reshape(b, n, d) @ p["out"]["w"] + p["out"]["b"]
+
+def ln_eps_outside(x, g, b, eps=1e-6):
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) / (x.std(-1, keepdims=True) + eps) * g + b
+
+def lnvjp_dx_no_rstd(x, g, b, dy, eps=1e-6):
+    mu = x.mean(-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
+    xh = (x - mu) * rstd
+    dxh = dy * g
+    dx = dxh - dxh.mean(-1, keepdims=True) - xh * (dxh * xh).mean(-1, keepdims=True)
+    return dx, (dy * xh).sum((0, 1)), dy.sum((0, 1))
+
+def gelu_x_squared_inside(x):
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 2)))
+
+def gg_without_first_term(x):
+    c, a = math.sqrt(2 / math.pi), 0.044715
+    t = np.tanh(c * (x + a * x ** 3))
+    return 0.5 * x * (1 - t * t) * c * (1 + 3 * a * x * x)
+
+def block_post_ln_mlp(p, z, heads, eps=1e-6):
+    z = z + mha(p["attn"], ln(z, p["ln1"], eps), heads)
+    return ln(z + mlp(p["mlp"], z), p["ln2"], eps)
+
+def vit_sum_pool(params, images, cfg):
+    from tinyvit.vit import embed
+    z = embed(params, images, cfg)
+    for p in params["blocks"]:
+        z = block_own_pieces(p, z, cfg.heads, cfg.ln_eps)
+    z = ln(z, params["norm"], cfg.ln_eps)
+    y = z[:, 0] if cfg.pool == "cls" else z.sum(1)
+    return y @ params["head"]["w"] + params["head"]["b"]
+
+def ce_sum_batch_with_smoothing_wrong(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing
+    return -np.sum(q * (logits - lse(logits))) / logits.shape[0]
+
+def ceg_not_divided(logits, labels, smoothing=0.0):
+    k = logits.shape[1]
+    q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
+    return smax(logits) - q
+
+def adam_lr_on_decay_missing_bc1(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    return w - lr * (m / (np.sqrt(v / (1 - b2 ** t)) + eps) + weight_decay * w), m, v
+
+def wc_warmup_from_one(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
+    if step < warmup_steps:
+        return base_lr * (step + 1) / (warmup_steps + 1)
+    t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return final_lr + (base_lr - final_lr) * 0.5 * (1 + math.cos(math.pi * t))
+
+def im2col_pad_after_only(x, k=3):
+    b, h, w, c = x.shape
+    r = k // 2
+    padded = np.pad(x, ((0, 0), (0, 2 * r), (0, 2 * r), (0, 0)), "constant")
+    cols = [padded[:, i:i + h, j:j + w] for i in range(k) for j in range(k)]
+    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
+
+def rollout_identity_not_added(maps, residual=True):
+    a = [m.mean(1) for m in maps]
+    if residual:
+        a = [x / x.sum(-1, keepdims=True) for x in a]
+    r = a[0]
+    for x in a[1:]:
+        r = x @ r
+    return r
+
+interp_align_corners_like = interp_with(lambda i, old, new: i * (old - 1) / max(new - 1, 1))
+
+def probe_l2_ignored(features, labels, k=None, l2=1.0):
+    k = int(labels.max()) + 1 if k is None else k
+    mean, std = features.mean(0), features.std(0) + 1e-5
+    x = (features - mean) / std
+    t = 2.0 * np.eye(k)[labels] - 1.0
+    w = np.linalg.pinv(x) @ (t - t.mean(0)) / std[:, None]
+    return w, t.mean(0) - mean @ w
+
+def train_no_weight_decay(model, params, images, labels, steps, lr, warmup, weight_decay, clip,
+                          smoothing):
+    return loop(model, params, images, labels, steps, lr, warmup, 0.0, clip, smoothing)
+
+# A second batch, written after every mechanism above and measured once before any change:
+# 16 of 21 named, 3 shown, 2 verdicts the first words counted as misleading (one was right in
+# other words; one, "the batch reversed", got the advice for an axis order, since made exact).
+HELD_OUT_2 = {
+    "patchify": entry("the batch order reversed", patchify_batch_merged,
+        ["along axis 0 in another order"]),
+    "embed": entry("position embeddings added twice", embed_pos_twice, ["position embedding"]),
+    "softmax": entry("not normalised", softmax_exp_no_norm, ["without the division by e.sum"]),
+    "softmax_vjp": entry("the sum over the whole array", vjp_minus_outer_full,
+        ["sum over the whole array"]),
+    "attention_weights": entry("scaled after the softmax", aw_scale_after,
+        ["scaled after the softmax"]),
+    "attention": entry("no 1/sqrt(hd) scaling", attention_no_scale, ["no scaling", "1/sqrt(hd)"]),
+    "layer_norm": entry("eps added to the std", ln_eps_outside, ["eps outside"]),
+    "layer_norm_vjp": entry("dx without rstd", lnvjp_dx_no_rstd, ["factor rstd left out"]),
+    "gelu": entry("x^2 in the cubic term", gelu_x_squared_inside, ["x² instead of x³"]),
+    "gelu_grad": entry("the first term of the product rule left out", gg_without_first_term,
+        ["the term 0.5 * (1.0 + t) left out", "product rule"]),
+    "block": entry("post-LN around the MLP", block_post_ln_mlp, ["post-ln"]),
+    "vit": entry("gap sums instead of averaging", vit_sum_pool,
+        ["factor 1.0 / z.shape[1] left out"]),
+    "cross_entropy": entry(
+        "smoothing s on every class, not s / K", ce_sum_batch_with_smoothing_wrong,
+        ["without the division by k"]),
+    "cross_entropy_grad": entry("not divided by B", ceg_not_divided, ["divided by the batch size"]),
+    "adam_step": entry("m not bias-corrected", adam_lr_on_decay_missing_bc1,
+        ["without the division by 1.0 - b1"]),
+    "warmup_cosine": entry("warmup counted from 1", wc_warmup_from_one, ["0 at step 0"]),
+    "im2col": entry("padding after the image only", im2col_pad_after_only,
+        ["padding after the image only", "zeros"]),
+    "attention_rollout": entry("the identity not added", rollout_identity_not_added,
+        ["skip connection ignored"]),
+    "interpolate_pos_embed": entry("align_corners=True", interp_align_corners_like,
+        ["align_corners=true"]),
+    "linear_probe": entry("l2 ignored (pseudo-inverse)", probe_l2_ignored, ["l2 ignored"]),
+    "train": entry("weight decay ignored", train_no_weight_decay, ["weight decay ignored"]),
+}
+
+for _name in WRONG:
+    WRONG[_name] += [HELD_OUT[_name], HELD_OUT_2[_name]]
 
 RIGHT = {
     "patchify": [patchify_varargs], "embed": [embed_loops], "softmax": [softmax_loop],

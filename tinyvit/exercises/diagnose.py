@@ -171,17 +171,38 @@ def scaled(known=()):
     return ratio_detector("scale factor", known, "your values are")
 
 
+def slices_permuted(found, expected):
+    """The axes along which `found` is `expected` with whole slices in another order."""
+    out = []
+    for axis in range(found.ndim if found.shape == expected.shape else 0):
+        f, e = np.moveaxis(found, axis, 0), np.moveaxis(expected, axis, 0)
+        matches = [[j for j in range(len(e)) if np.allclose(f[i], e[j], 1e-9, 1e-12)]
+                   for i in range(len(f))]
+        if all(matches) and sorted(m[0] for m in matches) == list(range(len(e))) \
+                and not np.allclose(f, e, 1e-9, 1e-12):
+            out.append(axis)
+    return out
+
+
 @detector("values in the wrong places")
 def reordered(obs):
-    """Detector: the right numbers, in the wrong places (an axis order, a missing transpose)."""
+    """Detector: the right numbers, in the wrong places: whole slices along one axis in
+    another order (named), or an axis order, a missing transpose."""
     rows = numeric(obs)
     if rows is None or not any(o["wrong"] for o, _, _ in rows):
         return None, None
-    if all(f.shape == e.shape and np.allclose(np.sort(f), np.sort(e), 1e-9, 1e-12)
-           for o, f, e in rows):
-        return ("on every case your output holds the right numbers, in the wrong places: "
-                "check the order of the axes in your reshape and transpose"), None
-    return None, None
+    if not all(f.shape == e.shape and np.allclose(np.sort(f), np.sort(e), 1e-9, 1e-12)
+               for o, f, e in rows):
+        return None, None
+    parts = [(as_parts(o["found"])[0], as_parts(o["expected"])[0]) for o, _, _ in rows
+             if o["wrong"]]
+    axes = set.intersection(*(set(slices_permuted(f, e)) for f, e in parts))
+    if axes:
+        return (f"on every case your output holds the right numbers, and whole slices along "
+                f"axis {min(axes)} in another order: the items along that axis are reordered"), \
+            None
+    return ("on every case your output holds the right numbers, in the wrong places: "
+            "check the order of the axes in your reshape and transpose"), None
 
 
 def candidates(ex):
