@@ -39,8 +39,9 @@ QUIRKS = (
      "float() or int() of a value autograd traces turns it into a plain number, cutting the "
      "gradient", "keep it an array (leave out float(...) around a computed value)"),
     (r"'ArrayBox' object has no attribute '(\w+)'",
-     "autograd's traced arrays have no .{0}() method", "use the function form (np.{0}(x)) or "
-     "leave it out: a copy is not needed when nothing is written in place"),
+     "autograd's traced arrays have no .{0}() method", "use the function form np.{0}(x) where "
+     "NumPy has one, or leave it out (.copy() is not needed without in-place writes; .item() "
+     "would cut the gradient)"),
     (r"VJP of (\w+) wrt argnums .* not defined",
      "autograd has no gradient for np.{0} of a traced value",
      "use another function (np.array for np.asarray, arithmetic for the rest)"),
@@ -65,12 +66,12 @@ def quirk_message(type_name, message, traceback_text="", values_right=True):
     """The gradients stage's message for an error autograd raised while tracing."""
     named = quirk(type_name, message, traceback_text)
     first = (message.strip().splitlines() or [""])[0]
-    if named is None:
-        return (f"autograd could not differentiate your function: {type_name}: {first}; use "
-                f"autograd.numpy (import autograd.numpy as np) and no in-place writes into "
-                f"arrays computed from the inputs")
-    what, fix = named
     right = "your values are right on every case, but " if values_right else ""
+    if named is None:
+        return (f"{right}autograd could not differentiate your function: {type_name}: {first} "
+                f"(autograd traces it with arrays of its own: autograd.numpy functions work on "
+                f"them, plain NumPy, in-place writes and float(...) do not)")
+    what, fix = named
     return f"{right}autograd cannot trace your function: {what}. Fix: {fix}"
 
 
