@@ -22,6 +22,8 @@
                                              [property, ...] every answer has (properties.py)
     formulas                                 the reference written out by hand (when it is
                                              autograd's derivative): its variants are tried
+    explain_targets                          library functions inside the reference whose
+                                             variants are tried too (not mutated for the proof)
     explain                                  False: a failure says what and where only (the
                                              mutant proof, which needs pass or fail alone)
     explain_cases, explain_variants          how many of the fixed cases a diagnosis runs
@@ -56,8 +58,7 @@ DEFAULTS = dict(
     imports="import autograd.numpy as np", derive=lambda d: d, call=positional,
     tol=(1e-6, 1e-9), edges=(), grads=(), fd=None, mistakes={}, detectors=(), equivalent={},
     variants={}, properties=(), explain=True, explain_cases=None, explain_variants=True,
-    trace=None,
-    formulas=(),
+    trace=None, formulas=(), explain_targets=(),
     notes=STANDARD_NOTES, patch=None, stages=None,
 )
 

@@ -21,7 +21,9 @@ exercise's `targets` with one change, made on its syntax tree:
     a decimal point moved    a float constant c -> 10 c, c / 10
 
 An exercise whose reference is autograd's derivative of a formula (a VJP) lists `formulas`:
-the same function written out by hand, whose variants are tried too.
+the same function written out by hand, whose variants are tried too; one made of library
+functions lists in `explain_targets` the parts, beyond its mutants' `targets`, whose edits
+may explain an answer (patchify inside embed, the attention weights inside MSA).
 
 Each variant carries the line of the reference it changes and that line as changed, so that
 a match reads "the reference with ... at line 4 of layer_norm: <line> -> <changed line>".
@@ -416,7 +418,7 @@ def variants(ex):
     """[(id, description, where, before, after, function with the reference's signature)]."""
     if ex["number"] not in VARIANTS:
         made = []
-        for target in ex["targets"]:
+        for target in list(ex["targets"]) + list(ex["explain_targets"]):
             for vid, desc, where, before, after, fn in function_variants(target):
                 made.append((vid, desc, where, before, after, candidate(ex, target, fn)))
         for formula in ex["formulas"]:  # the variant itself stands for the reference

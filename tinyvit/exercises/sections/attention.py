@@ -247,6 +247,7 @@ ATTENTION = exercise(
     number=6, name="attention", title="Multi-head self-attention", section="App. A, Eq. 5-8",
     lesson="03_attention", signature="attention(p, x, heads)", reference=layers.attention,
     targets=[layers.attention, layers.split_heads, layers.merge_heads],
+    explain_targets=[layers.attention_weights, layers.linear],
     forbid=["attention", "split_heads", "merge_heads"],
     imports="import autograd.numpy as np\n\n"
             "from tinyvit.layers import attention_weights  # or paste yours",

@@ -85,6 +85,7 @@ BLOCK = exercise(
     number=11, name="block", title="The pre-LN encoder block", section="Eq. 2-3",
     lesson="04_encoder", signature="block(p, z, heads, eps=1e-6)", reference=layers.block,
     targets=[layers.block, layers.mlp], formulas=[block_formula],
+    explain_targets=[layers.attention],
     variants={"ReLU instead of GELU in the MLP": with_activation(lambda h: np.maximum(h, 0.0)),
               "GELU after the MLP's second dense layer (fc2) instead of the first (fc1)":
                   with_activation(ops.gelu, after_fc2=True),

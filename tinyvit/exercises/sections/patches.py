@@ -142,7 +142,7 @@ def class_row(inputs, out):
 EMBED = exercise(
     number=2, name="embed", title="Patch, class-token and position embeddings", section="Eq. 1",
     lesson="02_embeddings", signature="embed(params, images, cfg)", reference=vit.embed,
-    targets=[vit.embed, vit.embed_patches],
+    targets=[vit.embed, vit.embed_patches], explain_targets=[vit.patchify, layers.linear],
     imports="import autograd.numpy as np\n\nfrom tinyvit.vit import patchify  # or paste yours",
     doc="""Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos.
 
