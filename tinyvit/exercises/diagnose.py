@@ -216,7 +216,7 @@ def candidates(ex):
                f"your values equal the reference's with one change: {desc}", desc, wrong)
     for vid, desc, where, before, after, wrong in variants(ex) if ex["explain_variants"] else ():
         yield (vid, f"variant: {desc}", variant_text(desc, where, before, after),
-               f"{words(desc)}, in {where}: {before} -> {after}", wrong)
+               f"{words(desc)}, in {where}: {before} -> {after}".replace("\n", "; "), wrong)
 
 
 OUTCOMES = {}  # (exercise, candidate key, case key): the candidate's outcome, computed once

@@ -52,8 +52,12 @@ closest edit is offered as a question only. For example, a LayerNorm over the ba
 by hand: 2 of 2 values differ; at [0, 0, 0] expected -2, found nan (2 are nan or inf)
 your values equal the reference's with one change, every axis -1 (reductions and shape[-1])
   changed to axis 0, in layer_norm (tinyvit/ops.py):
-  the reference: inv_d = 1.0 / x.shape[-1] / xc = x - x.sum(-1, keepdims=True) * inv_d / ...
-  yours acts as: inv_d = 1.0 / x.shape[0] / xc = x - x.sum(0, keepdims=True) * inv_d / ...
+  the reference: inv_d = 1.0 / x.shape[-1]
+                 xc = x - x.sum(-1, keepdims=True) * inv_d
+                 var = (xc * xc).sum(-1, keepdims=True) * inv_d
+  yours acts as: inv_d = 1.0 / x.shape[0]
+                 xc = x - x.sum(0, keepdims=True) * inv_d
+                 var = (xc * xc).sum(0, keepdims=True) * inv_d
 ```
 
 Errors of autograd's tracing are named with their one-line fix (an in-place write, a traced

@@ -363,7 +363,7 @@ def function_variants(fn):
         after = [line_text(s) for s in altered.body]
         changed = [(b, a) for b, a in zip(before, after) if b != a]
         out.append((f"{fn.__name__}: {desc}", desc, f"{fn.__name__} ({file})",
-                    " / ".join(b for b, _ in changed), " / ".join(a for _, a in changed), variant))
+                    "\n".join(b for b, _ in changed), "\n".join(a for _, a in changed), variant))
     names = bound_names(tree)
     names = names if len(names) <= MAX_NAMES else frozenset()
     for k, top in enumerate(tree.body):
@@ -449,5 +449,6 @@ def words(desc):
 
 def variant_text(desc, where, before, after):
     """The words of a matching variant."""
+    before, after = (t.replace("\n", "\n" + " " * 17) for t in (before, after))
     return (f"your values equal the reference's with one change, {words(desc)}, in {where}:\n"
             f"  the reference: {before}\n  yours acts as: {after}")
