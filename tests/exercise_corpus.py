@@ -34,6 +34,7 @@ def smax(x, axis=-1):
 
 # --- 1 patchify ------------------------------------------------------------------------------
 
+
 def patchify_sizes_swapped(images, p):
     b, h, w, c = images.shape
     x = images.reshape(b, p, h // p, p, w // p, c).transpose((0, 1, 3, 2, 4, 5))
@@ -65,6 +66,7 @@ def patchify_varargs(images, p):
 
 
 # --- 2 embed ---------------------------------------------------------------------------------
+
 
 def patches_of(images, p):
     b, h, w, c = images.shape
@@ -118,6 +120,7 @@ def embed_loops(params, images, cfg):
 
 # --- 3 softmax -------------------------------------------------------------------------------
 
+
 def softmax_min_shift(x):
     e = np.exp(x - x.min(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
@@ -146,6 +149,7 @@ def softmax_loop(x):
 
 
 # --- 4 softmax_vjp ---------------------------------------------------------------------------
+
 
 def vjp_y_times_g_minus_y(x, g):
     y = ops.softmax(x)
@@ -176,6 +180,7 @@ def vjp_loops(x, g):
 
 # --- 5 attention_weights ---------------------------------------------------------------------
 
+
 def aw_scaled_by_sqrt(q, k):
     return smax(q @ np.swapaxes(k, -1, -2) * np.sqrt(q.shape[-1]))
 
@@ -197,6 +202,7 @@ def aw_einsum(q, k):
 
 
 # --- 6 attention -----------------------------------------------------------------------------
+
 
 def qkv_heads(p, x, heads, transpose=True):
     b, n, d = x.shape
@@ -248,6 +254,7 @@ def attention_einsum_heads(p, x, heads):
 
 # --- 7 layer_norm ----------------------------------------------------------------------------
 
+
 def ln_batch_axis(x, g, b, eps=1e-6):
     mean = x.mean(axis=0, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=0, keepdims=True)
@@ -280,18 +287,20 @@ def ln_np_var(x, g, b, eps=1e-6):
 
 # --- 8 layer_norm_vjp ------------------------------------------------------------------------
 
+
 def ln_pieces(x, g, dy, eps):
     mean = x.mean(-1, keepdims=True)
     rstd = 1.0 / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
     return (x - mean) * rstd, rstd, dy * g
 
 
-def lnvjp_by(dx_of, dg_of=lambda dy, x, xh: dy * xh):
-    """A LayerNorm VJP with dx = dx_of(x_hat, rstd, dxh, dy) and dg = sum of dg_of(dy, x, x_hat)."""
+def lnvjp_by(dx_of, dg_of=lambda dy, x, xh: dy * xh, db_of=lambda dy, rows: dy.sum(rows)):
+    """A LayerNorm VJP: dx = dx_of(x_hat, rstd, dxh, dy), dg the row sum of dg_of(dy, x, x_hat),
+    db = db_of(dy, rows)."""
     def vjp(x, g, b, dy, eps=1e-6):
         xh, rstd, dxh = ln_pieces(x, g, dy, eps)
         rows = tuple(range(x.ndim - 1))
-        return dx_of(xh, rstd, dxh, dy), dg_of(dy, x, xh).sum(rows), dy.sum(rows)
+        return dx_of(xh, rstd, dxh, dy), dg_of(dy, x, xh).sum(rows), db_of(dy, rows)
     return vjp
 
 
@@ -326,6 +335,7 @@ def lnvjp_staged(x, g, b, dy, eps=1e-6):
 
 # --- 9 gelu ----------------------------------------------------------------------------------
 
+
 def gelu_silu(x):
     return x * sigmoid(x)
 
@@ -349,6 +359,11 @@ def gelu_via_sigmoid(x):
 # --- 10 gelu_grad ----------------------------------------------------------------------------
 
 C, A = math.sqrt(2.0 / math.pi), 0.044715
+
+
+def gelu_grad_by(formula):
+    """A GELU derivative written as formula(x, t), t = tanh(u)."""
+    return lambda x: formula(x, np.tanh(C * (x + A * x ** 3)))
 
 
 def gg_sech_not_squared(x):
@@ -376,6 +391,7 @@ def gg_sigmoid_form(x):
 
 
 # --- 11 block --------------------------------------------------------------------------------
+
 
 def ln(t, p, eps):
     mean = t.mean(-1, keepdims=True)
@@ -421,7 +437,8 @@ def block_own_pieces(p, z, heads, eps=1e-6):
 
 # --- 12 vit ----------------------------------------------------------------------------------
 
-def forward(params, images, cfg, pool, final_norm=True):
+
+def forward(params, images, cfg, pool, final_norm=True, head_bias=True):
     from tinyvit.vit import embed
 
     z = embed(params, images, cfg)
@@ -429,7 +446,7 @@ def forward(params, images, cfg, pool, final_norm=True):
         z = block_own_pieces(p, z, cfg.heads, cfg.ln_eps)
     if final_norm:
         z = ln(z, params["norm"], cfg.ln_eps)
-    return pool(z, cfg) @ params["head"]["w"] + params["head"]["b"]
+    return pool(z, cfg) @ params["head"]["w"] + params["head"]["b"] * head_bias
 
 
 def vit_always_token0(params, images, cfg):
@@ -468,6 +485,7 @@ def vit_own(params, images, cfg):
 
 # --- 13 cross_entropy ------------------------------------------------------------------------
 
+
 def ce_fancy_index(logits, labels, smoothing=0.0):
     logp = logits - lse(logits)
     nll = -logp[:, labels]  # meant: each example's own label
@@ -500,6 +518,7 @@ def ce_logsumexp(logits, labels, smoothing=0.0):
 
 
 # --- 14 cross_entropy_grad -------------------------------------------------------------------
+
 
 def ceg_q_minus_p(logits, labels, smoothing=0.0):
     k = logits.shape[1]
@@ -539,6 +558,7 @@ def ceg_loop(logits, labels, smoothing=0.0):
 
 # --- 15 adam_step ----------------------------------------------------------------------------
 
+
 def adam_v_with_g(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g
@@ -577,6 +597,7 @@ def adam_decay_after_step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_
 
 # --- 16 warmup_cosine ------------------------------------------------------------------------
 
+
 def wc_no_half(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
     if step < warmup_steps:
         return base_lr * step / warmup_steps
@@ -614,35 +635,34 @@ def wc_squared_cosine(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
 
 # --- 17 im2col -------------------------------------------------------------------------------
 
-def im2col_pad_k(x, k=3):
-    b, h, w, c = x.shape
-    padded = np.pad(x, ((0, 0), (k, k), (k, k), (0, 0)))
-    cols = [padded[:, i:i + h, j:j + w] for i in range(k) for j in range(k)]
-    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
+
+def im2col_by(before, after=None, offsets=None, axis=3, mode="constant"):
+    """An im2col as students write it: the image padded by before(k) rows and columns before
+    and after(k) after, the windows at offsets(k) stacked on `axis`."""
+    after = after or before
+    offsets = offsets or (lambda k: [(i, j) for i in range(k) for j in range(k)])
+
+    def im2col(x, k=3):
+        b, h, w, c = x.shape
+        pad = (before(k), after(k))
+        padded = np.pad(x, ((0, 0), pad, pad, (0, 0)), mode)
+        cols = [padded[:, i:i + h, j:j + w] for i, j in offsets(k)]
+        return np.stack(cols, axis=axis).reshape(b * h * w, k * k * c)
+    return im2col
 
 
-def im2col_stack_last(x, k=3):
-    b, h, w, c = x.shape
-    r = k // 2
-    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
-    cols = [padded[:, i:i + h, j:j + w] for i in range(k) for j in range(k)]
-    return np.stack(cols, axis=-1).reshape(b * h * w, k * k * c)
+def half(k):
+    return k // 2
 
 
-def im2col_edge_padding(x, k=3):
-    b, h, w, c = x.shape
-    r = k // 2
-    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
-    cols = [padded[:, i:i + h, j:j + w] for i in range(k) for j in range(k)]
-    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
-
-
-def im2col_flipped(x, k=3):
-    b, h, w, c = x.shape
-    r = k // 2
-    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
-    cols = [padded[:, i:i + h, j:j + w] for i in reversed(range(k)) for j in reversed(range(k))]
-    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
+im2col_pad_k = im2col_by(lambda k: k)
+im2col_stack_last = im2col_by(half, axis=-1)
+im2col_edge_padding = im2col_by(half, mode="edge")
+im2col_flipped = im2col_by(half, offsets=lambda k: [(i, j) for i in reversed(range(k))
+                                                    for j in reversed(range(k))])
+im2col_transposed_window = im2col_by(half, offsets=lambda k: [(i, j) for j in range(k)
+                                                              for i in range(k)])
+im2col_pad_after_only = im2col_by(lambda k: 0, lambda k: 2 * (k // 2))
 
 
 def im2col_loops(x, k=3):
@@ -655,6 +675,7 @@ def im2col_loops(x, k=3):
 
 
 # --- 18 attention_rollout --------------------------------------------------------------------
+
 
 def rollout_by(heads, skip, combine):
     """A rollout as students write it: heads(maps[l]) per layer, skip(A) with the residual,
@@ -699,6 +720,7 @@ def rollout_einsum(maps, residual=True):
 
 # --- 19 interpolate_pos_embed ----------------------------------------------------------------
 
+
 def interp_matrix(old, new, at):
     x = np.clip(at(np.arange(new), old, new), 0, old - 1)
     lo = np.floor(x).astype(int)
@@ -742,6 +764,7 @@ def interp_rows_only(pos, old_grid, new_grid, has_cls):
 
 # --- 20 linear_probe -------------------------------------------------------------------------
 
+
 def probe_parts(features, labels, k, std_ddof=0):
     k = int(labels.max()) + 1 if k is None else k
     mean, std = features.mean(0), features.std(0, ddof=std_ddof) + 1e-5
@@ -782,6 +805,7 @@ def probe_dual_always(features, labels, k=None, l2=1.0):
 
 
 # --- 21 train --------------------------------------------------------------------------------
+
 
 def loop(model, params, images, labels, steps, lr, warmup, weight_decay, clip, smoothing,
          reinit=False, rate=None, clip_after=False, loss_after=False):
@@ -1009,10 +1033,12 @@ WRONG = {
 
 # --- written later, held out ---------------------------------------------------------------
 
+
 def patchify_w_first(images, p):
     b, h, w, c = images.shape
     x = images.reshape(b, h // p, p, w // p, p, c).transpose((0, 3, 1, 2, 4, 5))
     return x.reshape(b, -1, p * p * c)
+
 
 def embed_no_bias(params, images, cfg):
     x = patches_of(images, cfg.patch_size) @ params["embed"]["w"]
@@ -1020,16 +1046,20 @@ def embed_no_bias(params, images, cfg):
         x = np.concatenate([np.repeat(params["cls"], x.shape[0], axis=0), x], axis=1)
     return x + params["pos"]
 
+
 def softmax_temperature(x):
     e = np.exp((x - x.max(-1, keepdims=True)) / 2.0)
     return e / e.sum(-1, keepdims=True)
+
 
 def vjp_no_y(x, g):
     y = ops.softmax(x)
     return g - (g * y).sum(-1, keepdims=True)
 
+
 def aw_no_softmax(q, k):
     return q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+
 
 def attention_v_from_q(p, x, heads):
     b, n, d = x.shape
@@ -1037,48 +1067,46 @@ def attention_v_from_q(p, x, heads):
     a = smax(q @ np.swapaxes(k, -1, -2) / np.sqrt(d // heads))
     return (a @ q).transpose((0, 2, 1, 3)).reshape(b, n, d) @ p["out"]["w"] + p["out"]["b"]
 
+
 def ln_var_of_x(x, g, b, eps=1e-6):
     mean = x.mean(-1, keepdims=True)
     var = (x ** 2).mean(-1, keepdims=True)
     return (x - mean) / np.sqrt(var + eps) * g + b
 
-def lnvjp_db_mean(x, g, b, dy, eps=1e-6):
-    mu = x.mean(-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
-    xh = (x - mu) * rstd
-    dxh = dy * g
-    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) - xh * (dxh * xh).mean(-1, keepdims=True))
-    return dx, (dy * xh).sum((0, 1)), dy.mean((0, 1))
+
+lnvjp_db_mean = lnvjp_by(
+    lambda xh, rstd, d, dy: rstd * (d - row_mean(d) - xh * row_mean(d * xh)),
+    db_of=lambda dy, rows: dy.mean(rows))
+
 
 def gelu_cubic_coeff(x):
     return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.44715 * x ** 3)))
 
-def gg_du_without_c(x):
-    c, a = math.sqrt(2 / math.pi), 0.044715
-    t = np.tanh(c * (x + a * x ** 3))
-    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (1 + 3 * a * x ** 2)
+
+gg_du_without_c = gelu_grad_by(
+    lambda x, t: 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (1 + 3 * A * x ** 2))
+
 
 def block_ln1_for_both(p, z, heads, eps=1e-6):
     z = z + mha(p["attn"], ln(z, p["ln1"], eps), heads)
     return z + mlp(p["mlp"], ln(z, p["ln1"], eps))
 
+
 def vit_head_no_bias(params, images, cfg):
-    from tinyvit.vit import embed
-    z = embed(params, images, cfg)
-    for p in params["blocks"]:
-        z = block_own_pieces(p, z, cfg.heads, cfg.ln_eps)
-    z = ln(z, params["norm"], cfg.ln_eps)
-    y = z[:, 0] if cfg.pool == "cls" else z.mean(1)
-    return y @ params["head"]["w"]
+    return forward(params, images, cfg, lambda z, cfg: z[:, 0] if cfg.pool == "cls"
+                   else z.mean(1), head_bias=False)
+
 
 def ce_label_only(logits, labels, smoothing=0.0):
     logp = logits - lse(logits)
     return -logp[np.arange(len(labels)), labels].mean()
 
+
 def ceg_not_softmax(logits, labels, smoothing=0.0):
     k = logits.shape[1]
     q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
     return (logits - q) / logits.shape[0]
+
 
 def adam_decay_in_grad(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     g = g + weight_decay * w
@@ -1086,18 +1114,13 @@ def adam_decay_in_grad(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_dec
     v = b2 * v + (1 - b2) * g * g
     return w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps), m, v
 
+
 def wc_no_final(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
     if step < warmup_steps:
         return base_lr * step / warmup_steps
     t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
     return base_lr * 0.5 * (1 + math.cos(math.pi * t)) + final_lr
 
-def im2col_transposed_window(x, k=3):
-    b, h, w, c = x.shape
-    r = k // 2
-    padded = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), "constant")
-    cols = [padded[:, i:i + h, j:j + w] for j in range(k) for i in range(k)]
-    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
 
 def rollout_last_only(maps, residual=True):
     a = maps[-1].mean(1)
@@ -1106,12 +1129,14 @@ def rollout_last_only(maps, residual=True):
         a = a / a.sum(-1, keepdims=True)
     return a
 
+
 def interp_transposed_output(pos, old_grid, new_grid, has_cls):
     out = interp_right(pos, old_grid, new_grid, has_cls)
     first = int(has_cls)
     grid = out[0, first:].reshape(new_grid, new_grid, -1).transpose((1, 0, 2))
     grid = grid.reshape(1, -1, out.shape[-1])
     return np.concatenate([out[:, :first], grid], axis=1)
+
 
 def probe_targets_01(features, labels, k=None, l2=1.0):
     k = int(labels.max()) + 1 if k is None else k
@@ -1120,6 +1145,7 @@ def probe_targets_01(features, labels, k=None, l2=1.0):
     t = np.eye(k)[labels]
     w = np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ (t - t.mean(0))) / std[:, None]
     return w, t.mean(0) - mean @ w
+
 
 def train_no_smoothing(*args):
     return loop(*args[:-1], 0.0)
@@ -1161,10 +1187,12 @@ HELD_OUT = {
  "train": entry("label smoothing ignored", train_no_smoothing, ["label smoothing ignored"]),
 }
 
+
 def patchify_batch_merged(images, p):
     b, h, w, c = images.shape
     x = images.reshape(b, h // p, p, w // p, p, c).transpose((0, 1, 3, 2, 4, 5))
     return x.reshape(-1, (h // p) * (w // p), p * p * c)[::-1]
+
 
 def embed_pos_twice(params, images, cfg):
     x = patches_of(images, cfg.patch_size) @ params["embed"]["w"] + params["embed"]["b"]
@@ -1172,15 +1200,19 @@ def embed_pos_twice(params, images, cfg):
         x = np.concatenate([np.repeat(params["cls"], x.shape[0], axis=0), x], axis=1)
     return x + 2 * params["pos"]
 
+
 def softmax_exp_no_norm(x):
     return np.exp(x - x.max(-1, keepdims=True))
+
 
 def vjp_minus_outer_full(x, g):
     y = ops.softmax(x)
     return y * g - y * (g * y).sum()
 
+
 def aw_scale_after(q, k):
     return smax(q @ np.swapaxes(k, -1, -2)) / np.sqrt(q.shape[-1])
+
 
 def attention_no_scale(p, x, heads):
     b, n, d = x.shape
@@ -1188,53 +1220,49 @@ def attention_no_scale(p, x, heads):
     a = smax(q @ np.swapaxes(k, -1, -2))
     return (a @ v).transpose((0, 2, 1, 3)).reshape(b, n, d) @ p["out"]["w"] + p["out"]["b"]
 
+
 def ln_eps_outside(x, g, b, eps=1e-6):
     mean = x.mean(-1, keepdims=True)
     return (x - mean) / (x.std(-1, keepdims=True) + eps) * g + b
 
-def lnvjp_dx_no_rstd(x, g, b, dy, eps=1e-6):
-    mu = x.mean(-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
-    xh = (x - mu) * rstd
-    dxh = dy * g
-    dx = dxh - dxh.mean(-1, keepdims=True) - xh * (dxh * xh).mean(-1, keepdims=True)
-    return dx, (dy * xh).sum((0, 1)), dy.sum((0, 1))
+
+lnvjp_dx_no_rstd = lnvjp_by(lambda xh, rstd, d, dy: d - row_mean(d) - xh * row_mean(d * xh))
+
 
 def gelu_x_squared_inside(x):
     return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 2)))
 
-def gg_without_first_term(x):
-    c, a = math.sqrt(2 / math.pi), 0.044715
-    t = np.tanh(c * (x + a * x ** 3))
-    return 0.5 * x * (1 - t * t) * c * (1 + 3 * a * x * x)
+
+gg_without_first_term = gelu_grad_by(
+    lambda x, t: 0.5 * x * (1 - t * t) * C * (1 + 3 * A * x * x))
+
 
 def block_post_ln_mlp(p, z, heads, eps=1e-6):
     z = z + mha(p["attn"], ln(z, p["ln1"], eps), heads)
     return ln(z + mlp(p["mlp"], z), p["ln2"], eps)
 
+
 def vit_sum_pool(params, images, cfg):
-    from tinyvit.vit import embed
-    z = embed(params, images, cfg)
-    for p in params["blocks"]:
-        z = block_own_pieces(p, z, cfg.heads, cfg.ln_eps)
-    z = ln(z, params["norm"], cfg.ln_eps)
-    y = z[:, 0] if cfg.pool == "cls" else z.sum(1)
-    return y @ params["head"]["w"] + params["head"]["b"]
+    return forward(params, images, cfg, lambda z, cfg: z[:, 0] if cfg.pool == "cls" else z.sum(1))
+
 
 def ce_sum_batch_with_smoothing_wrong(logits, labels, smoothing=0.0):
     k = logits.shape[1]
     q = (1 - smoothing) * np.eye(k)[labels] + smoothing
     return -np.sum(q * (logits - lse(logits))) / logits.shape[0]
 
+
 def ceg_not_divided(logits, labels, smoothing=0.0):
     k = logits.shape[1]
     q = (1 - smoothing) * np.eye(k)[labels] + smoothing / k
     return smax(logits) - q
 
+
 def adam_lr_on_decay_missing_bc1(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
     return w - lr * (m / (np.sqrt(v / (1 - b2 ** t)) + eps) + weight_decay * w), m, v
+
 
 def wc_warmup_from_one(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
     if step < warmup_steps:
@@ -1242,12 +1270,6 @@ def wc_warmup_from_one(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
     t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
     return final_lr + (base_lr - final_lr) * 0.5 * (1 + math.cos(math.pi * t))
 
-def im2col_pad_after_only(x, k=3):
-    b, h, w, c = x.shape
-    r = k // 2
-    padded = np.pad(x, ((0, 0), (0, 2 * r), (0, 2 * r), (0, 0)), "constant")
-    cols = [padded[:, i:i + h, j:j + w] for i in range(k) for j in range(k)]
-    return np.stack(cols, axis=3).reshape(b * h * w, k * k * c)
 
 def rollout_identity_not_added(maps, residual=True):
     a = [m.mean(1) for m in maps]
@@ -1258,7 +1280,9 @@ def rollout_identity_not_added(maps, residual=True):
         r = x @ r
     return r
 
+
 interp_align_corners_like = interp_with(lambda i, old, new: i * (old - 1) / max(new - 1, 1))
+
 
 def probe_l2_ignored(features, labels, k=None, l2=1.0):
     k = int(labels.max()) + 1 if k is None else k
@@ -1267,6 +1291,7 @@ def probe_l2_ignored(features, labels, k=None, l2=1.0):
     t = 2.0 * np.eye(k)[labels] - 1.0
     w = np.linalg.pinv(x) @ (t - t.mean(0)) / std[:, None]
     return w, t.mean(0) - mean @ w
+
 
 def train_no_weight_decay(model, params, images, labels, steps, lr, warmup, weight_decay, clip,
                           smoothing):
