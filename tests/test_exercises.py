@@ -83,7 +83,7 @@ def test_c_every_catalogued_mistake_fails_diagnosed_by_its_name(ex, name):
 def test_c_detectors_name_what_no_catalogue_entry_matches():
     ce, patchify = registry.get("cross_entropy"), registry.get("patchify")
     result = check(ce, lambda logits, labels, s=0.0: 3.0 * ce["reference"](logits, labels, s))
-    assert result["diagnosis"] == "scale factor" and "times 3" in result["message"]
+    assert result["diagnosis"] == "scale factor" and "3 times" in result["message"]
     columns_then_swap = lambda images, p: patchify["reference"](
         np.swapaxes(images, 1, 2), p)  # column-major patches with (col, row) pixels
     result = check(patchify, columns_then_swap)
@@ -93,14 +93,25 @@ def test_c_detectors_name_what_no_catalogue_entry_matches():
     triple = lambda w, g, m, v, t, *a: (lambda r: (w + 3.0 * (r[0] - w),) + r[1:])(
         step(w, g, m, v, t, *a))
     result = check(adam, triple)
-    assert result["diagnosis"] == "step size" and "3x the expected" in result["message"]
-    first = {"inputs": {"w": np.ones(3)}, "dims": {}}
-    text = adam["detectors"][0]((np.ones(3) - np.sqrt(10.0),), (np.zeros(3),), first)
-    assert "3.162x" in text and "without bias correction" in text  # the first step, 3.16x
+    assert result["diagnosis"] == "step size" and "step is 3 times" in result["message"]
+    first = {"case": {"inputs": {"w": np.ones(3)}, "dims": {}, "label": "t = 1"},
+             "found": (np.ones(3) - np.sqrt(10.0),), "expected": (np.zeros(3),), "wrong": True}
+    text, _ = adam["detectors"][0]([first])
+    assert "3.162 times" in text and "without bias correction" in text  # the first step, 3.16x
     softmax = registry.get("softmax")
     nan_at_large = lambda x: softmax["reference"](x) + (np.nan if np.abs(x).max() > 100 else 0)
     result = check(softmax, nan_at_large)  # unlike every catalogued mistake: nan everywhere
     assert result["diagnosis"] == "nan or inf", report(softmax, result)
+
+
+def test_c_a_factor_fitted_on_one_case_is_not_claimed_as_the_cause():
+    """The ratio of two wrong losses differs from case to case: no "constant factor" verdict."""
+    ce = registry.get("cross_entropy")
+    fancy = lambda logits, labels, s=0.0: -np.mean(  # logp[:, labels] is (B, B), not (B,)
+        (logits - np.log(np.exp(logits).sum(-1, keepdims=True)))[:, labels])
+    result = check(ce, fancy)
+    assert result["status"] == "failed"
+    assert result["diagnosis"] != "scale factor" and "constant factor" not in result["message"]
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)

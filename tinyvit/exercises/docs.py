@@ -36,9 +36,36 @@ not started), **shapes** (type, float dtype, shape, naming the axes), **by hand*
 small enough for pencil and paper), **random** (seeded cases; inputs are passed as copies),
 **edge** (huge logits, N_q ≠ N_k, non-square grids, eps that matters, ...), **gradients**
 (centred finite differences in float64, parameters randomised), and, when grading,
-**hidden**. A failure names the typical mistake it matches; notes (float32 kept, Python
-loops) never fail. The capstone puts every function you have passed into the library and
-trains: the losses must equal the library's.
+**hidden**. Notes (float32 kept, Python loops) never fail. The capstone puts every function
+you have passed into the library and trains: the losses must equal the library's.
+
+A failure is explained from your numbers on every case at once. Your outputs are compared
+with those of the catalogue's typical mistakes and of up to hundreds of single edits of the
+reference (another axis, a term or factor left out, eps inside or outside the root, a
+transposed operand, another variable, a decimal point moved, ...): an edit that reproduces
+your outputs on every case is named, with the reference's line it changes. Otherwise a
+property every right answer has (rows sum to 1, GELU(0) = 0, the first Adam step has size
+lr, ...) that yours breaks is named; a cause is never claimed from one case, and the
+closest edit is offered as a question only. For example, a LayerNorm over the batch axis:
+
+```
+by hand: 2 of 2 values differ; at [0, 0, 0] expected -2, found nan (2 are nan or inf)
+your values equal the reference's with one change, every axis -1 (reductions and shape[-1])
+  changed to axis 0, in layer_norm (tinyvit/ops.py):
+  the reference: inv_d = 1.0 / x.shape[-1]
+                 xc = x - x.sum(-1, keepdims=True) * inv_d
+                 var = (xc * xc).sum(-1, keepdims=True) * inv_d
+  yours acts as: inv_d = 1.0 / x.shape[0]
+                 xc = x - x.sum(0, keepdims=True) * inv_d
+                 var = (xc * xc).sum(0, keepdims=True) * inv_d
+```
+
+Errors of autograd's tracing are named with their one-line fix (an in-place write, a traced
+value written into a NumPy array, float() of a traced value, ...), and two correct NumPy
+spellings autograd cannot trace, `x.transpose(0, 2, 1)` and `np.pad(x, widths)`, are
+accepted with a note. The capstone's mismatch says which part of which step differs first:
+the learning rate, the optimiser's state (re-initialised every step?), the gradient of a
+parameter, or the loss.
 
 Every checker is proven both ways in the test suite (`tests/test_exercises.py`): it passes
 the reference and other correct solutions, and fails the stub, trivial bodies, every
@@ -78,6 +105,9 @@ def section(ex):
         lines += ["Edge cases: " + "; ".join(e["label"] for e in ex["edges"]) + ".", ""]
     if ex["mistakes"]:
         lines += ["Mistakes it names: " + "; ".join(f"«{m}»" for m in ex["mistakes"]) + ".", ""]
+    if ex["properties"]:
+        lines += ["Properties every answer must have: " + "; ".join(
+            p.label for p in ex["properties"]) + ".", ""]
     if ex["equivalent"]:
         lines += ["Equivalent mutants:", ""]
         lines += [f"- `{mid}`: {why}" for mid, why in ex["equivalent"].items()] + [""]

@@ -17,6 +17,20 @@
                                              {loss(inputs), wrt, grads(output)}: the library's
                                              forward and how the output holds its gradient
     mistakes, detectors                      {name: (wrong function, why)}; [detector, ...]
+    variants, properties                     {description: wrong function} beyond the
+                                             reference's own single edits (variants.py);
+                                             [property, ...] every answer has (properties.py)
+    formulas                                 the reference written out by hand (when it is
+                                             autograd's derivative): its variants are tried
+    explain_targets                          library functions inside the reference whose
+                                             variants are tried too (not mutated for the proof)
+    explain                                  False: a failure says what and where only (the
+                                             mutant proof, which needs pass or fail alone)
+    explain_cases, explain_variants          how many of the fixed cases a diagnosis runs
+                                             (None: all), and whether it tries the
+                                             reference's variants (False for a slow one)
+    trace                                    trace(ex, fn, case) -> text or None: where a
+                                             loop's steps differ first (the capstone)
     hints                                    three paragraphs, from a nudge to nearly the answer
     equivalent                               {mutant id: why that mutant computes the same}
     forbid                                   names whose import from tinyvit a grader flags
@@ -43,6 +57,8 @@ NO_DROPOUT = ("the exercise runs without dropout (rate 0, no rng): dropout's rat
 DEFAULTS = dict(
     imports="import autograd.numpy as np", derive=lambda d: d, call=positional,
     tol=(1e-6, 1e-9), edges=(), grads=(), fd=None, mistakes={}, detectors=(), equivalent={},
+    variants={}, properties=(), explain=True, explain_cases=None, explain_variants=True,
+    trace=None, formulas=(), explain_targets=(),
     notes=STANDARD_NOTES, patch=None, stages=None,
 )
 

@@ -15,14 +15,16 @@ function as copies, so the student's own random draws or in-place writes change 
 """
 import copy
 import hashlib
+import traceback
 
 import numpy as np
 from autograd import grad
 
 from .compare import array_text, parts_of, structure_message, values_message
-from .diagnose import diagnose
+from .diagnose import agree, explain, outcome
 from .gradients import first_wrong, gradient_message
 from .notes import STUDENT_ERRORS, raised
+from .quirks import NOTES, quirk_message, tolerated
 
 
 class NotStarted(Exception):
@@ -73,6 +75,46 @@ def attempt(ex, fn, case, where, first=False):
         return None, (f"{where}: your function raised {raised(e)}", None)
 
 
+def hand_case(ex):
+    """The by-hand case, as a case."""
+    hand = ex["hand"]
+    return {"label": "by hand", "dims": ex["derive"](dict(hand["dims"])), "inputs": hand["inputs"],
+            "key": (ex["number"], "by hand")}
+
+
+def diagnosis_cases(ex):
+    """The fixed cases a diagnosis explains at once: by hand, random and edge."""
+    return ([hand_case(ex)] + random_cases(ex) + edge_cases(ex))[:ex.get("explain_cases")]
+
+
+def observations(ex, fn, failing):
+    """[{case, found, expected, wrong}]: the student's outcome on every diagnosis case and on
+    the failing one (a hidden case is added to the fixed ones)."""
+    cases = diagnosis_cases(ex)
+    if all(c["key"] != failing.get("key") for c in cases):
+        cases.append(failing)
+    obs = []
+    for case in cases:
+        found, expected = outcome(lambda f: run(ex, f, case), fn), expected_of(ex, case)
+        obs.append({"case": {**case, "label": case["label"] or f"random {sizes(case)}"},
+                    "found": found, "expected": expected,
+                    "wrong": not agree(found, expected, ex["tol"])})
+    return obs
+
+
+def explained(ex, fn, case):
+    """(diagnosis name, text) of a failure on `case`, from the student's outcomes on every case
+    (and, for a loop, where its steps differ first); none for a record with explain=False."""
+    if not ex["explain"]:
+        return None, ""
+    name, text = explain(ex, observations(ex, fn, case), lambda f, c: run(ex, f, c),
+                         lambda inputs: ex["call"](fn, copy.deepcopy(inputs)))
+    trace = ex["trace"](ex, fn, case) if ex["trace"] else None
+    if trace and name is None:
+        name = "where: " + trace.split(": ", 2)[-1]  # a fact: the first part that differs
+    return name, "\n".join(t for t in (text, trace) if t)
+
+
 def compare_case(ex, fn, case, where, expected=None):
     """None, or (message, diagnosis) for the first way the output is wrong on `case`."""
     found, failure = attempt(ex, fn, case, where)
@@ -84,7 +126,7 @@ def compare_case(ex, fn, case, where, expected=None):
         or values_message(found, expected, ex["tol"], labels)
     if problem is None:
         return None
-    name, text = diagnose(found, expected, case, ex, lambda f: run(ex, f, case))
+    name, text = explained(ex, fn, case)
     return f"{where}: {problem}" + (f"\n{text}" if text else ""), name
 
 
@@ -113,13 +155,12 @@ def stage_shapes(ex, fn, ctx):
     problem = structure_message(found, ex["out"], case["dims"])
     if problem is None:
         return None
-    name, text = diagnose(found, None, case, ex, lambda f: run(ex, f, case))
+    name, text = explained(ex, fn, case)
     return f"shapes {sizes(case)}: {problem}" + (f"\n{text}" if text else ""), name
 
 
 def stage_hand(ex, fn, ctx):
-    hand = ex["hand"]
-    case = {"label": "by hand", "dims": ex["derive"](dict(hand["dims"])), "inputs": hand["inputs"]}
+    hand, case = ex["hand"], hand_case(ex)
     failure = compare_case(ex, fn, case, "by hand")
     if failure is None:
         return None
@@ -170,21 +211,20 @@ def stage_autograd(ex, fn, ctx):
     weight = np.random.default_rng(99).standard_normal(np.shape(expected))
     diff = {name: copy.deepcopy(case["inputs"][name]) for name in ex["grads"]}
     compute = lambda f: grad(autograd_objective(ex, f, case, weight))(copy.deepcopy(diff))
-    try:
-        grads = compute(fn)
-    except STUDENT_ERRORS as e:
-        name, text = diagnose(e, None, case, ex, compute)
-        return (f"gradients: autograd could not differentiate your function: {raised(e)}; use "
-                f"autograd.numpy (import autograd.numpy as np) and no in-place writes (x[...] = "
-                f"..., x += ...) into arrays computed from the inputs"
-                + (f"\n{text}" if text else ""), name)
-    loss = lambda: autograd_objective(ex, fn, case, weight)(copy.deepcopy(diff))
-    wrong = first_wrong(loss, diff, grads)
+    with tolerated() as accepted:
+        try:
+            grads = compute(fn)
+        except STUDENT_ERRORS as e:
+            text = quirk_message(type(e).__name__, str(e), "".join(traceback.format_exception(e)))
+            return f"gradients: {text} ({raised(e)})", None
+        loss = lambda: autograd_objective(ex, fn, case, weight)(copy.deepcopy(diff))
+        wrong = first_wrong(loss, diff, grads)
+    ctx["notes"] += [NOTES[name] for name in accepted.used]
     if wrong is None:
         return None
-    name, text = diagnose(grads, None, case, ex, compute)
-    return f"gradients {sizes(case)}: {gradient_message(wrong)}" + (f"\n{text}" if text else ""), \
-        name
+    return (f"gradients {sizes(case)}: {gradient_message(wrong)}; your values are right on every "
+            f"case, so is a value cut off from the gradient (getval, float(...), .item()) or a "
+            f"hand-made gradient wrong?"), None
 
 
 def stage_fd(ex, fn, ctx):
@@ -207,7 +247,7 @@ def hidden_seed(secret, number):
 def stage_hidden(ex, fn, ctx):
     rng = np.random.default_rng(hidden_seed(ctx["secret"], ex["number"]))
     for i in range(2):
-        case = make_case(ex, int(rng.integers(2**31)), ex["draw"](rng))
+        case = make_case(ex, int(rng.integers(2**31)), ex["draw"](rng), label=f"hidden {i + 1}")
         failure = compare_case(ex, fn, case, f"hidden case {i + 1} {sizes(case)}")
         if failure:
             return failure

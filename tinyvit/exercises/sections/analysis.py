@@ -9,6 +9,8 @@ import numpy as np
 from ...figures import analysis
 from ..diagnose import nonfinite, scaled
 from ..patching import swapped
+from ..properties import (changed_inputs, first_difference, output_has, parts, prop,
+                          random_case, sums_to, unchanged_by)
 from ..spec import exercise, normal, pick
 
 
@@ -60,6 +62,11 @@ ROLLOUT = exercise(
             analysis.attention_rollout([m.max(axis=1, keepdims=True) for m in maps], residual),
             "rollout averages the heads: A = mean_h A_h"),
     },
+    properties=[
+        sums_to("every row of R sums to 1 (a product of mixing matrices)", 1.0),
+        changed_inputs("one layer without the residual is the mean of the heads",
+                       lambda i: {"maps": i["maps"][:1], "residual": False},
+                       lambda i, out: i["maps"][0].mean(axis=1))],
     equivalent={"attention_rollout line 10: 1 -> 2": "the maps are square (T, T): shape[-2] is "
                                                      "shape[-1]"},
     hints="""
@@ -127,6 +134,15 @@ INTERPOLATE = exercise(
     edges=[{"label": "shrinking (5x5 -> 3x3)", "dims": {"g": 5, "G": 3, "D": 2, "cls": 1}},
            {"label": "the same grid (nothing to do)", "dims": {"g": 3, "G": 3, "D": 2, "cls": 1}},
            {"label": "no class token", "dims": {"g": 2, "G": 4, "D": 3, "cls": 0}}],
+    properties=[
+        changed_inputs("at the same grid size (G = g) nothing changes",
+                       lambda i: {**i, "new_grid": i["old_grid"]}, lambda i, out: i["pos"]),
+        output_has("the class token's embedding is passed through unchanged, first",
+                   lambda i, out: np.concatenate([i["pos"][:, :int(i["has_cls"])],
+                                                  out[:, int(i["has_cls"]):]], axis=1)),
+        changed_inputs("a constant grid stays constant", lambda i: {
+            **i, "pos": np.broadcast_to(i["pos"][:, -1:], i["pos"].shape).copy()},
+            lambda i, out: np.broadcast_to(i["pos"][:, -1:], out.shape))],
     mistakes={
         "align_corners=True": (resampled(matrix_at(lambda old, new: np.arange(new) * (old - 1)
                                                    / max(new - 1, 1))),
@@ -204,6 +220,19 @@ def regularised_bias(features, labels, k=None, l2=1.0):
     return w, wb[-1] - features.mean(0) @ w
 
 
+@prop("at the mean feature vector the prediction is the mean target")
+def mean_prediction(call, obs):
+    """mean(features) @ w + b = mean(2 onehot(y) - 1): the bias is not regularised."""
+    o = random_case(obs)
+    w, b, i = parts(o["found"], 0), parts(o["found"], 1), o["case"]["inputs"]
+    if w is None or b is None or w.shape != (i["features"].shape[1], b.size):
+        return None
+    k = b.size if i["k"] is None else i["k"]
+    diff = first_difference(i["features"].mean(0) @ w + b, targets(i["labels"], k).mean(0))
+    return f"{mean_prediction.label} (mean(features) @ w + b = mean(2 onehot - 1)); yours: " \
+           f"{diff}" if diff else None
+
+
 PROBE = exercise(
     number=20, name="linear_probe", title="The few-shot linear probe", section="Sec. 4.1",
     lesson="09_finetune_and_probe", signature="linear_probe(features, labels, k=None, l2=1.0)",
@@ -242,6 +271,10 @@ PROBE = exercise(
             "few shots (S < F)"),
     },
     detectors=[nonfinite("a constant feature has std 0: add 1e-5 to the std"), scaled()],
+    properties=[
+        mean_prediction,
+        unchanged_by("shifting every feature by a constant leaves w as it is",
+                     lambda i: {**i, "features": i["features"] + 7.0})],
     equivalent={
         **dict.fromkeys(["linear_probe line 20: statement deleted", "linear_probe line 20: - -> +"],
                         "X is centred (X^T 1 = 0), so a constant added to a column of t changes "

@@ -9,6 +9,7 @@ from autograd import make_vjp
 from ... import layers, ops
 from ..diagnose import nonfinite
 from ..patching import replace, swapped, with_vjp
+from ..properties import changed_inputs, independent_items, sums_to, unchanged_by
 from ..spec import exercise, normal, pick
 
 OVERFLOW = "exp overflows at large logits (exp(1000) = inf, inf / inf = nan); subtract each " \
@@ -61,6 +62,9 @@ SOFTMAX = exercise(
             "softmax runs over the last axis (axis=-1), the logits of one row"),
     },
     detectors=[nonfinite(OVERFLOW)],
+    properties=[sums_to("every row (the last axis) sums to 1", 1.0),
+                unchanged_by("adding a constant to a row changes nothing",
+                             lambda i: {"x": i["x"] + 3.0 * np.arange(i["x"].shape[-2])[:, None]})],
     hints="""
     Write the definition first: exp(x), divided by its sum over the last axis
     (keepdims=True so that the division broadcasts). It works for small logits.
@@ -81,6 +85,12 @@ def softmax_vjp(x, g):
     return make_vjp(ops.softmax)(x)[0](g)
 
 
+def softmax_vjp_formula(x, g):
+    """The softmax VJP written out: J^T g = y * (g - sum(g * y)) over each row."""
+    y = ops.softmax(x)  # (..., D)
+    return y * (g - (g * y).sum(-1, keepdims=True))  # (..., D)
+
+
 def vjp_form(formula):
     """A wrong VJP written with y = softmax(x) from the library: formula(y, g, x)."""
     return lambda x, g: formula(ops.softmax(x), g, x)
@@ -89,6 +99,7 @@ def vjp_form(formula):
 SOFTMAX_VJP = exercise(
     number=4, name="softmax_vjp", title="The softmax VJP, by hand", section="App. A, Eq. 6",
     lesson="03_attention", signature="softmax_vjp(x, g)", reference=softmax_vjp,
+    formulas=[softmax_vjp_formula],
     targets=[softmax_vjp, ops.softmax], forbid=["softmax_vjp"],
     imports="import autograd.numpy as np\n\nfrom tinyvit.ops import softmax  # or paste yours",
     doc="""The vector-Jacobian product of y = softmax(x) over the last axis, by hand (no
@@ -121,6 +132,10 @@ SOFTMAX_VJP = exercise(
             OVERFLOW),
     },
     detectors=[nonfinite(OVERFLOW)],
+    properties=[sums_to("every row of dL/dx sums to 0 (softmax does not change when a row "
+                        "moves by a constant)", 0.0),
+                unchanged_by("adding a constant to a row of g changes nothing (J^T 1 = 0)",
+                             lambda i: {**i, "g": i["g"] + 2.0})],
     hints="""
     Work out one row first: y_i = exp(x_i) / S. Then dy_i/dx_j = y_i (delta_ij - y_j): the
     Jacobian J = diag(y) - y y^T, which is symmetric, so J^T g = J g.
@@ -163,6 +178,14 @@ ATTENTION_WEIGHTS = exercise(
             "dims": {"B": 1, "H": 2, "Nq": 2, "Nk": 5, "hd": 4}},
            {"label": "one key (Nk = 1)", "dims": {"B": 2, "H": 1, "Nq": 3, "Nk": 1, "hd": 2}}],
     grads=("q", "k"),
+    properties=[sums_to("each query's weights over the keys sum to 1", 1.0),
+                changed_inputs("with q = 0 every key gets the same weight 1/Nk",
+                               lambda i: {**i, "q": 0.0 * i["q"]},
+                               lambda i, out: np.full(out.shape, 1.0 / i["k"].shape[-2])),
+                changed_inputs("permuting the keys permutes the columns of A the same way",
+                               lambda i: {**i, "k": i["k"][..., ::-1, :]},
+                               lambda i, out: out[..., ::-1])],
+    variants={"A scaled by sqrt(hd) instead of 1/sqrt(hd)": scaled_q(float)},
     mistakes={
         "scaled by 1/hd instead of 1/√hd": (scaled_q(lambda hd: hd ** -0.5), "Eq. 6 divides by "
             "sqrt(D_h): a dot product of two random unit-variance vectors of length D_h has "
@@ -224,6 +247,7 @@ ATTENTION = exercise(
     number=6, name="attention", title="Multi-head self-attention", section="App. A, Eq. 5-8",
     lesson="03_attention", signature="attention(p, x, heads)", reference=layers.attention,
     targets=[layers.attention, layers.split_heads, layers.merge_heads],
+    explain_targets=[layers.attention_weights, layers.linear],
     forbid=["attention", "split_heads", "merge_heads"],
     imports="import autograd.numpy as np\n\n"
             "from tinyvit.layers import attention_weights  # or paste yours",
@@ -245,6 +269,14 @@ ATTENTION = exercise(
            {"label": "head width 1 (H = D)", "dims": {"B": 2, "N": 2, "D": 3, "H": 3}},
            {"label": "one token (N = 1)", "dims": {"B": 2, "N": 1, "D": 4, "H": 2}}],
     grads=("p", "x"),
+    properties=[
+        changed_inputs("permuting the tokens permutes the output rows the same way",
+                       lambda i: {**i, "x": i["x"][:, ::-1]}, lambda i, out: out[:, ::-1]),
+        independent_items("each sequence of the batch is attended on its own", ("x",)),
+        changed_inputs("with W_out = 0 every output is b_out",
+                       lambda i: {**i, "p": {**i["p"], "out": {**i["p"]["out"],
+                                                               "w": 0.0 * i["p"]["out"]["w"]}}},
+                       lambda i, out: np.broadcast_to(i["p"]["out"]["b"], out.shape))],
     mistakes={
         "heads split without the transpose": (no_transpose_heads, "(B, N, D) -> (B, N, H, hd) is "
             "a reshape, but then the heads axis must move in front of the tokens with a "

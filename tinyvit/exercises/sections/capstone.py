@@ -5,7 +5,7 @@ Exercise 21. The student writes the loop; the check runs it with the library's f
 (`patch` of each exercise, as `tinyvit.fast` switches its twins): the losses must equal the
 library's, to float32 rounding. With im2col passed, the CNN baseline trains too.
 """
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
@@ -13,8 +13,10 @@ from ... import cnn, fast, optim, vit
 from ...configs import CNNConfig, ViTConfig
 from ...data import synthetic_images
 from ...run import models, train
+from ...tree import flatten
 from ..compare import num, values_message
 from ..patching import swapped
+from ..quirks import tolerated
 from ..spec import NO_DROPOUT, exercise, numbers, pick
 from ..stages import expected_of, make_case, run
 
@@ -23,6 +25,7 @@ VIT_CFG = ViTConfig(name="capstone", image_size=8, patch_size=4, width=8, depth=
 CNN_CFG = CNNConfig(name="cnn-capstone", image_size=8, stem=4, widths=(4,), depth=1, groups=2,
                     num_classes=3)
 YOURS_TOL = (2e-5, 1e-7)  # float32 rounding (other correct solutions differ by ~1e-7)
+TRACE_TOL = (1e-4, 1e-6)  # a step's arrays: float32 rounding of a sharded gradient passes
 
 
 def model_of(cfg):
@@ -118,7 +121,7 @@ def stage_yours(ex, fn, ctx):
         runs.append(("CNN", make_case(ex, 8, inputs=lambda rng, d: loop_inputs(rng, d, CNN_CFG))))
     for model, case in runs:
         expected = expected_of(ex, case)
-        with fast.formulas(), students(passed):
+        with fast.formulas(), students(passed), tolerated():
             found = run(ex, fn, case)
         problem = values_message(found, expected, YOURS_TOL)
         if problem:
@@ -151,6 +154,126 @@ def changed(**fixed):
     return lambda *args: train_losses(**{**dict(zip(names, args)), **fixed})
 
 
+def reinitialised(model, params, images, labels, steps, lr, warmup, weight_decay, clip,
+                  smoothing):
+    """A wrong loop: the library's step, with a fresh optimiser state at every step."""
+    grad_fn = train.make_grad_fn(model, smoothing, shards=1)
+    losses = []
+    for step in range(steps):
+        rate = optim.warmup_cosine(step, steps, lr, warmup)
+        params, _, loss, _, _ = train.train_step(grad_fn, params, optim.init_adam(params), images,
+                                                 labels, None, rate, weight_decay, clip)
+        losses.append(loss)
+    return losses
+
+
+def snapshot(tree):
+    """{path: float64 copy} of a tree's arrays (adam_update changes them in place)."""
+    return {k: np.array(v, dtype=np.float64) for k, v in flatten(tree).items()}
+
+
+@contextmanager
+def recorded():
+    """`with recorded() as calls:` every optim.adam_update call's inputs, in order."""
+    calls, original = [], optim.adam_update
+
+    def adam_update(params, grads, state, lr, *args, **kwargs):
+        decay = kwargs.get("weight_decay", args[3] if len(args) > 3 else 0.0)
+        calls.append({"parameters": snapshot(params), "gradient": snapshot(grads),
+                      "m": snapshot(state["m"]), "v": snapshot(state["v"]),
+                      "step count": state["step"], "learning rate": float(lr),
+                      "weight decay": float(decay)})
+        return original(params, grads, state, lr, *args, **kwargs)
+
+    with swapped([(optim, "adam_update", adam_update)]):
+        yield calls
+
+
+SCALARS = ("learning rate", "weight decay", "step count")
+ARRAYS = {"parameters": "the parameters at the start of the step (the previous update differs)",
+          "gradient": "the gradient", "m": "the optimiser's m", "v": "the optimiser's v"}
+
+
+def close(a, b):
+    """Equal to float32 rounding, relative to the whole array: Adam's step turns the noise of
+    a gradient that is 0 in theory (a key's bias) into a full step, elementwise."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and np.linalg.norm(a - b) <= TRACE_TOL[0] * np.linalg.norm(b) \
+        + TRACE_TOL[1]
+
+
+def scalar_difference(mine, theirs):
+    """The first step whose learning rate, weight decay or step count differs, or None."""
+    for i, (got, want) in enumerate(zip(mine, theirs)):
+        if i and got["step count"] == 0 and not any(v.any() for v in got["m"].values()):
+            return (f"step {i + 1}: the optimiser state is a fresh optim.init_adam (step count 0, "
+                    f"m = 0): the optimiser is re-initialised every step; create it once, "
+                    f"before the loop")
+        for part in SCALARS:
+            if not close(got[part], want[part]):
+                return (f"step {i + 1}: the {part} passed to optim.adam_update is "
+                        f"{num(got[part])}, expected {num(want[part])}")
+    return None
+
+
+def array_difference(i, got, want):
+    """The first array of step i that differs: the parameters, gradient, m or v, or None."""
+    if got["gradient"].keys() == want["gradient"].keys():
+        ratio = uniform_ratio(got["gradient"], want["gradient"])
+        if ratio is not None:
+            return (f"step {i + 1}: your gradient is {num(ratio)} times the library's on every "
+                    f"parameter: is it clipped differently (global norm `clip`)?")
+    for part, what in ARRAYS.items():
+        for path in want[part]:
+            if path not in got[part] or not close(got[part][path], want[part][path]):
+                return f"step {i + 1}: {what} differs first, for {path}"
+    return None
+
+
+def step_difference(mine, theirs, losses, expected_losses):
+    """Where a loop's steps differ first: the schedule's numbers, then step by step the
+    arrays passed to optim.adam_update and the loss recorded; None when all agree."""
+    if len(mine) != len(theirs):
+        return f"your loop made {len(mine)} optimiser updates, the library's {len(theirs)}"
+    found = scalar_difference(mine, theirs)
+    for i, (got, want) in enumerate(zip(mine, theirs)):
+        found = found or array_difference(i, got, want)
+        if not found and i < min(len(losses), len(expected_losses)) \
+                and not close(losses[i], expected_losses[i]):
+            found = (f"step {i + 1}: the loss you record differs, while the parameters and "
+                     f"everything passed to optim.adam_update agree: is it computed at other "
+                     f"parameters (after the update?) or by another loss?")
+    return found
+
+
+def uniform_ratio(mine, theirs):
+    """c when every array of `mine` is c times the same array of `theirs` (c != 1), else None."""
+    a = np.concatenate([np.ravel(mine[k]) for k in theirs])
+    b = np.concatenate([np.ravel(theirs[k]) for k in theirs])
+    if not b.any():
+        return None
+    c = float(a @ b / (b @ b))
+    return c if close(a, c * b) and not np.isclose(c, 1.0, 1e-3) else None
+
+
+def step_trace(ex, fn, case):
+    """Which part of which step differs first, from the optim.adam_update calls of the
+    student's loop and of the library's (None when the loop does not call it)."""
+    runs = []
+    for f in (fn, ex["reference"]):
+        with recorded() as calls:
+            try:
+                losses = run(ex, f, case)
+            except Exception:  # noqa: BLE001 (the values stage reports the error)
+                return None
+        runs.append((calls, np.ravel(np.asarray(losses, dtype=np.float64))))
+    (mine, losses), (theirs, expected) = runs
+    if not mine:
+        return None
+    found = step_difference(mine, theirs, losses, expected)
+    return found and f"where it differs first: {found}"
+
+
 CAPSTONE = exercise(
     number=21, name="train", title="Capstone: train with your own code",
     section="Sec. 4.1, App. B.1",
@@ -179,6 +302,9 @@ CAPSTONE = exercise(
             "inputs": lambda rng, d: loop_inputs(rng, d, clip=0.0)},
            {"label": "strong weight decay, no warmup",
             "inputs": lambda rng, d: loop_inputs(rng, d, weight_decay=0.5, warmup=0)}],
+    variants={"the optimiser re-initialised at every step (optim.init_adam inside the loop)":
+              reinitialised},
+    trace=step_trace, explain_cases=4, explain_variants=False,
     mistakes={
         "a constant learning rate": (with_schedule(lambda f, s, total, base, *a: base),
             "the rate follows optim.warmup_cosine(step, steps, lr, warmup): 0 at step 0"),

@@ -7,6 +7,7 @@ import autograd.numpy as np
 from ... import cnn
 from ..diagnose import reordered
 from ..patching import replace
+from ..properties import at_inputs, output_has
 from ..spec import exercise, normal, pick
 
 
@@ -32,6 +33,15 @@ def padded_after(x, k=3):
     r = k // 2
     shifted = np.pad(x, ((0, 0), (0, r), (0, r), (0, 0)))[:, r:, r:]  # (B, H, W, C)
     return cnn.im2col(shifted, k)
+
+
+def centre_is_pixel(i, out):
+    """The rows with their centre block (i = j = r, every channel) set to the pixel."""
+    x, k = i["x"], i["k"]
+    c, r = x.shape[-1], k // 2
+    want = out.reshape(-1, k, k, c).copy()
+    want[:, r, r] = x.reshape(-1, c)
+    return want.reshape(out.shape)
 
 
 IM2COL = exercise(
@@ -69,6 +79,12 @@ IM2COL = exercise(
             "r zeros before and r after, on both H and W"),
     },
     detectors=[reordered],
+    properties=[
+        output_has("the centre of each row's window, offset (r, r), is the pixel itself",
+                   centre_is_pixel),
+        at_inputs("outside the image a window holds zeros (the padding): for an image of ones, "
+                  "1 inside and 0 outside", lambda i: {**i, "x": np.ones_like(i["x"])},
+                  lambda i: cnn.im2col(i["x"], i["k"]))],
     hints="""
     Pad first: np.pad(x, ((0, 0), (r, r), (r, r), (0, 0))) with r = k // 2 makes
     (B, H + 2r, W + 2r, C), so every pixel has a full k x k window.

@@ -9,6 +9,7 @@ from ... import layers, ops, vit
 from ...configs import ViTConfig
 from ...tree import tree_map
 from ..patching import swapped
+from ..properties import changed_inputs, independent_items
 from ..spec import NO_DROPOUT, exercise, normal, pick
 
 
@@ -60,10 +61,35 @@ def residual_of_normalised(p, z, heads, eps=1e-6):
     return ln2(z) + mlp(ln2(z))
 
 
+def block_formula(p, z, heads, eps=1e-6):
+    """Eq. 2-3 written out, one named value per step."""
+    h = layers.layer_norm(p["ln1"], z, eps)  # (B, N, D)
+    y = z + layers.attention(p["attn"], h, heads)  # (B, N, D) Eq. 2
+    h = layers.layer_norm(p["ln2"], y, eps)  # (B, N, D)
+    return y + layers.mlp(p["mlp"], h)  # (B, N, D) Eq. 3
+
+
+def with_activation(act, after_fc2=False):
+    """A wrong block: the library's, its MLP with `act` instead of GELU (or after fc2)."""
+    def mlp(p, x, rate=0.0, train=False, rng=None):
+        h = layers.linear(p["fc1"], x)  # (B, N, M)
+        return act(layers.linear(p["fc2"], h)) if after_fc2 else layers.linear(p["fc2"], act(h))
+
+    def wrong(p, z, heads, eps=1e-6):
+        with swapped([(layers, "mlp", mlp)]):
+            return layers.block(p, z, heads, eps)
+    return wrong
+
+
 BLOCK = exercise(
     number=11, name="block", title="The pre-LN encoder block", section="Eq. 2-3",
     lesson="04_encoder", signature="block(p, z, heads, eps=1e-6)", reference=layers.block,
-    targets=[layers.block, layers.mlp],
+    targets=[layers.block, layers.mlp], formulas=[block_formula],
+    explain_targets=[layers.attention],
+    variants={"ReLU instead of GELU in the MLP": with_activation(lambda h: np.maximum(h, 0.0)),
+              "GELU after the MLP's second dense layer (fc2) instead of the first (fc1)":
+                  with_activation(ops.gelu, after_fc2=True),
+              "no GELU in the MLP": with_activation(lambda h: h)},
     imports=("import autograd.numpy as np\n\n"
              "from tinyvit.layers import attention, layer_norm, mlp  # or paste yours"),
     doc="""Eq. 2-3, one encoder block with LayerNorm before each sub-layer (pre-LN):
@@ -83,6 +109,10 @@ BLOCK = exercise(
                   "[1, 0] and [0, 2]: z_out = z + [1, 0] + [0, 2]"},
     edges=[{"label": "one head, one token", "dims": {"B": 2, "N": 1, "D": 4, "H": 1, "M": 3}}],
     grads=("p", "z"),
+    properties=[
+        changed_inputs("permuting the tokens permutes the output rows the same way",
+                       lambda i: {**i, "z": i["z"][:, ::-1]}, lambda i, out: out[:, ::-1]),
+        independent_items("each sequence of the batch goes through the block on its own", ("z",))],
     mistakes={
         "post-LN (the original Transformer's order)": (post_ln, "ViT normalises before each "
             "sub-layer and adds the un-normalised input: z' = MSA(LN(z)) + z, not LN(z + MSA(z))"),
@@ -138,6 +168,16 @@ def pooled(pool):
         params["head"], pool(vit.encode(params, images, cfg), cfg))
 
 
+def norm_after_pooling(params, images, cfg):
+    """A wrong forward: the final LayerNorm applied to the pooled vector, not to the tokens."""
+    identity = lambda p, z, eps=1e-6: z if p is params["norm"] else ops.layer_norm(
+        z, p["g"], p["b"], eps)
+    with swapped([(layers, "layer_norm", identity)]):
+        y = vit.features(params, images, cfg)  # (B, D)
+    y = ops.layer_norm(y, params["norm"]["g"], params["norm"]["b"], cfg.ln_eps)  # (B, D)
+    return layers.linear(params["head"], y)  # (B, K)
+
+
 def without_final_norm(params, images, cfg):
     identity = lambda p, z, eps=1e-6: z if p is params["norm"] else ops.layer_norm(
         z, p["g"], p["b"], eps)
@@ -172,6 +212,9 @@ VIT = exercise(
             "dims": {"B": 2, "S": 4, "P": 2, "C": 1, "D": 6, "L": 1, "H": 2, "M": 4, "K": 2,
                      "cls": 0}}],
     grads=("params", "images"),
+    properties=[independent_items("each image's logits depend on that image only", ("images",))],
+    variants={"the final LayerNorm applied after the pooling, to (B, D), instead of to every "
+              "token before it": norm_after_pooling},
     mistakes={
         "no final LayerNorm": (without_final_norm, "the encoder ends with a LayerNorm (Eq. 4: "
             "y = LN(z_L^0)) before the head"),

@@ -8,12 +8,22 @@ from autograd import grad
 from ... import ops
 from ..diagnose import nonfinite, scaled
 from ..patching import replace, with_vjp
+from ..properties import changed_inputs, mean_over_items, sums_to, unchanged_by
 from ..spec import exercise, normal, pick
 
 AXIS = "logits are (B, K): axis 1 and shape[1] are axis -1 and shape[-1]"
 OVERFLOW = "exp overflows at large logits: subtract each row's max first (log-sum-exp)"
 BATCH = [(lambda d: d["B"], "B: the loss is the mean over the batch, not the sum"),
          (lambda d: 1.0 / d["B"], "1/B: is the mean taken twice?"), (-1.0, "the sign is flipped")]
+
+
+def row_shift(i):
+    """The logits with a constant added to each row (softmax cannot see it)."""
+    return {**i, "logits": i["logits"] + 5.0 * np.arange(len(i["logits"]))[:, None]}
+
+
+def first_example(i):
+    return {**i, "logits": i["logits"][:1], "labels": i["labels"][:1]}
 
 
 def ce_inputs(rng, d, scale=3.0, smoothing=0.1):
@@ -69,6 +79,10 @@ CROSS_ENTROPY = exercise(
         "cross-entropy without the max shift": (ce_no_shift, OVERFLOW),
     },
     detectors=[nonfinite(OVERFLOW), scaled(BATCH)],
+    properties=[
+        unchanged_by("adding a constant to a row of logits changes nothing", row_shift),
+        mean_over_items("the loss of a batch is the mean of its examples' losses, each "
+                        "computed alone", ("logits", "labels"))],
     equivalent=dict.fromkeys([f"cross_entropy line {n}: unary - dropped" for n in (7, 8, 9)], AXIS),
     hints="""
     log softmax(z) = z - log(sum_k exp(z_k)) per row; take the row max out first,
@@ -83,6 +97,15 @@ CROSS_ENTROPY = exercise(
 )
 
 
+def cross_entropy_grad_formula(logits, labels, smoothing=0.0):
+    """The gradient written out: (softmax(z) - q) / B."""
+    k = logits.shape[-1]
+    z = logits - logits.max(-1, keepdims=True)  # (B, K)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)  # (B, K)
+    q = (1.0 - smoothing) * (labels[:, None] == np.arange(k)) + smoothing / k  # (B, K)
+    return (p - q) / logits.shape[0]
+
+
 def cross_entropy_grad(logits, labels, smoothing=0.0):
     """d loss / d logits: autograd's gradient of the formula `ops.cross_entropy`."""
     return grad(ops.cross_entropy)(logits, labels, smoothing)
@@ -93,6 +116,7 @@ CROSS_ENTROPY_GRAD = exercise(
     section="Sec. 4.1, App. B.1", lesson="05_training",
     signature="cross_entropy_grad(logits, labels, smoothing=0.0)", reference=cross_entropy_grad,
     targets=[cross_entropy_grad, ops.cross_entropy, ops.smoothed_targets],
+    formulas=[cross_entropy_grad_formula],
     forbid=["cross_entropy_grad"],
     doc="""d loss / d logits of exercise 13's smoothed cross-entropy (the mean over the batch),
     by hand.
@@ -116,6 +140,11 @@ CROSS_ENTROPY_GRAD = exercise(
         "gradient without the max shift": (grad(ce_no_shift), OVERFLOW),
     },
     detectors=[nonfinite(OVERFLOW), scaled(BATCH)],
+    properties=[
+        sums_to("every row of the gradient sums to 0 (p and q both sum to 1)", 0.0),
+        unchanged_by("adding a constant to a row of logits changes nothing", row_shift),
+        changed_inputs("the rows are divided by B: example 0 alone (B = 1) gives B times its "
+                       "row", first_example, lambda i, out: out[:1] * len(i["logits"]))],
     equivalent={
         **dict.fromkeys([f"cross_entropy line {n}: unary - dropped" for n in (7, 8, 9)], AXIS),
         "cross_entropy line 8: .sum -> .mean": "log of the mean instead of the sum shifts the loss "

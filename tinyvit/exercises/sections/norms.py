@@ -9,6 +9,7 @@ from autograd import elementwise_grad, make_vjp
 from ... import ops
 from ..diagnose import nonfinite, scaled
 from ..patching import replace, with_vjp
+from ..properties import at_inputs, changed_inputs, sums_to, unchanged_by
 from ..spec import exercise, normal, pick
 
 TOKENS = {"B": 2, "N": 3, "D": 5}
@@ -61,6 +62,12 @@ def ln_with(denominator, ddof=0):
     return wrong
 
 
+def standardised(x):
+    """Each token with mean 0 and variance 1 over its features (what LN is before g and b)."""
+    mean, var = stats(x)
+    return (x - mean) / np.sqrt(var)
+
+
 LAYER_NORM = exercise(
     number=7, name="layer_norm", title="LayerNorm", section="Sec. 3.1", lesson="04_encoder",
     signature="layer_norm(x, g, b, eps=1e-6)", reference=ops.layer_norm,
@@ -94,6 +101,13 @@ LAYER_NORM = exercise(
             "each token is normalised on its own, over its D features: axis=-1, keepdims=True"),
     },
     detectors=[nonfinite("the variance of a constant row is 0: eps keeps the division finite")],
+    properties=[
+        changed_inputs("with g = 1, b = 0 and eps ~ 0 each token has mean 0 and variance 1 "
+                       "over its D features", lambda i: {**i, "g": np.ones_like(i["g"]),
+                                                         "b": np.zeros_like(i["b"]), "eps": 1e-12},
+                       lambda i, out: standardised(i["x"])),
+        unchanged_by("adding a constant to a token changes nothing",
+                     lambda i: {**i, "x": i["x"] + np.arange(i["x"].shape[-2])[:, None]})],
     hints="""
     Mean and variance over the last axis, keepdims=True so that (..., 1) broadcasts against
     (..., D): x.mean(-1, keepdims=True), and the mean of the squared centred values.
@@ -135,10 +149,34 @@ def mean(t):
     return t.mean(-1, keepdims=True)
 
 
+def layer_norm_vjp_formula(x, g, b, dy, eps=1e-6):
+    """The LayerNorm VJP written out (x_hat, 1/std and dxh = dy g, means over the row)."""
+    mu = x.mean(-1, keepdims=True)  # (..., 1)
+    rstd = 1.0 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)  # (..., 1)
+    x_hat = (x - mu) * rstd  # (..., D)
+    dxh = dy * g  # (..., D)
+    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) - x_hat * (dxh * x_hat).mean(-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    return dx, (dy * x_hat).sum(rows), dy.sum(rows)
+
+
+def gelu_formula(x):
+    """The tanh GELU with its constants written out."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def gelu_grad_formula(x):
+    """The GELU derivative written out: product rule, then the chain rule through u."""
+    t = np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3))  # tanh(u)
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * np.sqrt(2.0 / np.pi) * (
+        1.0 + 3.0 * 0.044715 * x * x)
+
+
 LAYER_NORM_VJP = exercise(
     number=8, name="layer_norm_vjp", title="The LayerNorm VJP, by hand", section="Sec. 3.1",
     lesson="04_encoder", signature="layer_norm_vjp(x, g, b, dy, eps=1e-6)",
     reference=layer_norm_vjp, targets=[layer_norm_vjp, ops.layer_norm], forbid=["layer_norm_vjp"],
+    formulas=[layer_norm_vjp_formula],
     doc="""The gradients of y = LN(x) * g + b (exercise 7) by hand, given dy = dL/dy: the mean
     and the variance depend on x too.
 
@@ -155,6 +193,11 @@ LAYER_NORM_VJP = exercise(
     edges=[{"label": FLAT, "inputs": with_dy(flat_rows)}],
     fd={"loss": lambda i: (i["dy"] * ops.layer_norm(i["x"], i["g"], i["b"], i["eps"])).sum(),
         "wrt": ("x", "g", "b"), "grads": lambda found: found},
+    properties=[
+        sums_to("each row of dx sums to 0 (LayerNorm does not change when a row moves by a "
+                "constant)", 0.0),
+        changed_inputs("db is dy summed over every row", lambda i: i,
+                       lambda i, out: i["dy"].sum(tuple(range(i["dy"].ndim - 1))), part=2)],
     mistakes={
         "mean and variance taken as constants": (vjp_with(lambda x_hat, rstd, dxh: dxh * rstd),
             "the mean and the variance are functions of x: dx = rstd (dxh - mean(dxh) - x_hat "
@@ -191,7 +234,7 @@ def gelu_with(c=ops.GELU_C, a=ops.GELU_A, power=3, half=0.5):
 
 GELU = exercise(
     number=9, name="gelu", title="GELU", section="Sec. 3.1", lesson="04_encoder",
-    signature="gelu(x)", reference=ops.gelu,
+    signature="gelu(x)", reference=ops.gelu, formulas=[gelu_formula],
     doc="""GELU (Hendrycks & Gimpel 2016), the MLP's non-linearity, in its tanh form as the
     official JAX ViT (flax's nn.gelu):
 
@@ -218,6 +261,15 @@ GELU = exercise(
             "x) is another approximation; the library uses the tanh form"),
     },
     detectors=[scaled([(2.0, "gelu(x) = 0.5 x (1 + tanh(...)): is the 0.5 missing?")])],
+    variants={"x sigmoid(x) (SiLU, Swish) instead of GELU": lambda x: x / (1.0 + np.exp(-x)),
+              "ReLU instead of GELU": lambda x: np.maximum(x, 0.0),
+              "tanh(u) without 0.5 x (1 + ...)": lambda x: np.tanh(ops.GELU_C * (
+                  x + ops.GELU_A * x ** 3))},
+    properties=[at_inputs("gelu(0) = 0", lambda i: {"x": 0.0 * i["x"]}, lambda i: 0.0),
+                at_inputs("gelu(x) -> x for large x (gelu(10) = 10)",
+                          lambda i: {"x": np.full_like(i["x"], 10.0)}, lambda i: 10.0),
+                at_inputs("gelu(x) -> 0 for very negative x (gelu(-10) = 0)",
+                          lambda i: {"x": np.full_like(i["x"], -10.0)}, lambda i: 0.0)],
     hints="""
     Write the formula as it stands, with np.tanh and np.sqrt(2 / np.pi) (a Python float).
 
@@ -248,6 +300,7 @@ def gelu_grad_with(product=True, chain=True, sech2=lambda t: 1.0 - t * t, three=
 GELU_GRAD = exercise(
     number=10, name="gelu_grad", title="The GELU derivative, by hand", section="Sec. 3.1",
     lesson="04_encoder", signature="gelu_grad(x)", reference=gelu_grad,
+    formulas=[gelu_grad_formula],
     targets=[gelu_grad, ops.gelu], forbid=["gelu_grad"],
     doc="""d gelu(x) / dx elementwise, by hand, for the tanh form of exercise 9:
     gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3).
@@ -259,6 +312,13 @@ GELU_GRAD = exercise(
     hand={"dims": {"B": 1, "N": 1, "D": 2}, "inputs": {"x": np.array([[[0.0, 1.0]]])},
           "note": "gelu'(0) = 0.5 (tanh(0) = 0), gelu'(1) = 1.083"},
     fd={"loss": lambda i: ops.gelu(i["x"]).sum(), "wrt": ("x",), "grads": lambda found: (found,)},
+    properties=[at_inputs("gelu'(0) = 0.5", lambda i: {"x": 0.0 * i["x"]}, lambda i: 0.5),
+                at_inputs("gelu'(x) -> 1 for large x (gelu'(10) = 1)",
+                          lambda i: {"x": np.full_like(i["x"], 10.0)}, lambda i: 1.0),
+                at_inputs("gelu'(x) -> 0 for very negative x (gelu'(-10) = 0)",
+                          lambda i: {"x": np.full_like(i["x"], -10.0)}, lambda i: 0.0)],
+    variants={"the derivative of x sigmoid(x) (SiLU)": lambda x: (lambda s: s + x * s * (1 - s))(
+        1.0 / (1.0 + np.exp(-x)))},
     mistakes={
         "the product rule forgotten": (gelu_grad_with(product=False), "gelu is x times "
             "0.5 (1 + tanh u): its derivative is 0.5 (1 + tanh u) + 0.5 x tanh'(u) du/dx"),

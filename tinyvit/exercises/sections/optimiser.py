@@ -7,8 +7,9 @@ import numpy as np
 
 from ... import optim
 from ...tree import flatten
-from ..diagnose import detector, fitted_factor
+from ..diagnose import ratio_detector
 from ..patching import replace, swapped
+from ..properties import at_inputs, changed_inputs, output_has
 from ..spec import exercise, normal, numbers, pick
 
 SAME_KEYS = "_same_keys only checks that two trees have the same structure (it raises otherwise)"
@@ -20,6 +21,15 @@ def adam_step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     tree, state = optim.adam_update(tree, {"a": g}, state, lr, b1, b2, eps, weight_decay,
                                     decay_mask={"a": True})
     return tree["a"], state["m"]["a"], state["v"]["a"]
+
+
+def adam_formula(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    """One AdamW step written out, on new arrays."""
+    m = b1 * m + (1.0 - b1) * g  # (R, F)
+    v = b2 * v + (1.0 - b2) * g * g  # (R, F)
+    m_hat = m / (1.0 - b1 ** t)
+    v_hat = v / (1.0 - b2 ** t)
+    return w - lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w), m, v
 
 
 def tree_adam(step):
@@ -47,26 +57,22 @@ def adam_inputs(rng, d, t=3, g_scale=1.0, fresh=False, wd=0.1):
             "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": wd}
 
 
-@detector("step size")
-def step_ratio(found, expected, case):
-    """Detector: the update w_new - w is a constant times the right one (sqrt(10) at t = 1)."""
-    try:
-        w = case["inputs"]["w"]
-        a = fitted_factor(found[0] - w, expected[0] - w)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if a is None:
-        return None
-    why = ("the first Adam step without bias correction: m = 0.1 g and sqrt(v) = 0.0316 |g| at "
-           "t = 1") if np.isclose(a, np.sqrt(10.0), rtol=1e-3) else "a factor of the step is off"
-    return f"your step is {a:.4g}x the expected one: {why}"
+def update_of(o, found, expected):
+    """(found w - w, expected w - w) of an observation: the steps taken."""
+    w = np.ravel(o["case"]["inputs"]["w"])
+    return found[:w.size] - w, expected[:w.size] - w
+
+
+step_ratio = ratio_detector("step size", [
+    (np.sqrt(10.0), "the first Adam step without bias correction: m = 0.1 g and sqrt(v) = "
+                    "0.0316 |g| at t = 1")], "your step is", update_of)
 
 
 ADAM = exercise(
     number=15, name="adam_step", title="AdamW with bias correction", section="App. B.1",
     lesson="05_training", signature=("adam_step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, "
                                      "weight_decay=0.0)"),
-    reference=adam_step, targets=[adam_step, optim.adam_update],
+    reference=adam_step, targets=[adam_step, optim.adam_update], formulas=[adam_formula],
     forbid=["adam_step", "adam_update"],
     imports="import numpy as np",
     doc="""One Adam step for one parameter array, with bias correction and decoupled weight
@@ -109,6 +115,19 @@ ADAM = exercise(
             "return the updated m and v too: the next step starts from them"),
     },
     detectors=[step_ratio],
+    properties=[
+        at_inputs("the first step (t = 1, m = v = 0, no decay) moves every weight by lr, "
+                  "against the sign of g", lambda i: {**i, "m": 0 * i["m"], "v": 0 * i["v"],
+                                                      "t": 1, "weight_decay": 0.0},
+                  lambda i: i["w"] - i["lr"] * np.sign(i["g"])),
+        changed_inputs("the moments do not depend on w or lr", lambda i: {
+            **i, "w": 2.0 * i["w"] + 1.0, "lr": 3.0 * i["lr"]}, lambda i, out: out, part=1),
+        changed_inputs("the moments returned do not depend on t: m and v are kept raw, the bias "
+                       "correction is for the step only", lambda i: {**i, "t": i["t"] + 5},
+                       lambda i, out: out, part=1),
+        changed_inputs("weight decay shrinks w by lr * weight_decay * w, on top of the Adam step",
+                       lambda i: {**i, "weight_decay": 0.0},
+                       lambda i, out: out + i["lr"] * i["weight_decay"] * i["w"])],
     equivalent=dict.fromkeys([f"adam_update line {n}: {what}" for n in (15, 18) for what in
                               ("statement deleted", "arguments 1 and 2 swapped")], SAME_KEYS),
     hints="""
@@ -153,6 +172,35 @@ def cosine_from(t):
     return wrong
 
 
+def warmup_ends(i, out):
+    """The rates with those at step 0 (0, when there is a warmup) and at the end of the
+    warmup (base_lr) set right."""
+    want, w = out.copy(), i["warmup_steps"]
+    want[0] = 0.0 if w else want[0]
+    want[w] = i["base_lr"]
+    return want
+
+
+def halfway(i, out):
+    """The rates with the one halfway through the decay (when there is one) set right."""
+    w, total = i["warmup_steps"], i["total_steps"]
+    if (total - w) % 2:
+        return out
+    want = out.copy()
+    want[w + (total - w) // 2] = 0.5 * (i["base_lr"] + i["final_lr"])
+    return want
+
+
+def shaped(decay):
+    """A wrong schedule: the library's warmup, then final + (base - final) * decay(t)."""
+    def wrong(step, total_steps, base_lr, warmup_steps, final_lr=0.0):
+        if step < warmup_steps:
+            return optim.warmup_cosine(step, total_steps, base_lr, warmup_steps, final_lr)
+        t = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+        return final_lr + (base_lr - final_lr) * float(decay(t))
+    return wrong
+
+
 WARMUP_COSINE = exercise(
     number=16, name="warmup_cosine", title="Linear warmup, then cosine decay", section="App. B.1",
     lesson="05_training", signature="warmup_cosine(step, total_steps, base_lr, warmup_steps, "
@@ -173,6 +221,20 @@ WARMUP_COSINE = exercise(
                   "[0, 0.5, 1, 0.5, 0, 0]"},
     edges=[{"label": "no warmup (warmup_steps = 0)", "dims": {"total": 6, "warmup": 0}},
            {"label": "warmup of all steps but one", "dims": {"total": 5, "warmup": 4}}],
+    properties=[
+        output_has("the rate is 0 at step 0 (with warmup) and base_lr at the end of the warmup",
+                   warmup_ends),
+        output_has("the rate is final_lr at total_steps and after",
+                   lambda i, out: np.concatenate([out[:i["total_steps"]],
+                                                  [i["final_lr"], i["final_lr"]]])),
+        output_has("halfway through the decay the rate is (base_lr + final_lr) / 2",
+                   halfway)],
+    variants={
+        "the cosine without (1 + cos) / 2: base_lr + (base_lr - final_lr) cos(pi t)": shaped(
+            lambda t: np.cos(np.pi * t)),
+        "a linear decay instead of the cosine": shaped(lambda t: 1.0 - t),
+        "(1 - cos(pi t)) / 2: the cosine rising instead of falling": shaped(
+            lambda t: 0.5 * (1.0 - np.cos(np.pi * t)))},
     mistakes={
         "the cosine over the whole run": (cosine_from(lambda s, total, w: s / total), "the decay "
             "starts when the warmup ends: progress t = (step - warmup) / (total - warmup)"),

@@ -9,6 +9,7 @@ from ... import layers, vit
 from ...configs import ViTConfig
 from ..diagnose import reordered
 from ..patching import replace
+from ..properties import changed_inputs, independent_items, output_has
 from ..spec import exercise, normal, pick
 
 
@@ -24,6 +25,14 @@ def patch_order(axes):
 def no_transpose(images, p):
     b, h, w, c = images.shape
     return images.reshape(b, (h // p) * (w // p), p * p * c)  # (B, N, P*P*C) pixels mixed
+
+
+def blocks(inputs, out):
+    """Patch n of the output is the image block at grid row n // (W/P), column n % (W/P)."""
+    images, p = inputs["images"], inputs["p"]
+    b, h, w, c = images.shape
+    return np.stack([images[:, i:i + p, j:j + p].reshape(b, p * p * c)
+                     for i in range(0, h, p) for j in range(0, w, p)], axis=1)
 
 
 PATCHIFY = exercise(
@@ -62,6 +71,8 @@ PATCHIFY = exercise(
             "a patch the pixel row comes before the pixel column"),
     },
     detectors=[reordered],
+    properties=[output_has("patch n holds the image's P x P block at grid row n // (W/P), "
+                           "column n % (W/P), read in (row, column, channel) order", blocks)],
     equivalent={
         "patchify line 6: arguments 1 and 2 swapped": "axes 0 and 1 (B and H/P) are never "
             "transposed, so swapping their sizes leaves the memory order, and the result, as is",
@@ -112,10 +123,26 @@ def embed_inputs(rng, d):
     return {"params": params, "images": normal(rng, d["B"], d["S"], d["S"], d["C"]), "cfg": cfg}
 
 
+def last_position(inputs):
+    """The inputs with 1.5 added to the last row of params["pos"]."""
+    pos = inputs["params"]["pos"]
+    return {**inputs, "params": {**inputs["params"], "pos": pos + 1.5 * (
+        np.arange(pos.shape[1]) == pos.shape[1] - 1)[:, None]}}
+
+
+def class_row(inputs, out):
+    """The output with its row 0 set to x_class + E_pos[0] (when there is a class token)."""
+    params = inputs["params"]
+    if "cls" not in params:
+        return out
+    return np.concatenate([np.broadcast_to(params["cls"] + params["pos"][:, :1],
+                                           (len(out), 1, out.shape[-1])), out[:, 1:]], axis=1)
+
+
 EMBED = exercise(
     number=2, name="embed", title="Patch, class-token and position embeddings", section="Eq. 1",
     lesson="02_embeddings", signature="embed(params, images, cfg)", reference=vit.embed,
-    targets=[vit.embed, vit.embed_patches],
+    targets=[vit.embed, vit.embed_patches], explain_targets=[vit.patchify, layers.linear],
     imports="import autograd.numpy as np\n\nfrom tinyvit.vit import patchify  # or paste yours",
     doc="""Eq. 1: z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos.
 
@@ -143,6 +170,13 @@ EMBED = exercise(
            {"label": "one image, patch 1", "dims": {"B": 1, "S": 3, "P": 1, "C": 1, "D": 2,
                                                    "cls": 1}}],
     grads=("params", "images"),
+    properties=[
+        independent_items("each image's tokens depend on that image only", ("images",)),
+        changed_inputs("adding c to the last position embedding adds c to the last token only",
+                       last_position, lambda i, out: out + 1.5 * (
+                           np.arange(out.shape[1]) == out.shape[1] - 1)[:, None]),
+        output_has("with a class token, token 0 is x_class + E_pos[0], the same for every image",
+                   class_row)],
     mistakes={
         "class token at the end": (assemble(lambda cls, x, pos: np.concatenate(
             [x] + ([cls] if cls is not None else []), axis=1) + pos),
