@@ -163,23 +163,38 @@ def parse(argv=None):
     return args
 
 
+def earlier_rows(out, config):
+    """The rows an earlier run of the same configuration wrote to `out` (it resumes there)."""
+    if not out or not Path(out).is_file():
+        return []
+    earlier = json.loads(Path(out).read_text())
+    if earlier.get("config") != config:
+        raise SystemExit(f"{out}: holds a run of another configuration; name another --out")
+    return earlier["rows"]
+
+
 def main(argv=None):
     args = parse(argv)
-    rows = []
+    config = {k: v for k, v in vars(args).items() if k != "out"}
+    rows = earlier_rows(args.out, config)  # written after every variant: a stopped run resumes
+    done = {(r["seed"], r["variant"]) for r in rows}
     for seed in args.seeds:
-        d = load(args.data, args.train_size, args.test_size, seed)
+        d = None
         for name, on in variants(args.design, args.ingredients):
+            if (seed, name) in done:
+                continue
+            d = d or load(args.data, args.train_size, args.test_size, seed)
             with fast.twins():  # as training runs (and the formulas again afterwards)
                 rows.append(train_variant(name, on, d, seed, args))
             r = rows[-1]
             print(f"seed {seed} {name:10s} acc {r['test_acc']:.4f}"
                   + (f" (EMA {r['test_acc_ema']:.4f})" if "test_acc_ema" in r else "")
                   + f"  loss {r['final_loss']:.3f}  {r['train_seconds']:.0f} s", flush=True)
-    result = dict(config={k: v for k, v in vars(args).items() if k != "out"}, rows=rows)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    return result
+            if args.out:
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(json.dumps(dict(config=config, rows=rows), indent=1)
+                                          + "\n")
+    return dict(config=config, rows=rows)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import vit_ablation  # noqa: E402
@@ -25,3 +27,7 @@ def test_a_smoke_ablation_trains_every_variant_and_writes_json(tmp_path):
         assert 0.0 <= r["test_acc"] <= 1.0 and r["steps"] == 4 and r["train_seconds"] > 0
         assert ("test_acc_ema" in r) == ("ema" in r["ingredients"])
     assert rows[0]["params"] > rows[1]["params"]  # SPT's wider embedding
+    again = vit_ablation.main(["--smoke", "--design", "drop", "--out", str(out)])
+    assert again["rows"] == rows  # written after every variant: a second run trains nothing
+    with pytest.raises(SystemExit, match="another configuration"):
+        vit_ablation.main(["--smoke", "--design", "add", "--out", str(out)])
