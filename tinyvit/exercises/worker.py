@@ -1,90 +1,449 @@
-"""The subprocess that checks a student's files: `python -m tinyvit.exercises worker ...`.
+"""The student's process, and the frames by which the grader talks to it.
 
-Started by `sandbox.check_files`, in the student's folder. Each exercise's file is imported
-and checked with an alarm of `timeout` seconds; its result goes to stdout as one marked JSON
-line, while whatever the student's code prints is swallowed. For the capstone every earlier
-exercise is checked too (quietly): the functions that pass go into the library.
+    python -I -B worker.py LIBRARY FD FOLDER
+
+is started by `sandbox.py` in FOLDER (a private copy of one submission), with the library's own
+location LIBRARY first on sys.path (a `tinyvit/` folder beside the student's files cannot stand
+in for it) and FD, one end of a socket pair: its only way in or out (stdin, stdout and stderr
+are /dev/null). It answers frames: `setup`, then `load` a file, `call` a function on inputs,
+`vjp` (a function's value and vector-Jacobian product at inputs and a cotangent, computed here
+with autograd), `bye`. Errors go back as data: type, message, the student's line, the
+traceback's text. It never sees the teacher's secret, an expected output or a verdict.
+
+What it watches, sent to the grader as flags the moment they happen: calls of the library's
+reference for the exercise being checked (tripwires in the functions' code, whatever name
+reached them), and, by a PEP 578 audit hook set before any student code runs (it cannot be
+removed), opening, compiling or executing the reference's source. The hook refuses what no
+exercise needs: new processes, sockets, ctypes, frame and garbage-collector introspection,
+reading outside the Python installation, the library and FOLDER, changing files outside FOLDER.
+
+A frame is an 8-byte little-endian length, a 4-byte header length, a JSON header and the
+arrays' bytes. Values are None, bools, numbers, strings, lists, tuples, dicts with string keys,
+NumPy arrays and scalars of numeric dtypes (dtype, shape and bytes: never a pickle), and the
+library's configs and models (rebuilt from the config's fields); anything else a student
+returns arrives as a placeholder named by its type. What is read is checked before use: sizes
+against LIMIT, dtypes, shapes against the bytes that came. The grader imports this file for the
+frames; run as a script it imports only the standard library, NumPy and, once set up, tinyvit.
 """
-import contextlib
+import dataclasses
+import importlib
 import importlib.util
-import io
 import json
-import signal
+import os
+import select
+import struct
 import sys
-import threading
+import time
+import types
 
-from .checker import check, new_result
-from .notes import STUDENT_ERRORS, raised
-from .registry import EXERCISES, get
-from .sandbox import MARK, file_of, flags
+import numpy as np
 
-
-class Timeout(BaseException):
-    """The alarm: a BaseException, so that a student's `except Exception` cannot stop it."""
+LIMIT = 1 << 28  # bytes in one frame: far above any exercise's arrays (kilobytes)
+KINDS = "biufc"  # bool, int, uint, float, complex: no objects, no structured dtypes
 
 
-@contextlib.contextmanager
-def alarm(seconds):
-    """Raise Timeout in the block after `seconds` (where the OS has SIGALRM and this is the
-    main thread; else no limit)."""
-    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class ChannelError(Exception):
+    """The other side sent something that is not a frame, or went away."""
 
-    def ring(signum, frame):
-        raise Timeout()
 
-    old = signal.signal(signal.SIGALRM, ring)
-    signal.alarm(max(1, int(seconds)))
+class Deadline(ChannelError):
+    """No frame within the time left."""
+
+
+class Opaque:
+    """What arrives for a value that is not plain data: named by its type, holding nothing."""
+
+
+def pack(value, blobs):
+    """The JSON-able tree of `value`, its arrays' bytes appended to `blobs`."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in KINDS:
+        data = np.ascontiguousarray(value).tobytes()
+        blobs.append(data)
+        return ["a" if isinstance(value, np.ndarray) else "s", len(blobs) - 1, value.dtype.str,
+                list(np.shape(value))]
+    if isinstance(value, tuple) and hasattr(value, "_fields") and hasattr(value, "cfg"):
+        return ["m", pack(value.cfg, blobs)]  # a tinyvit.run.models.Model: its config
+    if isinstance(value, (list, tuple)):
+        return ["l" if isinstance(value, list) else "t", [pack(v, blobs) for v in value]]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return ["d", {k: pack(v, blobs) for k, v in value.items()}]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return ["c", type(value).__name__, {f.name: pack(getattr(value, f.name), blobs)
+                                            for f in dataclasses.fields(value)}]
+    name = type(value).__name__ + (" of objects" if isinstance(value, np.ndarray) else "")
+    return ["o", name[:80]]
+
+
+def unpack(tree, blobs, rebuild=None):
+    """The value of a packed tree; `rebuild(kind, name, fields)` makes configs and models."""
+    if not isinstance(tree, list):
+        if tree is None or isinstance(tree, (bool, int, float, str)):
+            return tree
+        raise ChannelError(f"unexpected {type(tree).__name__} in a frame")
+    tag, rest = (tree[0], tree[1:]) if tree else (None, [])
+    if tag in ("a", "s") and len(rest) == 3:
+        a = unpack_array(*rest, blobs)
+        return a[()] if tag == "s" else a
+    if tag in ("l", "t") and len(rest) == 1 and isinstance(rest[0], list):
+        items = [unpack(v, blobs, rebuild) for v in rest[0]]
+        return items if tag == "l" else tuple(items)
+    if tag == "d" and len(rest) == 1 and isinstance(rest[0], dict):
+        return {k: unpack(v, blobs, rebuild) for k, v in rest[0].items()}
+    if tag == "o" and rebuild is None and len(rest) == 1 and isinstance(rest[0], str):
+        return type(rest[0], (Opaque,), {})()
+    if tag == "m" and rebuild is not None:
+        return rebuild("model", None, unpack(rest[0], blobs, rebuild))
+    if tag == "c" and rebuild is not None and isinstance(rest[1], dict):
+        return rebuild("config", rest[0], {k: unpack(v, blobs, rebuild) for k, v in rest[1].items()})
+    raise ChannelError(f"unexpected tag {str(tag)[:20]!r} in a frame")
+
+
+def unpack_array(index, dtype, shape, blobs):
     try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ChannelError(f"refused an array of dtype {str(dtype)[:20]!r}") from None
+    if dtype.kind not in KINDS or dtype.hasobject:
+        raise ChannelError(f"refused an array of dtype {dtype}")
+    if not (isinstance(index, int) and 0 <= index < len(blobs)):
+        raise ChannelError("an array without its bytes")
+    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise ChannelError(f"refused an array of shape {str(shape)[:40]}")
+    data = blobs[index]
+    if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize != len(data):
+        raise ChannelError(f"an array of shape {shape} and dtype {dtype} with {len(data)} bytes")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
-def load(path):
-    """Import a student's file as a fresh module."""
-    spec = importlib.util.spec_from_file_location(f"student_{path.stem}", path)
+def encode(value):
+    """The bytes of one frame holding `value`."""
+    blobs = []
+    header = json.dumps([pack(value, blobs), [len(b) for b in blobs]]).encode()
+    body = struct.pack("<I", len(header)) + header + b"".join(blobs)
+    if len(body) > LIMIT:
+        raise ValueError(f"an answer of {len(body)} bytes: over the limit of {LIMIT}")
+    return struct.pack("<Q", len(body)) + body
+
+
+def decode(body, rebuild=None):
+    """The value in a frame's body (without its length)."""
+    (n,) = struct.unpack("<I", body[:4]) if len(body) >= 4 else (len(body),)
+    try:
+        tree, sizes = json.loads(body[4:4 + n].decode())
+    except (ValueError, UnicodeDecodeError, TypeError) as e:
+        raise ChannelError(f"a frame whose header is not JSON: {e}") from None
+    if not isinstance(sizes, list) or not all(isinstance(s, int) and s >= 0 for s in sizes):
+        raise ChannelError("a frame with bad array sizes")
+    blobs, at = [], 4 + n
+    for size in sizes:
+        blobs.append(body[at:at + size])
+        at += size
+    if at != len(body):
+        raise ChannelError("a frame whose arrays do not fill it")
+    return unpack(tree, blobs, rebuild)
+
+
+def send(fd, value):
+    data = memoryview(encode(value))
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def read_exactly(fd, n, deadline):
+    chunks, left = [], n
+    while left:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                raise Deadline("no answer in time")
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise ChannelError("the other side closed the channel")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(fd, deadline=None, rebuild=None):
+    """The next frame's value; Deadline past `deadline` (time.monotonic), ChannelError if what
+    came is not a frame."""
+    (n,) = struct.unpack("<Q", read_exactly(fd, 8, deadline))
+    if n > LIMIT:
+        raise ChannelError(f"a frame of {n} bytes: over the limit of {LIMIT}")
+    return decode(read_exactly(fd, n, deadline), rebuild)
+
+
+# ---------------------------------------------------------------------------------------------
+# The student's process: its state, tripwires and audit hook
+# ---------------------------------------------------------------------------------------------
+
+LIBRARY, FD, FOLDER = "", -1, ""  # set by main()
+FUNCTIONS = {}   # exercise number: the student's function
+TRIPS = {}       # exercise number: keys of its reference functions in ORIGINALS
+ORIGINALS = []   # (label, the function with its original code)
+WATCH = {}       # exercise number: real paths of the reference's source files
+STATE = {"number": None, "fired": set()}
+
+
+def fire(flag):
+    """Report a flag at once, in a frame of its own: what is sent cannot be taken back."""
+    if flag not in STATE["fired"]:
+        STATE["fired"].add(flag)
+        send(FD, {"flag": flag})
+
+
+def tripwire(key, args, kwargs):
+    """Every call of a wired reference function comes here, by whatever name it was reached."""
+    label, original = ORIGINALS[key]
+    if key in TRIPS.get(STATE["number"], ()):
+        fire(f"uses the reference {label}")
+    return original(*args, **kwargs)
+
+
+def arm(module, name):
+    """Wire module.name (a function, or an autograd primitive's function): its key, or None."""
+    fn = getattr(sys.modules.get(module), name, None)
+    fn = getattr(fn, "fun", fn)  # an autograd primitive runs .fun
+    if not isinstance(fn, types.FunctionType) or fn.__code__.co_freevars:
+        return None
+    labels = [label for label, _ in ORIGINALS]
+    if f"{module}.{name}" in labels:
+        return labels.index(f"{module}.{name}")
+    original = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__)
+    original.__kwdefaults__ = fn.__kwdefaults__
+    ORIGINALS.append((f"{module}.{name}", original))
+    key = len(ORIGINALS) - 1
+    gate = compile(f"def gate(*args, **kwargs):\n    return __tinyvit_tripwire__({key}, args, "
+                   f"kwargs)\n", fn.__code__.co_filename, "exec")
+    code = next(c for c in gate.co_consts if isinstance(c, types.CodeType))
+    fn.__globals__["__tinyvit_tripwire__"] = tripwire
+    fn.__code__ = code.replace(co_name=fn.__code__.co_name)
+    return key
+
+
+REFUSED = ("os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec", "os.system",
+           "subprocess.Popen", "pty.", "socket.", "ctypes.", "gc.get_referrers",
+           "gc.get_referents", "gc.get_objects", "sys.setprofile", "sys.settrace",
+           "resource.setrlimit", "resource.prlimit", "os.setuid", "os.setgid",
+           "mmap.", "sys.addaudithook", "_posixsubprocess", "signal.pthread_kill")
+CHANGES = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.link",
+           "os.symlink", "os.truncate", "os.utime", "os.chflags", "os.setxattr",
+           "os.removexattr", "shutil.rmtree", "shutil.copy", "shutil.move", "os.mkfifo",
+           "os.mknod")
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def inside(path, roots):
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def readable_roots():
+    """Where the student's process may read: its folder, the library, Python and its packages,
+    its own /proc entries and a few devices."""
+    roots = {FOLDER, os.path.realpath(os.path.join(LIBRARY, "tinyvit")),
+             f"/proc/{os.getpid()}", "/dev/null", "/dev/urandom", "/dev/zero", "/sys/devices"}
+    for p in sys.path[1:-1] + [sys.prefix, sys.base_prefix, sys.exec_prefix]:
+        if p and os.path.isabs(p):
+            roots.add(os.path.realpath(p))
+    return tuple(sorted(roots))
+
+
+def changes_outside(args):
+    return any(isinstance(p, (str, bytes, os.PathLike))
+               and not inside(os.path.realpath(os.fsdecode(p)), (FOLDER,)) for p in args[:2])
+
+
+def audit_hook(readable):
+    """The hook (PEP 578): refuses what no exercise needs, flags the reference's source."""
+    def audit(event, args):
+        if STATE["number"] is None:
+            return
+        if event.startswith(REFUSED):
+            raise PermissionError(f"the exercise's process may not use {event}")
+        if event in ("os.kill", "os.killpg") and args[0] not in (0, os.getpid()):
+            raise PermissionError("the exercise's process may not signal other processes")
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            path = os.path.realpath(os.fsdecode(args[0]))
+            writes = any(c in str(args[1] or "") for c in "wax+") or (args[2] or 0) & WRITE_FLAGS
+            if writes and not inside(path, (FOLDER, "/dev/null")):
+                raise PermissionError(f"the exercise's process may write only in its own "
+                                      f"folder, not {path}")
+            if not inside(path, readable):
+                raise PermissionError(f"the exercise's process may not read {path}")
+            watched(path, "opened")
+        elif event.startswith(CHANGES) and changes_outside(args):
+            raise PermissionError(f"the exercise's process may change files only in its own "
+                                  f"folder ({event})")
+        elif event == "compile" and isinstance(args[1], (str, bytes)):
+            watched(os.path.realpath(os.fsdecode(args[1])), "compiled")
+        elif event == "exec" and isinstance(args[0], types.CodeType):
+            watched(os.path.realpath(args[0].co_filename), "executed code of")
+    return audit
+
+
+def watched(path, verb):
+    """Flag `path` if it is the current exercise's reference's source (or its .pyc)."""
+    for source in WATCH.get(STATE["number"], ()):
+        stem, folder = os.path.splitext(os.path.basename(source))[0], os.path.dirname(source)
+        cached = os.path.dirname(path) == os.path.join(folder, "__pycache__") \
+            and os.path.basename(path).split(".")[0] == stem
+        if path == source or cached:
+            fire(f"{verb} {os.path.relpath(source, LIBRARY)}, the reference's source")
+
+
+# ---------------------------------------------------------------------------------------------
+# The operations
+# ---------------------------------------------------------------------------------------------
+
+
+def rebuild(kind, name, fields):
+    """A config from its fields, or a model from its config (looking its forward up when it
+    runs, so that the capstone's library swaps reach it)."""
+    from tinyvit import cnn, configs, hybrid, vit
+    from tinyvit.run import models
+
+    if kind == "config":
+        cls = {"ViTConfig": configs.ViTConfig, "CNNConfig": configs.CNNConfig,
+               "HybridConfig": configs.HybridConfig}[name]
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    cfg = fields
+    module, init = {"ViTConfig": (vit, "init_vit"), "CNNConfig": (cnn, "init_cnn"),
+                    "HybridConfig": (hybrid, "init_hybrid")}[type(cfg).__name__]
+    forward = init.replace("init_", "")
+    return models.Model(cfg.name, cfg, lambda rng: getattr(module, init)(rng, cfg),
+                        lambda p, x, train=False, rng=None:
+                        getattr(module, forward)(p, x, cfg, train, rng))
+
+
+def error_of(e):
+    """An exception as data: type, message, the student's last line, the traceback's text (with
+    the lines of the student's files only: reading the library's would count as opening it)."""
+    import linecache
+
+    frames, student, tb = [], None, e.__traceback__
+    while tb is not None:
+        code, lineno, line = tb.tb_frame.f_code, tb.tb_lineno, ""
+        if os.path.isabs(code.co_filename) and inside(os.path.realpath(code.co_filename),
+                                                      (FOLDER,)):
+            line = linecache.getline(code.co_filename, lineno).strip()
+            student = [os.path.basename(code.co_filename), lineno]
+        frames.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}'
+                      + (f"\n    {line}" if line else ""))
+        tb = tb.tb_next
+    try:
+        message = str(e) if not isinstance(e, SyntaxError) else \
+            f"{e.msg} ({os.path.basename(e.filename or '')}, line {e.lineno})"
+    except BaseException:  # noqa: BLE001 (a student's exception whose str() fails)
+        message = "(the error's message could not be read)"
+    return {"type": type(e).__name__, "message": message[:2000], "where": student,
+            "traceback": "\n".join(["Traceback (most recent call last):"] + frames[-20:]
+                                   + [f"{type(e).__name__}: {message[:2000]}"])}
+
+
+def load(msg):
+    path = os.path.join(FOLDER, os.path.basename(msg["file"]))
+    spec = importlib.util.spec_from_file_location(f"student_{msg['number']}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
-
-
-def check_file(folder, ex, secret, passed):
-    """(result, the student's function or None) for one exercise's file."""
-    path = file_of(folder, ex)
-    if not path.exists():
-        return new_result(ex, "missing", f"no file {path.name} here: python -m tinyvit.exercises "
-                                         f"init writes it"), None
-    try:
-        module = load(path)
-    except STUDENT_ERRORS as e:  # the student's file
-        return new_result(ex, "error", f"your file {path.name} does not run: {raised(e)}"), None
-    fn = getattr(module, ex["name"], None)
+    fn = getattr(module, msg["name"], None)
     if not callable(fn):
-        return new_result(ex, "error", f"{path.name} defines no function {ex['name']}"), None
-    result = check(ex, fn, secret, passed)
-    result["flags"] = flags(path.read_text(), ex)
-    return result, fn
+        return {"missing": msg["name"]}
+    FUNCTIONS[msg["number"]] = fn
+    return {"ok": True}
 
 
-def main(folder, numbers, secret=None, timeout=60):
-    """Check the exercises `numbers` of `folder`, printing one marked result line each."""
-    out, passed = sys.stdout, {}
-    capstone = [ex["number"] for ex in EXERCISES if ex["name"] == "train"]
-    order = [ex["number"] for ex in EXERCISES] if set(numbers) & set(capstone) else numbers
-    for number in order:
-        ex = get(number)
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                with alarm(timeout):
-                    result, fn = check_file(folder, ex, secret, passed)
-            except Timeout:
-                result, fn = new_result(ex, "timeout", f"stopped after {timeout} s: an endless "
-                                                       f"loop, or a very slow function?"), None
-        if result["status"] == "passed":
-            passed[number] = fn
-        if number in numbers:
-            print(MARK + json.dumps(result), file=out, flush=True)
-    return 0
+def library_of(numbers):
+    """A context with the student's functions `numbers` in the library (the capstone's)."""
+    from contextlib import ExitStack
+
+    if not numbers:
+        return ExitStack()
+    from tinyvit.exercises.sections.capstone import students
+
+    return students({n: FUNCTIONS[n] for n in numbers if n in FUNCTIONS})
+
+
+def call(msg):
+    fn, args = FUNCTIONS[msg["number"]], list(msg["args"])
+    before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
+    with library_of(msg.get("library") or []):
+        value = fn(*args, **msg["kwargs"])
+    changed = {str(i): a for i, (b, a) in enumerate(zip(before, args))
+               if b is not None and not np.array_equal(a, b, equal_nan=True)}
+    return {"value": value, "changed": changed}
+
+
+def place(args, kwargs, paths, leaves):
+    """(args, kwargs) with the leaves at `paths` replaced (containers on the way copied)."""
+    root = [list(args), dict(kwargs)]
+    for path, leaf in zip(paths, leaves):
+        node = root
+        for key in path[:-1]:
+            node[key] = dict(node[key]) if isinstance(node[key], dict) else list(node[key])
+            node = node[key]
+        node[path[-1]] = leaf
+    return root[0], root[1]
+
+
+def leaf_at(root, path):
+    for key in path:
+        root = root[key]
+    return root
+
+
+def vjp(msg):
+    from autograd import make_vjp
+
+    fn, args, kwargs, paths = FUNCTIONS[msg["number"]], msg["args"], msg["kwargs"], msg["wrt"]
+    leaves = [leaf_at([args, kwargs], p) for p in paths]
+
+    def f(xs):
+        a, k = place(args, kwargs, paths, [xs[i] for i in range(len(paths))])
+        return fn(*a, **k)
+
+    backward, value = make_vjp(f)(leaves)
+    return {"value": value, "grads": list(backward(msg["g"]))}
+
+
+def setup(msg):
+    """Import what the exercises need, wire the references, then set the audit hook."""
+    for name in msg["preload"]:
+        importlib.import_module(name)
+    for number, refs in msg["trips"].items():
+        TRIPS[int(number)] = {k for k in (arm(m, n) for m, n in refs) if k is not None}
+    for number, paths in msg["watch"].items():
+        WATCH[int(number)] = [os.path.realpath(p) for p in paths]
+    sys.addaudithook(audit_hook(readable_roots()))
+    return {"ok": True, "pid": os.getpid(), "uid": os.getuid()}
+
+
+OPERATIONS = {"setup": setup, "load": load, "call": call, "vjp": vjp}
+
+
+def main(argv):
+    global LIBRARY, FD, FOLDER
+    LIBRARY, FD, FOLDER = argv[0], int(argv[1]), os.path.realpath(argv[2])
+    sys.path[:] = [LIBRARY] + [p for p in sys.path if p and os.path.realpath(p) != FOLDER] \
+        + [FOLDER]
+    sys.dont_write_bytecode = True
+    os.chdir(FOLDER)
+    while True:
+        msg = receive(FD, rebuild=rebuild)
+        if msg.get("op") == "bye":
+            return 0
+        if msg.get("op") != "setup":
+            STATE["number"], STATE["fired"] = msg["number"], set()
+        try:
+            reply = OPERATIONS[msg["op"]](msg)
+        except BaseException as e:  # noqa: BLE001 (the student's error is the answer)
+            reply = {"error": error_of(e)}
+        try:
+            send(FD, reply)
+        except ValueError as e:  # an answer over the frame limit
+            send(FD, {"error": error_of(e)})
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
