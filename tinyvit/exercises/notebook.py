@@ -13,6 +13,7 @@ function that passes is remembered for this session: the capstone, check(21, tra
 with every one of them.
 """
 import ast
+import builtins
 import shutil
 import sys
 import tempfile
@@ -89,9 +90,11 @@ def module_text(fn, name, seen=None):
     elif fn.__name__ != name:
         source += f"\n{name} = {fn.__name__}\n"
     head = []
-    for used in sorted(used_names(fn.__code__) - seen - set(dir(__builtins__))):
+    for used in sorted(used_names(fn.__code__) - seen - set(dir(builtins))):
         seen.add(used)
-        value = fn.__globals__.get(used)
+        if used not in fn.__globals__:
+            continue
+        value = fn.__globals__[used]
         if isinstance(value, types.ModuleType):
             head.append(f"import {value.__name__} as {used}")
         elif isinstance(value, PLAIN) or isinstance(value, tuple) and all(
@@ -124,7 +127,7 @@ def check(exercise, fn, seed=None, timeout=60):
                                                    encoding="utf-8")
         result = check_files(folder, [ex["number"]], seed, timeout)[0]
         if any(fn is t for t in ex["targets"]):
-            result["flags"].append("this is the library's own function")
+            result["flags"].insert(0, "this is the library's own function")
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 (never raise: "run all" keeps going)
