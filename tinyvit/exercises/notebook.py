@@ -43,13 +43,14 @@ class Result(dict):
 def importable(obj):
     """'module', 'name' when `obj` is a top-level function or class of an installed module
     (the library, a package, the standard library), else None."""
-    module = sys.modules.get(getattr(obj, "__module__", None) or "")
-    file = getattr(module, "__file__", None) or ""
-    name = getattr(obj, "__qualname__", "")
-    installed = file.startswith(str(LIBRARY / "tinyvit")) or "-packages" in file \
-        or file.startswith(sys.base_prefix)
-    if installed and name.isidentifier() and getattr(module, name, None) is obj:
-        return module.__name__, name
+    name = getattr(obj, "__module__", None) or ""
+    for module in (sys.modules.get(name), sys.modules.get(name.split(".")[0])):
+        file = getattr(module, "__file__", None) or ""
+        installed = file.startswith(str(LIBRARY / "tinyvit")) or "-packages" in file \
+            or file.startswith(sys.base_prefix)
+        names = [k for k, v in vars(module).items() if v is obj] if installed else []
+        if names:
+            return module.__name__, names[0]
     return None
 
 
@@ -75,22 +76,29 @@ def used_names(code):
     return names
 
 
-def module_text(fn, name, seen=None):
-    """A file defining `name` as `fn`: its source and what it uses from its globals."""
+def module_text(fn, name, seen=None, inline=()):
+    """A file defining `name` as `fn`: its source and what it uses from its globals (imported
+    where they are installed; their source for the names in `inline`)."""
     seen = set() if seen is None else seen
     where = importable(fn)
-    if where:
+    if where and getattr(fn, "__name__", None) not in inline:
         return f"from {where[0]} import {where[1]} as {name}\n"
     source = source_of(fn)
     if source is None:
         raise ValueError(f"the source of {getattr(fn, '__name__', fn)!r} cannot be found: "
                          f"define it with def in a cell")
+    seen |= {name, fn.__name__}
+    try:
+        tree = ast.parse(source.strip())
+    except SyntaxError:  # a lambda's line, cut from a longer statement
+        tree = ast.Module(body=[], type_ignores=[])
+    head, names = [], used_names(fn.__code__) | {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     if fn.__name__ == "<lambda>":
         source = f"{name} = {lambda_source(fn, source)}\n"
     elif fn.__name__ != name:
         source += f"\n{name} = {fn.__name__}\n"
-    head = []
-    for used in sorted(used_names(fn.__code__) - seen - set(dir(builtins))):
+    for used in sorted(names - seen - set(dir(builtins))):
         seen.add(used)
         if used not in fn.__globals__:
             continue
@@ -101,7 +109,7 @@ def module_text(fn, name, seen=None):
                 isinstance(v, PLAIN) for v in value):
             head.append(f"{used} = {value!r}")
         elif callable(value):
-            head.append(module_text(value, used, seen))
+            head.append(module_text(value, used, seen, inline))
     return "\n".join(head) + "\n\n" + source
 
 

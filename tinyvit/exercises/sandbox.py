@@ -183,9 +183,14 @@ class Session:
             self.stop()
             raise Timeout() from None
         except (worker.ChannelError, OSError, TypeError, ValueError) as e:
-            code = self.stop()
-            raise Ended(f"your code ended the checking process (exit status {code}): os._exit, "
-                        f"a crash, or memory over {MEMORY >> 30} GiB? ({e})") from None
+            raise self.broken(e) from None
+
+    def broken(self, why):
+        """Ended, after stopping the process: it crashed, exited, or wrote on the channel."""
+        code = self.stop()
+        return Ended(f"your code ended or broke the checking process (exit status {code}; "
+                     f"os._exit, a crash, memory over {MEMORY >> 30} GiB, or writing on its "
+                     f"channel?): {why}")
 
     def stop(self):
         """Kill the student's process group; its exit status."""
@@ -227,6 +232,8 @@ class Session:
         answer = self.request({"op": "call", "number": number, "args": list(args),
                                "kwargs": dict(kwargs), "library": list(library)})
         raise_if_error(answer, self.folder)
+        if "value" not in answer or not isinstance(answer.get("changed", {}), dict):
+            raise self.broken("an answer without a value")
         for i, found in answer.get("changed", {}).items():  # written in place, there and here
             mine = args[int(i)] if int(i) < len(args) else None
             if isinstance(mine, np.ndarray) and isinstance(found, np.ndarray) and \
@@ -247,7 +254,10 @@ class Session:
                 answer = self.request({"op": "vjp", "number": number, "args": a, "kwargs": k,
                                        "wrt": [list(p) for p in paths], "g": g})
                 raise_if_error(answer, self.folder)
-                return tuple(answer["grads"][i] for i in argnums)
+                grads = answer.get("grads")
+                if not isinstance(grads, list) or len(grads) != len(paths):
+                    raise self.broken("an answer without its gradients")
+                return tuple(grads[i] for i in argnums)
             return vjp
 
         f = primitive(forward)
