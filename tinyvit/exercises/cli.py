@@ -105,15 +105,15 @@ def cmd_solution(args):
 def cmd_grade(args):
     from .grade import grade, read_secret, summary, table
 
-    if args.seed is not None and args.seed_file is None:
-        print("warning: --seed puts your secret on the command line, where every process of "
-              "this machine can read it (/proc/PID/cmdline): use --seed-file FILE",
-              file=sys.stderr)
     secret = read_secret(args.seed, args.seed_file, sys.stdin)
     if args.csv not in (None, "-"):
         where = Path(args.csv)
         if where.is_dir() or not where.parent.is_dir() or not os.access(where.parent, os.W_OK):
             raise ValueError(f"--csv {args.csv}: expected a file in a writable folder")
+    if args.seed_file is None:
+        print("warning: --seed puts your secret on the command line, where every process of "
+              "this machine can read it (/proc/PID/cmdline): use --seed-file FILE",
+              file=sys.stderr)
     rows = grade(Path(args.submissions), secret, args.timeout, args.jobs)  # every process ended
     if args.csv is None:
         print(summary(rows, args.allow_flagged))

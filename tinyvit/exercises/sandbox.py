@@ -396,6 +396,7 @@ def check_one(session, ex, secret, passed, where):
     if not path.exists():
         return new_result(ex, "missing", f"no file {path.name} here: python -m tinyvit.exercises "
                                          f"init writes it"), None
+    source = path.read_text(encoding="utf-8", errors="replace")  # before the student's code runs
     try:
         session.begin(ex)
         fn = session.load(ex)
@@ -408,7 +409,6 @@ def check_one(session, ex, secret, passed, where):
                                          f"or a very slow function?"), None
     except Ended as e:
         return new_result(ex, "error", str(e)), None
-    source = path.read_text(encoding="utf-8", errors="replace")
     result["flags"] = sorted(set(flags(source, ex)) | set(session.flags))
     return result, fn
 
