@@ -23,7 +23,7 @@ from pathlib import Path
 from .checker import headline, new_result, report
 from .notes import raised, source_of
 from .registry import get
-from .sandbox import LIBRARY, check_files
+from .sandbox import PACKAGE, check_files
 from .spec import stub_name
 
 PASSED = {}  # {number: function} that passed in this session
@@ -46,7 +46,7 @@ def importable(obj):
     name = getattr(obj, "__module__", None) or ""
     for module in (sys.modules.get(name), sys.modules.get(name.split(".")[0])):
         file = getattr(module, "__file__", None) or ""
-        installed = file.startswith(str(LIBRARY / "tinyvit")) or "-packages" in file \
+        installed = file.startswith(str(PACKAGE)) or "-packages" in file \
             or file.startswith(sys.base_prefix)
         names = [k for k, v in vars(module).items() if v is obj] if installed else []
         if names:

@@ -39,7 +39,7 @@ from .spec import stub_name
 
 AUTODIFF = {"grad", "make_vjp", "elementwise_grad", "value_and_grad", "jacobian", "vjp",
             "grad_and_aux", "make_jvp", "hessian", "holomorphic_grad"}
-LIBRARY = Path(__file__).resolve().parents[2]  # the folder holding tinyvit/
+PACKAGE = Path(__file__).resolve().parents[1]  # tinyvit/: the library the child imports
 NOBODY = 65534
 MEMORY = 4 << 30  # bytes of address space for the student's process
 FILE_SIZE = 64 << 20  # bytes: the largest file it may write (in its own folder)
@@ -160,7 +160,7 @@ class Session:
                "MKL_NUM_THREADS": "1"}
         cpu = int(self.timeout * (len(self.exercises) + 2)) + 30
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-B", worker.__file__, str(LIBRARY), str(theirs.fileno()),
+            [sys.executable, "-I", "-B", worker.__file__, str(PACKAGE), str(theirs.fileno()),
              str(self.folder)], cwd=self.folder, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=[theirs.fileno()],
             start_new_session=True, preexec_fn=limited(uid, cpu))

@@ -1,9 +1,9 @@
 """The student's process, and the frames by which the grader talks to it.
 
-    python -I -B worker.py LIBRARY FD FOLDER
+    python -I -B worker.py PACKAGE FD FOLDER
 
-is started by `sandbox.py` in FOLDER (a private copy of one submission), with the library's own
-location LIBRARY first on sys.path (a `tinyvit/` folder beside the student's files cannot stand
+is started by `sandbox.py` in FOLDER (a private copy of one submission), with the folder holding
+the library's own PACKAGE (tinyvit/) first on sys.path (a `tinyvit/` folder beside the student's files cannot stand
 in for it) and FD, one end of a socket pair: its only way in or out (stdin, stdout and stderr
 are /dev/null). It answers frames: `setup`, then `load` a file, `call` a function on inputs,
 `vjp` (a function's value and vector-Jacobian product at inputs and a cotangent, computed here
@@ -132,7 +132,7 @@ def decode(body, rebuild=None):
     (n,) = struct.unpack("<I", body[:4]) if len(body) >= 4 else (len(body),)
     try:
         tree, sizes = json.loads(body[4:4 + n].decode())
-    except (ValueError, UnicodeDecodeError, TypeError) as e:
+    except (ValueError, UnicodeDecodeError, TypeError, RecursionError) as e:
         raise ChannelError(f"a frame whose header is not JSON: {e}") from None
     if not isinstance(sizes, list) or not all(isinstance(s, int) and s >= 0 for s in sizes):
         raise ChannelError("a frame with bad array sizes")
@@ -142,7 +142,10 @@ def decode(body, rebuild=None):
         at += size
     if at != len(body):
         raise ChannelError("a frame whose arrays do not fill it")
-    return unpack(tree, blobs, rebuild)
+    try:
+        return unpack(tree, blobs, rebuild)
+    except (RecursionError, KeyError, TypeError, ValueError) as e:
+        raise ChannelError(f"a frame that does not unpack: {type(e).__name__}") from None
 
 
 def send(fd, value):
@@ -272,6 +275,8 @@ def audit_hook(readable):
                                       f"folder, not {path}")
             if not inside(path, readable):
                 raise PermissionError(f"the exercise's process may not read {path}")
+            if os.path.isdir(path):  # a folder's descriptor would let dir_fd escape this check
+                raise PermissionError(f"the exercise's process may not open the folder {path}")
             watched(path, "opened")
         elif event.startswith(CHANGES) and changes_outside(args):
             raise PermissionError(f"the exercise's process may change files only in its own "
@@ -416,6 +421,7 @@ def setup(msg):
     for number, paths in msg["watch"].items():
         WATCH[int(number)] = [os.path.realpath(p) for p in paths]
     sys.addaudithook(audit_hook(readable_roots()))
+    sys.modules["__main__"] = types.ModuleType("__main__")  # this file is not the student's
     return {"ok": True, "pid": os.getpid(), "uid": os.getuid()}
 
 
@@ -424,7 +430,7 @@ OPERATIONS = {"setup": setup, "load": load, "call": call, "vjp": vjp}
 
 def main(argv):
     global LIBRARY, FD, FOLDER
-    LIBRARY, FD, FOLDER = argv[0], int(argv[1]), os.path.realpath(argv[2])
+    LIBRARY, FD, FOLDER = os.path.dirname(argv[0]), int(argv[1]), os.path.realpath(argv[2])
     sys.path[:] = [LIBRARY] + [p for p in sys.path if p and os.path.realpath(p) != FOLDER] \
         + [FOLDER]
     sys.dont_write_bytecode = True
