@@ -82,7 +82,12 @@ def verify_installation():
 
 def grade_one(job):
     folder, secret, timeout = job
-    return folder.name, check_files(folder, [ex["number"] for ex in EXERCISES], secret, timeout)
+    results = check_files(folder, [ex["number"] for ex in EXERCISES], secret, timeout)
+    try:
+        verify_installation()
+    except ValueError as e:
+        raise ValueError(f"{e}, found after grading {folder.name}") from None
+    return folder.name, results
 
 
 def grade(root, secret, timeout=60, jobs=1):
@@ -90,6 +95,7 @@ def grade(root, secret, timeout=60, jobs=1):
     if secret is None or not str(secret):
         raise ValueError("grade: expected a secret (--seed-file FILE), found an empty one")
     verify_installation()
+    isolation()  # decided once, before the students' processes start
     work = [(folder, str(secret), timeout) for folder in students(Path(root))]
     if jobs > 1 and len(work) > 1 and "fork" in multiprocessing.get_all_start_methods():
         with multiprocessing.get_context("fork").Pool(min(jobs, len(work))) as pool:
@@ -140,6 +146,8 @@ def summary(rows, allow_flagged=False):
     """A readable summary: how the students' code ran; per student, what passed, where the rest
     stopped, the flags (and whether they cost the credit)."""
     lines = [f"isolation: {isolation()[1]}",
+             "installation: the library's files matched tinyvit/exercises/MANIFEST before "
+             "and after every student",
              f"flags: {'allowed (credit kept)' if allow_flagged else 'a flagged exercise earns no credit (--allow-flagged keeps it)'}"]
     for student, results in rows:
         lines.append(f"{student}: {passed(results, allow_flagged)}/{len(results)} passed, "

@@ -97,7 +97,10 @@ def limited(uid, cpu_seconds):
         for name, value in ((resource.RLIMIT_CPU, cpu_seconds), (resource.RLIMIT_AS, MEMORY),
                             (resource.RLIMIT_FSIZE, FILE_SIZE), (resource.RLIMIT_CORE, 0),
                             (resource.RLIMIT_NPROC, 0)):
-            resource.setrlimit(name, (value, value))
+            try:
+                resource.setrlimit(name, (value, value))
+            except (ValueError, OSError):  # a limit this OS will not lower (macOS's RLIMIT_AS)
+                pass
         if uid is not None:
             drop(uid)
     return preexec
