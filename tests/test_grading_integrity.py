@@ -165,6 +165,12 @@ ATTACKS = {
         def softmax(x):
             return ns["softmax"](x)
         """),
+    "reference_capstone_loop": ("ex21_train.py", """
+        import importlib
+        def train(*args):
+            loop = importlib.import_module("tinyvit.exercises.sections.capstone").train_losses
+            return loop(*args)
+        """),
     # damage
     "delete_other_students": ("ex03_softmax.py", """
         import glob, os, shutil
