@@ -253,38 +253,86 @@ def readable_roots():
     return tuple(sorted(roots))
 
 
-def changes_outside(args):
-    return any(isinstance(p, (str, bytes, os.PathLike))
-               and not inside(os.path.realpath(os.fsdecode(p)), (FOLDER,)) for p in args[:2])
+def audit_hook(readable, folder, pid):
+    """The hook (PEP 578): refuses what no exercise needs, flags the reference's source.
 
+    Its refusals hold from the moment it is set and look nothing up when they run: every
+    function and name they use (C functions only: no os.path, no builtins a student's code
+    could rebind) is bound here, and paths are resolved by `resolve` below."""
+    import stat
 
-def audit_hook(readable):
-    """The hook (PEP 578): refuses what no exercise needs, flags the reference's source."""
+    lstat, readlink, getcwd, fspath, is_link, is_dir, os_stat = (
+        os.lstat, os.readlink, os.getcwd, os.fspath, stat.S_ISLNK, stat.S_ISDIR, os.stat)
+    is_a, text, denied, failure, write_flags = isinstance, str, PermissionError, OSError, WRITE_FLAGS
+    refused, changes, paths, code_type = REFUSED, CHANGES, (str, bytes, os.PathLike), types.CodeType
+
+    def resolve(path):
+        """The absolute path with every link followed (as the kernel will)."""
+        path = fspath(path)
+        path = "".join([bytes.decode(path, "utf-8", "surrogateescape") if is_a(path, bytes)
+                        else path])  # a plain str, whatever subclass came
+        todo = [p for p in ((path if path.startswith("/") else getcwd() + "/" + path)
+                            .split("/")) if p not in ("", ".")]
+        done, links = "", 0
+        while todo:
+            part = todo.pop(0)
+            if part == "..":
+                done = done[:done.rfind("/")]
+                continue
+            candidate = done + "/" + part
+            try:
+                link = is_link(lstat(candidate).st_mode) and links < 40
+            except failure:
+                link = False
+            if link:
+                links += 1
+                target = readlink(candidate)
+                todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+                done = "" if target.startswith("/") else done
+            else:
+                done = candidate
+        return done or "/"
+
+    def within(path, roots):
+        for r in roots:
+            if path == r or path.startswith(r.rstrip("/") + "/"):
+                return True
+        return False
+
+    def folder_at(path):
+        try:
+            return is_dir(os_stat(path).st_mode)
+        except failure:
+            return False
+
     def audit(event, args):
-        if STATE["number"] is None:
-            return
-        if event.startswith(REFUSED):
-            raise PermissionError(f"the exercise's process may not use {event}")
-        if event in ("os.kill", "os.killpg") and args[0] not in (0, os.getpid()):
-            raise PermissionError("the exercise's process may not signal other processes")
-        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            path = os.path.realpath(os.fsdecode(args[0]))
-            writes = any(c in str(args[1] or "") for c in "wax+") or (args[2] or 0) & WRITE_FLAGS
-            if writes and not inside(path, (FOLDER, "/dev/null")):
-                raise PermissionError(f"the exercise's process may write only in its own "
-                                      f"folder, not {path}")
-            if not inside(path, readable):
-                raise PermissionError(f"the exercise's process may not read {path}")
-            if os.path.isdir(path):  # a folder's descriptor would let dir_fd escape this check
-                raise PermissionError(f"the exercise's process may not open the folder {path}")
+        if event.startswith(refused):
+            raise denied(f"the exercise's process may not use {event}")
+        if event in ("os.kill", "os.killpg") and not (is_a(args[0], int) and (
+                int.__eq__(args[0], pid) is True or int.__eq__(args[0], 0) is True)):
+            raise denied("the exercise's process may not signal other processes")
+        if event == "open" and is_a(args[0], paths):
+            path = resolve(args[0])
+            mode = "".join([args[1]]) if is_a(args[1], text) else ""
+            writes = "w" in mode or "a" in mode or "x" in mode or "+" in mode or (
+                is_a(args[2], int) and int.__and__(args[2], write_flags))
+            if writes and not within(path, (folder, "/dev/null")):
+                raise denied(f"the exercise's process may write only in its own folder, "
+                             f"not {path}")
+            if not within(path, readable):
+                raise denied(f"the exercise's process may not read {path}")
+            if folder_at(path):  # a folder's descriptor would let dir_fd escape this check
+                raise denied(f"the exercise's process may not open the folder {path}")
             watched(path, "opened")
-        elif event.startswith(CHANGES) and changes_outside(args):
-            raise PermissionError(f"the exercise's process may change files only in its own "
-                                  f"folder ({event})")
-        elif event == "compile" and isinstance(args[1], (str, bytes)):
-            watched(os.path.realpath(os.fsdecode(args[1])), "compiled")
-        elif event == "exec" and isinstance(args[0], types.CodeType):
-            watched(os.path.realpath(args[0].co_filename), "executed code of")
+        elif event.startswith(changes):
+            for p in args[:2]:
+                if is_a(p, paths) and not within(resolve(p), (folder,)):
+                    raise denied(f"the exercise's process may change files only in its own "
+                                 f"folder ({event})")
+        elif event == "compile" and is_a(args[1], (str, bytes)):
+            watched(resolve(args[1]), "compiled")
+        elif event == "exec" and is_a(args[0], code_type):
+            watched(resolve(args[0].co_filename), "executed code of")
     return audit
 
 
@@ -420,7 +468,7 @@ def setup(msg):
         TRIPS[int(number)] = {k for k in (arm(m, n) for m, n in refs) if k is not None}
     for number, paths in msg["watch"].items():
         WATCH[int(number)] = [os.path.realpath(p) for p in paths]
-    sys.addaudithook(audit_hook(readable_roots()))
+    sys.addaudithook(audit_hook(readable_roots(), FOLDER, os.getpid()))
     sys.modules["__main__"] = types.ModuleType("__main__")  # this file is not the student's
     return {"ok": True, "pid": os.getpid(), "uid": os.getuid()}
 
