@@ -417,3 +417,14 @@ def test_exercises_work_from_a_folder_beside_a_tinyvit_folder(tmp_path):
     (folder / "tinyvit.py").write_text("raise ImportError('the wrong tinyvit')\n")
     results = check_files(folder, [13, 21])
     assert [r["status"] for r in results] == ["passed", "passed"], results
+
+
+def test_a_flag_costs_the_credit_unless_the_teacher_allows_it(graded):
+    results = graded["rows"]["reference_importlib"]
+    ex3 = next(r for r in results if r["number"] == 3)
+    assert ex3["flags"] == ["uses the reference tinyvit.ops.softmax"]
+    assert grading.stages_of(ex3) == (0, 7) and grading.stages_of(ex3, allow_flagged=True) == (7, 7)
+    assert "reference_importlib: 0/21 passed" in graded["summary"]
+    assert "3 softmax: flag: uses the reference tinyvit.ops.softmax" in graded["summary"]
+    assert "reference_importlib: 1/21" in grading.summary(
+        [("reference_importlib", results)], allow_flagged=True)
