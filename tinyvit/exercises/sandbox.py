@@ -486,8 +486,3 @@ def flags(source, ex):
         elif hand and name.startswith("tinyvit.fast"):
             out.append(f"uses {name}, the fast twins' hand-written gradients")
     return sorted(set(out))
-
-
-def file_of(folder, ex):
-    """The student's file of an exercise in `folder`."""
-    return Path(folder) / stub_name(ex)
