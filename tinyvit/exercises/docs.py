@@ -73,13 +73,17 @@ At every isolation level:
   the private folder is removed after the check. Before and after grading, the library's
   files are compared with `tinyvit/exercises/MANIFEST` (SHA-256 of each; a test keeps it
   current): a modified installation is refused.
-- **The reference, by any route**: in the student's process the exercise's reference
-  functions are tripwired (a call is flagged whatever name reached it: `importlib`,
-  `__import__`, `sys.modules`, a module's `__dict__`, its code object), and a PEP 578 audit
-  hook, which cannot be removed, flags opening, compiling or executing the reference's
-  source (`exec` of `ops.py`, `inspect.getsource`, its `.pyc`). Imports of the reference and
-  of the answer key are flagged from the file's text too. A flagged exercise earns no credit
-  unless you pass `--allow-flagged`; the summary and the CSV say which flag fired.
+- **The reference, by any route**: in the student's process each exercise's reference
+  functions (and their fast twins) are recompiled from their source with a first statement
+  that raises a PEP 578 audit event, and an audit hook (which cannot be removed, and looks
+  nothing up that a student's code could rebind) reports it to the grader: a call is
+  flagged whatever name reached the function (`importlib`, `__import__`, `sys.modules`, a
+  module's `__dict__`, a copy of its code object); reading its code is flagged, replacing
+  it is refused, and opening, compiling or executing its source or `.pyc` is flagged. The
+  grader keeps the reports that concern the exercise it is checking (a student's attention
+  may call the library's softmax). Imports of the reference and of the answer key are
+  flagged from the file's text too. A flagged exercise earns no credit unless you pass
+  `--allow-flagged`; the summary and the CSV say which flag fired.
 
 The isolation level is the first line of `grade`'s summary:
 
@@ -95,11 +99,12 @@ The isolation level is the first line of `grade`'s summary:
   program or a bug in CPython: grade untrusted classes as root (a container or CI job) for
   the separate-user level.
 
-What it does not guarantee: the tripwires live in the student's process, so a student who
-reaches into that process's own state (a function's `__globals__`) can hide a call of the
-reference from them; opening the reference's source is still flagged, and the verdict, the
-secret and your files stay out of reach. Limits are per exercise and per student, not a
-quota for the whole class. Network access is refused only at the Python level.
+What it does not guarantee: a student who copies the reference's text into their own
+files (it is one `solution N` away) is not flagged by behaviour; that is yours to judge.
+At the same-user level, the audit hook stops Python code only: the student's process gets
+no way to start another program or load a compiled one, but a bug in CPython itself is
+outside what it can stop. Limits are per exercise and per student, not a quota for the
+whole class. Network access is refused at the Python level only.
 """
 
 

@@ -126,13 +126,20 @@ def private_copy(folder):
 
 
 def references(ex):
-    """[(module, name)] of the library functions whose use the exercise flags."""
+    """[(module, name)] of the library functions whose use the exercise flags (their fast
+    twins too)."""
+    import importlib
+
     out = []
     for target in ex["targets"]:
         module = sys.modules.get(getattr(target, "__module__", ""))
         for name in ex["forbid"]:
             if module is not None and callable(getattr(module, name, None)):
                 out.append((module.__name__, name))
+                twin = f"tinyvit.fast.{module.__name__.rsplit('.', 1)[-1]}"
+                if importlib.util.find_spec(twin) and callable(
+                        getattr(importlib.import_module(twin), name, None)):
+                    out.append((twin, name))
     return sorted(set(out))
 
 
@@ -142,18 +149,20 @@ class Session:
     def __init__(self, folder, numbers, timeout):
         from .registry import get
 
-        self.folder, self.timeout, self.flags = Path(folder), timeout, []
+        self.folder, self.timeout, self.flags, self.watching = Path(folder), timeout, [], set()
         self.exercises = [get(n) for n in numbers]
         self.process, self.sock, self.deadline, self.loaded = None, None, None, set()
         capstone = any(ex["name"] == "train" for ex in self.exercises)
-        trips = {ex["number"]: [r for r in references(ex) if capstone or ".exercises" not in r[0]]
-                 for ex in self.exercises}
-        self.setup = {"op": "setup", "trips": {str(n): t for n, t in trips.items()},
-                      "preload": sorted(set(PRELOAD) | {m for t in trips.values() for m, _ in t}
+        refs = {ex["number"]: [r for r in references(ex) if capstone or ".exercises" not in r[0]]
+                for ex in self.exercises}
+        files = {n: {sys.modules[m].__file__ for m, _ in r} for n, r in refs.items()}
+        self.about = {n: {f"{m}.{name}" for m, name in refs[n]}
+                      | {os.path.relpath(f, PACKAGE.parent) for f in files[n]} for n in refs}
+        self.setup = {"op": "setup", "references": sorted({r for rs in refs.values() for r in rs}),
+                      "sources": sorted({f for fs in files.values() for f in fs}),
+                      "preload": sorted(set(PRELOAD) | {m for rs in refs.values() for m, _ in rs}
                                         | ({"tinyvit.exercises.sections.capstone"} if capstone
-                                           else set())),
-                      "watch": {str(n): sorted({sys.modules[m].__file__ for m, _ in t})
-                                for n, t in trips.items()}}
+                                           else set()))}
 
     def start(self):
         uid, _ = isolation()
@@ -181,7 +190,8 @@ class Session:
                     raise worker.ChannelError("an answer that is not a frame of ours")
                 if "flag" not in answer:
                     return answer
-                self.flags.append(str(answer["flag"])[:300])
+                if answer.get("about") in self.watching:  # about the exercise being checked
+                    self.flags.append(str(answer["flag"])[:300])
         except worker.Deadline:
             self.stop()
             raise Timeout() from None
@@ -211,6 +221,7 @@ class Session:
     def begin(self, ex):
         """Start the exercise's clock (and a process, if none is running)."""
         self.deadline, self.flags = time.monotonic() + self.timeout, []
+        self.watching = self.about.get(ex["number"], set())
         if self.process is None:
             self.start()
 

@@ -10,12 +10,14 @@ are /dev/null). It answers frames: `setup`, then `load` a file, `call` a functio
 with autograd), `bye`. Errors go back as data: type, message, the student's line, the
 traceback's text. It never sees the teacher's secret, an expected output or a verdict.
 
-What it watches, sent to the grader as flags the moment they happen: calls of the library's
-reference for the exercise being checked (tripwires in the functions' code, whatever name
-reached them), and, by a PEP 578 audit hook set before any student code runs (it cannot be
-removed), opening, compiling or executing the reference's source. The hook refuses what no
-exercise needs: new processes, sockets, ctypes, frame and garbage-collector introspection,
-reading outside the Python installation, the library and FOLDER, changing files outside FOLDER.
+What it reports, to the grader, the moment it happens: a call of a wired reference function
+(each is recompiled from its source with a first statement that raises an audit event, so
+whatever name reached it), a read of its code, and its source or .pyc opened, compiled or
+executed. All of it is seen by a PEP 578 audit hook set before any student code runs; it
+cannot be removed and looks up nothing a student's code could rebind. The hook also refuses
+what no exercise needs: new processes, sockets, ctypes, the garbage collector's referrers,
+replacing a reference's code, reading outside the Python installation, the library and
+FOLDER, opening folders, changing files outside FOLDER, signalling other processes.
 
 A frame is an 8-byte little-endian length, a 4-byte header length, a JSON header and the
 arrays' bytes. Values are None, bools, numbers, strings, lists, tuples, dicts with string keys,
@@ -184,46 +186,38 @@ def receive(fd, deadline=None, rebuild=None):
 
 LIBRARY, FD, FOLDER = "", -1, ""  # set by main()
 FUNCTIONS = {}   # exercise number: the student's function
-TRIPS = {}       # exercise number: keys of its reference functions in ORIGINALS
-ORIGINALS = []   # (label, the function with its original code)
-WATCH = {}       # exercise number: real paths of the reference's source files
-STATE = {"number": None, "fired": set()}
+MARK = "__tinyvit_reference_"  # the name of the marker function in a wired reference
 
 
-def fire(flag):
-    """Report a flag at once, in a frame of its own: what is sent cannot be taken back."""
-    if flag not in STATE["fired"]:
-        STATE["fired"].add(flag)
-        send(FD, {"flag": flag})
+def wire(module, name, key):
+    """Rewrite module.name (or an autograd primitive's function) so that its first statement
+    reads the `__code__` of a function named MARK + key: an audited event, seen by the hook
+    whatever name reached the reference. Its code is recompiled from its own source, so no
+    unwired copy of it is left in this process. True when wired."""
+    import ast
+    import inspect
 
-
-def tripwire(key, args, kwargs):
-    """Every call of a wired reference function comes here, by whatever name it was reached."""
-    label, original = ORIGINALS[key]
-    if key in TRIPS.get(STATE["number"], ()):
-        fire(f"uses the reference {label}")
-    return original(*args, **kwargs)
-
-
-def arm(module, name):
-    """Wire module.name (a function, or an autograd primitive's function): its key, or None."""
     fn = getattr(sys.modules.get(module), name, None)
     fn = getattr(fn, "fun", fn)  # an autograd primitive runs .fun
     if not isinstance(fn, types.FunctionType) or fn.__code__.co_freevars:
-        return None
-    labels = [label for label, _ in ORIGINALS]
-    if f"{module}.{name}" in labels:
-        return labels.index(f"{module}.{name}")
-    original = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__)
-    original.__kwdefaults__ = fn.__kwdefaults__
-    ORIGINALS.append((f"{module}.{name}", original))
-    key = len(ORIGINALS) - 1
-    gate = compile(f"def gate(*args, **kwargs):\n    return __tinyvit_tripwire__({key}, args, "
-                   f"kwargs)\n", fn.__code__.co_filename, "exec")
-    code = next(c for c in gate.co_consts if isinstance(c, types.CodeType))
-    fn.__globals__["__tinyvit_tripwire__"] = tripwire
-    fn.__code__ = code.replace(co_name=fn.__code__.co_name)
-    return key
+        return False
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        tree = ast.parse("".join(lines).lstrip() if lines[0][:1].isspace() else "".join(lines))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    node = tree.body[0]
+    if not isinstance(node, ast.FunctionDef):
+        return False
+    node.decorator_list = []
+    marker = ast.parse(f"def {MARK}{key}__():\n    pass\n{MARK}{key}__.__code__\n").body
+    docstring = ast.get_docstring(node, clean=False) is not None
+    node.body[docstring:docstring] = marker
+    ast.increment_lineno(tree, first - 1)
+    code = compile(ast.fix_missing_locations(tree), fn.__code__.co_filename, "exec")
+    fn.__code__ = next(c for c in code.co_consts if isinstance(c, types.CodeType)
+                       and c.co_name == fn.__code__.co_name)
+    return True
 
 
 REFUSED = ("os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec", "os.system",
@@ -253,18 +247,35 @@ def readable_roots():
     return tuple(sorted(roots))
 
 
-def audit_hook(readable, folder, pid):
-    """The hook (PEP 578): refuses what no exercise needs, flags the reference's source.
+def audit_hook(readable, folder, pid, fd, uses, sources, wired):
+    """The hook (PEP 578): refuses what no exercise needs, and reports the reference's use.
 
-    Its refusals hold from the moment it is set and look nothing up when they run: every
-    function and name they use (C functions only: no os.path, no builtins a student's code
-    could rebind) is bound here, and paths are resolved by `resolve` below."""
+    It holds from the moment it is set and looks nothing up when it runs: every function and
+    name it uses (C functions only: no os.path, no builtins a student's code could rebind) is
+    bound here, paths are resolved by `resolve` below, and what it reports is a frame made at
+    setup: `uses` {key: frame} for a call of a wired reference (or a read of its code),
+    `sources` {path: {verb: frame}} for its source (and .pyc) opened, compiled or executed.
+    The grader keeps a report when it concerns the exercise being checked. `wired` holds the
+    ids of the wired functions: their code cannot be replaced."""
     import stat
 
     lstat, readlink, getcwd, fspath, is_link, is_dir, os_stat = (
         os.lstat, os.readlink, os.getcwd, os.fspath, stat.S_ISLNK, stat.S_ISDIR, os.stat)
     is_a, text, denied, failure, write_flags = isinstance, str, PermissionError, OSError, WRITE_FLAGS
     refused, changes, paths, code_type = REFUSED, CHANGES, (str, bytes, os.PathLike), types.CodeType
+    write, function, ident, mark, sent = os.write, types.FunctionType, id, MARK, set()
+
+    def report(frame):
+        if frame not in sent:
+            sent.add(frame)
+            view = memoryview(frame)
+            while view:
+                view = view[write(fd, view):]
+
+    def watched(path, verb):
+        frames = sources.get(path)
+        if frames is not None:
+            report(frames[verb])
 
     def resolve(path):
         """The absolute path with every link followed (as the kernel will)."""
@@ -306,6 +317,18 @@ def audit_hook(readable, folder, pid):
             return False
 
     def audit(event, args):
+        if event == "object.__getattr__" and args[1] == "__code__" and is_a(args[0], function):
+            name = args[0].__name__
+            if is_a(name, text) and name.startswith(mark):
+                report(uses.get(name[len(mark):-2], b""))
+            elif ident(args[0]) in wired:
+                report(uses.get(wired[ident(args[0])], b""))
+            return
+        if event == "object.__setattr__" and args[1] == "__code__" and ident(args[0]) in wired:
+            raise denied("the exercise's process may not replace the reference's code")
+        if event == "tinyvit.request":
+            sent.clear()
+            return
         if event.startswith(refused):
             raise denied(f"the exercise's process may not use {event}")
         if event in ("os.kill", "os.killpg") and not (is_a(args[0], int) and (
@@ -334,16 +357,6 @@ def audit_hook(readable, folder, pid):
         elif event == "exec" and is_a(args[0], code_type):
             watched(resolve(args[0].co_filename), "executed code of")
     return audit
-
-
-def watched(path, verb):
-    """Flag `path` if it is the current exercise's reference's source (or its .pyc)."""
-    for source in WATCH.get(STATE["number"], ()):
-        stem, folder = os.path.splitext(os.path.basename(source))[0], os.path.dirname(source)
-        cached = os.path.dirname(path) == os.path.join(folder, "__pycache__") \
-            and os.path.basename(path).split(".")[0] == stem
-        if path == source or cached:
-            fire(f"{verb} {os.path.relpath(source, LIBRARY)}, the reference's source")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,11 +477,31 @@ def setup(msg):
     """Import what the exercises need, wire the references, then set the audit hook."""
     for name in msg["preload"]:
         importlib.import_module(name)
-    for number, refs in msg["trips"].items():
-        TRIPS[int(number)] = {k for k in (arm(m, n) for m, n in refs) if k is not None}
-    for number, paths in msg["watch"].items():
-        WATCH[int(number)] = [os.path.realpath(p) for p in paths]
-    sys.addaudithook(audit_hook(readable_roots(), FOLDER, os.getpid()))
+    uses, wired = {}, {}
+    for key, (module, name) in enumerate(msg["references"]):
+        if wire(module, name, key):
+            label = f"{module}.{name}"
+            uses[str(key)] = encode({"flag": f"uses the reference {label}", "about": label})
+            fn = getattr(sys.modules[module], name)
+            wired[id(getattr(fn, "fun", fn))] = str(key)
+    sources = {}
+    for path in msg["sources"]:
+        path = os.path.realpath(path)
+        about = os.path.relpath(path, LIBRARY)
+        frames = {verb: encode({"flag": f"{verb} {about}, the reference's source",
+                                "about": about})
+                  for verb in ("opened", "compiled", "executed code of")}
+        stem, cache = os.path.splitext(os.path.basename(path))[0], os.path.join(
+            os.path.dirname(path), "__pycache__")
+        sources[path] = frames
+        for tag in (sys.implementation.cache_tag, ):
+            for opt in ("", ".opt-1", ".opt-2"):
+                sources[os.path.join(cache, f"{stem}.{tag}{opt}.pyc")] = frames
+    import linecache
+
+    linecache.clearcache()  # the sources read for wiring are not left in memory
+    sys.addaudithook(audit_hook(readable_roots(), FOLDER, os.getpid(), FD, uses, sources,
+                                wired))
     sys.modules["__main__"] = types.ModuleType("__main__")  # this file is not the student's
     return {"ok": True, "pid": os.getpid(), "uid": os.getuid()}
 
@@ -487,8 +520,7 @@ def main(argv):
         msg = receive(FD, rebuild=rebuild)
         if msg.get("op") == "bye":
             return 0
-        if msg.get("op") != "setup":
-            STATE["number"], STATE["fired"] = msg["number"], set()
+        sys.audit("tinyvit.request")  # a new request: reports may repeat
         try:
             reply = OPERATIONS[msg["op"]](msg)
         except BaseException as e:  # noqa: BLE001 (the student's error is the answer)
