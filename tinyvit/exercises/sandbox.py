@@ -178,7 +178,11 @@ class Session:
             start_new_session=True, preexec_fn=limited(uid, cpu))
         theirs.close()
         self.sock, self.loaded = mine, set()
-        self.request(self.setup, deadline=time.monotonic() + max(60, self.timeout))
+        try:
+            self.request(self.setup, deadline=time.monotonic() + max(60, self.timeout))
+        except (Ended, Timeout) as e:  # no student code has run yet: the installation's fault
+            raise ValueError(f"the checking process did not start ({sys.executable} "
+                             f"{worker.__file__}): {e or 'no answer in time'}") from None
 
     def request(self, msg, deadline=None):
         """The answer to `msg`; flags sent meanwhile are kept. Timeout past the deadline."""
