@@ -179,10 +179,14 @@ class Session:
         theirs.close()
         self.sock, self.loaded = mine, set()
         try:
-            self.request(self.setup, deadline=time.monotonic() + max(60, self.timeout))
+            answer = self.request(self.setup, deadline=time.monotonic() + max(60, self.timeout))
         except (Ended, Timeout) as e:  # no student code has run yet: the installation's fault
+            answer = {"error": {"type": type(e).__name__, "message": str(e) or "no answer"}}
+        if "error" in answer:
+            self.stop()
             raise ValueError(f"the checking process did not start ({sys.executable} "
-                             f"{worker.__file__}): {e or 'no answer in time'}") from None
+                             f"{worker.__file__}): {answer['error']['type']}: "
+                             f"{first_line(answer['error']['message'])}")
 
     def request(self, msg, deadline=None):
         """The answer to `msg`; flags sent meanwhile are kept. Timeout past the deadline."""
