@@ -11,9 +11,12 @@ the registry and nothing can drift. What is where:
     compare.py, gradients.py           shapes and values compared; finite differences
     diagnose.py, notes.py              typical mistakes named, detectors; notes, errors
     patching.py                        putting functions into the library for a while
-    sandbox.py, worker.py              a student's files, in a subprocess with a timeout
-    notebook.py                        check(n, fn) for Jupyter and Colab
-    grade.py                           teachers: grade SUBMISSIONS --seed SECRET --csv
+    sandbox.py                         the grader's side: a student's functions as stand-ins
+                                       that call them in a process of their own
+    worker.py                          that process, and the frames of plain data between them
+    notebook.py                        check(n, fn) for Jupyter and Colab (the same path)
+    grade.py                           teachers: grade SUBMISSIONS --seed-file FILE --csv;
+                                       MANIFEST, the library's SHA-256, checked first
     mutants.py                         mutants of the references, the checkers' proof
     docs.py, cli.py                    docs/EXERCISES.md; the commands
 """

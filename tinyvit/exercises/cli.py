@@ -5,9 +5,12 @@
     check N|all [--dir DIR]    check your file(s), in a subprocess with a timeout
     hint N [LEVEL]             the hints up to LEVEL (1-3; default 1)
     solution N                 the reference: its source, from the library
-    grade SUBMISSIONS --seed SECRET [--csv [FILE]]   (teachers) grade a folder of submissions
+    grade SUBMISSIONS --seed-file FILE [--csv [FILE]]  (teachers) grade a folder of submissions
     docs                       the exercise list in Markdown (docs/EXERCISES.md)
     mutants [N]                mutants of the references made / killed / equivalent
+    manifest                   write tinyvit/exercises/MANIFEST (the library's files' SHA-256)
+
+Every error is one line (`error: ...`, exit status 2).
 """
 import argparse
 import inspect
@@ -17,11 +20,14 @@ from pathlib import Path
 
 from . import registry
 from .checker import check, credit, report
+from .grade import default_jobs
 from .spec import stub, stub_name
 
 
 def cmd_init(args):
     folder = Path(args.dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"init {args.dir}: expected a folder, found a file")
     folder.mkdir(parents=True, exist_ok=True)
     written, kept = [], []
     for ex in registry.EXERCISES:
@@ -97,18 +103,27 @@ def cmd_solution(args):
 
 
 def cmd_grade(args):
-    from .grade import grade, summary, table
+    from .grade import grade, read_secret, summary, table
 
-    rows = grade(Path(args.submissions), args.seed, args.timeout)
+    secret = read_secret(args.seed, args.seed_file, sys.stdin)
+    if args.csv not in (None, "-"):
+        where = Path(args.csv)
+        if where.is_dir() or not where.parent.is_dir() or not os.access(where.parent, os.W_OK):
+            raise ValueError(f"--csv {args.csv}: expected a file in a writable folder")
+    if args.seed_file is None:
+        print("warning: --seed puts your secret on the command line, where every process of "
+              "this machine can read it (/proc/PID/cmdline): use --seed-file FILE",
+              file=sys.stderr)
+    rows = grade(Path(args.submissions), secret, args.timeout, args.jobs)  # every process ended
     if args.csv is None:
-        print(summary(rows))
+        print(summary(rows, args.allow_flagged))
     elif args.csv == "-":
-        sys.stdout.write(table(rows))
+        sys.stdout.write(table(rows, args.allow_flagged))
     else:
         from ..run.files import atomic_write
 
-        with atomic_write(args.csv) as f:
-            f.write(table(rows))
+        with atomic_write(args.csv, "w") as f:
+            f.write(table(rows, args.allow_flagged))
         print(f"wrote {args.csv}: {len(rows)} submissions")
     return 0
 
@@ -134,19 +149,40 @@ def cmd_mutants(args):
     return 0
 
 
-def cmd_worker(args):
-    from .worker import main
+def cmd_manifest(args):
+    from .grade import MANIFEST, manifest_text
+    from ..run.files import atomic_write
 
-    return main(Path(args.dir), [int(n) for n in args.numbers.split(",")],
-                os.environ.get("TINYVIT_EXERCISE_SECRET"), args.timeout)
+    with atomic_write(MANIFEST, "w") as f:
+        f.write(manifest_text())
+    print(f"wrote {MANIFEST}")
+    return 0
+
+
+def positive(text):
+    """An argparse type: an integer number of seconds above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds, found {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, found {value}")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line too (not the usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="python -m tinyvit.exercises",
-                                description="Classroom exercises: write the ViT's functions, "
-                                            "check them, see them train.")
-    sub = p.add_subparsers(dest="command", required=True,
-                           metavar="{init,list,check,hint,solution,grade,docs,mutants}")
+    p = OneLineParser(prog="python -m tinyvit.exercises",
+                      description="Classroom exercises: write the ViT's functions, check them, "
+                                  "see them train.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser,
+                           metavar="{init,list,check,hint,solution,grade,docs,mutants,manifest}")
     s = sub.add_parser("init", help="write the exercise stubs (never overwrites)")
     s.add_argument("dir", nargs="?", default="exercises")
     for name, helptext in (("check", "check your exercise N (or all)"), ("list", "every status")):
@@ -154,7 +190,7 @@ def parser():
         if name == "check":
             s.add_argument("exercise", help="a number, a name, or all")
         s.add_argument("--dir", default="exercises", help="where your files are (exercises/)")
-        s.add_argument("--timeout", type=int, default=60, help="seconds per exercise (60)")
+        s.add_argument("--timeout", type=positive, default=60, help="seconds per exercise (60)")
     s = sub.add_parser("hint", help="the hints of exercise N, up to LEVEL")
     s.add_argument("exercise")
     s.add_argument("level", nargs="?", type=int, default=1)
@@ -162,23 +198,36 @@ def parser():
     s.add_argument("exercise")
     s = sub.add_parser("grade", help="(teachers) grade a folder of submissions")
     s.add_argument("submissions", help="a folder of student folders (or one student's folder)")
-    s.add_argument("--seed", required=True, help="your secret: it draws the hidden cases")
+    s.add_argument("--seed-file", metavar="FILE", help="a file whose first line is your secret "
+                   "(it draws the hidden cases); - reads it from stdin")
+    s.add_argument("--seed", help="your secret on the command line (other processes can read "
+                   "it there: prefer --seed-file)")
     s.add_argument("--csv", nargs="?", const="-", default=None, help="CSV to stdout, or to FILE")
-    s.add_argument("--timeout", type=int, default=60, help="seconds per exercise (60)")
+    s.add_argument("--timeout", type=positive, default=60, help="seconds per exercise (60)")
+    s.add_argument("--jobs", type=positive, default=default_jobs(),
+                   help=f"students graded at once ({default_jobs()})")
+    s.add_argument("--allow-flagged", action="store_true",
+                   help="give credit to flagged exercises (the reference used) too")
     sub.add_parser("docs", help="the exercise list in Markdown (docs/EXERCISES.md)")
     s = sub.add_parser("mutants", help="mutants of the references: made, killed, equivalent")
     s.add_argument("exercise", nargs="?")
-    s = sub.add_parser("worker")  # internal: started by `check`, `list` and `grade`
-    s.add_argument("dir")
-    s.add_argument("numbers")
-    s.add_argument("--timeout", type=int, default=60)
+    sub.add_parser("manifest", help="write tinyvit/exercises/MANIFEST from the files as they are")
     return p
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad command line (2, its one line printed)
+        return e.code
     try:
         return globals()[f"cmd_{args.command}"](args)
     except ValueError as e:  # a user error: one clear line
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
+    except OSError as e:  # the system refused a read or a write
+        return fail(f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}")
+
+
+def fail(message):
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2

@@ -27,9 +27,9 @@ python -m tinyvit.exercises solution 1    # the reference, from the library
 
 In Jupyter or Colab, `from tinyvit.exercises import check; check(1, patchify)` checks a
 function defined in a cell and never raises. Teachers grade a folder of submissions with
-`python -m tinyvit.exercises grade SUBMISSIONS --seed SECRET --csv > grades.csv`: one more
-stage, cases drawn from the secret seed at other sizes, credit per stage, and a flag for
-files that import the reference.
+`python -m tinyvit.exercises grade SUBMISSIONS --seed-file SECRET_FILE --csv grades.csv`: one
+more stage, cases drawn from the secret at other sizes, credit per stage, and flags for the
+reference used (see "Grading: what it guarantees" below).
 
 A check runs stages and stops at the first failure: **runs** (`NotImplementedError` means
 not started), **shapes** (type, float dtype, shape, naming the axes), **by hand** (a case
@@ -71,6 +71,67 @@ Every checker is proven both ways in the test suite (`tests/test_exercises.py`):
 the reference and other correct solutions, and fails the stub, trivial bodies, every
 catalogued mistake (by its name) and every mutant of the reference, except the mutants
 listed below as equivalent, each with its reason.
+"""
+
+GRADING = """## Grading: what it guarantees
+
+`check`, `check()` in a notebook and `grade` take one path: the student's file (or the
+cell's function, written as a file) is copied into a fresh private folder and imported only
+by a process of its own (`tinyvit/exercises/worker.py`); the grader's process never imports
+it. The grader sends inputs and receives outputs over a socket pair (NumPy arrays as dtype,
+shape and bytes; plain data; never a pickle), and computes every stage, comparison, finite
+difference, diagnosis, credit, flag and the CSV itself. Where autograd differentiates
+through the student's function, the student's process returns the vector-Jacobian product.
+The CSV is written once, atomically, after every student's process has ended.
+
+At every isolation level:
+
+- **The secret** never reaches the student's process: not its environment, arguments,
+  files or descriptors; the hidden cases' inputs are all it sees. Pass it with
+  `--seed-file FILE` (first line) or `--seed-file -` (stdin); `--seed SECRET` still works,
+  with a warning, since any process of the machine can read a command line.
+- **Verdicts cannot be forged**: the student's stdout and stderr go nowhere; what it writes
+  on its channel is only ever taken as its function's output (anything malformed ends that
+  exercise with an error).
+- **Limits it cannot raise**: CPU time, 4 GiB of memory, 64 MiB per file, no new processes
+  (`RLIMIT_NPROC` and the audit hook), and a wall-clock limit per exercise (`--timeout`)
+  after which its whole process group is killed; no process of a student outlives its check.
+- **Files**: the student's originals and other students' folders are only ever read (copied);
+  the private folder is removed after the check. Before and after grading, the library's
+  files are compared with `tinyvit/exercises/MANIFEST` (SHA-256 of each; a test keeps it
+  current): a modified installation is refused.
+- **The reference, by any route**: in the student's process each exercise's reference
+  functions (and their fast twins) are recompiled from their source with a first statement
+  that raises a PEP 578 audit event, and an audit hook (which cannot be removed, and looks
+  nothing up that a student's code could rebind) reports it to the grader: a call is
+  flagged whatever name reached the function (`importlib`, `__import__`, `sys.modules`, a
+  module's `__dict__`, a copy of its code object); reading its code is flagged, replacing
+  it is refused, and opening, compiling or executing its source or `.pyc` is flagged. The
+  grader keeps the reports that concern the exercise it is checking (a student's attention
+  may call the library's softmax). Imports of the reference and of the answer key are
+  flagged from the file's text too. A flagged exercise earns no credit unless you pass
+  `--allow-flagged`; the summary and the CSV say which flag fired.
+
+The isolation level is the first line of `grade`'s summary:
+
+- **separate user** (the grader runs as root, and Python and the library are readable by
+  other users): the student's process runs as uid 65534 (nobody), so the operating system
+  itself keeps it from writing your files, reading your other processes' memory or
+  environment, or signalling them.
+- **same user** (anything else, including root when the interpreter lives in a folder only
+  root can read): the student's process runs as you. Then the audit hook is the barrier for
+  files and processes: it refuses, in Python, writing outside the private folder, reading
+  outside it, the library and Python's own folders, folders' descriptors, new processes,
+  sockets, `ctypes` and signals to other processes. That stops Python code, not a compiled
+  program or a bug in CPython: grade untrusted classes as root (a container or CI job) for
+  the separate-user level.
+
+What it does not guarantee: a student who copies the reference's text into their own
+files (it is one `solution N` away) is not flagged by behaviour; that is yours to judge.
+At the same-user level, the audit hook stops Python code only: the student's process gets
+no way to start another program or load a compiled one, but a bug in CPython itself is
+outside what it can stop. Limits are per exercise and per student, not a quota for the
+whole class. Network access is refused at the Python level only.
 """
 
 
@@ -117,4 +178,4 @@ def section(ex):
 def markdown(reports=None):
     """The whole of docs/EXERCISES.md; `reports` {number: mutation_report} if already run."""
     reports = reports or {ex["number"]: mutation_report(ex, check) for ex in EXERCISES}
-    return INTRO + "\n" + table(reports) + "\n\n" + "\n".join(section(ex) for ex in EXERCISES)
+    return INTRO + "\n" + GRADING + "\n" + table(reports) + "\n\n" + "\n".join(section(ex) for ex in EXERCISES)
