@@ -9,7 +9,9 @@ the secret in no result, message or CSV. The honest student's grade equals a pla
 the honest one is made from tests/test_exercises_alternatives.py's correct solutions.
 """
 import hashlib
+import importlib.util
 import os
+import py_compile
 import subprocess
 import sys
 import textwrap
@@ -273,6 +275,8 @@ def graded(tmp_path_factory):
         (root / name).mkdir(parents=True)
         (root / name / file).write_text(text.replace("CLASS", str(root)).replace(
             '"CANARY"', repr(str(canary))), encoding="utf-8")
+    ops = ROOT / "tinyvit" / "ops.py"  # the .pyc attack needs one, whatever PYTHONDONTWRITEBYTECODE
+    py_compile.compile(str(ops), cfile=importlib.util.cache_from_source(str(ops)), doraise=True)
     before = snapshot(top, ROOT / "tinyvit")
     start = time.monotonic()
     rows = grading.grade(root, SECRET, timeout=TIMEOUT, jobs=2)

@@ -120,7 +120,7 @@ def cmd_grade(args):
     elif args.csv == "-":
         sys.stdout.write(table(rows, args.allow_flagged))
     else:
-        from ..run.files import atomic_write
+        from ..support.files import atomic_write
 
         with atomic_write(args.csv, "w") as f:
             f.write(table(rows, args.allow_flagged))
@@ -151,7 +151,7 @@ def cmd_mutants(args):
 
 def cmd_manifest(args):
     from .grade import MANIFEST, manifest_text
-    from ..run.files import atomic_write
+    from ..support.files import atomic_write
 
     with atomic_write(MANIFEST, "w") as f:
         f.write(manifest_text())
