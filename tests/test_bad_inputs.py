@@ -1030,3 +1030,21 @@ def test_archive_members_together_are_capped_by_the_memory(site, monkeypatch, ki
     with pytest.raises(DataError, match=r"many\.(zip|tar\.gz): its members up to train/a/2\.png "
                                         r"need 29\.3 KiB, more than this machine's memory"):
         imagefolder.load_image_folder(path, site / "cache")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_an_out_or_data_dir_that_is_a_fifo_or_device_is_named_as_such(site, capsys):
+    """What stands where a folder should is named as what it is, not 'a file'."""
+    os.mkfifo("pipe")
+    before = snapshot(site)
+    assert main(TRAIN[:5] + ["--out", "pipe"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --out pipe: is a FIFO (named pipe), expected a folder"]
+    assert main(TRAIN[:5] + ["--out", "pipe/run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --out pipe/run: lies under a FIFO (named pipe) pipe, expected a folder")
+    if os.path.exists("/dev/null"):
+        assert main(TRAIN[:5] + ["--data-dir", "/dev/null"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "/dev/null" in err[0] and "a character device" in err[0]
+    assert snapshot(site) == before

@@ -18,6 +18,7 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import NamedTuple
 
+from ..data.paths import kind
 from ..support.errors import named
 
 
@@ -95,7 +96,9 @@ def check_folder_option(option, path):
     path = Path(path)
     for p in [path, *path.parents]:
         if p.exists() and not p.is_dir():
-            where = "is a file" if p == path else f"lies under the file {p}"
+            what = kind(p)
+            what = "a file" if what == "a regular file" else what  # a FIFO, a device, ...
+            where = f"is {what}" if p == path else f"lies under {what} {p}"
             raise ValueError(f"{option} {path}: {where}, expected a folder")
 
 
