@@ -8,9 +8,9 @@ leaves a half-written checkpoint behind.
 
 `save_state` / `load_run` keep a whole training run in one such file (params, the optimiser's
 arrays, RNG state, step, epoch, metadata, the per-epoch history, the weights' moving average
-when the recipe keeps one); the official Google ViT format is in `tinyvit.run.google`. Everything read back is checked first (`tinyvit.run.verify`): every
-array's name, shape, dtype and values against the model rebuilt from the metadata, and every
-metadata field.
+when the recipe keeps one); the official Google ViT format is in `tinyvit.run.google`.
+Everything read back is checked first (`tinyvit.run.verify`): every array's name, shape, dtype
+and values against the model rebuilt from the metadata, and every metadata field.
 """
 import json
 import os

@@ -220,8 +220,9 @@ def build_parser():
     for name in ("train-size", "max-steps"):
         t.add_argument(f"--{name}", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-augment", action="store_true", help="no random crop / flip (--augment, --erasing, --mixup and "
-                                                 "--cutmix act as set)")
+    t.add_argument("--no-augment", action="store_true",
+                   help="no random crop / flip (--augment, --erasing, --mixup and --cutmix act "
+                        "as set)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     t.add_argument("--replace", action="store_true",
                    help="start over in an OUT holding a run (it is moved to OUT/previous-N/)")
