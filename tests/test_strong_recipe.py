@@ -179,6 +179,7 @@ def test_the_cli_trains_the_strong_recipe_and_says_the_ema_is_tested(tmp_path, c
     assert hp == recipe_for("vit-cifar-plain", epochs=1, batch_size=8, augment="trivialaugment",
                             erasing=0.25, mixup=0.8, cutmix=1.0, ema=0.999).stored()
     assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
+    assert "vit-cifar-plain (EMA weights): test accuracy" in capsys.readouterr().out
 
 
 def test_on_a_device_backend_the_strong_recipe_equals_numpy(tmp_path):

@@ -148,8 +148,9 @@ def cmd_eval(args):
     acc, cm = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
                                 np.float32(meta["std"]), tta=tta, progress=tester)
     tester.clear()
-    print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images"
-          f"{tta_note(tta, trained)}")
+    averaged = meta.get("hparams", {}).get("ema", 0) > 0  # load_model gave the EMA weights
+    print(f"{model.name}{' (EMA weights)' if averaged else ''}: test accuracy {acc:.2%} on "
+          f"{len(y):,} images{tta_note(tta, trained)}")
     print("\n".join(evaluate.confusion_summary(cm, meta["classes"])))
     return 0
 
