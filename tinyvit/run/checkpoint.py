@@ -7,10 +7,10 @@ temporary file in the same directory, then `os.replace`d over the target, so a c
 leaves a half-written checkpoint behind.
 
 `save_state` / `load_run` keep a whole training run in one such file (params, the optimiser's
-arrays, RNG state, step, epoch, metadata, the per-epoch history); the official Google ViT
-format is in `tinyvit.run.google`. Everything read back is checked first (`tinyvit.run.verify`): every
-array's name, shape, dtype and values against the model rebuilt from the metadata, and every
-metadata field.
+arrays, RNG state, step, epoch, metadata, the per-epoch history, the weights' moving average
+when the recipe keeps one); the official Google ViT format is in `tinyvit.run.google`.
+Everything read back is checked first (`tinyvit.run.verify`): every array's name, shape, dtype
+and values against the model rebuilt from the metadata, and every metadata field.
 """
 import json
 import os
@@ -21,7 +21,7 @@ from .. import optim
 from ..arrays import to_numpy
 from ..data import load_npz
 from ..tree import flatten, unflatten
-from . import verify
+from . import recipe, verify
 from ..support.files import atomic_write
 from .verify import check_arrays
 
@@ -111,17 +111,19 @@ def load_extra(path):
 # ---------------------------------------------------------------------------------------------
 
 
-def save_state(path, params, opt_state, rng, epoch, meta, history=None):
+def save_state(path, params, opt_state, rng, epoch, meta, history=None, ema=None):
     """Atomically write params, the optimiser's arrays (Adam's moments m and v, SGD's velocity
-    m: `optim.SLOTS`), RNG state, step, metadata and the per-epoch metrics rows (`history`)
-    to one .npz."""
+    m: `optim.SLOTS`), RNG state, step, metadata, the per-epoch metrics rows (`history`) and
+    the weights' moving average (`ema`, a tree like params, when the recipe keeps one) to one
+    .npz."""
     extra = dict(step=np.array(opt_state["step"]), epoch=np.array(epoch),
                  rng=np.array(json.dumps(rng.bit_generator.state)),
                  meta=np.array(json.dumps(meta)))
     if history is not None:
         extra["history"] = np.array(json.dumps(history))
     slots = {k: opt_state[k] for k in ("m", "v") if k in opt_state}
-    save_params(path, {"params": params, "opt": slots}, **extra)
+    averaged = {"ema": ema} if ema is not None else {}
+    save_params(path, {"params": params, "opt": slots, **averaged}, **extra)
 
 
 def save_model(path, params, meta):
@@ -134,7 +136,7 @@ def _split(path, arrays):
     """(extras, {prefix: {name: array}}) of a training checkpoint's arrays."""
     cut = len(EXTRA) + 1
     extras = {k[cut:]: x for k, x in arrays.items() if k.startswith(EXTRA + "/")}
-    groups = {"params/": {}, "opt/m/": {}, "opt/v/": {}}
+    groups = {"params/": {}, "opt/m/": {}, "opt/v/": {}, "ema/": {}}
     for key, x in arrays.items():
         if key.startswith(EXTRA + "/"):
             continue
@@ -144,7 +146,7 @@ def _split(path, arrays):
                              f"checkpoint (read it with tinyvit.run.google.load_google_vit)")
         if prefix is None:
             raise ValueError(f"{os.fspath(path)}: unexpected array {key!r} (expected params/..., "
-                             f"opt/m/..., opt/v/... and {EXTRA}/...)")
+                             f"opt/m/..., opt/v/..., ema/... and {EXTRA}/...)")
         groups[prefix][key[len(prefix):]] = x
     return extras, groups
 
@@ -155,6 +157,20 @@ def _checked(path, group, like, prefix):
     flat = verify.check_params(path, {prefix + k: x for k, x in group.items()},
                                {prefix + k: x for k, x in like.items()})
     return {k[len(prefix):]: x for k, x in flat.items()}
+
+
+def _ema(path, groups, like, meta):
+    """The checked moving average of the weights (ema/...) a checkpoint holds exactly when
+    its recipe keeps one (hparams ema > 0; older checkpoints, without it, keep none), else None."""
+    hparams, name = meta.get("hparams"), os.fspath(path)
+    decay = hparams.get("ema", 0) if isinstance(hparams, dict) else 0
+    recipe.check_value("ema", decay, label=lambda k: f"{name}: meta hparams {k}")
+    keeps = decay > 0
+    if keeps != bool(groups["ema/"]):
+        raise ValueError(f"{name}: {'lacks' if keeps else 'holds'} ema/... (the weights' moving "
+                         f"average), which its recipe's ema {decay!r} "
+                         f"{'keeps' if keeps else 'does not keep'}")
+    return unflatten(_checked(path, groups["ema/"], like, "ema/")) if keeps else None
 
 
 def _model_and_params(path, extras, groups):
@@ -168,7 +184,7 @@ def _model_and_params(path, extras, groups):
 def load_run(path):
     """A training checkpoint, every part checked (one-line ValueErrors naming the file):
     dict(model, params, opt (the optimiser's slots and step), rng, epoch, meta, history (None
-    in older files))."""
+    in older files), ema (the weights' moving average; None unless the recipe keeps one))."""
     extras, groups = _split(path, read_npz(path))
     model, like, params, meta = _model_and_params(path, extras, groups)
     verify.check_run_meta(path, meta)
@@ -188,7 +204,7 @@ def load_run(path):
                if "history" in extras else None)
     opt["step"] = step
     return dict(model=model, params=unflatten(params), opt=opt, rng=rng, epoch=epoch, meta=meta,
-                history=history)
+                history=history, ema=_ema(path, groups, like, meta))
 
 
 def load_state(path):
@@ -201,7 +217,11 @@ def load_model(path):
     """(model, params, meta) of a training checkpoint; the model is rebuilt from its metadata.
 
     Reads only what evaluation needs (parameters, model, classes, normalisation), all checked;
-    the optimiser and RNG state may be absent.
+    the optimiser and RNG state may be absent. A run whose recipe keeps a moving average of
+    the weights (ema > 0) is tested with it while it trains, so `params` are then the average
+    (BatchNorm's statistics computed for it), as its test accuracy was measured.
     """
-    model, _, params, meta = _model_and_params(path, *_split(path, read_npz(path)))
-    return model, unflatten(params), meta
+    extras, groups = _split(path, read_npz(path))
+    model, like, params, meta = _model_and_params(path, extras, groups)
+    ema = _ema(path, groups, like, meta)
+    return model, ema if ema is not None else unflatten(params), meta

@@ -148,8 +148,9 @@ def cmd_eval(args):
     acc, cm = evaluate.evaluate(model, params, x, y, np.float32(meta["mean"]),
                                 np.float32(meta["std"]), tta=tta, progress=tester)
     tester.clear()
-    print(f"{model.name}: test accuracy {acc:.2%} on {len(y):,} images"
-          f"{tta_note(tta, trained)}")
+    averaged = meta.get("hparams", {}).get("ema", 0) > 0  # load_model gave the EMA weights
+    print(f"{model.name}{' (EMA weights)' if averaged else ''}: test accuracy {acc:.2%} on "
+          f"{len(y):,} images{tta_note(tta, trained)}")
     print("\n".join(evaluate.confusion_summary(cm, meta["classes"])))
     return 0
 
@@ -220,7 +221,9 @@ def build_parser():
     for name in ("train-size", "max-steps"):
         t.add_argument(f"--{name}", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    t.add_argument("--no-augment", action="store_true",
+                   help="no random crop / flip (--augment, --erasing, --mixup and --cutmix act "
+                        "as set)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     t.add_argument("--replace", action="store_true",
                    help="start over in an OUT holding a run (it is moved to OUT/previous-N/)")

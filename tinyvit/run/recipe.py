@@ -35,7 +35,11 @@ class Recipe:
     """How a model trains. warmup is in epochs; crop_pad / crop_mode: random crops of the
     image padded by that many pixels of zeros ("constant") or of its mirror image ("reflect");
     tta: the views `data.TTA` names ("none"; "flip", the mirror images too; "flip-shift",
-    and their one-pixel shifts)."""
+    and their one-pixel shifts). The regularisers after `tta` are off by default: augment
+    (TrivialAugment, Mueller & Hutter 2021; RandAugment, Cubuk et al. 2020), erasing (Zhong
+    et al. 2020), mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) per batch as timm's
+    `Mixup` chooses, and ema, the decay of an average of the weights (Polyak & Juditsky 1992;
+    `optim.ema_decay` warms it up)."""
 
     epochs: int = setting(18, Rule(True, 1), "passes over the training images")
     batch_size: int = setting(128, Rule(True, 1), "images per step")
@@ -58,6 +62,29 @@ class Recipe:
                        "test-time augmentation: none, flip (the mirror images too) or "
                        "flip-shift (and one-pixel shifts)", before="none",
                        older={False: "none", True: "flip"})
+    # Small-data regularisers, applied per batch after the crop and flip, in timm's order:
+    # augment -> erasing -> mix (tinyvit.data: randaug, erasing, mixing); then the weights' EMA.
+    augment: str = setting("none", Choice(("none", "trivialaugment", "randaugment")),
+                           "none, trivialaugment (one op per image, wide space) or randaugment "
+                           "(randaug_n ops of magnitude randaug_m)", before="none")
+    randaug_n: int = setting(2, Rule(True, 0), "randaugment: operations per image", before=2)
+    randaug_m: int = setting(9, Rule(True, 0, 30, high_closed=True),
+                             "randaugment: magnitude of every operation, 0 to 30", before=9)
+    erasing: float = setting(0.0, Rule(False, 0, 1, high_closed=True),
+                             "random erasing: probability per image of a noise box",
+                             before=0.0)
+    mixup: float = setting(0.0, Rule(False, 0), "mixup's Beta(alpha, alpha) (0: none)",
+                           before=0.0)
+    cutmix: float = setting(0.0, Rule(False, 0), "CutMix's Beta(alpha, alpha) (0: none)",
+                            before=0.0)
+    mix_switch: float = setting(0.5, Rule(False, 0, 1, high_closed=True),
+                                "probability of CutMix rather than mixup when both are on",
+                                before=0.5)
+    mix_prob: float = setting(1.0, Rule(False, 0, 1, high_closed=True),
+                              "probability that a batch is mixed (mixup or CutMix)", before=1.0)
+    ema: float = setting(0.0, Rule(False, 0, 1),
+                         "decay of an exponential moving average of the weights, which is "
+                         "then what is tested and evaluated (0: none)", before=0.0)
 
     def __post_init__(self):
         check(self.stored())

@@ -63,7 +63,7 @@ class RunFolder:
         """Checkpoint first, then the log rewritten from the same history."""
         try:
             checkpoint.save_state(self.ckpt, state["params"], state["opt"], state["rng"], epoch,
-                                  meta, history)
+                                  meta, history, ema=state.get("ema"))
         except OSError as e:
             raise RunError(f"{self.ckpt}: cannot write ({e.strerror or e}); "
                            f"{self.last_checkpoint()}") from None

@@ -2,7 +2,10 @@
 
 Sec. 4.1 / Appendix B.1: AdamW (beta1 0.9, beta2 0.999, decoupled weight decay), linear
 warmup then cosine decay, global-norm gradient clipping at 1, label smoothing; plus random
-crop + flip augmentation, which small data sets need. Every setting is a field of a `Recipe`
+crop + flip augmentation, which small data sets need; and, when the recipe asks, the small-data
+regularisers of DeiT and Compact Transformers on each batch (`regularised`: TrivialAugment or
+RandAugment, random erasing, mixup or CutMix against soft targets) and a moving average of the
+weights (`averaged`), which is then what is tested. Every setting is a field of a `Recipe`
 (`tinyvit.run.recipe`, which also holds each model's own: the strong baselines take
 airbench's, Nesterov SGD, a triangular schedule, smoothing 0.2, flip test-time augmentation).
 A model with a whitening stem gets its fixed kernel from the training images before the first
@@ -10,8 +13,8 @@ step, and one with BatchNorm its population statistics before every evaluation a
 (`models.Model.from_data`, `.population_stats`), so a saved model is a pure function. The model runs its fast twins here (`tinyvit.fast`; the
 same functions as the formulas, with hand VJPs). One run writes to `out`:
 
-    last.npz        params + optimiser state + RNG state + step + the metrics of every epoch,
-                    rewritten atomically each epoch
+    last.npz        params + optimiser state + RNG state + step + the metrics of every epoch
+                    (+ the weights' moving average), rewritten atomically each epoch
     metrics.jsonl   one JSON object per epoch (loss, train/test accuracy, seconds, lr),
                     rewritten from the checkpoint after it is saved
 
@@ -105,11 +108,13 @@ def chunk_rows(model):
 def make_grad_fn(model, smoothing, shards=SHARDS):
     """grad_fn(params, x, y, rng) -> (grads, (loss, logits)) via autograd, the batch split into
     `shards` run side by side in threads, each as chunks of `chunk_rows(model)` rows (the same
-    gradient up to float32 rounding)."""
+    gradient up to float32 rounding). y: labels (B,), or soft targets (B, K) of a mixed batch
+    (`ops.soft_cross_entropy`)."""
 
     def loss_and_aux(params, x, y, rng):
         logits = model.apply(params, x, True, rng)  # (B, K)
-        loss = ops.cross_entropy(logits, y, smoothing)
+        loss = (ops.soft_cross_entropy(logits, y, smoothing) if y.ndim == 2
+                else ops.cross_entropy(logits, y, smoothing))
         return loss, (getval(loss), getval(logits))
 
     grad_fn = fast.chunked(grad_and_aux(loss_and_aux), chunk_rows(model))
@@ -182,7 +187,8 @@ def start(net, seed, optimizer, images):
 
 def resume_from(folder, meta, sched, log):
     """The run saved in folder.ckpt, if it was trained with the same settings and can continue
-    exactly; its log is rewritten from the checkpoint's history."""
+    exactly: (params, opt_state, rng, epoch, history, ema or None); its log is rewritten from
+    the checkpoint's history."""
     ckpt = folder.ckpt
     run = checkpoint.load_run(ckpt)
     changed = validate.settings_changed(run["meta"], meta)
@@ -198,7 +204,7 @@ def resume_from(folder, meta, sched, log):
     folder.saved_epoch = epoch
     folder.write_log(history)
     log(f"resuming from {ckpt} at epoch {epoch}")
-    return run["params"], run["opt"], run["rng"], epoch, history
+    return run["params"], run["opt"], run["rng"], epoch, history, run["ema"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,13 +216,42 @@ def no_report(step, message):
     """What `train_epoch` does after a step when nobody watches."""
 
 
+def regularised(rng, xb, yb, recipe, classes):
+    """The recipe's regularisers on a batch of uint8 images xb (B, H, W, C), cropped and
+    flipped, in timm's order: augment, erasing, then mixup or CutMix. Every draw is from `rng`
+    and a setting that is off draws nothing. -> (images, labels yb (B,) or soft targets (B, K)
+    of `classes` classes when the batch is mixed)."""
+    if recipe.augment == "randaugment":
+        xb = data.rand_augment(rng, xb, recipe.randaug_n, recipe.randaug_m)
+    elif recipe.augment == "trivialaugment":
+        xb = data.trivial_augment(rng, xb)
+    if recipe.erasing > 0:
+        xb = data.random_erasing(rng, xb, p=recipe.erasing)
+    if recipe.mixup > 0 or recipe.cutmix > 0:
+        return data.mix_batch(rng, xb, data.one_hot(yb, classes), recipe.mixup, recipe.cutmix,
+                              recipe.mix_switch, recipe.mix_prob)  # (B, H, W, C), (B, K)
+    return xb, yb
+
+
+def averaged(state, recipe, step):
+    """After optimiser step `step` (from 0), state["ema"] := the recipe's moving average of
+    state["params"] (`optim.ema_update`, its decay warmed up by `optim.ema_decay`)."""
+    if recipe.ema > 0:
+        optim.ema_update(state["ema"], state["params"], optim.ema_decay(step, recipe.ema))
+
+
 def train_epoch(state, ds, recipe, sched, grad_fn, *, epoch=0, augment=True, max_steps=None,
                 xp=np, report=no_report):
     """Train one epoch of `recipe` on ds["train"] (normalised with ds["mean"], ds["std"]) in
-    place of `state` (a dict: params, opt, rng); stops early at step `max_steps`. After each
-    step, report(step, message). Returns (mean loss, train accuracy, last lr, seconds)."""
+    place of `state` (a dict: params, opt, rng; and ema, the weights' average, when the
+    recipe keeps one: started from params if absent); stops early at step `max_steps`. After
+    each step, report(step, message). Returns (mean loss, train accuracy against the
+    unmixed labels, last lr, seconds)."""
     x_train, y_train = ds["train"]
     t0, losses, correct, seen, lr = time.perf_counter(), [], 0, 0, float("nan")
+    if recipe.ema > 0 and state.get("ema") is None:
+        state["ema"] = optim.init_ema(state["params"])
+    classes = len(ds["classes"]) if recipe.mixup > 0 or recipe.cutmix > 0 else None
     order = state["rng"].permutation(len(x_train))
     for i in range(sched.steps_per_epoch):
         step = state["opt"]["step"]
@@ -225,15 +260,17 @@ def train_epoch(state, ds, recipe, sched, grad_fn, *, epoch=0, augment=True, max
         idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]  # (B,)
         xb = (data.random_crop_flip(state["rng"], x_train[idx], recipe.crop_pad,
                                     mode=recipe.crop_mode) if augment else x_train[idx])
+        xb, targets = regularised(state["rng"], xb, y_train[idx], recipe, classes)
         x = xp.asarray(data.normalize(xb, ds["mean"], ds["std"]))  # (B, H, W, C) float32
         lr = sched.lr(step, recipe.lr)
         try:
             state["params"], state["opt"], loss, logits, _ = train_step(
-                grad_fn, state["params"], state["opt"], x, xp.asarray(y_train[idx]),
+                grad_fn, state["params"], state["opt"], x, xp.asarray(targets),
                 state["rng"], lr, recipe.weight_decay, recipe.clip, recipe.optimizer)
         except TrainingDiverged as e:
             raise TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: {e} "
                                    f"(try a lower `lr`)") from None
+        averaged(state, recipe, step)
         losses.append(loss)
         correct += int((device.to_host(logits).argmax(1) == y_train[idx]).sum())
         seen += len(idx)
@@ -292,11 +329,11 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
         sched = Schedule.of(len(ds["train"][0]), recipe)
         meta = run_metadata(net, ds, recipe, seed, "(dataset)" if given else data)
         sample = stats_images(ds, seed)
-        params, opt_state, rng, start_epoch, history = (
+        params, opt_state, rng, start_epoch, history, ema = (
             resume_from(folder, meta, sched, log) if resume and folder.ckpt.exists()
-            else start(net, seed, recipe.optimizer, sample))
+            else (*start(net, seed, recipe.optimizer, sample), None))
         state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
-                     rng=rng)
+                     rng=rng, ema=device.to_device(ema, xp) if ema is not None else None)
         log(f"{net.name}: {count_params(params):,} parameters; {len(ds['train'][0]):,} "
             f"training images, {recipe.epochs} epochs x {sched.steps_per_epoch} steps of "
             f"{recipe.batch_size}")
@@ -351,17 +388,20 @@ def run_epochs(net, state, ds, recipe, sched, epochs, history, run):
                 state, ds, recipe, sched, grad_fn, epoch=epoch, augment=run.augment,
                 max_steps=max_steps, xp=run.xp, report=progress.update)
             t0 = time.perf_counter()
-            state["params"] = net.population_stats(state["params"], run.stats)
+            for key in ("params", "ema") if recipe.ema > 0 else ("params",):
+                state[key] = net.population_stats(state[key], run.stats)
             seconds += time.perf_counter() - t0  # part of training: a model needs them
             last = epoch + 1 == recipe.epochs or (max_steps is not None
                                                   and state["opt"]["step"] >= max_steps)
-            test_acc = (epoch_test_accuracy(net, state["params"], ds, recipe.tta, progress)
+            tested_weights = state["ema"] if recipe.ema > 0 else state["params"]
+            test_acc = (epoch_test_accuracy(net, tested_weights, ds, recipe.tta, progress)
                         if last or (epoch + 1) % run.eval_every == 0 else None)
             row = dict(epoch=epoch + 1, step=int(state["opt"]["step"]), lr=lr, loss=loss,
                        train_acc=train_acc, test_acc=test_acc, seconds=round(seconds, 2))
             history.append(row)
             folder.save(state, epoch + 1, run.meta, history)
-            tested = f", test {test_acc:.1%}" if test_acc is not None else ""
+            ema = " (EMA weights)" if recipe.ema > 0 else ""
+            tested = f", test{ema} {test_acc:.1%}" if test_acc is not None else ""
             progress.close(f"epoch {epoch + 1}/{recipe.epochs}: loss {loss:.3f}, train "
                            f"{train_acc:.1%}{tested}, {format_seconds(seconds)}")
             if last:

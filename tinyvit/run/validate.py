@@ -24,27 +24,32 @@ from ..support.errors import named
 
 class Rule(NamedTuple):
     """Allowed values: integers or finite reals from `low` (excluded if `low_open`) up to `high`
-    (always excluded; inf for none), and at most the size of the run called `most` (a
-    recipe's epochs, the images' size: `tinyvit.run.recipe.check`)."""
+    (excluded unless `high_closed`; inf for none), and at most the size of the run called
+    `most` (a recipe's epochs, the images' size: `tinyvit.run.recipe.check`)."""
 
     integer: bool
     low: float
     high: float = math.inf
     low_open: bool = False
     most: str = None
+    high_closed: bool = False
 
     def allows(self, v):
         if isinstance(v, bool) or not isinstance(v, Integral if self.integer else Real):
             return False
         v = float(v) if not self.integer else v
         above = v > self.low if self.low_open else v >= self.low
-        return above and v < self.high and (self.integer or math.isfinite(v))
+        below = v <= self.high if self.high_closed else v < self.high
+        return above and below and (self.integer or math.isfinite(v))
 
     def text(self):
+        close = "]" if self.high_closed else ")"
+        if self.integer and self.high != math.inf:
+            return f"an integer in [{int(self.low)}, {int(self.high)}{close}"
         if self.integer:
             return f"an integer >= {int(self.low)}"
         if self.high != math.inf:
-            return f"a number in [{self.low:g}, {self.high:g})"
+            return f"a number in [{self.low:g}, {self.high:g}{close}"
         return f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
 
 
