@@ -105,16 +105,22 @@ def chunk_rows(model):
     return CHUNK_ROWS if family(model.cfg) == "cnn" and model.cfg.norm != "batch" else 0
 
 
+def batch_loss(logits, y, smoothing):
+    """The smoothed cross-entropy of a batch: y labels (B,), or the soft targets (B, K) of a
+    mixed batch (mixup, CutMix: `ops.soft_cross_entropy`)."""
+    if y.ndim == 2:
+        return ops.soft_cross_entropy(logits, y, smoothing)
+    return ops.cross_entropy(logits, y, smoothing)
+
+
 def make_grad_fn(model, smoothing, shards=SHARDS):
-    """grad_fn(params, x, y, rng) -> (grads, (loss, logits)) via autograd, the batch split into
-    `shards` run side by side in threads, each as chunks of `chunk_rows(model)` rows (the same
-    gradient up to float32 rounding). y: labels (B,), or soft targets (B, K) of a mixed batch
-    (`ops.soft_cross_entropy`)."""
+    """grad_fn(params, x, y, rng) -> (grads, (loss, logits)) via autograd (`batch_loss`), the
+    batch split into `shards` run side by side in threads, each as chunks of `chunk_rows(model)`
+    rows (the same gradient up to float32 rounding)."""
 
     def loss_and_aux(params, x, y, rng):
         logits = model.apply(params, x, True, rng)  # (B, K)
-        loss = (ops.soft_cross_entropy(logits, y, smoothing) if y.ndim == 2
-                else ops.cross_entropy(logits, y, smoothing))
+        loss = batch_loss(logits, y, smoothing)
         return loss, (getval(loss), getval(logits))
 
     grad_fn = fast.chunked(grad_and_aux(loss_and_aux), chunk_rows(model))
