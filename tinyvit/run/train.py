@@ -27,6 +27,7 @@ strings them together.
 
 Shape legend: B batch, H, W, C image, K classes.
 """
+import itertools
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from autograd.tracer import getval
 
 from .. import device
 from .. import data, fast, ops, optim
+from ..data import fractal_sets
 from ..configs import DEFAULT_MODEL, family
 from ..support.errors import named
 from ..support.progress import Progress, format_seconds
@@ -47,6 +49,7 @@ from ..tree import count_params
 from . import checkpoint, models, rundir, signals, validate
 from .evaluate import evaluate
 from .recipe import Recipe, recipe_for
+from . import rundata
 from .rundata import build_for, data_name, digest, given_dataset
 
 STATS_IMAGES = 2000  # training images for the whitening kernel and BatchNorm's statistics
@@ -80,13 +83,24 @@ def channel_stats(x):
 
 
 def prepare(source, train_size=None, seed=0, data_dir=None):
-    """Load a data set, take the seeded class-balanced subset, compute normalisation."""
-    ds = data.load_data(source, data_dir=data_dir)
+    """Load a data set, take the seeded class-balanced subset, compute normalisation. A
+    formula-driven set too large for memory streams (`rundata.load`): ds["train"] is its fixed
+    sample, which the statistics come from, and ds["stream"] what the epochs draw from."""
+    ds = rundata.load(source, data_dir=data_dir)
     x, y = ds["train"]
+    if train_size is not None and "stream" in ds:
+        raise ValueError(f"`train_size` {train_size}: `data` {source} is streamed whole "
+                         f"({ds['images']:,} images); expected none (choose I in the spec)")
     if train_size is not None:
         x, y = data.balanced_subset(x, y, train_size, seed)
     mean, std = channel_stats(x)
-    return dict(train=(x, y), test=ds["test"], classes=list(ds["classes"]), mean=mean, std=std)
+    return dict(train=(x, y), test=ds["test"], classes=list(ds["classes"]), mean=mean, std=std,
+                **{k: ds[k] for k in rundata.STREAM_KEYS if k in ds})
+
+
+def train_images(ds):
+    """How many training images an epoch passes over (a streamed set's K x I)."""
+    return ds.get("images", len(ds["train"][0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +172,8 @@ def run_metadata(net, ds, recipe, seed, data_source):
     """What a checkpoint records about its run (JSON-able, as it reads back)."""
     meta = dict(model=models.config_dict(net), classes=ds["classes"],
                 mean=ds["mean"].tolist(), std=ds["std"].tolist(), hparams=recipe.stored(),
-                train_size=len(ds["train"][0]), train_digest=digest(*ds["train"]), seed=seed,
+                train_size=train_images(ds), train_digest=ds.get("digest") or digest(*ds["train"]),
+                seed=seed,
                 data=data_name(data_source))
     return json.loads(json.dumps(meta))  # tuples become lists
 
@@ -210,33 +225,44 @@ def no_report(step, message):
     """What `train_epoch` does after a step when nobody watches."""
 
 
+def epoch_batches(rng, ds, batch_size, steps, epoch):
+    """The `steps` batches of an epoch, uint8 images (B, H, W, C) and labels (B,): ds["train"]
+    in an order drawn from `rng`, or a streamed set's batches of `epoch` (its own order,
+    `fractal_sets.batches`)."""
+    if "stream" in ds:
+        return itertools.islice(fractal_sets.batches(ds["stream"], epoch, batch_size,
+                                                     drop_last=True), steps)
+    x_train, y_train = ds["train"]
+    order = rng.permutation(len(x_train))
+    return ((x_train[idx], y_train[idx])
+            for idx in (order[i * batch_size:(i + 1) * batch_size] for i in range(steps)))
+
+
 def train_epoch(state, ds, recipe, sched, grad_fn, *, epoch=0, augment=True, max_steps=None,
                 xp=np, report=no_report):
     """Train one epoch of `recipe` on ds["train"] (normalised with ds["mean"], ds["std"]) in
     place of `state` (a dict: params, opt, rng); stops early at step `max_steps`. After each
     step, report(step, message). Returns (mean loss, train accuracy, last lr, seconds)."""
-    x_train, y_train = ds["train"]
     t0, losses, correct, seen, lr = time.perf_counter(), [], 0, 0, float("nan")
-    order = state["rng"].permutation(len(x_train))
-    for i in range(sched.steps_per_epoch):
+    for xb, yb in epoch_batches(state["rng"], ds, recipe.batch_size, sched.steps_per_epoch,
+                                epoch):
         step = state["opt"]["step"]
         if max_steps is not None and step >= max_steps:
             break
-        idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]  # (B,)
-        xb = (data.random_crop_flip(state["rng"], x_train[idx], recipe.crop_pad,
-                                    mode=recipe.crop_mode) if augment else x_train[idx])
+        xb = (data.random_crop_flip(state["rng"], xb, recipe.crop_pad,
+                                    mode=recipe.crop_mode) if augment else xb)
         x = xp.asarray(data.normalize(xb, ds["mean"], ds["std"]))  # (B, H, W, C) float32
         lr = sched.lr(step, recipe.lr)
         try:
             state["params"], state["opt"], loss, logits, _ = train_step(
-                grad_fn, state["params"], state["opt"], x, xp.asarray(y_train[idx]),
+                grad_fn, state["params"], state["opt"], x, xp.asarray(yb),
                 state["rng"], lr, recipe.weight_decay, recipe.clip, recipe.optimizer)
         except TrainingDiverged as e:
             raise TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: {e} "
                                    f"(try a lower `lr`)") from None
         losses.append(loss)
-        correct += int((device.to_host(logits).argmax(1) == y_train[idx]).sum())
-        seen += len(idx)
+        correct += int((device.to_host(logits).argmax(1) == yb).sum())
+        seen += len(yb)
         report(step + 1, f"epoch {epoch + 1}/{recipe.epochs} loss {loss:.3f} "
                          f"acc {correct / seen:.1%} {seen / (time.perf_counter() - t0):.0f} img/s")
     mean_loss = float(np.mean(losses)) if losses else float("nan")
@@ -264,7 +290,7 @@ def checked_arguments(model, recipe, out, **options):
 
 def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_dir=None,
           train_size=None, seed=0, augment=True, resume=False, replace=True, max_steps=None,
-          eval_every=1, backend="numpy", log=print, progress_stream=None):
+          eval_every=1, backend="numpy", log=print, progress_stream=None, on_start=None):
     """Train `model` on `data` with `recipe`; returns the list of per-epoch metrics dicts.
 
     `model`: a preset name (sized to the data's images and classes) or a `models.Model`.
@@ -279,6 +305,9 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
     rows have `test_acc` None). `backend`: "numpy" (CPU), "cupy" (GPU) or an array module;
     augmentation and checkpoints stay on the host, parameters, optimiser state and batches
     live on the device. Every option is checked first (one-line ValueErrors naming it).
+    `on_start(folder, data)`: called once the run's folder is open and its data loaded (the
+    command line draws a formula-driven set's categories there:
+    `tinyvit.figures.fractal_grid.save_categories`).
     """
     recipe = checked_arguments(model, recipe, out, train_size=train_size, seed=seed,
                                max_steps=max_steps, eval_every=eval_every)
@@ -289,15 +318,17 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
         ds = given_dataset(data) if given else prepare(data, train_size, seed, data_dir)
         net = build_for(model, ds, "(dataset)" if given else data, recipe.batch_size)
         recipe.check_run(image_size=ds["train"][0].shape[1])
-        sched = Schedule.of(len(ds["train"][0]), recipe)
+        sched = Schedule.of(train_images(ds), recipe)
         meta = run_metadata(net, ds, recipe, seed, "(dataset)" if given else data)
         sample = stats_images(ds, seed)
+        if on_start is not None:
+            on_start(folder.path, "(dataset)" if given else data)
         params, opt_state, rng, start_epoch, history = (
             resume_from(folder, meta, sched, log) if resume and folder.ckpt.exists()
             else start(net, seed, recipe.optimizer, sample))
         state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
                      rng=rng)
-        log(f"{net.name}: {count_params(params):,} parameters; {len(ds['train'][0]):,} "
+        log(f"{net.name}: {count_params(params):,} parameters; {train_images(ds):,} "
             f"training images, {recipe.epochs} epochs x {sched.steps_per_epoch} steps of "
             f"{recipe.batch_size}")
         fast.keep_freed_memory()
