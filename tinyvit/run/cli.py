@@ -17,7 +17,8 @@ from .. import cnn, data, hybrid, vit
 from ..data import fractal_sets
 from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
                        get_config, get_hybrid_config, model_names)
-from . import checkpoint, evaluate, recipe, rundata, rundir, signals, train, validate, verify
+from . import (checkpoint, evaluate, recipe, rundata, rundir, signals, train, transfer,
+               validate, verify)
 from ..support.errors import as_flags
 from ..support.progress import Progress, format_seconds
 
@@ -76,8 +77,10 @@ def cmd_train(args):
     """python -m tinyvit train ..."""
     if args.out is not None and not args.out.strip():
         raise ValueError(f"--out {args.out!r}: expected a folder name")
-    chosen = recipe.recipe_for(args.model, **{k: getattr(args, k) for k in recipe.NAMES})
-    out = Path(args.out or f"runs/{args.model}")
+    model = args.model or (transfer.pretrained_model(args.init)[0] if args.init
+                           else DEFAULT_MODEL)
+    chosen = recipe.recipe_for(model, **{k: getattr(args, k) for k in recipe.NAMES})
+    out = Path(args.out or f"runs/{model if isinstance(model, str) else model.name}")
     validate.check_folder_option("`data_dir`", args.data_dir)
     if args.resume and args.replace:
         raise ValueError("--resume and --replace: expected one of them (continue the run in "
@@ -85,11 +88,11 @@ def cmd_train(args):
     if args.resume and not (out / rundir.CKPT).is_file():
         raise ValueError(f"--resume: no checkpoint {out / rundir.CKPT} to continue (train "
                          f"without --resume to start a run there)")
-    history = train.train(args.model, args.data, chosen, out, data_dir=args.data_dir,
+    history = train.train(model, args.data, chosen, out, data_dir=args.data_dir,
                           train_size=args.train_size, seed=args.seed,
                           augment=not args.no_augment, resume=args.resume, replace=args.replace,
                           max_steps=args.max_steps, backend=args.backend,
-                          on_start=args.on_start)
+                          on_start=args.on_start, init=args.init)
     tested = [h["test_acc"] for h in history if h["test_acc"] is not None]
     if tested:
         print(f"done: final test accuracy {tested[-1]:.1%} (best {max(tested):.1%}), "
@@ -213,9 +216,12 @@ def build_parser():
     t = sub.add_parser("train", help="train a ViT, a CNN or a hybrid",
                        description="Train a model; every hyper-parameter not given comes from "
                                    "the model's recipe (tinyvit.run.recipe; docs/RESULTS.md).")
-    t.add_argument("--model", default=DEFAULT_MODEL,
+    t.add_argument("--model", default=None,
                    help=f"a ViT preset, a CNN ({', '.join(CNN_PRESETS)}) or a hybrid "
-                        f"({', '.join(HYBRID_PRESETS)}); default {DEFAULT_MODEL}")
+                        f"({', '.join(HYBRID_PRESETS)}); default {DEFAULT_MODEL}, or --init's")
+    t.add_argument("--init", default=None, metavar="CKPT",
+                   help="fine-tune this checkpoint (any family): its encoder, a zero head for "
+                        "--data's classes, a fresh optimiser and schedule (paper Sec. 3.2)")
     t.add_argument("--data", default="cifar10",
                    help="cifar10, cifar100, an ImageFolder directory / .tar.gz / .zip, or "
                         "images made by formula: fractal:KxI or 1p-frac:KxI (K classes, I "

@@ -47,6 +47,7 @@ from ..support.errors import named
 from ..support.progress import Progress, format_seconds
 from ..tree import count_params
 from . import checkpoint, models, rundir, signals, validate
+from .transfer import fine_tune_start, pretrained_model
 from .evaluate import evaluate
 from .recipe import Recipe, recipe_for
 from . import rundata
@@ -187,11 +188,13 @@ def stats_images(ds, seed, n=STATS_IMAGES):
     return data.normalize(x[idx], ds["mean"], ds["std"])
 
 
-def start(net, seed, optimizer, images):
+def start(net, seed, optimizer, images, params=None):
     """A fresh run: (params, opt_state, rng, epoch 0, empty history). `images`: normalised
-    training images for a whitening stem's fixed kernel (`Model.from_data`)."""
+    training images for a whitening stem's fixed kernel (`Model.from_data`). `params`: a
+    fine-tuning run's (`transfer.fine_tune_start`), taken as they are: a pre-trained
+    whitening kernel is kept, since the first learned convolution was trained on it."""
     rng = np.random.default_rng(seed)
-    params = net.from_data(net.init(rng), images)
+    params = net.from_data(net.init(rng), images) if params is None else params
     return params, optim.init_optimizer(optimizer, params), rng, 0, []
 
 
@@ -204,6 +207,7 @@ def resume_from(folder, meta, sched, log):
     if changed:
         raise ValueError(f"{ckpt}: was trained with other settings ({'; '.join(changed[:3])}); "
                          f"`resume` needs the same ones")
+    check_same_init(ckpt, run["meta"].get("init"), meta)
     epoch, step = run["epoch"], run["opt"]["step"]
     if step != epoch * sched.steps_per_epoch:
         raise ValueError(f"{ckpt}: stopped inside epoch {epoch} (step {step}, by `max_steps`?); "
@@ -214,6 +218,18 @@ def resume_from(folder, meta, sched, log):
     folder.write_log(history)
     log(f"resuming from {ckpt} at epoch {epoch}")
     return run["params"], run["opt"], run["rng"], epoch, history
+
+
+def check_same_init(ckpt, saved, meta):
+    """Resuming continues from the run's own checkpoint: an `init` asked for (meta["init"])
+    must be the file the run started from (by SHA-1); the run's record is kept in `meta`."""
+    asked = meta.get("init")
+    if asked is not None and (saved or {}).get("sha1") != asked["sha1"]:
+        began = f"fine-tuned from {saved['path']}" if saved else "trained from scratch"
+        raise ValueError(f"{ckpt}: was {began}; `init` {asked['path']} is another start "
+                         f"(resume with the same `init` or none)")
+    if saved is not None:
+        meta["init"] = saved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,12 +304,14 @@ def checked_arguments(model, recipe, out, **options):
     return recipe
 
 
-def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_dir=None,
+def train(model=None, data="cifar10", recipe=None, out=None, *, data_dir=None,
           train_size=None, seed=0, augment=True, resume=False, replace=True, max_steps=None,
-          eval_every=1, backend="numpy", log=print, progress_stream=None, on_start=None):
+          eval_every=1, backend="numpy", log=print, progress_stream=None, on_start=None,
+          init=None):
     """Train `model` on `data` with `recipe`; returns the list of per-epoch metrics dicts.
 
-    `model`: a preset name (sized to the data's images and classes) or a `models.Model`.
+    `model`: a preset name (sized to the data's images and classes) or a `models.Model`
+    (None: `init`'s model, else the default).
     `data`: a source for `tinyvit.data.load_data` ("cifar10", a folder, an archive; its
     `train_size` images, class-balanced, and `data_dir` for downloads and caches), or a dict
     already prepared (see `prepare`). `recipe`: a `Recipe` (default: the model's,
@@ -308,7 +326,13 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
     `on_start(folder, data)`: called once the run's folder is open and its data loaded (the
     command line draws a formula-driven set's categories there:
     `tinyvit.figures.fractal_grid.save_categories`).
+    `init`: a checkpoint to fine-tune (any family; `transfer.fine_tune_start`): its encoder, a
+    zero head for the data's classes, a fresh optimiser and schedule, the data's own mean and
+    std; `model`, if given, must be its model. Not a setting of the `Recipe` (how a model
+    trains) but where it starts, like `model`: recorded as meta["init"]; resuming keeps it.
     """
+    if model is None:
+        model = pretrained_model(init)[0] if init is not None else DEFAULT_MODEL
     recipe = checked_arguments(model, recipe, out, train_size=train_size, seed=seed,
                                max_steps=max_steps, eval_every=eval_every)
     name = model if isinstance(model, str) else model.name
@@ -316,16 +340,23 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
     given = isinstance(data, dict)
     with rundir.open_run(Path(out or f"runs/{name}"), resume, replace, log) as folder:
         ds = given_dataset(data) if given else prepare(data, train_size, seed, data_dir)
-        net = build_for(model, ds, "(dataset)" if given else data, recipe.batch_size)
+        began = (fine_tune_start(init, model, ds["train"][0], len(ds["classes"]))
+                 if init is not None else None)
+        net = build_for(began.model if began else model, ds, "(dataset)" if given else data,
+                        recipe.batch_size)
         recipe.check_run(image_size=ds["train"][0].shape[1])
         sched = Schedule.of(train_images(ds), recipe)
         meta = run_metadata(net, ds, recipe, seed, "(dataset)" if given else data)
+        if began:
+            meta["init"] = began.record
+            log(f"fine-tuning {began.record['model']} from {init} (pre-trained on "
+                f"{began.record['data']}), a zero head of {len(ds['classes'])} classes")
         sample = stats_images(ds, seed)
         if on_start is not None:
             on_start(folder.path, "(dataset)" if given else data)
         params, opt_state, rng, start_epoch, history = (
             resume_from(folder, meta, sched, log) if resume and folder.ckpt.exists()
-            else start(net, seed, recipe.optimizer, sample))
+            else start(net, seed, recipe.optimizer, sample, began and began.params))
         state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
                      rng=rng)
         log(f"{net.name}: {count_params(params):,} parameters; {train_images(ds):,} "
