@@ -218,3 +218,13 @@ def test_the_command_line_fine_tunes_with_init_and_names_the_flags(tmp_path, pre
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--init" in err and "--model hybrid-tiny" in err
     assert "cnn-air-small" in err
+
+
+def test_a_malformed_init_record_is_refused_in_one_line():
+    for bad in ("runs/pre/last.npz", {"path": "p"}, {"sha1": 1, "path": "p"}):
+        with pytest.raises(ValueError, match=r"^ck.npz: meta init: expected its start's path "
+                                             r"and sha1"):
+            T.check_same_init("ck.npz", bad, {})
+    meta = {}
+    T.check_same_init("ck.npz", {"path": "p", "sha1": "a" * 40}, meta)
+    assert meta["init"]["path"] == "p"  # the run's own record kept for its next checkpoints

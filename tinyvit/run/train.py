@@ -224,6 +224,10 @@ def check_same_init(ckpt, saved, meta):
     """Resuming continues from the run's own checkpoint: an `init` asked for (meta["init"])
     must be the file the run started from (by SHA-1); the run's record is kept in `meta`."""
     asked = meta.get("init")
+    if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("sha1"), str)
+                                  and isinstance(saved.get("path"), str)):
+        raise ValueError(f"{ckpt}: meta init: expected its start's path and sha1, found "
+                         f"{str(saved)[:60]}")
     if asked is not None and (saved or {}).get("sha1") != asked["sha1"]:
         began = f"fine-tuned from {saved['path']}" if saved else "trained from scratch"
         raise ValueError(f"{ckpt}: was {began}; `init` {asked['path']} is another start "
