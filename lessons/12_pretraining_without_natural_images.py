@@ -148,8 +148,8 @@ if results:
             f"accuracy_{n}", LESSON)
     if len(sweep.ordered_models(ps.as_sweep(results, ps.labels_run(results)[0]))) > 1:
         lesson.show(pretraining.lead_chart(
-            results, title=f"The CNN's lead on {labelled} labels after formula-driven pre-training, "
-                           f"paired by seed{smoke_note}"), "cnn_lead", LESSON)
+            results, title=f"The CNN's lead on {labelled} labels after formula-driven "
+                           f"pre-training, paired by seed{smoke_note}"), "cnn_lead", LESSON)
         cnn, vit = sweep.ordered_models(ps.as_sweep(results, ps.labels_run(results)[0]))[:2]
         for n, ratios in ps.lead_ratios(results, cnn, vit).items():
             print(f"{n:,} labels: {cnn}'s lead over {vit}, as a fraction of its lead from "

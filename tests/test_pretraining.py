@@ -180,8 +180,8 @@ def test_resuming_refuses_another_init(tmp_path, pretrained):
     fit(tmp_path / "r", data=ds, init=pretrained["vit-cifar-nano"], max_steps=3)
     fit(tmp_path / "o", data=ds, epochs=1, max_steps=1)  # a run from scratch
     other = _other_file(tmp_path, pretrained)
-    with pytest.raises(ValueError, match="was fine-tuned from .*; `init` .*pre2/last.npz is another "
-                                         "start"):
+    with pytest.raises(ValueError, match="was fine-tuned from .*; `init` .*pre2/last.npz is "
+                                         "another start"):
         T.train("vit-cifar-nano", ds, recipe_for("vit-cifar-nano", epochs=2, batch_size=16),
                 tmp_path / "r", resume=True, init=other, **quiet())
     with pytest.raises(ValueError, match="was trained from scratch"):
