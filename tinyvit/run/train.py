@@ -46,11 +46,10 @@ from ..configs import DEFAULT_MODEL, family
 from ..support.errors import named
 from ..support.progress import Progress, format_seconds
 from ..tree import count_params
-from . import checkpoint, models, rundir, signals, validate
-from .transfer import fine_tune_start, pretrained_model
+from . import checkpoint, models, rundata, rundir, signals, validate
 from .evaluate import evaluate
 from .recipe import Recipe, recipe_for
-from . import rundata
+from .transfer import fine_tune_start, pretrained_model
 from .rundata import build_for, data_name, digest, given_dataset
 
 STATS_IMAGES = 2000  # training images for the whitening kernel and BatchNorm's statistics
@@ -173,9 +172,8 @@ def run_metadata(net, ds, recipe, seed, data_source):
     """What a checkpoint records about its run (JSON-able, as it reads back)."""
     meta = dict(model=models.config_dict(net), classes=ds["classes"],
                 mean=ds["mean"].tolist(), std=ds["std"].tolist(), hparams=recipe.stored(),
-                train_size=train_images(ds), train_digest=ds.get("digest") or digest(*ds["train"]),
-                seed=seed,
-                data=data_name(data_source))
+                train_size=train_images(ds), seed=seed, data=data_name(data_source),
+                train_digest=ds.get("digest") or digest(*ds["train"]))
     return json.loads(json.dumps(meta))  # tuples become lists
 
 
@@ -260,9 +258,9 @@ def epoch_batches(rng, ds, batch_size, steps, epoch):
 
 def train_epoch(state, ds, recipe, sched, grad_fn, *, epoch=0, augment=True, max_steps=None,
                 xp=np, report=no_report):
-    """Train one epoch of `recipe` on ds["train"] (normalised with ds["mean"], ds["std"]) in
-    place of `state` (a dict: params, opt, rng); stops early at step `max_steps`. After each
-    step, report(step, message). Returns (mean loss, train accuracy, last lr, seconds)."""
+    """Train one epoch of `recipe` on ds["train"], or a streamed set's epoch (`epoch_batches`),
+    normalised with ds["mean"], ds["std"], in place of `state` (a dict: params, opt, rng);
+    stops early at step `max_steps`. After each step, report(step, message). Returns (mean loss, train accuracy, last lr, seconds)."""
     t0, losses, correct, seen, lr = time.perf_counter(), [], 0, 0, float("nan")
     for xb, yb in epoch_batches(state["rng"], ds, recipe.batch_size, sched.steps_per_epoch,
                                 epoch):
