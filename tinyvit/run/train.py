@@ -260,7 +260,8 @@ def train_epoch(state, ds, recipe, sched, grad_fn, *, epoch=0, augment=True, max
                 xp=np, report=no_report):
     """Train one epoch of `recipe` on ds["train"], or a streamed set's epoch (`epoch_batches`),
     normalised with ds["mean"], ds["std"], in place of `state` (a dict: params, opt, rng);
-    stops early at step `max_steps`. After each step, report(step, message). Returns (mean loss, train accuracy, last lr, seconds)."""
+    stops early at step `max_steps`. After each step, report(step, message). Returns (mean
+    loss, train accuracy, last lr, seconds)."""
     t0, losses, correct, seen, lr = time.perf_counter(), [], 0, 0, float("nan")
     for xb, yb in epoch_batches(state["rng"], ds, recipe.batch_size, sched.steps_per_epoch,
                                 epoch):
