@@ -9,6 +9,8 @@ images light (their mean); the title says what a row and a column are, so the pi
 without text.
 Shape legend: R rows (categories), Q columns (instances), S canvas side, s scale.
 """
+from pathlib import Path
+
 import numpy as np
 
 from ..data import fractal_sets, fractals
@@ -44,3 +46,14 @@ def category_grid(fs, rows=8, cols=8, scale=3):
     return labelled_grid(list(upscale(x, scale)), cols, row_labels=row_labels,
                          col_labels=[f"inst. {j}" for j in range(cols)],
                          title=title_of(fs, rows, cols))
+
+
+def save_categories(folder, source, name="categories.png"):
+    """Draw the category grid of a formula-driven data source (`fractal:KxI`, `1p-frac:KxI`)
+    into `folder`/`name`; any other source draws nothing. What `python -m tinyvit train` does
+    at the start of a run (`train(..., on_start=save_categories)`). Returns the path or None."""
+    if not fractal_sets.is_spec(str(source)):
+        return None
+    path = Path(folder) / name
+    category_grid(fractal_sets.fractal_set(str(source))).save(path)
+    return path

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import cnn, data, hybrid, vit
+from ..data import fractal_sets
 from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_cnn_config,
                        get_config, get_hybrid_config, model_names)
-from . import checkpoint, evaluate, recipe, rundir, signals, train, validate, verify
+from . import (checkpoint, evaluate, recipe, rundata, rundir, signals, train, transfer,
+               validate, verify)
 from ..support.errors import as_flags
 from ..support.progress import Progress, format_seconds
 
@@ -75,8 +77,10 @@ def cmd_train(args):
     """python -m tinyvit train ..."""
     if args.out is not None and not args.out.strip():
         raise ValueError(f"--out {args.out!r}: expected a folder name")
-    chosen = recipe.recipe_for(args.model, **{k: getattr(args, k) for k in recipe.NAMES})
-    out = Path(args.out or f"runs/{args.model}")
+    model = args.model or (transfer.pretrained_model(args.init)[0] if args.init
+                           else DEFAULT_MODEL)
+    chosen = recipe.recipe_for(model, **{k: getattr(args, k) for k in recipe.NAMES})
+    out = Path(args.out or f"runs/{model if isinstance(model, str) else model.name}")
     validate.check_folder_option("`data_dir`", args.data_dir)
     if args.resume and args.replace:
         raise ValueError("--resume and --replace: expected one of them (continue the run in "
@@ -84,10 +88,11 @@ def cmd_train(args):
     if args.resume and not (out / rundir.CKPT).is_file():
         raise ValueError(f"--resume: no checkpoint {out / rundir.CKPT} to continue (train "
                          f"without --resume to start a run there)")
-    history = train.train(args.model, args.data, chosen, out, data_dir=args.data_dir,
+    history = train.train(model, args.data, chosen, out, data_dir=args.data_dir,
                           train_size=args.train_size, seed=args.seed,
                           augment=not args.no_augment, resume=args.resume, replace=args.replace,
-                          max_steps=args.max_steps, backend=args.backend)
+                          max_steps=args.max_steps, backend=args.backend,
+                          on_start=args.on_start, init=args.init)
     tested = [h["test_acc"] for h in history if h["test_acc"] is not None]
     if tested:
         print(f"done: final test accuracy {tested[-1]:.1%} (best {max(tested):.1%}), "
@@ -96,11 +101,13 @@ def cmd_train(args):
 
 
 def eval_source(args, meta, path):
-    """--data, else the data the checkpoint names (a CIFAR name or an absolute path)."""
+    """--data, else the data the checkpoint names (a CIFAR name, a formula-driven spec or an
+    absolute path)."""
     if args.data:
         return args.data
     stored = meta.get("data")
     if not isinstance(stored, str) or not (stored.lower() in data.OFFICIAL_NAMES
+                                           or fractal_sets.is_spec(stored)
                                            or os.path.isabs(stored)):
         raise ValueError(f"{path}: names its data as {stored!r}, a path relative to where it "
                          f"was trained; pass --data")
@@ -139,7 +146,7 @@ def cmd_eval(args):
     args.checkpoint = checkpoint_or_default(args.checkpoint)
     model, params, meta = checkpoint.load_model(args.checkpoint)
     source = eval_source(args, meta, args.checkpoint)
-    ds = data.load_data(source, data_dir=args.data_dir)
+    ds = rundata.load(source, data_dir=args.data_dir)
     verify.check_data_fits(args.checkpoint, model, meta, ds, source)
     x, y = ds["test"]
     trained = meta.get("hparams", {}).get("tta", "none")  # as it was tested in training
@@ -210,11 +217,16 @@ def build_parser():
     t = sub.add_parser("train", help="train a ViT, a CNN or a hybrid",
                        description="Train a model; every hyper-parameter not given comes from "
                                    "the model's recipe (tinyvit.run.recipe; docs/RESULTS.md).")
-    t.add_argument("--model", default=DEFAULT_MODEL,
+    t.add_argument("--model", default=None,
                    help=f"a ViT preset, a CNN ({', '.join(CNN_PRESETS)}) or a hybrid "
-                        f"({', '.join(HYBRID_PRESETS)}); default {DEFAULT_MODEL}")
+                        f"({', '.join(HYBRID_PRESETS)}); default {DEFAULT_MODEL}, or --init's")
+    t.add_argument("--init", default=None, metavar="CKPT",
+                   help="fine-tune this checkpoint (any family): its encoder, a zero head for "
+                        "--data's classes, a fresh optimiser and schedule (paper Sec. 3.2)")
     t.add_argument("--data", default="cifar10",
-                   help="cifar10, cifar100, or an ImageFolder directory / .tar.gz / .zip")
+                   help="cifar10, cifar100, an ImageFolder directory / .tar.gz / .zip, or "
+                        "images made by formula: fractal:KxI or 1p-frac:KxI (K classes, I "
+                        "images each; options ,grey ,seed=S ,delta=D; docs/pretraining.md)")
     t.add_argument("--data-dir", default=None, help="download/cache folder ($TINYVIT_DATA)")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     add_recipe_options(t)
@@ -247,12 +259,15 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    """Entry point; every error prints one line (see the module docstring for exit codes)."""
+def main(argv=None, on_start=None):
+    """Entry point; every error prints one line (see the module docstring for exit codes).
+    `on_start`: what `train` calls once a run's folder is open (`python -m tinyvit` passes
+    `tinyvit.figures.fractal_grid.save_categories`, a layer above this one)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a bad command line (2, its one line printed)
         return e.code
+    args.on_start = on_start
     for stream in (sys.stdout, sys.stderr):  # names as the OS gives them: never a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

@@ -182,9 +182,7 @@ def _alive(claim):
 def run_one(ds, results_path, setup, model, n, seed, min_images, min_epochs, batch_size,
             max_steps, workdir, log):
     """Train one (model, size, seed) of the sweep and record it; returns the results dict."""
-    x, y = data.balanced_subset(*ds["train"], n, seed)
-    mean, std = channel_stats(x)
-    subset = dict(train=(x, y), test=ds["test"], classes=ds["classes"], mean=mean, std=std)
+    subset = subset_of(ds, n, seed)
     epochs = epochs_for(n, min_images, min_epochs)
     out = Path(workdir or tempfile.mkdtemp(prefix="sweep-")) / run_key(model, n, seed)
     t0 = time.perf_counter()
@@ -199,11 +197,21 @@ def run_one(ds, results_path, setup, model, n, seed, min_images, min_epochs, bat
     return results
 
 
-def record(results_path, setup, run):
-    """Add one finished run to the results file (re-read first: other sweeps may share it)."""
+def subset_of(ds, n, seed):
+    """The seeded class-balanced subset of n of ds's training images, with its own statistics
+    (the same subset for every model of a seed)."""
+    x, y = data.balanced_subset(*ds["train"], n, seed)
+    mean, std = channel_stats(x)
+    return dict(train=(x, y), test=ds["test"], classes=ds["classes"], mean=mean, std=std)
+
+
+def record(results_path, setup, run, key=None):
+    """Add one finished run to the results file under `key` (default: its `run_key`), re-read
+    first: other sweeps may share it."""
     results = load_results(results_path)
     results["setup"] = setup
-    results.setdefault("runs", {})[run_key(run["model"], run["size"], run["seed"])] = run
+    key = key or run_key(run["model"], run["size"], run["seed"])
+    results.setdefault("runs", {})[key] = run
     results["train_seconds"] = round(sum(r["seconds"] for r in results["runs"].values()), 1)
     save_results(results_path, results)
     return results

@@ -30,6 +30,7 @@ strings them together.
 
 Shape legend: B batch, H, W, C image, K classes.
 """
+import itertools
 import json
 import math
 import os
@@ -43,13 +44,15 @@ from autograd.tracer import getval
 
 from .. import device
 from .. import data, fast, ops, optim
+from ..data import fractal_sets
 from ..configs import DEFAULT_MODEL, family
 from ..support.errors import named
 from ..support.progress import Progress, format_seconds
 from ..tree import count_params
-from . import checkpoint, models, rundir, signals, validate
+from . import checkpoint, models, rundata, rundir, signals, validate
 from .evaluate import evaluate
 from .recipe import Recipe, recipe_for
+from .transfer import fine_tune_start, pretrained_model
 from .rundata import build_for, data_name, digest, given_dataset
 
 STATS_IMAGES = 2000  # training images for the whitening kernel and BatchNorm's statistics
@@ -83,13 +86,24 @@ def channel_stats(x):
 
 
 def prepare(source, train_size=None, seed=0, data_dir=None):
-    """Load a data set, take the seeded class-balanced subset, compute normalisation."""
-    ds = data.load_data(source, data_dir=data_dir)
+    """Load a data set, take the seeded class-balanced subset, compute normalisation. A
+    formula-driven set too large for memory streams (`rundata.load`): ds["train"] is its fixed
+    sample, which the statistics come from, and ds["stream"] what the epochs draw from."""
+    ds = rundata.load(source, data_dir=data_dir)
     x, y = ds["train"]
+    if train_size is not None and "stream" in ds:
+        raise ValueError(f"`train_size` {train_size}: `data` {source} is streamed whole "
+                         f"({ds['images']:,} images); expected none (choose I in the spec)")
     if train_size is not None:
         x, y = data.balanced_subset(x, y, train_size, seed)
     mean, std = channel_stats(x)
-    return dict(train=(x, y), test=ds["test"], classes=list(ds["classes"]), mean=mean, std=std)
+    return dict(train=(x, y), test=ds["test"], classes=list(ds["classes"]), mean=mean, std=std,
+                **{k: ds[k] for k in rundata.STREAM_KEYS if k in ds})
+
+
+def train_images(ds):
+    """How many training images an epoch passes over (a streamed set's K x I)."""
+    return ds.get("images", len(ds["train"][0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,8 +183,8 @@ def run_metadata(net, ds, recipe, seed, data_source):
     """What a checkpoint records about its run (JSON-able, as it reads back)."""
     meta = dict(model=models.config_dict(net), classes=ds["classes"],
                 mean=ds["mean"].tolist(), std=ds["std"].tolist(), hparams=recipe.stored(),
-                train_size=len(ds["train"][0]), train_digest=digest(*ds["train"]), seed=seed,
-                data=data_name(data_source))
+                train_size=train_images(ds), seed=seed, data=data_name(data_source),
+                train_digest=ds.get("digest") or digest(*ds["train"]))
     return json.loads(json.dumps(meta))  # tuples become lists
 
 
@@ -183,11 +197,13 @@ def stats_images(ds, seed, n=STATS_IMAGES):
     return data.normalize(x[idx], ds["mean"], ds["std"])
 
 
-def start(net, seed, optimizer, images):
+def start(net, seed, optimizer, images, params=None):
     """A fresh run: (params, opt_state, rng, epoch 0, empty history). `images`: normalised
-    training images for a whitening stem's fixed kernel (`Model.from_data`)."""
+    training images for a whitening stem's fixed kernel (`Model.from_data`). `params`: a
+    fine-tuning run's (`transfer.fine_tune_start`), taken as they are: a pre-trained
+    whitening kernel is kept, since the first learned convolution was trained on it."""
     rng = np.random.default_rng(seed)
-    params = net.from_data(net.init(rng), images)
+    params = net.from_data(net.init(rng), images) if params is None else params
     return params, optim.init_optimizer(optimizer, params), rng, 0, []
 
 
@@ -201,6 +217,7 @@ def resume_from(folder, meta, sched, log):
     if changed:
         raise ValueError(f"{ckpt}: was trained with other settings ({'; '.join(changed[:3])}); "
                          f"`resume` needs the same ones")
+    check_same_init(ckpt, run["meta"].get("init"), meta)
     epoch, step = run["epoch"], run["opt"]["step"]
     if step != epoch * sched.steps_per_epoch:
         raise ValueError(f"{ckpt}: stopped inside epoch {epoch} (step {step}, by `max_steps`?); "
@@ -211,6 +228,22 @@ def resume_from(folder, meta, sched, log):
     folder.write_log(history)
     log(f"resuming from {ckpt} at epoch {epoch}")
     return run["params"], run["opt"], run["rng"], epoch, history, run["ema"]
+
+
+def check_same_init(ckpt, saved, meta):
+    """Resuming continues from the run's own checkpoint: an `init` asked for (meta["init"])
+    must be the file the run started from (by SHA-1); the run's record is kept in `meta`."""
+    asked = meta.get("init")
+    if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("sha1"), str)
+                                  and isinstance(saved.get("path"), str)):
+        raise ValueError(f"{ckpt}: meta init: expected its start's path and sha1, found "
+                         f"{str(saved)[:60]}")
+    if asked is not None and (saved or {}).get("sha1") != asked["sha1"]:
+        began = f"fine-tuned from {saved['path']}" if saved else "trained from scratch"
+        raise ValueError(f"{ckpt}: was {began}; `init` {asked['path']} is another start "
+                         f"(resume with the same `init` or none)")
+    if saved is not None:
+        meta["init"] = saved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,27 +279,38 @@ def averaged(state, recipe, step):
         optim.ema_update(state["ema"], state["params"], optim.ema_decay(step, recipe.ema))
 
 
+def epoch_batches(rng, ds, batch_size, steps, epoch):
+    """The `steps` batches of an epoch, uint8 images (B, H, W, C) and labels (B,): ds["train"]
+    in an order drawn from `rng`, or a streamed set's batches of `epoch` (its own order,
+    `fractal_sets.batches`)."""
+    if "stream" in ds:
+        return itertools.islice(fractal_sets.batches(ds["stream"], epoch, batch_size,
+                                                     drop_last=True), steps)
+    x_train, y_train = ds["train"]
+    order = rng.permutation(len(x_train))
+    return ((x_train[idx], y_train[idx])
+            for idx in (order[i * batch_size:(i + 1) * batch_size] for i in range(steps)))
+
+
 def train_epoch(state, ds, recipe, sched, grad_fn, *, epoch=0, augment=True, max_steps=None,
                 xp=np, report=no_report):
-    """Train one epoch of `recipe` on ds["train"] (normalised with ds["mean"], ds["std"]) in
-    place of `state` (a dict: params, opt, rng; and ema, the weights' average, when the
-    recipe keeps one: started from params if absent); stops early at step `max_steps`. After
-    each step, report(step, message). Returns (mean loss, train accuracy against the
-    unmixed labels, last lr, seconds)."""
-    x_train, y_train = ds["train"]
+    """Train one epoch of `recipe` on ds["train"], or a streamed set's epoch (`epoch_batches`),
+    normalised with ds["mean"], ds["std"], in place of `state` (a dict: params, opt, rng; and
+    ema, the weights' average, when the recipe keeps one: started from params if absent);
+    stops early at step `max_steps`. After each step, report(step, message). Returns (mean
+    loss, train accuracy against the unmixed labels, last lr, seconds)."""
     t0, losses, correct, seen, lr = time.perf_counter(), [], 0, 0, float("nan")
     if recipe.ema > 0 and state.get("ema") is None:
         state["ema"] = optim.init_ema(state["params"])
     classes = len(ds["classes"]) if recipe.mixup > 0 or recipe.cutmix > 0 else None
-    order = state["rng"].permutation(len(x_train))
-    for i in range(sched.steps_per_epoch):
+    for xb, yb in epoch_batches(state["rng"], ds, recipe.batch_size, sched.steps_per_epoch,
+                                epoch):
         step = state["opt"]["step"]
         if max_steps is not None and step >= max_steps:
             break
-        idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]  # (B,)
-        xb = (data.random_crop_flip(state["rng"], x_train[idx], recipe.crop_pad,
-                                    mode=recipe.crop_mode) if augment else x_train[idx])
-        xb, targets = regularised(state["rng"], xb, y_train[idx], recipe, classes)
+        xb = (data.random_crop_flip(state["rng"], xb, recipe.crop_pad,
+                                    mode=recipe.crop_mode) if augment else xb)
+        xb, targets = regularised(state["rng"], xb, yb, recipe, classes)
         x = xp.asarray(data.normalize(xb, ds["mean"], ds["std"]))  # (B, H, W, C) float32
         lr = sched.lr(step, recipe.lr)
         try:
@@ -278,8 +322,8 @@ def train_epoch(state, ds, recipe, sched, grad_fn, *, epoch=0, augment=True, max
                                    f"(try a lower `lr`)") from None
         averaged(state, recipe, step)
         losses.append(loss)
-        correct += int((device.to_host(logits).argmax(1) == y_train[idx]).sum())
-        seen += len(idx)
+        correct += int((device.to_host(logits).argmax(1) == yb).sum())
+        seen += len(yb)
         report(step + 1, f"epoch {epoch + 1}/{recipe.epochs} loss {loss:.3f} "
                          f"acc {correct / seen:.1%} {seen / (time.perf_counter() - t0):.0f} img/s")
     mean_loss = float(np.mean(losses)) if losses else float("nan")
@@ -305,12 +349,14 @@ def checked_arguments(model, recipe, out, **options):
     return recipe
 
 
-def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_dir=None,
+def train(model=None, data="cifar10", recipe=None, out=None, *, data_dir=None,
           train_size=None, seed=0, augment=True, resume=False, replace=True, max_steps=None,
-          eval_every=1, backend="numpy", log=print, progress_stream=None):
+          eval_every=1, backend="numpy", log=print, progress_stream=None, on_start=None,
+          init=None):
     """Train `model` on `data` with `recipe`; returns the list of per-epoch metrics dicts.
 
-    `model`: a preset name (sized to the data's images and classes) or a `models.Model`.
+    `model`: a preset name (sized to the data's images and classes) or a `models.Model`
+    (None: `init`'s model, else the default).
     `data`: a source for `tinyvit.data.load_data` ("cifar10", a folder, an archive; its
     `train_size` images, class-balanced, and `data_dir` for downloads and caches), or a dict
     already prepared (see `prepare`). `recipe`: a `Recipe` (default: the model's,
@@ -322,7 +368,16 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
     rows have `test_acc` None). `backend`: "numpy" (CPU), "cupy" (GPU) or an array module;
     augmentation and checkpoints stay on the host, parameters, optimiser state and batches
     live on the device. Every option is checked first (one-line ValueErrors naming it).
+    `on_start(folder, data)`: called once the run's folder is open and its data loaded (the
+    command line draws a formula-driven set's categories there:
+    `tinyvit.figures.fractal_grid.save_categories`).
+    `init`: a checkpoint to fine-tune (any family; `transfer.fine_tune_start`): its encoder, a
+    zero head for the data's classes, a fresh optimiser and schedule, the data's own mean and
+    std; `model`, if given, must be its model. Not a setting of the `Recipe` (how a model
+    trains) but where it starts, like `model`: recorded as meta["init"]; resuming keeps it.
     """
+    if model is None:
+        model = pretrained_model(init)[0] if init is not None else DEFAULT_MODEL
     recipe = checked_arguments(model, recipe, out, train_size=train_size, seed=seed,
                                max_steps=max_steps, eval_every=eval_every)
     name = model if isinstance(model, str) else model.name
@@ -330,17 +385,26 @@ def train(model=DEFAULT_MODEL, data="cifar10", recipe=None, out=None, *, data_di
     given = isinstance(data, dict)
     with rundir.open_run(Path(out or f"runs/{name}"), resume, replace, log) as folder:
         ds = given_dataset(data) if given else prepare(data, train_size, seed, data_dir)
-        net = build_for(model, ds, "(dataset)" if given else data, recipe.batch_size)
+        began = (fine_tune_start(init, model, ds["train"][0], len(ds["classes"]))
+                 if init is not None else None)
+        net = build_for(began.model if began else model, ds, "(dataset)" if given else data,
+                        recipe.batch_size)
         recipe.check_run(image_size=ds["train"][0].shape[1])
-        sched = Schedule.of(len(ds["train"][0]), recipe)
+        sched = Schedule.of(train_images(ds), recipe)
         meta = run_metadata(net, ds, recipe, seed, "(dataset)" if given else data)
+        if began:
+            meta["init"] = began.record
+            log(f"fine-tuning {began.record['model']} from {init} (pre-trained on "
+                f"{began.record['data']}), a zero head of {len(ds['classes'])} classes")
         sample = stats_images(ds, seed)
+        if on_start is not None:
+            on_start(folder.path, "(dataset)" if given else data)
         params, opt_state, rng, start_epoch, history, ema = (
             resume_from(folder, meta, sched, log) if resume and folder.ckpt.exists()
-            else (*start(net, seed, recipe.optimizer, sample), None))
+            else (*start(net, seed, recipe.optimizer, sample, began and began.params), None))
         state = dict(params=device.to_device(params, xp), opt=device.to_device(opt_state, xp),
                      rng=rng, ema=device.to_device(ema, xp) if ema is not None else None)
-        log(f"{net.name}: {count_params(params):,} parameters; {len(ds['train'][0]):,} "
+        log(f"{net.name}: {count_params(params):,} parameters; {train_images(ds):,} "
             f"training images, {recipe.epochs} epochs x {sched.steps_per_epoch} steps of "
             f"{recipe.batch_size}")
         fast.keep_freed_memory()
