@@ -1,8 +1,10 @@
-"""What a ViT learns, and what it transfers: Fig. 6, Sec. 3.2 and Sec. 4.1.
+"""What a ViT learns, and what it transfers: Fig. 6, Sec. 3.2, Sec. 4.1 and Raghu et al. 2021.
 
-Exercises 18 (attention rollout), 19 (position-embedding interpolation) and 20 (the few-shot
-linear probe). Plain NumPy: no gradients are needed. Shape legend: L layers, B batch, H heads,
-T tokens; g, G the old and new grid sides; D width; S examples, F features, K classes.
+Exercises 18 (attention rollout), 19 (position-embedding interpolation), 20 (the few-shot
+linear probe) and 22 (linear CKA, lesson 11; numbered after the capstone, which came first).
+Plain NumPy: no gradients are needed. Shape legend: L layers, B batch, H heads, T tokens;
+g, G the old and new grid sides; D width; S examples, F features (F1, F2 of x and y),
+K classes.
 """
 import numpy as np
 
