@@ -882,6 +882,13 @@ def cka_norms_rooted(x, y):
     return cka_features(x, y, root=True)
 
 
+def cka_feature_by_feature(x, y):
+    k, l = x.T @ x, y.T @ y
+    h = lambda a: a - a.mean(0) - a.mean(1, keepdims=True) + a.mean()
+    hs = lambda a, b: np.sum(h(a) * h(b))
+    return hs(k, l) / np.sqrt(hs(k, k) * hs(l, l))
+
+
 def cka_right_feature_form(x, y):
     return cka_features(x, y)
 
@@ -1092,6 +1099,8 @@ WRONG = {
               ["square root"]),
         entry("Frobenius norms (already roots) rooted again", cka_norms_rooted,
               ["CKA(X, X) = 1", "denominator"], ["not centred"]),
+        entry("X^T X and Y^T Y, centred, for the Gram matrices", cka_feature_by_feature,
+              ["X^T X in place of X X^T"]),
     ],
 }
 

@@ -322,10 +322,12 @@ def centred_features_cka(axis):
 
 
 def feature_grams(x, y):
-    """A wrong CKA: the feature-by-feature matrices X^T X (F1, F1), Y^T Y (F2, F2) as if Gram
-    matrices (they only meet when F1 = F2)."""
-    k, l = x.T @ x, y.T @ y  # (F1, F1), (F2, F2)
-    return similarity.hsic(k, l) / np.sqrt(similarity.hsic(k, k) * similarity.hsic(l, l))
+    """A wrong CKA: the feature-by-feature matrices X^T X (F1, F1), Y^T Y (F2, F2) centred as
+    if Gram matrices (they only meet when F1 = F2, or one is 1 x 1: centred, 0, and 0 / 0)."""
+    k = similarity.centre_gram(x.T @ x)  # (F1, F1)
+    l = similarity.centre_gram(y.T @ y)  # (F2, F2)
+    with np.errstate(invalid="ignore"):
+        return np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l))
 
 
 def rotated(i):
@@ -378,7 +380,8 @@ CKA = exercise(
             "geometric mean, so that CKA(X, X) = 1 and scaling X changes nothing"),
         "X^T X in place of X X^T": (feature_grams,
             "the Gram matrix compares examples: K = X X^T is (S, S), the same size for x and y "
-            "whatever their widths; X^T X (F1, F1) compares features"),
+            "whatever their widths; X^T X (F1, F1) compares features, and meets Y^T Y (F2, F2) "
+            "only when F1 = F2"),
         "(S - 1)^2 in the cross HSIC, S^2 in the self HSICs": (lambda x, y: similarity.linear_cka(
             x, y) * len(x) ** 2 / (len(x) - 1) ** 2, "use the same HSIC, with the same "
             "1 / (S - 1)^2, in the numerator and the denominator: then the factor cancels"),
