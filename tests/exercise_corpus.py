@@ -847,6 +847,66 @@ def train_own_loop(*args):
     return loop(*args)
 
 
+# --- 22 linear_cka ---------------------------------------------------------------------------
+
+
+def centred(x):
+    return x - x.mean(axis=0)
+
+
+def cka_features(x, y, centre=centred, power=2, root=False):
+    """CKA in the feature-space form ||Y^T X||_F^power / (||X^T X||_F ||Y^T Y||_F), the
+    features first passed through centre(x), the denominator's product rooted again if root."""
+    x, y = centre(x), centre(y)
+    below = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
+    return np.linalg.norm(y.T @ x) ** power / (np.sqrt(below) if root else below)
+
+
+def cka_uncentred_features(x, y):
+    return cka_features(x, y, centre=lambda a: a)
+
+
+def cka_standardised(x, y):
+    return cka_features(x, y, centre=lambda a: (a - a.mean(0)) / a.std(0))
+
+
+def cka_only_x_centred(x, y):
+    return cka_features(centred(x), y, centre=lambda a: a)
+
+
+def cka_norm_not_squared(x, y):
+    return cka_features(x, y, power=1)
+
+
+def cka_norms_rooted(x, y):
+    return cka_features(x, y, root=True)
+
+
+def cka_feature_by_feature(x, y):
+    k, l = x.T @ x, y.T @ y
+    h = lambda a: a - a.mean(0) - a.mean(1, keepdims=True) + a.mean()
+    hs = lambda a, b: np.sum(h(a) * h(b))
+    return hs(k, l) / np.sqrt(hs(k, k) * hs(l, l))
+
+
+def cka_right_feature_form(x, y):
+    return cka_features(x, y)
+
+
+def cka_h_on_one_side(x, y):
+    s = len(x)
+    h = np.eye(s) - np.ones((s, s)) / s
+    hsic = lambda a, b: np.trace(a @ h @ b) / (s - 1) ** 2
+    k, l = x @ x.T, y @ y.T
+    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+
+
+def cka_grand_mean(x, y):
+    k, l = x @ x.T, y @ y.T
+    k, l = k - k.mean(), l - l.mean()
+    return np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l))
+
+
 WRONG = {
     "patchify": [
         entry("P and H/P swapped in the first reshape", patchify_sizes_swapped,
@@ -1029,6 +1089,19 @@ WRONG = {
               ["after the update", "the loss you record differs"]),
         entry("no warmup", train_no_warmup, ["learning rate passed"]),
     ],
+    "linear_cka": [
+        entry("the feature-space form without centring", cka_uncentred_features,
+              ["not centred"]),
+        entry("features standardised (z-scored) first", cka_standardised,
+              ["orthogonal transform"], ["not centred"]),
+        entry("x centred, y not", cka_only_x_centred, ["centred", "symmetric"]),
+        entry("||Y^T X||_F not squared", cka_norm_not_squared, ["squared", "CKA(X, X) = 1"],
+              ["square root"]),
+        entry("Frobenius norms (already roots) rooted again", cka_norms_rooted,
+              ["CKA(X, X) = 1", "denominator"], ["not centred"]),
+        entry("X^T X and Y^T Y, centred, for the Gram matrices", cka_feature_by_feature,
+              ["X^T X in place of X X^T"]),
+    ],
 }
 
 # --- written later, held out ---------------------------------------------------------------
@@ -1185,6 +1258,7 @@ HELD_OUT = {
         "the new grid transposed", interp_transposed_output, ["column by column"]),
  "linear_probe": entry("{0,1} targets", probe_targets_01, ["{0, 1} targets"]),
  "train": entry("label smoothing ignored", train_no_smoothing, ["label smoothing ignored"]),
+    "linear_cka": entry("H applied once, tr(K H L)", cka_h_on_one_side, ["one side only"]),
 }
 
 
@@ -1334,6 +1408,8 @@ HELD_OUT_2 = {
         ["align_corners=true"]),
     "linear_probe": entry("l2 ignored (pseudo-inverse)", probe_l2_ignored, ["l2 ignored"]),
     "train": entry("weight decay ignored", train_no_weight_decay, ["weight decay ignored"]),
+    "linear_cka": entry("the Gram matrices minus their grand mean, not H K H", cka_grand_mean,
+                        ["centre_gram", "centred"], ["square root"]),
 }
 
 for _name in WRONG:
@@ -1349,4 +1425,5 @@ RIGHT = {
     "warmup_cosine": [wc_squared_cosine], "im2col": [im2col_loops],
     "attention_rollout": [rollout_einsum], "interpolate_pos_embed": [interp_right],
     "linear_probe": [probe_dual_always], "train": [train_own_loop],
+    "linear_cka": [cka_right_feature_form],
 }

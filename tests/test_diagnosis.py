@@ -16,7 +16,7 @@ from tinyvit.exercises.checker import check, report
 from tinyvit.exercises.quirks import quirk, tolerated
 from tinyvit.exercises.stages import diagnosis_cases, observations
 
-from exercise_corpus import RIGHT, patches_of, patchify_varargs
+from exercise_corpus import RIGHT, cka_feature_by_feature, patches_of, patchify_varargs
 
 EXERCISES = registry.EXERCISES
 IDS = [f"{ex['number']:02d}_{ex['name']}" for ex in EXERCISES]
@@ -121,3 +121,26 @@ def test_nan_everywhere_is_no_evidence_for_a_cause():
     assert result["status"] == "failed", report(softmax, result)
     assert "overflow" not in result["message"] and not str(result["diagnosis"]).startswith(
         "variant"), report(softmax, result)
+
+
+def test_a_catalogued_mistake_is_named_from_an_error_only_when_it_fails_alike_on_every_case():
+    """X^T X for the Gram matrices raises where F1 != F2 (and both exceed 1) and gives numbers
+    elsewhere: the catalogue names it. An answer that raises everywhere, or that raises where
+    that mistake does but gives other numbers elsewhere, is told its error alone."""
+    ex = registry.get("linear_cka")
+    named = "X^T X in place of X X^T"
+
+    def uncentred_features(x, y):
+        k, l = x.T @ x, y.T @ y
+        return np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l))
+
+    def always(x, y):
+        raise ValueError("operands could not be broadcast together")
+
+    with np.errstate(invalid="ignore"):
+        result = check(ex, cka_feature_by_feature)  # the corpus's, centred by hand
+        assert result["diagnosis"] == named and "raised ValueError" in result["message"]
+        for fn in (uncentred_features, always):
+            result = check(ex, fn)
+            assert result["status"] == "failed" and result["diagnosis"] is None, report(ex, result)
+            assert "raised ValueError" in result["message"] and named not in result["message"]

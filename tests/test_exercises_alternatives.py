@@ -194,6 +194,14 @@ def train_value_and_grad(model, params, images, labels, steps, lr, warmup, weigh
     return losses
 
 
+def cka_centring_matrix(x, y):
+    s = len(x)
+    h = np.eye(s) - np.ones((s, s)) / s  # H = I - 1 1^T / S
+    hsic = lambda k, l: np.trace(k @ h @ l @ h) / (s - 1) ** 2
+    k, l = x @ x.T, y @ y.T
+    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+
+
 ALTERNATIVES = {
     "patchify": [patchify_swapaxes, patchify_loops], "embed": [embed_einsum],
     "softmax": [softmax_logsumexp], "softmax_vjp": [softmax_vjp_jacobian],
@@ -205,6 +213,7 @@ ALTERNATIVES = {
     "warmup_cosine": [warmup_cosine_squared], "im2col": [im2col_concatenate],
     "attention_rollout": [rollout_reduce], "interpolate_pos_embed": [interpolate_loops],
     "linear_probe": [probe_lstsq], "train": [train_value_and_grad],
+    "linear_cka": [cka_centring_matrix],
 }
 CASES = [(name, fn) for name, fns in ALTERNATIVES.items() for fn in fns]
 

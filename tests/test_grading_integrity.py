@@ -40,21 +40,21 @@ ATTACKS = {
     # forged verdicts: marker lines, on stdout by every route
     "forge_os_write": ("ex03_softmax.py", f"""
         import os
-        for n in range(1, 22):
+        for n in range(1, {len(EXERCISES) + 1}):
             os.write(1, ({MARK!r} + {FORGED!r} % n + "\\n").encode())
         os._exit(0)
         """),
     "forge_atexit": ("ex03_softmax.py", f"""
         import atexit, sys
         atexit.register(lambda: [print({MARK!r} + {FORGED!r} % n, file=sys.__stdout__)
-                                 for n in range(1, 22)])
+                                 for n in range(1, {len(EXERCISES) + 1})])
         def softmax(x):
             raise NotImplementedError
         """),
     "forge_dunder_stdout": ("ex03_softmax.py", f"""
         import sys
         def softmax(x):
-            for n in range(1, 22):
+            for n in range(1, {len(EXERCISES) + 1}):
                 print({MARK!r} + {FORGED!r} % n, file=sys.__stdout__, flush=True)
             return None
         """),
@@ -430,7 +430,7 @@ def test_a_flag_costs_the_credit_unless_the_teacher_allows_it(graded):
     ex3 = next(r for r in results if r["number"] == 3)
     assert ex3["flags"] == ["uses the reference tinyvit.ops.softmax"]
     assert grading.stages_of(ex3) == (0, 7) and grading.stages_of(ex3, allow_flagged=True) == (7, 7)
-    assert "reference_importlib: 0/21 passed" in graded["summary"]
+    assert f"reference_importlib: 0/{len(EXERCISES)} passed" in graded["summary"]
     assert "3 softmax: flag: uses the reference tinyvit.ops.softmax" in graded["summary"]
-    assert "reference_importlib: 1/21" in grading.summary(
+    assert f"reference_importlib: 1/{len(EXERCISES)}" in grading.summary(
         [("reference_importlib", results)], allow_flagged=True)

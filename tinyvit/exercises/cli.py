@@ -1,6 +1,6 @@
 """`python -m tinyvit.exercises COMMAND`: the student's and the teacher's commands.
 
-    init [DIR]                 write the 21 stubs into DIR (default exercises/); never overwrites
+    init [DIR]                 write the 22 stubs into DIR (default exercises/); never overwrites
     list [--dir DIR]           every exercise and its status
     check N|all [--dir DIR]    check your file(s), in a subprocess with a timeout
     hint N [LEVEL]             the hints up to LEVEL (1-3; default 1)

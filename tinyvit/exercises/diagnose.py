@@ -233,6 +233,20 @@ def candidate_outcome(ex, key, fn, case, run_case):
     return out
 
 
+def explain_error(ex, obs, run_case):
+    """(name, text) of the catalogued mistake that raises the student's error where the
+    student's function raises and gives its values elsewhere, on every case; else (None, "").
+    An answer that raises everywhere is not explained: any broken function would match."""
+    tol = (max(ex["tol"][0], MATCH_TOL[0]), max(ex["tol"][1], MATCH_TOL[1]))
+    if not any(finite_somewhere(o["found"]) for o in obs):
+        return None, ""
+    for key, name, text, _, fn in list(candidates(ex))[:len(ex["mistakes"])]:
+        if all(agree(o["found"], candidate_outcome(ex, key, fn, o["case"], run_case), tol)
+               for o in obs):
+            return name, text
+    return None, ""
+
+
 def explain(ex, obs, run_case, prop_call=None):
     """(diagnosis name or None, text) for a failed answer.
 

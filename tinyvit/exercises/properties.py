@@ -37,14 +37,14 @@ def parts(x, part):
 
 
 def first_difference(found, want):
-    """ "at [0, 1] 0.5 instead of 0.25", or None when close."""
+    """ "at [0, 1] 0.5 instead of 0.25" ("0.5 instead of 0.25" for a scalar), or None."""
     if found is None or np.shape(found) != np.shape(want):
         return f"an output of shape {np.shape(found)}" if found is not None else "no output"
     bad = ~np.isclose(found, want, *TOL)
     if not bad.any():
         return None
     i = tuple(np.argwhere(bad)[0])
-    return f"at {where(i)} {num(found[i])} instead of {num(want[i])}"
+    return f"{'at ' + where(i) + ' ' if i else ''}{num(found[i])} instead of {num(want[i])}"
 
 
 def safely(call, inputs):

@@ -21,7 +21,7 @@ import numpy as np
 from autograd import grad
 
 from .compare import array_text, parts_of, structure_message, values_message
-from .diagnose import agree, explain, outcome
+from .diagnose import agree, explain, explain_error, outcome
 from .gradients import first_wrong, gradient_message
 from .notes import STUDENT_ERRORS, raised
 from .quirks import NOTES, quirk_message, tolerated
@@ -72,7 +72,17 @@ def attempt(ex, fn, case, where, first=False):
             raise NotStarted(str(e)) from e
         return None, (f"{where}: your function raised {raised(e)}: a case not written yet?", None)
     except STUDENT_ERRORS as e:  # the student's error is the message
-        return None, (f"{where}: your function raised {raised(e)}", None)
+        name, text = raised_mistake(ex, fn, case)
+        return None, (f"{where}: your function raised {raised(e)}" + (f"\n{text}" if text
+                                                                       else ""), name)
+
+
+def raised_mistake(ex, fn, case):
+    """(name, text) of a catalogued mistake that fails the same way on every case (e.g. a
+    shape error only where two sizes differ), else (None, "")."""
+    if not ex["explain"] or not ex["mistakes"]:
+        return None, ""
+    return explain_error(ex, observations(ex, fn, case), lambda f, c: run(ex, f, c))
 
 
 def hand_case(ex):

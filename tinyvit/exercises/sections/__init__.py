@@ -8,6 +8,10 @@
     optimiser     Appendix B.1             15 AdamW, 16 warmup + cosine
     convolution   Sec. 3.1 (inductive bias) 17 im2col, the CNN baseline's convolution
     analysis      Sec. 3.2, 4.1, Fig. 6    18 attention rollout, 19 position-embedding
-                                           interpolation, 20 the few-shot linear probe
+                                           interpolation, 20 the few-shot linear probe,
+                  (Raghu et al. 2021)      22 linear CKA (lesson 11)
     capstone      Sec. 4.1                 21 the training loop, with the student's functions
+
+Linear CKA came after the capstone and took the next number: a student's files are named by
+their numbers (ex21_train.py), so no exercise is renumbered.
 """

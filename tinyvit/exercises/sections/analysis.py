@@ -1,15 +1,17 @@
-"""What a ViT learns, and what it transfers: Fig. 6, Sec. 3.2 and Sec. 4.1.
+"""What a ViT learns, and what it transfers: Fig. 6, Sec. 3.2, Sec. 4.1 and Raghu et al. 2021.
 
-Exercises 18 (attention rollout), 19 (position-embedding interpolation) and 20 (the few-shot
-linear probe). Plain NumPy: no gradients are needed. Shape legend: L layers, B batch, H heads,
-T tokens; g, G the old and new grid sides; D width; S examples, F features, K classes.
+Exercises 18 (attention rollout), 19 (position-embedding interpolation), 20 (the few-shot
+linear probe) and 22 (linear CKA, lesson 11; numbered after the capstone, which came first).
+Plain NumPy: no gradients are needed. Shape legend: L layers, B batch, H heads, T tokens;
+g, G the old and new grid sides; D width; S examples, F features (F1, F2 of x and y),
+K classes.
 """
 import numpy as np
 
-from ...figures import analysis
+from ...figures import analysis, similarity
 from ..diagnose import nonfinite, scaled
 from ..patching import swapped
-from ..properties import (changed_inputs, first_difference, output_has, parts, prop,
+from ..properties import (at_inputs, changed_inputs, first_difference, output_has, parts, prop,
                           random_case, sums_to, unchanged_by)
 from ..spec import exercise, normal, pick
 
@@ -293,4 +295,132 @@ PROBE = exercise(
     """,
 )
 
-EXERCISES = [ROLLOUT, INTERPOLATE, PROBE]
+
+
+def cka_inputs(rng, d, same=False):
+    """x (S, F1) and y (S, F2) = tanh(x W) + noise: related, but not by a linear map."""
+    x = normal(rng, d["S"], d["F1"])
+    y = np.tanh(x @ normal(rng, d["F1"], d["F2"])) + normal(rng, d["S"], d["F2"], scale=0.3)
+    return {"x": x, "y": x.copy() if same else y}
+
+
+def cka_of(hsic_cross, hsic_self):
+    """A wrong CKA: HSIC's of the Gram matrices X X^T, Y Y^T by other formulas."""
+    def wrong(x, y):
+        k, l = x @ x.T, y @ y.T  # (S, S)
+        return hsic_cross(k, l) / np.sqrt(hsic_self(k, k) * hsic_self(l, l))
+    return wrong
+
+
+def centred_features_cka(axis):
+    """CKA in the feature-space form ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), the features
+    centred along `axis` (0, the examples, is right)."""
+    def cka(x, y):
+        x, y = x - x.mean(axis, keepdims=True), y - y.mean(axis, keepdims=True)
+        return np.sum((y.T @ x) ** 2) / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+    return cka
+
+
+def feature_grams(x, y):
+    """A wrong CKA: the feature-by-feature matrices X^T X (F1, F1), Y^T Y (F2, F2) centred as
+    if Gram matrices (they only meet when F1 = F2, or one is 1 x 1: centred, 0, and 0 / 0)."""
+    k = similarity.centre_gram(x.T @ x)  # (F1, F1)
+    l = similarity.centre_gram(y.T @ y)  # (F2, F2)
+    with np.errstate(invalid="ignore"):
+        return np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l))
+
+
+def rotated(i):
+    """x times an orthogonal Q (F1, F1), from a QR decomposition."""
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((i["x"].shape[1],) * 2))
+    return {**i, "x": i["x"] @ q}
+
+
+HSIC_SAME_FACTOR = "HSIC's factor 1 / (S - 1)^2 is common to the three HSICs and cancels in CKA"
+HAND_X = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+
+CKA = exercise(
+    number=22, name="linear_cka", title="Linear CKA",
+    section="Raghu et al. 2021; Kornblith et al. 2019 Eq. 3-4", lesson="11_how_vits_see",
+    signature="linear_cka(x, y)", reference=similarity.linear_cka,
+    targets=[similarity.linear_cka, similarity.hsic, similarity.centre_gram, similarity.gram],
+    imports="import numpy as np", notes=(),
+    doc="""Linear centred kernel alignment (Kornblith et al. 2019), how Raghu et al. 2021
+    compare the layers of a ViT and a CNN: how alike two representations of the same S
+    examples are. Take the Gram matrices K = X X^T and L = Y Y^T (S, S), centre them with
+    H = I - 1 1^T / S, and
+    HSIC(K, L) = tr(K H L H) / (S - 1)^2                              (Eq. 3)
+    CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))                    (Eq. 4)
+
+    x (S, F1), y (S, F2) float (the widths may differ) -> a scalar in [0, 1].""",
+    dims={"S": 6, "F1": 4, "F2": 3},
+    draw=lambda rng: {"S": pick(rng, 4, 8), "F1": pick(rng, 1, 5), "F2": pick(rng, 1, 5)},
+    inputs=cka_inputs, out="",
+    hand={"dims": {"S": 4, "F1": 2, "F2": 1}, "inputs": {"x": HAND_X, "y": HAND_X[:, :1]},
+          "note": "x the four points (+-1, 0), (0, +-1), y its first coordinate: centred "
+                  "already, X^T X = 2 I, Y^T X = [2, 0], so CKA = ||Y^T X||^2 / (||X^T X|| "
+                  "||Y^T Y||) = 4 / (2 sqrt(2) * 2) = 1 / sqrt(2) = 0.7071"},
+    edges=[{"label": "y = x (CKA = 1)", "inputs": lambda rng, d: cka_inputs(rng, d, True)},
+           {"label": "one feature in x (F1 = 1)", "dims": {"S": 5, "F1": 1, "F2": 3}},
+           {"label": "two examples (S = 2: CKA = 1)", "dims": {"S": 2, "F1": 3, "F2": 2}}],
+    mistakes={
+        "Gram matrices not centred": (cka_of(lambda k, l: np.sum(k * l),
+                                             lambda k, l: np.sum(k * l)),
+            "HSIC is tr(K H L H), not tr(K L): centre the rows and the columns of each Gram "
+            "matrix (H K H), or CKA depends on where the features' origin is"),
+        "a Gram matrix centred on one side only": (cka_of(
+            lambda k, l: np.sum((k - k.mean(0)) * l), lambda k, l: np.sum((k - k.mean(0)) * l)),
+            "tr(H K L) centres K's rows only: HSIC is tr(K H L H), both sides of both matrices "
+            "(H K H: subtract the column means, then the row means)"),
+        "features centred over the feature axis": (centred_features_cka(1),
+            "centring subtracts each feature's mean over the S examples (axis 0), which is "
+            "what H K H does to K = X X^T, not each example's mean over its features"),
+        "no square root in the denominator": (cka_of(similarity.hsic, lambda k, l: np.sqrt(
+            similarity.hsic(k, l))), "Eq. 4 divides by sqrt(HSIC(K, K) HSIC(L, L)), a "
+            "geometric mean, so that CKA(X, X) = 1 and scaling X changes nothing"),
+        "X^T X in place of X X^T": (feature_grams,
+            "the Gram matrix compares examples: K = X X^T is (S, S), the same size for x and y "
+            "whatever their widths; X^T X (F1, F1) compares features, and meets Y^T Y (F2, F2) "
+            "only when F1 = F2"),
+        "(S - 1)^2 in the cross HSIC, S^2 in the self HSICs": (lambda x, y: similarity.linear_cka(
+            x, y) * len(x) ** 2 / (len(x) - 1) ** 2, "use the same HSIC, with the same "
+            "1 / (S - 1)^2, in the numerator and the denominator: then the factor cancels"),
+        "y ignored": (lambda x, y: similarity.linear_cka(x, x), "compare x with y: CKA(X, Y) "
+            "uses L = Y Y^T in the numerator and in the denominator"),
+    },
+    properties=[
+        at_inputs("CKA(X, X) = 1", lambda i: {**i, "y": i["x"]}, lambda i: 1.0),
+        unchanged_by("an orthogonal transform of x (x Q) changes nothing", rotated),
+        unchanged_by("scaling x (3.7 x) changes nothing", lambda i: {**i, "x": 3.7 * i["x"]}),
+        changed_inputs("CKA is symmetric: CKA(Y, X) = CKA(X, Y)",
+                       lambda i: {"x": i["y"], "y": i["x"]}, lambda i, out: out),
+        output_has("CKA is in [0, 1]", lambda i, out: np.clip(out, 0.0, 1.0))],
+    equivalent={
+        "linear_cka line 8: elements 1 and 2 swapped": "CKA is symmetric: K and L swapped "
+            "give the same tr(K H L H) and the same product of the self HSICs",
+        "linear_cka line 9: arguments 1 and 2 swapped": "HSIC is symmetric: tr(L H K H) = "
+            "tr(K H L H)",
+        **dict.fromkeys([f"hsic line 3: {m}" for m in ("/ -> *", "** -> *", "- -> +", "2 -> 3",
+                                                       ".sum -> .mean")], HSIC_SAME_FACTOR),
+        **dict.fromkeys(["centre_gram line 2: keepdims dropped", "centre_gram line 2: True -> "
+                         "False"], "the means over axis 0 without keepdims have the shape (S,), "
+                        "which broadcasts as the row (1, S) that keepdims=True makes"),
+        "gram line 2: statement deleted": "the exercise's x and y are float64 NumPy arrays of "
+            "two axes already: the conversion and the reshape change nothing",
+        "gram line 2: 1 -> 2": "NumPy's reshape reads any negative size as the rest: "
+            "reshape(S, -2) is reshape(S, -1)",
+    },
+    hints="""
+    K = x @ x.T and L = y @ y.T are both (S, S), whatever F1 and F2. Centre one: subtract the
+    mean of each column (axis 0), then the mean of each row (axis 1); that is H K H.
+
+    HSIC(K, L) = tr(Kc Lc) / (S - 1)^2 with Kc, Lc centred; for symmetric matrices
+    tr(Kc Lc) = (Kc * Lc).sum(). The factor 1 / (S - 1)^2 cancels in CKA, but keep it the
+    same in all three HSICs.
+
+    CKA = hsic(K, L) / np.sqrt(hsic(K, K) * hsic(L, L)). The hand case: the points (+-1, 0),
+    (0, +-1) against their first coordinate give 1 / sqrt(2) = 0.7071.
+    """,
+)
+
+EXERCISES = [ROLLOUT, INTERPOLATE, PROBE, CKA]
