@@ -317,14 +317,9 @@ CAPSTONE = exercise(
             "cross-entropy: make_grad_fn(model, smoothing)"),
     },
     equivalent={
-        **dict.fromkeys(["make_grad_fn line 7: arguments 3 and 4 swapped",
-                         "make_grad_fn line 7: True -> False"], NO_DROPOUT),
-        **dict.fromkeys(["make_grad_fn line 8: arguments 1 and 2 swapped",
-                         "make_grad_fn line 8: arguments 2 and 3 swapped",
-                         "make_grad_fn line 8: 2 -> 3"],
-                        "the loop's labels are class indices (B,), so y.ndim is 1: the branch "
-                        "for soft targets (B, K) of a mixed batch never runs"),
-        **dict.fromkeys(["make_grad_fn line 13: Gt -> GtE", "make_grad_fn line 13: 0 -> 1"],
+        **dict.fromkeys(["make_grad_fn line 6: arguments 3 and 4 swapped",
+                         "make_grad_fn line 6: True -> False"], NO_DROPOUT),
+        **dict.fromkeys(["make_grad_fn line 11: Gt -> GtE", "make_grad_fn line 11: 0 -> 1"],
                         "the loop runs one shard, so fast.sharded returns the gradient function "
                         "as it is, whatever its dropout flag says"),
         "train_losses line 5: 1 -> 2": "two shards (fast.sharded) give the same gradient up "
