@@ -158,8 +158,7 @@ def main(argv=None):
     print(f"{shards.SHARDS} shard threads x 1 BLAS thread, batch {args.batch}, {args.rounds} "
           f"rounds x {args.repeats} repeats; ms per part (grads: x = input, w = kernel); "
           f"rule: TAPS_MIN_PIXELS={fast_conv.TAPS_MIN_PIXELS}, TAPS_MAX_OUT="
-          f"{fast_conv.TAPS_MAX_OUT}, WINOGRAD_MIN_PRODUCT={fast_conv.WINOGRAD_MIN_PRODUCT}, "
-          f"WINOGRAD_MIN_PIXELS={fast_conv.WINOGRAD_MIN_PIXELS}")
+          f"{fast_conv.TAPS_MAX_OUT} (Winograd only from a table or a pin)")
     routes = fast_conv.ROUTES
     print(f"{'B':>3} {'H x W':>7} {'C':>4} {'O':>4} {'part':>7} "
           + " ".join(f"{r:>8}" for r in routes)

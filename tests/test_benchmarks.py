@@ -50,7 +50,7 @@ def test_the_winograd_lever_leaves_the_convolution_the_taps_and_im2col(monkeypat
     from tinyvit.fast import conv
     monkeypatch.setattr(conv, "ROUTES", conv.ROUTES)  # restored after the test
     wide = (2, 16, 16, 64), (3, 3, 64, 128)
-    assert conv.default_route("forward", *wide) == "winograd"
+    assert "winograd" in conv.routes_for(wide[1])  # what a machine's table may pick
     load("levers").switch_off(["winograd"])
     assert conv.routes_for((3, 3, 64, 64)) == ("taps", "im2col")
     assert conv.default_route("forward", *wide) == "im2col"

@@ -25,8 +25,9 @@ cache directory, $XDG_CACHE_HOME/tinyvit/conv_routes.json, else ~/.cache/...; wr
 `python benchmarks/conv_dispatch.py --save`, which times every layer shape of the CNNs and
 hybrids as training runs them and can be rerun or deleted at any time). Without an entry, the
 deterministic rule `default_route`: taps from TAPS_MIN_PIXELS pixels and below TAPS_MAX_OUT
-output channels, else im2col; Winograd F(2x2) from WINOGRAD_MIN_PRODUCT = C * O on images of
-WINOGRAD_MIN_PIXELS pixels and more (set from one host's table: a fallback, not the choice).
+output channels, else im2col. The rule never takes Winograd: in whole training steps at two
+threads it cost cnn-small and cnn-air time on the machine it was measured on (docs/RESULTS.md,
+"Winograd"), so it runs only where a machine's own table picks it, or where pinned.
 `pinned(route)` (or the environment variable TINYVIT_CONV_ROUTE) forces one route for every
 shape it applies to, and "rule" the rule without the table: tests pin the route they test.
 `tests/test_cnn.py` and `tests/test_winograd.py` check every route against the formula.
@@ -50,8 +51,6 @@ AUTOMATIC = ("taps", "im2col", "winograd")  # what a measured table may pick (F4
 PARTS = ("forward", "input", "kernel")  # y, dL/dx, dL/dw
 TAPS_MIN_PIXELS = 256  # H*W from which taps beat im2col (16 x 16 and up) ...
 TAPS_MAX_OUT = 128  # ... below this many output channels
-WINOGRAD_MIN_PRODUCT = 4096  # C * O from which the rule takes Winograd F(2x2, 3x3) ...
-WINOGRAD_MIN_PIXELS = 64  # ... on images of 8 x 8 and up
 _PINNED = []  # the route `pinned` forces, innermost last
 
 
@@ -62,14 +61,8 @@ def use_taps(x_shape, w_shape):
 
 
 def default_route(part, x_shape, w_shape):
-    """The rule without measurements: Winograd F(2x2, 3x3) for 3x3 kernels with C * O from
-    WINOGRAD_MIN_PRODUCT on images from WINOGRAD_MIN_PIXELS pixels (there the products it
-    saves outweigh its transforms, which cost about C + O per pixel), else the taps or im2col
-    (`use_taps`). The same for every part."""
-    _, h, wd, _ = x_shape
-    if ("winograd" in routes_for(w_shape) and w_shape[2] * w_shape[3] >= WINOGRAD_MIN_PRODUCT
-            and h * wd >= WINOGRAD_MIN_PIXELS):
-        return "winograd"
+    """The rule without measurements, the same for every part: the taps or im2col
+    (`use_taps`). Winograd only where a measured table or a pin says so."""
     return "taps" if use_taps(x_shape, w_shape) else "im2col"
 
 
