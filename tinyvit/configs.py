@@ -175,6 +175,11 @@ CIFAR_PRESETS = {
     # global average pooling instead of the class token, fixed 2-D sin-cos positions
     "vit-cifar-plain": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256,
                             pool="gap", pos="sincos"),  # 803k, 57.0M
+    # vit-cifar-plain with the small-data ingredients that measured well (docs/RESULTS.md):
+    # shifted patch tokens and locality self-attention (Lee et al. 2021), sequence pooling
+    # (Hassani et al. 2021); still a linear patch embedding, no convolution
+    "vit-cifar-sl": dict(patch_size=4, width=128, depth=6, heads=4, mlp_dim=256,
+                         pool="seq", pos="sincos", spt=True, lsa=True),
 }
 DEFAULT_MODEL = "vit-cifar-nano"  # its recipe (tinyvit.run.recipe) fits ~1 h on 2 cores
 
