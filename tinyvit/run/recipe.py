@@ -197,7 +197,7 @@ PRESET_RECIPES = {
     "hybrid-small": SGD_HYBRID.replace(epochs=20, tta="flip-shift"),
     "hybrid-tiny": SGD_HYBRID,
     "vit-cifar-plain": Recipe(epochs=22, crop_pad=2, crop_mode="reflect", tta="flip-shift"),
-    "vit-cifar-sl": Recipe(epochs=22, crop_pad=2, crop_mode="reflect", tta="flip-shift",
+    "vit-cifar-sl": Recipe(epochs=18, crop_pad=2, crop_mode="reflect", tta="flip-shift",
                            erasing=0.25, ema=0.999),
 }
 
