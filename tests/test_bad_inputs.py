@@ -1048,3 +1048,33 @@ def test_an_out_or_data_dir_that_is_a_fifo_or_device_is_named_as_such(site, caps
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "/dev/null" in err[0] and "a character device" in err[0]
     assert snapshot(site) == before
+
+
+# The reader of our output leaves (`python -m tinyvit ... | head`): no error line, the status
+# of a program stopped by the closed pipe. Output larger than any pipe buffer, so the write
+# really fails; both command lines.
+PIPED = """
+import sys
+from tinyvit.run import cli
+from tinyvit.exercises import cli as ex
+def many(args):
+    for i in range(200000):
+        print("line", i)
+    return 0
+cli.cmd_info = many
+ex.cmd_docs = many
+sys.exit(cli.main(["info"]) if sys.argv[1] == "tinyvit" else ex.main(["docs"]))
+"""
+
+
+@pytest.mark.parametrize("which", ["tinyvit", "exercises"])
+def test_a_reader_that_closes_the_pipe_is_not_an_error(which):
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", PIPED, which], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()  # `head -1` has what it wants
+    err = proc.stderr.read()
+    assert (proc.wait(timeout=60), err) == (141, b"")

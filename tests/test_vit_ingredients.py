@@ -261,3 +261,21 @@ def test_masked_patch_prediction_pretrains_a_vit_with_spt_and_lsa():
     labels = mpp.pack_labels(mpp.color_targets(images, 2), action, source)
     x = (images - 128.0) / 64.0
     _check(lambda p: mpp.mpp_loss(p, x, labels, cfg), params)
+
+
+def test_the_small_data_preset_is_a_pure_vit_with_all_three_ingredients():
+    from tinyvit.run.recipe import recipe_for
+    cfg = get_config("vit-cifar-sl")
+    assert (cfg.spt, cfg.lsa, cfg.pool, cfg.pos) == (True, True, "seq", "sincos")
+    params = init_vit(np.random.default_rng(0), cfg)
+    # a linear patch embedding of the shifted patches, no convolution stem: every weight
+    # matrix is 2-D, the embedding's maps 5 P^2 C inputs to D
+    assert params["embed"]["w"].shape == (5 * 4 * 4 * 3, 128)
+    assert all(v.ndim <= 2 for v in flatten(params).values())
+    assert count_params(params) == 827_906
+    plain = get_config("vit-cifar-plain")
+    assert {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+            if getattr(cfg, f.name) != getattr(plain, f.name)} == dict(
+        name="vit-cifar-sl", pool="seq", spt=True, lsa=True)
+    r = recipe_for("vit-cifar-sl")
+    assert r == recipe_for("vit-cifar-plain").replace(epochs=18, erasing=0.25, ema=0.999)

@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..support.errors import reader_gone
 from . import registry
 from .checker import check, credit, report
 from .grade import default_jobs
@@ -220,10 +221,14 @@ def main(argv=None):
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a bad command line (2, its one line printed)
         return e.code
+    except BrokenPipeError:  # `--help | head`
+        return reader_gone()
     try:
         return globals()[f"cmd_{args.command}"](args)
     except ValueError as e:  # a user error: one clear line
         return fail(e)
+    except BrokenPipeError:  # the reader left (`docs | head`): nothing to report
+        return reader_gone()
     except OSError as e:  # the system refused a read or a write
         return fail(f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}")
 

@@ -19,7 +19,7 @@ from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_c
                        get_config, get_hybrid_config, model_names)
 from . import (checkpoint, evaluate, recipe, rundata, rundir, signals, train, transfer,
                validate, verify)
-from ..support.errors import as_flags
+from ..support.errors import as_flags, reader_gone
 from ..support.progress import Progress, format_seconds
 
 # A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
@@ -267,6 +267,8 @@ def main(argv=None, on_start=None):
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a bad command line (2, its one line printed)
         return e.code
+    except BrokenPipeError:  # `--help | head`
+        return reader_gone()
     args.on_start = on_start
     for stream in (sys.stdout, sys.stderr):  # names as the OS gives them: never a crash
         if hasattr(stream, "reconfigure"):
@@ -278,6 +280,8 @@ def main(argv=None, on_start=None):
         return fail(e, 2)
     except RuntimeError as e:  # a run failed: diverged, disk full (the last checkpoint is kept)
         return fail(e, 1)
+    except BrokenPipeError:  # the reader of our output left (`... | head`): as `yes | head`
+        return reader_gone()
     except OSError as e:  # the system refused a read or write the checks above did not foresee
         return fail(f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", 1)
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP; training says what it keeps
