@@ -60,14 +60,15 @@ def test_shuffle_moves_whole_blocks():
 
 
 def vit_and_images(pool):
-    cfg = get_config("vit-cifar-nano", pool=pool, depth=2)
+    knobs = dict(pool="seq", spt=True, lsa=True) if pool == "seq+spt+lsa" else dict(pool=pool)
+    cfg = get_config("vit-cifar-nano", depth=2, **knobs)
     params = vit.init_vit(np.random.default_rng(0), cfg)
     rng = np.random.default_rng(1)
     params["head"]["w"] = rng.standard_normal(params["head"]["w"].shape).astype(np.float32)
     return cfg, params, rng.standard_normal((3, 32, 32, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("pool", ["cls", "gap"])
+@pytest.mark.parametrize("pool", ["cls", "gap", "seq+spt+lsa"])
 def test_dropping_no_token_is_the_vit(pool):
     cfg, params, x = vit_and_images(pool)
     masks = np.zeros((3, cfg.grid, cfg.grid), bool)
@@ -75,7 +76,7 @@ def test_dropping_no_token_is_the_vit(pool):
                                vit.vit(params, x, cfg), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("pool", ["cls", "gap"])
+@pytest.mark.parametrize("pool", ["cls", "gap", "seq+spt+lsa"])
 def test_dropped_tokens_are_removed_from_the_sequence(pool):
     """Against a per-image loop: Eq. 1 for all patches, then the kept rows only."""
     cfg, params, x = vit_and_images(pool)
@@ -87,7 +88,7 @@ def test_dropped_tokens_are_removed_from_the_sequence(pool):
         z = vit.embed(params, x[i:i + 1], cfg)  # (1, T, D)
         kept = [0] * first + [first + j for j in np.flatnonzero(~masks[i].ravel())]
         z = vit.transformer(params, z[:, kept], cfg)
-        want = vit.layers.linear(params["head"], vit.pool(z, cfg))
+        want = vit.layers.linear(params["head"], vit.pool(z, cfg, params))
         np.testing.assert_allclose(got[i:i + 1], want, rtol=1e-5, atol=1e-5)
     uneven = masks.copy()
     uneven[0, 0, 0] = ~uneven[0, 0, 0]

@@ -94,9 +94,12 @@ def images(b=3, seed=0):
     return np.random.default_rng(seed).standard_normal((b, 32, 32, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("pool", ["cls", "gap"])
-def test_vit_layers_end_where_vit_encode_ends(pool):
-    cfg = get_config("vit-cifar-nano", pool=pool)
+KNOBS = [dict(pool="cls"), dict(pool="gap"), dict(pool="seq", spt=True, lsa=True)]
+
+
+@pytest.mark.parametrize("knobs", KNOBS)
+def test_vit_layers_end_where_vit_encode_ends(knobs):
+    cfg = get_config("vit-cifar-nano", **knobs)
     params = vit.init_vit(np.random.default_rng(0), cfg)
     out = sim.vit_layers(params, images(), cfg)
     assert len(out) == cfg.depth + 2 == len(sim.layer_names(cfg))

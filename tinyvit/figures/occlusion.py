@@ -86,7 +86,7 @@ def vit_logits_without(params, images, cfg, masks):
     idx = np.concatenate([np.zeros((b, first), int), idx], axis=1)  # (B, first + M)
     z = z[np.arange(b)[:, None], idx]  # (B, first + M, D)
     z = vit.transformer(params, z, cfg)  # (B, first + M, D)
-    return layers.linear(params["head"], vit.pool(z, cfg))  # (B, K)
+    return layers.linear(params["head"], vit.pool(z, cfg, params))  # (B, K)
 
 
 def shuffle_patches(rng, images, grid):

@@ -133,10 +133,10 @@ def vit_layers(params, images, cfg, tokens_of=None):
     and after the final LayerNorm (what `vit.encode` returns): L + 2 arrays (B, T, D).
 
     The loop of `vit.transformer` with its own functions (`layers.block`), eval mode.
-    `tokens_of(params, images, cfg)` gives the patches' inputs (default `vit.patchify`;
-    the hybrid passes its CNN feature map).
+    `tokens_of(params, images, cfg)` gives the patches' inputs (default `vit.patch_inputs`:
+    the flattened patches, or shifted patch tokens; the hybrid passes its CNN feature map).
     """
-    x = tokens_of(params, images, cfg) if tokens_of else vit.patchify(images, cfg.patch_size)
+    x = (tokens_of or vit.patch_inputs)(params, images, cfg)  # (B, N, P*P*C)
     z = vit.embed_patches(params, x, cfg)  # (B, T, D)
     out = [z]
     for p in params["blocks"]:
