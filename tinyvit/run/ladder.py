@@ -225,8 +225,10 @@ def run_ladder_sweep(ds, results_path, models=sweep.DEFAULT_MODELS, sizes=sweep.
 
 
 def budget_text(images):
-    """25000 -> '25k', 1600000 -> '1.6M'."""
-    return f"{images / 1e6:g}M" if images >= 1_000_000 else f"{images / 1e3:g}k"
+    """25000 -> '25k', 1600000 -> '1.6M', 640 -> '640'."""
+    if images >= 1_000_000:
+        return f"{images / 1e6:g}M"
+    return f"{images / 1e3:g}k" if images >= 1000 else str(images)
 
 
 def chosen_budgets(results):

@@ -60,7 +60,11 @@ def run_recipe(model, n, epochs, batch_size=None):
 
 
 def rule_text(setup):
-    """'at least 100,000 images and 10 epochs per run' (or an older sweep's budget)."""
+    """'at least 100,000 images and 10 epochs per run' (or an older sweep's budget, or a ladder
+    sweep's: `tinyvit.run.ladder`)."""
+    if "ladder" in setup:
+        return (f"length chosen per run on a {setup['val_fraction']:.0%} validation split, "
+                f"{min(setup['ladder']):,} to {max(setup['ladder']):,} images seen")
     if "min_images" in setup:
         return (f"at least {setup['min_images']:,} images and {setup['min_epochs']} epochs "
                 f"per run")
