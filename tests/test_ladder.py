@@ -119,19 +119,24 @@ def test_resume_skips_finished_runs_and_rungs(tmp_path, monkeypatch):
         ladder.run_ladder_sweep(ds, path, **{**kw, "val_fraction": 0.3})
 
 
-def test_cost_bounds_count_every_run_of_a_ladder():
+def test_cost_counts_every_run_of_a_ladder():
     # 1,000 images, 20% validation: 800 fit images, batch 256 (cnn-air-small): 3 steps of 256
     # per epoch; rungs 25k, 50k, 100k -> 31, 62, 125 epochs; the refit on 1,000 images: 3
     # steps of 256 per epoch, the rung's images seen / 1,000 epochs.
-    fewest, most = ladder.images_bounds("cnn-air-small", 1000, (25_000, 50_000, 100_000), 0.2, 1)
+    rungs = (25_000, 50_000, 100_000)
     first, second, top = 31 * 768, 62 * 768, 125 * 768
-    assert fewest == first + second + round(first / 1000) * 768
-    assert most == first + second + top + round(top / 1000) * 768
-    lines = ladder.cost_lines({"cnn-air-small": 1000.0}, sizes=(1000,), seeds=3,
-                              ladder=(25_000, 50_000, 100_000))
-    hours = [f"{v * 3 / 1000 / 3600:.1f}" for v in (fewest, most)]
-    assert f"{hours[0]} to " in lines[0] and f" {hours[1]} CPU-hours for 3 seeds" in lines[0]
-    assert "the ladder sweep:" in lines[-1]
+
+    def seen(budget, patience=1):
+        return ladder.images_if_chosen("cnn-air-small", 1000, rungs, 0.2, patience, budget)
+
+    assert seen(25_000) == seen(0) == first + second + round(first / 1000) * 768
+    assert seen(50_000) == seen(99_999) == first + second + top + round(second / 1000) * 768
+    assert seen(100_000) == first + second + top + round(top / 1000) * 768  # no rung above
+    assert seen(25_000, patience=2) == first + second + top + round(first / 1000) * 768
+    lines = ladder.cost_lines({"cnn-air-small": 1000.0}, sizes=(1000,), seeds=3, ladder=rungs)
+    hours = [f"{seen(b) * 3 / 1000 / 3600:.1f}" for b in rungs]
+    assert f"{hours[0]} to " in lines[0] and f" {hours[2]} CPU-hours for 3 seeds" in lines[0]
+    assert f"if every climb chose 25k: {hours[0]}, 50k: {hours[1]}, 100k: {hours[2]}" in lines[1]
 
 
 def test_ladder_charts_and_rule_text(tmp_path):

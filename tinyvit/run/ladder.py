@@ -268,19 +268,17 @@ def climb_series(results, model):
 # ---------------------------------------------------------------------------------------------
 
 
-def images_bounds(model, n, ladder, val_fraction, patience, batch_size=None):
-    """(fewest, most) images one (model, size n, seed) ladder trains on: climbing `patience`
-    rungs past the first and refitting it, or climbing every rung and refitting the top."""
+def images_if_chosen(model, n, ladder, val_fraction, patience, budget, batch_size=None):
+    """Images one (model, size n, seed) ladder trains on if its climb chooses the rung of
+    `budget` images seen (at n, the highest rung at or below it): every rung up to that one
+    and `patience` more (the ladder allowing), then the refit at that budget on all n images."""
     n_val = round(val_fraction * n)
     batch = sweep.run_recipe(model, n - n_val, 1, batch_size).batch_size
     rungs = rungs_for(n - n_val, ladder, batch)
+    k = max([i for i, r in enumerate(rungs) if r.images <= budget] or [0])
     refit_batch = sweep.run_recipe(model, n, 1, batch_size).batch_size
-
-    def refit(rung):
-        return seen_of(n, epochs_of(rung.seen, n), refit_batch)
-
-    fewest = sum(r.seen for r in rungs[:patience + 1]) + refit(rungs[0])
-    return fewest, sum(r.seen for r in rungs) + refit(rungs[-1])
+    refit = seen_of(n, epochs_of(rungs[k].seen, n), refit_batch)
+    return sum(r.seen for r in rungs[:k + 1 + patience]) + refit
 
 
 def measured_rates(models, batch_size=None, seconds=10.0, size=max(sweep.DEFAULT_SIZES)):
@@ -293,20 +291,27 @@ def measured_rates(models, batch_size=None, seconds=10.0, size=max(sweep.DEFAULT
 
 def cost_lines(rates, sizes=sweep.DEFAULT_SIZES, seeds=len(sweep.DEFAULT_SEEDS), ladder=LADDER,
                val_fraction=VAL_FRACTION, patience=PATIENCE, batch_size=None):
-    """Printable lines: per model, the images a ladder sweep trains on and its CPU-hours at
-    `rates` ({model: images per CPU-second}), fewest to most (where each climb stops is only
-    known once it has run), beside the fixed sweep's length rule at the same rates. Training
-    steps only: evaluation is a small extra."""
-    lines, low, high, fixed = [], 0.0, 0.0, 0.0
+    """Printable lines: the CPU-hours of a ladder sweep at `rates` ({model: training images per
+    CPU-second}), per model from fewest (every climb chooses the lowest rung) to most (every
+    climb goes to the top), beside the fixed sweep's length rule at the same rates; then the
+    whole sweep's if every climb chose one budget, for each budget of the ladder (where the
+    climbs stop is only known once they have run). Training steps only: evaluation is a small
+    extra."""
+    def hours(model, budget):
+        return sum(images_if_chosen(model, n, ladder, val_fraction, patience, budget,
+                                    batch_size) for n in sizes) * seeds / rates[model] / 3600
+
+    lines, fixed = [], 0.0
     for m, rate in rates.items():
-        bounds = [images_bounds(m, n, ladder, val_fraction, patience, batch_size)
-                  for n in sizes]
-        lo, hi = (sum(b[i] for b in bounds) * seeds / rate / 3600 for i in (0, 1))
         rule = sum(sweep.epochs_for(n) * n for n in sizes) * seeds / rate / 3600
-        low, high, fixed = low + lo, high + hi, fixed + rule
-        lines.append(f"{m:16s} {rate:5.0f} images per CPU-second: {lo:5.1f} to {hi:6.1f} "
-                     f"CPU-hours for {seeds} seeds (the fixed rule: {rule:4.1f})")
-    lines.append(f"the ladder sweep: {low:.1f} to {high:.1f} CPU-hours (about {low / 2:.1f} to "
-                 f"{high / 2:.1f} h on 2 cores; the fixed length rule: {fixed:.1f} CPU-hours), "
-                 f"training steps only")
+        fixed += rule
+        lines.append(f"{m:16s} {rate:5.0f} images per CPU-second: {hours(m, 0):5.1f} to "
+                     f"{hours(m, max(ladder)):6.1f} CPU-hours for {seeds} seeds (the fixed "
+                     f"rule: {rule:4.1f})")
+    each = {b: sum(hours(m, b) for m in rates) for b in sorted(ladder)}
+    lines.append(f"the ladder sweep ({len(rates)} models x {len(sizes)} sizes x {seeds} seeds), "
+                 f"if every climb chose " + ", ".join(f"{budget_text(b)}: {h:.1f}"
+                                                      for b, h in each.items())
+                 + f" CPU-hours (the fixed length rule: {fixed:.1f}); on 2 cores, half that "
+                   f"in hours; training steps only")
     return lines
