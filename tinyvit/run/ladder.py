@@ -95,13 +95,11 @@ def rung_key(model, size, seed, images):
 
 def check_setup(results, setup, path):
     """One-line ValueError when the results file holds ladders of other settings."""
-    def same(s):
-        return {k: v for k, v in s.items() if k != "machine"}
-
-    if (results.get("runs") or results.get("rungs")) and same(results.get("setup", {})) != same(
-            setup):
-        raise ValueError(f"{path}: holds a ladder sweep with other settings "
-                         f"({same(results['setup'])}); use another results file")
+    old, new = ({k: v for k, v in s.items() if k != "machine"}
+                for s in (results.get("setup", {}), setup))
+    if (results.get("runs") or results.get("rungs")) and old != new:
+        raise ValueError(f"{path}: holds a ladder sweep with other settings ({old}); use "
+                         f"another results file")
 
 
 def record_rung(results_path, setup, rung):
@@ -127,8 +125,8 @@ class Ladder(NamedTuple):
 
 def trained(lad, model, ds, epochs, out, seed):
     """Train `model` on ds["train"] for `epochs` epochs of its recipe, test on ds["test"]
-    once at the end (resumed if a checkpoint is in `out`): (the run's last metrics row, its
-    training seconds, every epoch's)."""
+    once at the end (resumed if a checkpoint is in `out`). Returns (the run's last metrics
+    row, its training seconds: every epoch's, resumed ones too)."""
     n = len(ds["train"][0])
     hist = train(model, ds, sweep.run_recipe(model, n, epochs, lad.batch_size), out, seed=seed,
                  eval_every=epochs, resume=True, log=lambda *a: None)
