@@ -15,6 +15,7 @@ import platform
 import time
 
 from tinyvit.data import fractal_sets
+from tinyvit.run.speed import per_cpu_second
 
 DEFAULT_SPECS = ["fractal:1000x100", "fractal:1000x100,grey", "1p-frac:1000x100,delta=0.1"]
 
@@ -37,15 +38,6 @@ def images_per_second(fs, batch_size, seconds):
         if time.perf_counter() - t0 >= seconds:
             break
     return seen / (time.perf_counter() - t0)
-
-
-def per_cpu_second(measure, *args):
-    """(images per wall second, per CPU-second of this process) of `measure(*args)`, a function
-    returning images per wall second; the CPU rate scales it by the call's wall / CPU time."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    rate = measure(*args)
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    return rate, rate * wall / max(cpu, 1e-9)
 
 
 def main(argv=None):

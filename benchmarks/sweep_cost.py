@@ -14,30 +14,9 @@ Run it on an idle machine; it only times training steps (tests are a small extra
 import argparse
 import os
 import platform
-import time
 
-import numpy as np
-
-from tinyvit import fast
-from tinyvit.run import models, sweep
-from tinyvit.run.train import make_grad_fn
-
-
-def images_per_second(name, batch_size, seconds, seed=0):
-    """Training images per second of one thread (one shard) on random images."""
-    net = models.build(name)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch_size, 32, 32, 3)).astype(np.float32)  # (B, H, W, C)
-    y = np.arange(batch_size) % net.cfg.num_classes  # (B,)
-    params = net.from_data(net.init(rng), x)
-    step = make_grad_fn(net, 0.1, shards=1)
-    with fast.twins():
-        step(params, x, y, rng)  # warm-up
-        t0, seen = time.perf_counter(), 0
-        while time.perf_counter() - t0 < seconds:
-            step(params, x, y, rng)
-            seen += batch_size
-    return seen / (time.perf_counter() - t0)
+from tinyvit.run import sweep
+from tinyvit.run.speed import images_per_second
 
 
 def main():

@@ -24,6 +24,7 @@ def check_outputs(tmp_path):
     # "run" folder; lessons 7 and 10 show their results files).
     assert not (tmp_path / "05_training" / "run").exists()
     assert not (tmp_path / "07_data_hunger" / "data_hunger.json").exists()
+    assert not (tmp_path / "07_data_hunger" / "data_hunger_ladder.json").exists()
     assert not (tmp_path / "10_masked_patch_prediction" / "mpp.json").exists()
 
 

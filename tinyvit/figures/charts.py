@@ -9,7 +9,8 @@ with `.save("name.png")`.
     colorize, to_uint8
     font, text_size, draw_text, colorbar      text and the colour bar
     nice_ticks, log_ticks, tick_label         axis ticks (linear and log)
-    line_chart                                lines, markers, +-1 std error bars, log x axis
+    line_chart                                lines (solid or dashed), markers, notes on the
+                                              points, +-1 std error bars, log x axis
     scatter_chart, draw_hline                 dots, one colour per series; reference lines
 
 Shape legend: ... any leading shape (colours are added as a last axis of 3); A anchor colours
@@ -251,14 +252,17 @@ def legend_box(img, entries, box, points):
     return cx, cy, w, h
 
 
-def draw_legend(img, entries, box, points, style):
-    """A framed legend: a short line with a dot ('line') or a dot ('dot') per series name."""
+def draw_legend(img, entries, box, points, style, dashed=()):
+    """A framed legend: a short line with a dot ('line') or a dot ('dot') per series name; the
+    line dashed for the names in `dashed`."""
     cx, cy, w, h = legend_box(img, entries, box, points)
     draw = ImageDraw.Draw(img)
     draw.rectangle((cx, cy, cx + w, cy + h), fill=WHITE, outline="#bbbbbb")
     for i, (name, colour) in enumerate(entries):
         y = cy + 13 + 18 * i
-        if style == "line":
+        if style == "line" and name in dashed:
+            dashed_line(draw, [(cx + 4, y), (cx + 28, y)], colour, on=5, off=3)
+        elif style == "line":
             draw.line([(cx + 6, y), (cx + 26, y)], fill=colour, width=2)
         draw.ellipse((cx + 12, y - 4, cx + 20, y + 4), fill=colour)
         draw_text(draw, (cx + 32, y), name, font(12), "lm")
@@ -324,12 +328,15 @@ def _as_series(series, need):
 
 
 def line_chart(series, xlabel="", ylabel="", title="", log_x=False, error_bars=True,
-               xlim=(None, None), ylim=(None, None), size=(640, 420), legend=True):
+               xlim=(None, None), ylim=(None, None), size=(640, 420), legend=True,
+               notes=None, dashed=(), colours=None):
     """Lines with markers and +-1 std error bars: learning curves, accuracy vs data size.
 
     series: {name: (xs, means, stds)} (stds may be left out or None). `log_x` puts x on a log
     scale (the data-hunger chart: accuracy vs training-set size). xlim / ylim fix either end
-    of an axis (None: fit the data). The legend goes in the emptiest corner.
+    of an axis (None: fit the data). The legend goes in the emptiest corner. `notes`: {name:
+    a text per point} written above that series' points; `dashed`: names drawn as dashed
+    lines; `colours`: {name: colour} (default: the palette in order).
     """
     data = _as_series(series, (2, 3))
     lows = [y - (s if error_bars and s is not None else 0) for _, _, y, s in data]
@@ -338,26 +345,47 @@ def line_chart(series, xlabel="", ylabel="", title="", log_x=False, error_bars=T
     img, box, sx, sy = chart_frame(size, (xlabel, ylabel, title), xs_all,
                                    np.concatenate(lows + highs), log_x, xlim, ylim)
     draw = ImageDraw.Draw(img)
-    points = []
-    for i, (name, xs, ys, sd) in enumerate(data):
-        colour = PALETTE[i % len(PALETTE)]
+    points, notes = [], notes or {}
+    colour_of = {name: (colours or {}).get(name, PALETTE[i % len(PALETTE)])
+                 for i, (name, *_) in enumerate(data)}
+    for name, xs, ys, sd in data:
+        colour = colour_of[name]
         keep = np.isfinite(xs) & np.isfinite(ys)
         pts = [(sx(x), sy(y)) for x, y in zip(xs[keep], ys[keep])]
         points += along(pts)
+        tops = ys + (sd if error_bars and sd is not None else 0)  # above the error bar
+        for px, top, text in zip([p[0] for p in pts], tops[keep],
+                                 np.asarray(notes.get(name, []), object)[keep]
+                                 if name in notes else []):
+            draw_text(draw, (px, sy(top) - 6), str(text), font(11), "mb", colour)
+            points.append((px, sy(top) - 12))
         if error_bars and sd is not None:
             for (px, _), y, s in zip(pts, ys[keep], sd[keep]):
                 top, bot = sy(y + s), sy(y - s)
                 draw.line([(px, top), (px, bot)], fill=colour, width=2)
                 draw.line([(px - 4, top), (px + 4, top)], fill=colour, width=2)
                 draw.line([(px - 4, bot), (px + 4, bot)], fill=colour, width=2)
-        if len(pts) > 1:
+        if len(pts) > 1 and name in dashed:
+            dashed_line(draw, pts, colour)
+        elif len(pts) > 1:
             draw.line(pts, fill=colour, width=2, joint="curve")
         for px, py in pts:
             draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colour, outline=WHITE)
     if legend:
-        entries = [(name, PALETTE[i % len(PALETTE)]) for i, (name, *_) in enumerate(data)]
-        draw_legend(img, entries, box, points, "line")
+        draw_legend(img, list(colour_of.items()), box, points, "line", dashed)
     return img
+
+
+def dashed_line(draw, pts, colour, on=7, off=5):
+    """A polyline drawn in dashes of `on` pixels with gaps of `off` (the pattern runs on across
+    the corners)."""
+    p = np.asarray(pts, float)  # (m, 2)
+    ends = np.concatenate([[0.0], np.cumsum(np.hypot(*(p[1:] - p[:-1]).T))])  # (m,) arc length
+    for start in np.arange(0.0, ends[-1], on + off):
+        cuts = np.array([start, min(start + on, ends[-1])])  # (2,)
+        xy = [(float(np.interp(c, ends, p[:, 0])), float(np.interp(c, ends, p[:, 1])))
+              for c in cuts]
+        draw.line(xy, fill=colour, width=2)
 
 
 def draw_hline(img, box, sy, y, label, colour=INK):

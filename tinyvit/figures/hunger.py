@@ -1,6 +1,8 @@
-"""The data-hunger sweep's charts (`tinyvit.run.sweep` runs it): test accuracy against
-training-set size per model, and one model's lead over the others, paired by seed."""
-from ..run import sweep
+"""The data-hunger sweeps' charts (`tinyvit.run.sweep` runs the fixed-length one,
+`tinyvit.run.ladder` the one whose lengths are chosen on validation): test accuracy against
+training-set size per model, one model's lead over the others, paired by seed, the two sweeps
+side by side, and the ladder's climbs."""
+from ..run import ladder, sweep
 from . import charts
 
 
@@ -26,3 +28,48 @@ def gap_chart(results, models=None, title=None):
     return charts.line_chart(series, xlabel="training images",
                              ylabel=f"{a}'s lead, accuracy points", title=title, log_x=True,
                              error_bars=True, ylim=ylim)
+
+
+def ladder_chart(results, fixed=None, title=None):
+    """Test accuracy vs training-set size of the ladder sweep (`tinyvit.run.ladder`: each run's
+    length chosen on validation), solid, each point labelled with the images seen chosen
+    there; beside the fixed-length sweep's `fixed` results, dashed, one colour per model
+    (a PIL image)."""
+    models = sweep.ordered_models(results)
+    colour = {m: charts.PALETTE[i % len(charts.PALETTE)] for i, m in enumerate(models)}
+    series, notes, colours, dashed = {}, {}, {}, []
+    budgets = ladder.chosen_budgets(results)
+    for source, style in ((results, "length chosen on validation"), (fixed, "fixed length rule")):
+        summary = sweep.summarize(source) if source else {}
+        for m in models:
+            if m not in summary:
+                continue
+            n, mu, sd, c = summary[m]
+            name = f"{m}, {style} ({sweep.seeds_label(c)})"
+            series[name], colours[name] = (n, mu, sd), colour[m]
+            if source is results:
+                notes[name] = [budgets[(m, int(k))] for k in n]
+            else:
+                dashed.append(name)
+    if title is None:
+        title = "CIFAR-10 (JPEG copy): each run's length chosen on validation"
+        title += (f" (solid) or {sweep.rule_text(fixed.get('setup', {}))} (dashed)" if fixed
+                  else "")
+    lows = [mu - sd for _, mu, sd in series.values()]
+    lo, hi = min(v.min() for v in lows), max((mu + sd).max() for _, mu, sd in series.values())
+    return charts.line_chart(series, xlabel="training images (class-balanced subset); labels: "
+                             "the images seen chosen, + at the ladder's top",
+                             ylabel="test accuracy", title=title, log_x=True, error_bars=True,
+                             notes=notes, dashed=dashed, colours=colours, size=(800, 560),
+                             ylim=(max(0.0, lo - 0.5 * (hi - lo)), None))  # room for the legend
+
+
+def climb_chart(results, model, title=None):
+    """Validation accuracy along the ladder for `model`, one line per training-set size
+    (mean over seeds; a line ends where its climb stopped), log x (a PIL image)."""
+    title = title or (f"{model}: validation accuracy against training length, per "
+                      f"training-set size (the ladder's climbs)")
+    return charts.line_chart(ladder.climb_series(results, model),
+                             xlabel="images seen in training (the ladder's budgets)",
+                             ylabel="validation accuracy (held-out training images)",
+                             title=title, log_x=True, error_bars=False)

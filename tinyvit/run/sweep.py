@@ -14,7 +14,8 @@ fixed number of images seen per run would give 50k images only a few epochs, and
 there would say more about compute than about data). `benchmarks/sweep_cost.py` says what a
 sweep will cost on this machine (docs/RESULTS.md, "The data-hunger sweep"). Each model
 trains with its own recipe (`recipe.recipe_for`), its warmup stretched to the same fraction of
-the run. Test accuracy is measured once, after the last epoch.
+the run. Test accuracy is measured once, after the last epoch. (`tinyvit.run.ladder` runs the
+same sweep with each run's length chosen on a validation split instead of by this rule.)
 
 Results go to one JSON file, updated atomically after every finished run, so an interrupted
 sweep resumes where it stopped (`run_sweep(..., results_path)` skips runs already recorded),
@@ -60,7 +61,11 @@ def run_recipe(model, n, epochs, batch_size=None):
 
 
 def rule_text(setup):
-    """'at least 100,000 images and 10 epochs per run' (or an older sweep's budget)."""
+    """'at least 100,000 images and 10 epochs per run' (or an older sweep's budget, or a ladder
+    sweep's: `tinyvit.run.ladder`)."""
+    if "ladder" in setup:
+        return (f"length chosen per run on a {setup['val_fraction']:.0%} validation split, "
+                f"{min(setup['ladder']):,} to {max(setup['ladder']):,} images seen")
     if "min_images" in setup:
         return (f"at least {setup['min_images']:,} images and {setup['min_epochs']} epochs "
                 f"per run")
