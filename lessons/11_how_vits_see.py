@@ -184,8 +184,8 @@ for j, name in enumerate(similarity.layer_names(MODELS["CNN"][0].cfg)):
 # (`occlusion.fill_patches`). A ViT can do what a CNN cannot: leave the dropped patches out of
 # its sequence altogether (`occlusion.vit_logits_without`: Eq. 1 for every patch, then only the
 # kept tokens, with their own position embeddings, enter the encoder). That is what Naseer et
-# al. measured; both are shown for the ViTs. Two ingredients of `vit-cifar-sl` change what
-# "removed" means little, but one needs care: with **shifted patch tokens** a token's shifted
+# al. measured; both are shown for the ViTs. Two ingredients of `vit-cifar-sl` touch token
+# removal. With **shifted patch tokens** a token's shifted
 # copies reach half a patch into its neighbours, so the dropped patches' pixels are zeroed
 # (the training mean, after normalisation) before Eq. 1, or the kept tokens would still carry
 # strips of what was dropped (`tests/test_occlusion.py` checks that nothing of it is left);
