@@ -219,20 +219,21 @@ n_dist = 100 if SMOKE else 256
 _, dmaps, _ = analysis.maps_and_readout(params, normalize(x_test[:n_dist], mean, std), cfg)
 dist = analysis.mean_attention_distance(dmaps, cfg)  # (L, H) pixels
 uniform = analysis.uniform_attention_distance(cfg)
-print(f"mean attention distance in pixels over {n_dist} test images "
-      f"(uniform attention: {uniform:.1f} px, image side {cfg.image_size} px)")
+print(f"mean attention distance in pixels over {n_dist} test images (uniform attention"
+      f"{' to the other patches' if cfg.lsa else ''}: {uniform:.1f} px, image side "
+      f"{cfg.image_size} px)")
 for layer, d in enumerate(dist, 1):
     print(f"layer {layer}: min {d.min():5.1f}  mean {d.mean():5.1f}  max {d.max():5.1f}")
 if cfg.lsa:  # LSA's learned temperature tau_h, against Eq. 6's fixed 1 / sqrt(D_h)
-    hd = cfg.width // cfg.heads
-    for layer, block in enumerate(params["blocks"], 1):
-        tau = np.exp(np.asarray(block["attn"]["log_tau"])) * np.sqrt(hd)  # (H,)
-        print(f"layer {layer}: LSA temperature x sqrt(D_h) per head (1 = Eq. 6, > 1 sharper):",
-              np.round(tau, 2))
+    tau = np.exp(np.stack([np.asarray(b["attn"]["log_tau"])
+                           for b in params["blocks"]]))  # (L, H)
+    print("LSA's learned temperature x sqrt(D_h), layers (rows) x heads (1 = Eq. 6's scale, "
+          "> 1 sharper):\n", np.round(tau * np.sqrt(cfg.width // cfg.heads), 2))
 lesson.show(pictures.attention_distance_chart(
     dist, title=f"Mean attention distance, {cfg.name}, {n_dist} test images "
                 f"({lesson.data_name()})" + (", LSA (no self-attention)" if cfg.lsa else ""),
-    uniform=uniform), "mean_attention_distance", LESSON)
+    uniform=uniform, uniform_label="uniform over the other patches" if cfg.lsa else
+    "uniform attention"), "mean_attention_distance", LESSON)
 
 # %% [markdown]
 # ## Position embeddings (Fig. 7 centre)

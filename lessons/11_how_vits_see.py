@@ -122,9 +122,10 @@ lesson.show_code(similarity.hsic_unbiased)
 # same vector for every image, so it holds nothing about the image). A ViT with **sequence
 # pooling** (`vit-cifar-sl`) has no class token, and its "pooled" is the plain mean of the
 # tokens at every layer too: SeqPool's learned weights belong to the final tokens alone, so
-# its "LN" row is the mean, not the weighted mean the head reads. The layers: the ViT's embedding (Eq. 1, "emb"), every block
-# ("b1", ...), the final LayerNorm ("LN"); the CNN's stem and conv blocks ("s2.1": stage 2,
-# block 1); the hybrid's CNN blocks ("c1.1", ...) then its Transformer.
+# its "LN" row is the mean, not the weighted mean the head reads. The layers: the ViT's
+# embedding (Eq. 1, "emb"), every block ("b1", ...), the final LayerNorm ("LN"); the CNN's
+# stem and conv blocks ("s2.1": stage 2, block 1); the hybrid's CNN blocks ("c1.1", ...)
+# then its Transformer.
 
 
 def representations(label, kind):

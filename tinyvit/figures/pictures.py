@@ -311,17 +311,17 @@ def similarity_grid(sim, cell=6, gap=2, colormap="viridis", labels=True, title="
 
 
 def attention_distance_chart(distances, title="Mean attention distance", size=(640, 420),
-                             uniform=None):
+                             uniform=None, uniform_label="uniform attention"):
     """Fig. 7 right: one dot per head at every layer. distances (L, H) pixels, from
     `analysis.mean_attention_distance`; `uniform` (pixels): the distance of a head that
-    attends to all patches alike, drawn as a dashed reference line. Legend only up to 10
-    heads (the palette's size)."""
+    attends to all patches alike (`analysis.uniform_attention_distance`), drawn as a dashed
+    reference line named `uniform_label`. Legend only up to 10 heads (the palette's size)."""
     d = np.asarray(distances, float)
     if d.ndim != 2:
         raise ValueError(f"attention_distance_chart: expected (L, H), found shape {d.shape}")
     layers = np.arange(1, d.shape[0] + 1)  # (L,) 1-based like the paper
     series = {f"Head {h + 1}": (layers, d[:, h]) for h in range(d.shape[1])}
-    hlines = {f"uniform attention: {uniform:.1f} px": uniform} if uniform is not None else None
+    hlines = {f"{uniform_label}: {uniform:.1f} px": uniform} if uniform is not None else None
     return scatter_chart(series, "Network depth (layer)", "Mean attention distance (pixels)",
                          title, ylim=(0, None), size=size, legend=d.shape[1] <= len(PALETTE),
                          hlines=hlines)
