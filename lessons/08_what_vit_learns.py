@@ -101,7 +101,6 @@ lesson.show(pictures.labelled_grid(
     "cls_attention_last_layer", LESSON)
 
 # %% [markdown]
-# %% [markdown]
 # With **sequence pooling** the readout weights are themselves a map: how much each final
 # token counts in $y$. Since the tokens have mixed through every layer, a high weight says the
 # token at that place is useful to the head, not that the object's pixels are there.
@@ -127,7 +126,7 @@ else:
 # %% [markdown]
 # ### Local and global heads
 #
-# The same for one **patch** token instead of the class token: where does the patch near the
+# The same for one **patch** token instead of the tokens the head reads: where does the patch near the
 # centre (white square) read from, in every layer (rows) and head (columns)? Some heads in the
 # first layers look only at the neighbourhood — what a convolution does by construction —
 # while others already spread over the whole image. (With locality self-attention the white
@@ -171,7 +170,7 @@ lesson.show(pictures.labelled_grid(
 # to the representation the head classifies; without a class token the same is $w^\top R$,
 # the rows mixed by the readout weights (the mean row for GAP, the SeqPool-weighted rows for
 # sequence pooling). With LSA the rollout uses LSA's own weights (diagonal zero): the identity
-# added for the skip connection is then the only path from a token to itself. Fig. 6
+# added for the skip connection is then each layer's only path from a token to itself. Fig. 6
 # multiplies the image by it
 # (`pictures.attention_mask`); an overlay is easier to read at 32 px. Two images per row, each as
 # image, mask, overlay, all on one absolute scale from 0 to the largest share of any patch:
