@@ -12,6 +12,9 @@
 #
 # We use the trained ViT of lesson 8 (`lesson.trained_vit`): your checkpoint if you have one,
 # else the `vit-cifar-nano` shipped with tinyvit (`tinyvit/pretrained/`, 18 epochs, 67.8%).
+# Any ViT the library builds works here (smoke mode trains `$TINYVIT_SMOKE_VIT`, default
+# `vit-cifar-nano`, for 3 steps); where fixed sin-cos positions or sequence pooling change
+# what a step means, the text and the pictures say so.
 # Full mode takes up to about 15 minutes on 2 CPU cores (mostly part (a)'s fine-tuning);
 # `--smoke` runs in seconds.
 
@@ -29,7 +32,7 @@ from tinyvit.figures import analysis, charts, pictures
 from tinyvit.run import models
 from tinyvit.run.evaluate import evaluate
 from tinyvit.tree import tree_map
-from tinyvit.vit import features, init_vit, loss_fn, vit
+from tinyvit.vit import init_vit, loss_fn, vit
 
 LESSON = "09_finetune_and_probe"
 SMOKE = lesson.smoke()
@@ -51,15 +54,28 @@ print(f"{cfg.name} at {cfg.image_size} px: {cfg.grid}x{cfg.grid} = {cfg.num_patc
 #
 # With $P = 4$, a 32-px image has $N = 32^2/4^2 = 64$ patches, a 48-px image $48^2/4^2 = 144$.
 # Everything in the encoder works for any $N$ (attention is $N \times N$, the MLPs act per
-# token) — except $E_{pos} \in \mathbb{R}^{(N+1) \times D}$, which has one row per position:
+# token; shifted patch tokens shift by half a patch at any size; sequence pooling weighs any
+# number of tokens) — except learned position embeddings
+# $E_{pos} \in \mathbb{R}^{(N+1) \times D}$ ($N$ rows without a class token), one row per
+# position. **Fixed sin-cos** positions (`pos = "sincos"`) are a formula of each patch's row
+# and column, computed for whatever grid the config has: nothing to interpolate, the model
+# runs at 48 px as it is — but the 12×12 grid's rows and columns 8–11 get codes it never saw
+# in training (extrapolation), where interpolation would have squeezed the old 0–7 range over
+# the new grid.
 
 # %%
 SIZE = 48
-params48, cfg48 = analysis.resize_vit(params, cfg, SIZE)
-print(f"{SIZE} px: {cfg48.grid}x{cfg48.grid} = {cfg48.num_patches} patches; E_pos "
-      f"{params['pos'].shape} -> {params48['pos'].shape}")
+LEARNED = cfg.pos == "learned"
+params48, cfg48 = analysis.resize_vit(params, cfg, SIZE)  # sin-cos: the same parameters
+pos, pos48 = (analysis.position_embeddings(p, c)[0, 1 if c.pool == "cls" else 0:]
+              for p, c in ((params, cfg), (params48, cfg48)))  # (N, D), (N', D) patches only
+print(f"{SIZE} px: {cfg48.grid}x{cfg48.grid} = {cfg48.num_patches} patches; E_pos of the "
+      f"patches {pos.shape} -> {pos48.shape} "
+      + ("(interpolated)" if LEARNED else "(fixed sin-cos, computed for the new grid)"))
 try:  # the old position embeddings with the longer sequence
     vit(params, np.zeros((1, SIZE, SIZE, 3), np.float32), cfg48)
+    print("without interpolation: runs as it is (fixed sin-cos positions: no parameter "
+          "depends on the number of patches)")
 except ValueError as e:
     print("without interpolation:", e)
 
@@ -76,25 +92,29 @@ except ValueError as e:
 #
 # Left: one dimension of $E_{pos}$ on the 8×8 grid; right: the same dimension on the 12×12 grid.
 # Below: the similarity grid of lesson 8 for the interpolated embeddings. The structure is
-# carried over, but it is now only approximately right: fine-tuning has to adjust it.
+# carried over, but it is now only approximately right: fine-tuning has to adjust it. (For
+# fixed sin-cos positions both pictures show the formula on the two grids, labelled so: the
+# left one is the 8×8 grid's codes, which reappear unchanged in the 12×12 grid's top-left
+# corner.)
 
 # %%
-first = 1 if cfg.pool == "cls" else 0
-pos, pos48 = params["pos"][0, first:], params48["pos"][0, first:]  # (N, D), (N', D)
 d = int(pos.var(axis=0).argmax())  # the dimension that varies most across positions
-lo, hi = pos[:, d].min(), pos[:, d].max()
+lo, hi = min(pos[:, d].min(), pos48[:, d].min()), max(pos[:, d].max(), pos48[:, d].max())
 pair = [pictures.heatmap(p[:, d].reshape(g, g), size=192, vmin=lo, vmax=hi)
         for p, g in ((pos, cfg.grid), (pos48, cfg48.grid))]
+HOW = ("trained", "interpolated") if LEARNED else ("sin-cos", "sin-cos")
 lesson.show(pictures.labelled_grid(
-    pair, 2, col_labels=[f"{cfg.grid}x{cfg.grid} patches ({cfg.image_size} px, trained)",
-                         f"{cfg48.grid}x{cfg48.grid} patches ({SIZE} px, interpolated)"],
-    title=f"Position embeddings, dimension {d} of {cfg.width}, over the patch grid",
+    pair, 2, col_labels=[f"{cfg.grid}x{cfg.grid} ({cfg.image_size} px, {HOW[0]})",
+                         f"{cfg48.grid}x{cfg48.grid} ({SIZE} px, {HOW[1]})"],
+    title=f"Position embeddings of {cfg.name} ({'learned' if LEARNED else 'fixed, not learned'}"
+          f"), dimension {d} of {cfg.width}, over the patch grid",
     colorbar=(round(float(lo), 3), round(float(hi), 3), "viridis", f"E_pos[:, {d}]"), gap=16),
     "pos_embedding_dim_8x8_to_12x12", LESSON)
-sim48 = analysis.position_similarity(params48["pos"], cfg48)  # (12, 12, 12, 12)
-lesson.show(pictures.similarity_grid(sim48, cell=4, title=f"Interpolated to {cfg48.grid}x"
-                                                          f"{cfg48.grid} ({SIZE} px), before "
-                                                          f"fine-tuning"),
+sim48 = analysis.position_similarity(analysis.position_embeddings(params48, cfg48), cfg48)
+lesson.show(pictures.similarity_grid(sim48, cell=4, title=(
+    f"Interpolated to {cfg48.grid}x{cfg48.grid} ({SIZE} px), before fine-tuning" if LEARNED
+    else f"Fixed sin-cos positions computed for {cfg48.grid}x{cfg48.grid} ({SIZE} px), not "
+         f"learned")),
             "position_similarity_interpolated_48px", LESSON)
 
 # %% [markdown]
@@ -127,7 +147,8 @@ x48_test = upsample(x_test)  # (S, 48, 48, 3)
 acc32, _ = evaluate(model, params, x_test, y_test, mean, std)
 acc48_before, _ = evaluate(model48, params48, x48_test, y_test, mean, std)
 print(f"32 px, as trained:                    {acc32:.1%}")
-print(f"48 px, interpolated, not fine-tuned:  {acc48_before:.1%}")
+print(f"48 px, {'interpolated' if LEARNED else 'sin-cos for 12x12'}, not fine-tuned:  "
+      f"{acc48_before:.1%}")
 
 # %%
 STEPS, BATCH, LR = (2, 64, 0.01) if SMOKE else (300, 64, 0.01)
@@ -178,7 +199,9 @@ lesson.show(charts.line_chart({"training loss (10-step mean)": (steps[len(steps)
 # "Few-shot accuracies are obtained by solving a regularized least-squares regression problem
 # that maps the (frozen) representation of a subset of training images to $\{-1, 1\}^K$ target
 # vectors" (Sec. 4.1) — chosen because it is fast. With features $X \in \mathbb{R}^{S \times F}$
-# (standardised; `vit.features`, the $y$ of Eq. 4) and targets $T = 2\,\mathrm{onehot}(y) - 1$:
+# (standardised; `analysis.probe_features` = `vit.features`, the $y$ of Eq. 4 that the model's
+# own head reads: the class token, the mean of the tokens, or their mean weighted by sequence
+# pooling) and targets $T = 2\,\mathrm{onehot}(y) - 1$:
 #
 # $$W = (X^\top X + \lambda I)^{-1} X^\top (T - \mathbf{1} b^\top), \qquad
 #   \hat y = \arg\max_k\, (x^\top W + b)_k ,$$
@@ -198,16 +221,16 @@ lesson.show(charts.line_chart({"training loss (10-step mean)": (steps[len(steps)
 
 
 # %%
-def embed_images(p, x, batch=500):
-    """Frozen features (Eq. 4's y) of uint8 images, batch by batch. -> (S, D)."""
-    return np.concatenate([np.asarray(features(p, normalize(x[i:i + batch], mean, std), cfg))
-                           for i in range(0, len(x), batch)])  # (S, D)
+def embed_images(p, x):
+    """Frozen features (Eq. 4's y, the model's own pooling) of uint8 images. -> (S, D)."""
+    return analysis.probe_features(p, x, cfg, mean, std)  # (S, D)
 
 
 x_pool, y_pool = data.balanced_subset(*ds["train"], 5000, seed=1)  # where the shots come from
 random_params = init_vit(np.random.default_rng(0), cfg)
 feats = {"trained ViT": (embed_images(params, x_pool), embed_images(params, x_test)),
          "random init": (embed_images(random_params, x_pool), embed_images(random_params, x_test))}
+POOLED = {"cls": "class token", "gap": "token mean", "seq": "SeqPool"}[cfg.pool]
 SHOTS = [s for s in (1, 5, 10, 25) if s <= np.bincount(y_pool).min()]
 SEEDS = range(5)
 series = {}
@@ -223,8 +246,8 @@ for name, (f_pool, f_test) in feats.items():
 series["chance"] = (SHOTS, np.full(len(SHOTS), 1 / cfg.num_classes), None)
 lesson.show(charts.line_chart(series, xlabel="labelled images per class (log scale)",
                               ylabel="test accuracy", log_x=True, ylim=(0, None),
-                              title=f"Few-shot linear probe on frozen features, {cfg.name} "
-                                    f"({lesson.data_name()})"),
+                              title=f"Few-shot linear probe on frozen features (y: "
+                                    f"{POOLED}), {cfg.name} ({lesson.data_name()})"),
             "few_shot_probe", LESSON)
 print(f"for comparison, the model's own head (trained with the network on "
       f"{meta['train_size']:,} images): {acc32:.1%}")

@@ -32,8 +32,9 @@
 # analyses then run on 1,000 test images (corruptions on 500 for each of 70 corruption and
 # severity pairs): roughly an hour on the project's busy 2-core CPU — an estimate from the
 # models' measured speed (4 models: ~44 s per 1,000 images), not from a full run.
-# In smoke mode, small stand-ins (`vit-cifar-nano`, `hybrid-tiny`, `cnn-air-small`) train for
-# 3 steps on synthetic images, on 100 test images, with 3 shares of dropped patches and
+# In smoke mode, small stand-ins (`vit-cifar-nano`, or the ViT preset `$TINYVIT_SMOKE_VIT`
+# names, e.g. `vit-cifar-sl`; `hybrid-tiny`, `cnn-air-small`) train for 3 steps on synthetic
+# images, on 100 test images, with 3 shares of dropped patches and
 # severities 1 and 5 only: the pictures then show the method, not a result.
 #
 # **Expectations:** the papers' models are ImageNet-scale, at 224 px, with 196 patches. Ours
@@ -118,9 +119,13 @@ lesson.show_code(similarity.hsic_unbiased)
 # positions (the CNN's global average pooling; the ViT's mean patch token). "cls" is the ViT's
 # **class token** alone — only `vit-cifar-nano` has one; its row below compares it with the
 # CNN's pooled features (its "emb" row is 0: before the first block the class token is the
-# same vector for every image, so it holds nothing about the image). The layers: the ViT's embedding (Eq. 1, "emb"), every block
-# ("b1", ...), the final LayerNorm ("LN"); the CNN's stem and conv blocks ("s2.1": stage 2,
-# block 1); the hybrid's CNN blocks ("c1.1", ...) then its Transformer.
+# same vector for every image, so it holds nothing about the image). A ViT with **sequence
+# pooling** (`vit-cifar-sl`) has no class token, and its "pooled" is the plain mean of the
+# tokens at every layer too: SeqPool's learned weights belong to the final tokens alone, so
+# its "LN" row is the mean, not the weighted mean the head reads. The layers: the ViT's
+# embedding (Eq. 1, "emb"), every block ("b1", ...), the final LayerNorm ("LN"); the CNN's
+# stem and conv blocks ("s2.1": stage 2, block 1); the hybrid's CNN blocks ("c1.1", ...)
+# then its Transformer.
 
 
 def representations(label, kind):
@@ -180,7 +185,13 @@ for j, name in enumerate(similarity.layer_names(MODELS["CNN"][0].cfg)):
 # (`occlusion.fill_patches`). A ViT can do what a CNN cannot: leave the dropped patches out of
 # its sequence altogether (`occlusion.vit_logits_without`: Eq. 1 for every patch, then only the
 # kept tokens, with their own position embeddings, enter the encoder). That is what Naseer et
-# al. measured; both are shown for the ViTs.
+# al. measured; both are shown for the ViTs. Two ingredients of `vit-cifar-sl` touch token
+# removal. With **shifted patch tokens** a token's shifted
+# copies reach half a patch into its neighbours, so the dropped patches' pixels are zeroed
+# (the training mean, after normalisation) before Eq. 1, or the kept tokens would still carry
+# strips of what was dropped (`tests/test_occlusion.py` checks that nothing of it is left);
+# with **locality self-attention** the masked diagonal just shrinks with the sequence. Fixed
+# sin-cos positions and sequence pooling take any number of kept tokens as they are.
 
 # %%
 lesson.show_code(occlusion.vit_logits_without)

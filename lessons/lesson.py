@@ -24,6 +24,10 @@ notebook opened here runs in this folder).
   `FIT`: AdamW, warmup + cosine, clipping, crop + flip), by `tinyvit.run.train`'s own
   `train_epoch`, and tests after every epoch.
 * `trained_vit(lesson)` finds (or, once, trains) the trained ViT that lessons 8 and 9 analyse.
+  In smoke mode `$TINYVIT_SMOKE_VIT` names the ViT preset that is trained for 3 steps in its
+  place (default vit-cifar-nano; e.g. `vit-cifar-sl` to run the analyses on a ViT with
+  sequence pooling, sin-cos positions, shifted patch tokens and locality self-attention);
+  lesson 11 uses it as its smoke stand-in for vit-cifar-plain.
 """
 import inspect
 import os
@@ -148,6 +152,20 @@ notebook_hint()  # runs once, when a lesson imports this module
 NANO_EPOCHS = 3  # the fallback model of `trained_vit`: vit-cifar-nano, 3 epochs, ~9 minutes
 
 
+def smoke_vit():
+    """The ViT preset smoke mode trains for 3 steps in place of a trained ViT:
+    `$TINYVIT_SMOKE_VIT` (any ViT preset), default vit-cifar-nano."""
+    from tinyvit.configs import get_config
+
+    name = os.environ.get("TINYVIT_SMOKE_VIT") or DEFAULT_MODEL
+    try:
+        get_config(name)  # ViT presets only
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"$TINYVIT_SMOKE_VIT: expected a ViT preset, found {name!r} ({e})") \
+            from None
+    return name
+
+
 def vit_checkpoints():
     """Where `trained_vit` looks for a trained ViT, in order (they need not exist)."""
     env = os.environ.get("TINYVIT_CKPT")
@@ -161,7 +179,8 @@ def vit_checkpoints():
 def trained_vit(lesson):
     """(model, params, meta) of a trained ViT for the analysis lessons (8 and 9).
 
-    Smoke mode: `vit-cifar-nano` trained for 3 steps on the synthetic data. Otherwise
+    Smoke mode: `smoke_vit()` (vit-cifar-nano unless `$TINYVIT_SMOKE_VIT` names another)
+    trained for 3 steps on the synthetic data. Otherwise
     `$TINYVIT_CKPT` as it is, or the first finished checkpoint of `vit_checkpoints()` (an
     unfinished run is named and passed over; the last is the model shipped in
     `tinyvit/pretrained/`, trained for 18 epochs: 67.8% on CIFAR-10); failing that,
@@ -175,9 +194,9 @@ def trained_vit(lesson):
     if smoke():
         ds = cifar10()
         ds["mean"], ds["std"] = train.channel_stats(ds["train"][0])
-        out = output_dir(lesson) / "smoke_vit"
-        train.train("vit-cifar-nano", ds, recipe_for("vit-cifar-nano", epochs=1, batch_size=32),
-                    out, max_steps=3)
+        name = smoke_vit()
+        out = output_dir(lesson) / f"smoke_{name}"
+        train.train(name, ds, recipe_for(name, epochs=1, batch_size=32), out, max_steps=3)
         return checkpoint.load_model(out / "last.npz")
     named = os.environ.get("TINYVIT_CKPT")
     try:  # one named by $TINYVIT_CKPT as it is; else the first finished one
@@ -333,7 +352,8 @@ SMOKE_STAND_INS = {"vit-cifar-plain": "vit-cifar-nano", "hybrid-small": "hybrid-
 def trained_model(name, lesson):
     """(model, params, meta) of the preset `name` trained with its own recipe.
 
-    Smoke mode: `SMOKE_STAND_INS[name]` (or `name`) trained for 3 steps on the synthetic data.
+    Smoke mode: `SMOKE_STAND_INS[name]` (or `name`; for vit-cifar-plain `smoke_vit()`)
+    trained for 3 steps on the synthetic data.
     Mini mode: `name` trained for 2 epochs on KNOB_TRAIN images (in the lesson's folder).
     Full: the first existing of `$TINYVIT_CKPT_<NAME>` (e.g. TINYVIT_CKPT_CNN_AIR),
     `runs/<name>/last.npz` (`python -m tinyvit train --model <name>` run in the repository),
@@ -346,7 +366,8 @@ def trained_model(name, lesson):
 
     if smoke() or mini():
         ds = with_stats(knob_data()) if mini() else with_stats(cifar10())
-        small = SMOKE_STAND_INS.get(name, name) if smoke() else name
+        stand_ins = {**SMOKE_STAND_INS, "vit-cifar-plain": smoke_vit()}
+        small = stand_ins.get(name, name) if smoke() else name
         out = output_dir(lesson) / f"{mode()}_{small}"
         recipe = recipe_for(small, epochs=1, batch_size=32) if smoke() else recipe_for(small,
                                                                                        epochs=2)

@@ -80,3 +80,34 @@ def test_lesson_is_jupytext_percent_format(path):
     text = path.read_text()
     assert text.startswith("# %% [markdown]"), "lessons open with a markdown cell"
     assert text.count("# %%") >= 4
+
+
+ANY_VIT = [p for p in LESSONS if p.stem[:2] in ("08", "09", "11")]  # the ViT analyses
+
+
+@pytest.mark.parametrize("path", ANY_VIT, ids=[p.stem for p in ANY_VIT])
+def test_vit_analyses_run_on_a_vit_with_every_ingredient(path, tmp_path):
+    """Lessons 8, 9 and 11 on vit-cifar-sl (sequence pooling, no class token, fixed sin-cos
+    positions, shifted patch tokens, locality self-attention) instead of vit-cifar-nano."""
+    env = dict(smoke_env(tmp_path), TINYVIT_SMOKE_VIT="vit-cifar-sl")
+    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    check_outputs(tmp_path)
+    assert "vit-cifar-sl" in r.stdout
+    if path.stem.startswith("08"):  # the sequence-pooling weights get their own picture
+        assert (tmp_path / path.stem / "seq_pool_weights.png").is_file()
+        assert "the head reads the tokens weighted by sequence pooling" in r.stdout
+
+
+def test_smoke_vit_names_a_vit_preset(monkeypatch):
+    sys.path.insert(0, str(ROOT / "lessons"))
+    import lesson
+
+    monkeypatch.setenv("TINYVIT_SMOKE_VIT", "vit-cifar-sl")
+    assert lesson.smoke_vit() == "vit-cifar-sl"
+    monkeypatch.delenv("TINYVIT_SMOKE_VIT")
+    assert lesson.smoke_vit() == "vit-cifar-nano"
+    monkeypatch.setenv("TINYVIT_SMOKE_VIT", "cnn-air")
+    with pytest.raises(ValueError, match="TINYVIT_SMOKE_VIT: expected a ViT preset"):
+        lesson.smoke_vit()

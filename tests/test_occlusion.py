@@ -84,6 +84,8 @@ def test_dropped_tokens_are_removed_from_the_sequence(pool):
                            0.5, cfg.grid)
     got = occ.vit_logits_without(params, x, cfg, masks)
     first = 1 if pool == "cls" else 0
+    if cfg.spt:  # shifted patch tokens would read the dropped pixels: they are zeroed first
+        x = occ.fill_patches(x, masks, np.zeros(3))
     for i in range(3):
         z = vit.embed(params, x[i:i + 1], cfg)  # (1, T, D)
         kept = [0] * first + [first + j for j in np.flatnonzero(~masks[i].ravel())]
@@ -94,6 +96,20 @@ def test_dropped_tokens_are_removed_from_the_sequence(pool):
     uneven[0, 0, 0] = ~uneven[0, 0, 0]
     with pytest.raises(ValueError, match="same number kept"):
         occ.vit_logits_without(params, x, cfg, uneven)
+
+
+@pytest.mark.parametrize("pool", ["cls", "gap", "seq+spt+lsa"])
+def test_removed_patches_leave_no_trace(pool):
+    """Whatever the dropped patches hold, the logits are the same: with shifted patch tokens
+    too, whose kept tokens reach half a patch into their neighbours."""
+    cfg, params, x = vit_and_images(pool)
+    masks = occ.drop_masks(occ.patch_order(np.random.default_rng(2), cfg.grid, "centre", 3),
+                           0.5, cfg.grid)
+    other = occ.fill_patches(x, masks, np.full(3, 5.0, np.float32))  # dropped pixels changed
+    assert not np.array_equal(other, x)
+    np.testing.assert_allclose(occ.vit_logits_without(params, other, cfg, masks),
+                               occ.vit_logits_without(params, x, cfg, masks), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_curves_measure_accuracy():

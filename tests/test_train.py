@@ -108,6 +108,17 @@ def test_cli_info(capsys):
     assert err.startswith("error: unknown model") and err.count("\n") == 1
 
 
+def test_cli_info_names_the_pooling_and_the_ingredients(capsys):
+    assert main(["info", "vit-cifar-sl"]) == 0
+    out = capsys.readouterr().out
+    assert "64 (8x8 patches, sequence pooling)" in out and "fixed 2-D sin-cos" in out
+    assert "shifted patch tokens, locality self-attention" in out
+    assert main(["info", "vit-cifar-nano"]) == 0
+    out = capsys.readouterr().out
+    assert "65 (8x8 patches + 1 class token)" in out and "learned" in out
+    assert "small data" not in out
+
+
 def make_image_folder(root, n=8):
     """train/test splits of dark/bright 32x32 PNGs."""
     ds = easy_dataset(n * 2)

@@ -167,12 +167,19 @@ def init_seq_pool(rng, d, dtype=onp.float32):
     return {"w": init_linear(rng, d, 1, dtype)["w"]}
 
 
+def seq_pool_weights(p, z):
+    """SeqPool's weights softmax(g(z)^T): the softmax over the tokens of one learned logit
+    g(z_n) = z_n w per token. z (B, N, D) -> (B, N), each row sums to 1."""
+    b, n, d = z.shape
+    return ops.softmax((z.reshape(b * n, d) @ p["w"]).reshape(b, n))  # (B, N) over tokens
+
+
 def seq_pool(p, z):
     """SeqPool ("Escaping the Big Data Paradigm with Compact Transformers", Sec. 3.2):
-    y = softmax(g(z)^T) z, the softmax over the tokens of one learned logit g(z_n) = z_n w
-    per token. z (B, N, D) -> y (B, D)."""
+    y = softmax(g(z)^T) z (`seq_pool_weights`), the tokens' mean weighted by a learned
+    softmax. z (B, N, D) -> y (B, D)."""
     b, n, d = z.shape
-    a = ops.softmax((z.reshape(b * n, d) @ p["w"]).reshape(b, 1, n))  # (B, 1, N) over tokens
+    a = seq_pool_weights(p, z).reshape(b, 1, n)  # (B, 1, N)
     return (a @ z).reshape(b, d)  # (B, D)
 
 

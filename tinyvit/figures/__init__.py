@@ -3,7 +3,9 @@
     analysis.py   the paper's analyses as NumPy functions: attention rollout (Fig. 6), mean
                   attention distance (Fig. 7 right), position-embedding similarity (Fig. 7
                   centre), PCA of the embedding filters (Fig. 7 left), position-embedding
-                  interpolation / `resize_vit` (Sec. 3.2), linear probes and few-shot (Sec. 4.1)
+                  interpolation / `resize_vit` (Sec. 3.2), linear probes and few-shot (Sec. 4.1);
+                  for any ViT: class token, GAP or sequence pooling (the readout weights),
+                  learned or sin-cos positions, shifted patch tokens, locality self-attention
     pictures.py   pictures of images and of those figures: image and patch grids, labelled
                   grids (titles, row / column labels, captions, colour bars), matrix heatmaps,
                   attention overlays and masks on a shared scale, filter and similarity grids,

@@ -1,12 +1,22 @@
 """The paper's analysis figures as small NumPy functions (Sec. 3.2, 4.1, 4.5; Appendix D).
 
-    attention_rollout, rollout_to_image    Fig. 6 / Appendix D.8  (what the class token sees)
+    maps_and_readout, pool_weights         the attention maps, and which tokens the head reads
+    attention_rollout, rollout_to_image    Fig. 6 / Appendix D.8  (what the classified
+                                           representation draws on)
     mean_attention_distance                Fig. 7 right / D.7     ("receptive field" per head)
-    position_similarity,                   Fig. 7 centre          (learned 2D position code)
+    position_embeddings,                   Fig. 7 centre          (2D position code: learned,
+    position_similarity,                                          or the fixed sin-cos one)
     similarity_by_distance
-    embedding_filters_pca                  Fig. 7 left            (patch-embedding filters)
+    embedding_filters_pca, filter_views    Fig. 7 left            (patch-embedding filters;
+                                                                  SPT: five views per filter)
     interpolate_pos_embed, resize_vit      Sec. 3.2               (fine-tuning at higher res.)
-    linear_probe, few_shot_accuracy        Sec. 4.1               (few-shot linear evaluation)
+    probe_features, linear_probe,          Sec. 4.1               (few-shot linear evaluation)
+    few_shot_accuracy
+
+Every analysis takes any ViT the library builds: a class token, global average pooling or
+sequence pooling ("readout": which tokens the head reads, and with what weights), learned or
+fixed sin-cos positions, shifted patch tokens (SPT) and locality self-attention (LSA: the maps
+are the weights LSA really uses, diagonal masked).
 
 No gradients are needed here, so this is plain `numpy` (inputs on a GPU are copied to the host).
 Drawing the figures is `tinyvit/figures/pictures.py`'s job.
@@ -17,8 +27,10 @@ F feature width, K classes, S examples.
 """
 import numpy as np
 
+from .. import layers, vit
 from ..arrays import to_numpy
 from ..configs import replace
+from ..data import normalize
 
 
 def stack_maps(maps):
@@ -27,6 +39,38 @@ def stack_maps(maps):
     if a.ndim != 5 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"attention maps: expected L arrays (B, H, T, T), found {a.shape[1:]}")
     return a
+
+
+# ---------------------------------------------------------------------------------------------
+# The readout: which of the final tokens the head's input y (Eq. 4) is made of
+# ---------------------------------------------------------------------------------------------
+
+READOUT = {"cls": "class token", "gap": "mean of all tokens (GAP)",
+           "seq": "tokens weighted by sequence pooling"}  # what y is, per cfg.pool
+
+
+def pool_weights(params, z, cfg):
+    """The weights w (B, T) with which the head's input is a mean of the final tokens,
+    y = sum_t w_t z_L^t (Eq. 4 and its variants): the class token one-hot (pool "cls"), 1/T
+    each (global average pooling, "gap"), or SeqPool's softmax(z_L g) ("seq",
+    `layers.seq_pool_weights`). z (B, T, D) the encoder's output -> (B, T), rows sum to 1."""
+    z = to_numpy(z)
+    b, t, _ = z.shape
+    if cfg.pool == "seq":
+        return to_numpy(layers.seq_pool_weights(params["seqpool"], z))  # (B, T)
+    if cfg.pool == "cls":
+        return np.broadcast_to(np.eye(t)[0], (b, t)).astype(z.dtype)  # (B, T) one-hot
+    return np.full((b, t), 1.0 / t, z.dtype)  # (B, T) uniform
+
+
+def maps_and_readout(params, images, cfg):
+    """One forward pass: logits (B, K), the attention weights every block really used
+    (`vit.attention_maps`'s list of L arrays (B, H, T, T); LSA's with its temperature and its
+    masked diagonal) and the readout weights `pool_weights` (B, T). images normalised."""
+    maps = []
+    z = vit.encode(params, images, cfg, weights_out=maps)  # (B, T, D)
+    logits = layers.linear(params["head"], vit.pool(z, cfg, params))  # (B, K)
+    return to_numpy(logits), [to_numpy(m) for m in maps], pool_weights(params, z, cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,17 +96,32 @@ def attention_rollout(maps, residual=True):
     return rollout
 
 
-def rollout_to_image(rollout, cfg):
-    """The rollout as a (B, g, g) map over the image patches (Fig. 6 masks the image with it).
+def rollout_to_image(rollout, cfg, weights=None):
+    """The rollout (or one layer's attention) seen from the head, as a (B, g, g) map over the
+    image patches (Fig. 6 masks the image with it): w^T R, the rows of R mixed by the
+    readout weights w (`pool_weights`) with which the head's input averages the tokens, the
+    class token's column (if any) left out.
 
-    With a class token: its row, R[:, 0, 1:] (what the token the head reads attends to).
-    With "gap" pooling every token feeds the head, so the mean over query rows.
+    With a class token that is its row R[:, 0, 1:] (the paper's Fig. 6); with "gap" pooling
+    the mean over query rows; with sequence pooling the rows weighted by SeqPool's softmax,
+    which depends on the image: pass `weights` (B, T) from `maps_and_readout`.
+    rollout (B, T, T) -> (B, g, g); for "cls" and "gap" each map sums to at most 1.
     """
     r = to_numpy(rollout)
-    if r.shape[1:] != (cfg.num_tokens, cfg.num_tokens):
+    if r.ndim != 3 or r.shape[1:] != (cfg.num_tokens, cfg.num_tokens):
         raise ValueError(f"rollout: expected (B, {cfg.num_tokens}, {cfg.num_tokens}) for "
                          f"{cfg.name}, found {r.shape}")
-    row = r[:, 0, 1:] if cfg.pool == "cls" else r.mean(axis=1)  # (B, N)
+    if weights is None:
+        if cfg.pool == "seq":
+            raise ValueError(f"rollout_to_image: {cfg.name} pools by sequence pooling, whose "
+                             f"weights depend on the image: pass weights= (B, {cfg.num_tokens}) "
+                             f"from analysis.maps_and_readout")
+        weights = pool_weights(None, np.zeros((len(r), cfg.num_tokens, 1)), cfg)  # (B, T)
+    w = to_numpy(weights)
+    if w.shape != r.shape[:2]:
+        raise ValueError(f"rollout_to_image: expected weights {r.shape[:2]}, found {w.shape}")
+    first = 1 if cfg.pool == "cls" else 0
+    row = np.einsum("bt,bts->bs", w, r)[:, first:]  # (B, N) patches only
     return row.reshape(-1, cfg.grid, cfg.grid)  # (B, g, g)
 
 
@@ -107,16 +166,35 @@ def mean_attention_distance(maps, cfg, renormalize=True):
     return per_query.mean(axis=(1, 3))  # (L, H)
 
 
+def uniform_attention_distance(cfg):
+    """The mean attention distance of a head that attends to every key patch alike: the mean
+    distance between patch centres; with LSA (cfg.lsa) a token never attends to itself, so
+    the mean over the other patches (pairs at distance 0 left out). -> pixels."""
+    d = patch_distances(cfg)  # (N, N)
+    n = len(d)
+    return float(d.sum() / (n * (n - 1))) if cfg.lsa else float(d.mean())
+
+
 # ---------------------------------------------------------------------------------------------
 # Position-embedding similarity: Fig. 7 centre
 # ---------------------------------------------------------------------------------------------
 
 
+def position_embeddings(params, cfg):
+    """E_pos (1, T, D) as numpy: the learned params["pos"], or, for pos "sincos", the fixed
+    2-D sin-cos embeddings the model adds (`vit.position_embedding`; not learned, the same
+    before and after training; the class token's row, if any, zero)."""
+    if cfg.pos == "learned":
+        return to_numpy(params["pos"])
+    return to_numpy(vit.position_embedding(params, cfg, to_numpy(params["embed"]["w"])))
+
+
 def position_similarity(pos, cfg):
     """Fig. 7 centre: cosine similarity of each patch's position embedding with every other.
 
-    pos (1, T, D) (the class token's position, if any, is dropped) -> (g, g, g, g), where
-    [i, j] is the (g, g) map of patch (row i, col j)'s similarity to all patches.
+    pos (1, T, D) (`position_embeddings`; the class token's position, if any, is dropped)
+    -> (g, g, g, g), where [i, j] is the (g, g) map of patch (row i, col j)'s similarity to
+    all patches.
     """
     e = to_numpy(pos)[0, 1:] if cfg.pool == "cls" else to_numpy(pos)[0]  # (N, D)
     if e.shape[0] != cfg.num_patches:
@@ -151,18 +229,31 @@ def similarity_by_distance(sim, min_pairs=50):
 # ---------------------------------------------------------------------------------------------
 
 
+def embedding_filters(params, cfg):
+    """The filters the patch meets: E = params["embed"]["w"] (P*P*C', D). With shifted patch
+    tokens E reads SPT's LayerNorm of the five views, LN(x) = x_hat * g + b (x_hat
+    standardised), so the filters acting on x_hat are diag(g) E (b only adds a constant)."""
+    w = to_numpy(params["embed"]["w"])  # (P*P*C', D)
+    if cfg.spt:
+        return to_numpy(params["spt_norm"]["g"])[:, None] * w  # (5*P*P*C, D)
+    return w
+
+
 def embedding_filters_pca(w_embed, cfg, k=28):
     """Fig. 7 left: the top-k principal components of the linear embedding's D filters.
 
-    E = params["embed"]["w"] is (P*P*C, D); column d is filter d, one weight per pixel and
-    channel of a patch. PCA over the D filters: centre them, take the SVD, keep the top-k
-    right-singular vectors (unit length, orthogonal; sign fixed so the largest entry is
-    positive) reshaped as patches. Returns (components (k, P, P, C), explained variance
-    ratio (k,), sorted descending). k is capped at min(D, P*P*C).
+    E = params["embed"]["w"] is (P*P*C', D); column d is filter d, one weight per pixel and
+    channel of a patch. C' = C, or 5C with shifted patch tokens (cfg.spt): E then reads the
+    patch and its four shifted copies, side by side on the channel axis (`vit.shifted_copies`,
+    after SPT's LayerNorm), and `filter_views` splits a component into the five.
+    PCA over the D filters: centre them, take the SVD, keep the top-k right-singular vectors
+    (unit length, orthogonal; sign fixed so the largest entry is positive) reshaped as
+    patches. Returns (components (k, P, P, C'), explained variance ratio (k,), sorted
+    descending). k is capped at min(D, P*P*C'). w_embed: E or `embedding_filters`.
     """
     w = to_numpy(w_embed)
-    if w.shape != (cfg.patch_dim, cfg.width):
-        raise ValueError(f"embedding weights: expected ({cfg.patch_dim}, {cfg.width}) for "
+    if w.shape != (cfg.embed_in, cfg.width):
+        raise ValueError(f"embedding weights: expected ({cfg.embed_in}, {cfg.width}) for "
                          f"{cfg.name}, found {w.shape}")
     filters = w.T - w.T.mean(axis=0)  # (D, P*P*C) centred filters
     _, s, vt = np.linalg.svd(filters, full_matrices=False)  # vt (r, P*P*C), r = min(D, PPC)
@@ -171,8 +262,26 @@ def embedding_filters_pca(w_embed, cfg, k=28):
     peak = comps[np.arange(k), np.abs(comps).argmax(axis=1)]  # (k,)
     comps = comps * np.where(peak < 0, -1.0, 1.0)[:, None]  # (k, P*P*C) deterministic sign
     ratio = s**2 / (s**2).sum()  # (r,)
-    p, c = cfg.patch_size, cfg.channels
-    return comps.reshape(k, p, p, c), ratio[:k]  # (k, P, P, C), (k,)
+    p = cfg.patch_size
+    return comps.reshape(k, p, p, cfg.embed_in // (p * p)), ratio[:k]  # (k, P, P, C'), (k,)
+
+
+def filter_views(filters, cfg):
+    """Filters (k, P, P, C') over SPT's input split into the views E reads: (k, V, P, P, C),
+    V = 5 with shifted patch tokens (the patch itself, then `vit.SPT_SHIFTS`' four diagonal
+    shifts by half a patch), else V = 1. Names of the views: `view_names(cfg)`."""
+    f = to_numpy(filters)
+    k, p, _, c5 = f.shape
+    v = 5 if cfg.spt else 1
+    return f.reshape(k, p, p, v, c5 // v).transpose(0, 3, 1, 2, 4)  # (k, V, P, P, C)
+
+
+def view_names(cfg):
+    """What each view of `filter_views` holds: "patch", then for SPT the pixel each shifted
+    copy puts at a position, e.g. "x[r-2, c-2]" (read 2 px up and 2 px left)."""
+    s = cfg.patch_size // 2
+    return ["patch"] + ([f"x[r{dy * s:+d}, c{dx * s:+d}]" for dy, dx in vit.SPT_SHIFTS]
+                        if cfg.spt else [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,10 +329,15 @@ def interpolate_pos_embed(pos, old_grid, new_grid, has_cls):
 def resize_vit(params, cfg, image_size):
     """Sec. 3.2: the same model at a new image size (same patch size, so a bigger grid).
 
-    Only the position embeddings depend on the number of patches; they are interpolated.
-    Returns (params, new_cfg); the other arrays are shared with the input, not copied.
+    Only the position embeddings depend on the number of patches: learned ones are
+    interpolated; fixed sin-cos ones (pos "sincos") are a formula of each patch's (row, col)
+    on the new grid, so nothing changes in the parameters (the old grid's codes reappear in
+    its top-left corner, the new rows and columns get codes never seen in training).
+    Returns (params, new_cfg); the arrays are shared with the input, not copied.
     """
     new_cfg = replace(cfg, image_size=image_size)  # validates patch | image_size
+    if cfg.pos == "sincos":
+        return dict(params), new_cfg
     pos = interpolate_pos_embed(params["pos"], cfg.grid, new_cfg.grid, cfg.pool == "cls")
     return {**params, "pos": pos}, new_cfg  # pos (1, T_new, D)
 
@@ -231,6 +345,16 @@ def resize_vit(params, cfg, image_size):
 # ---------------------------------------------------------------------------------------------
 # Few-shot linear probe: Sec. 4.1 (closed-form regularised least squares)
 # ---------------------------------------------------------------------------------------------
+
+
+def probe_features(params, images, cfg, mean, std, batch=500):
+    """The frozen features a probe reads: the y of Eq. 4 that the model's head reads
+    (`vit.features`: its own pooling, sequence pooling with its weights included), for uint8
+    images (S, H, W, C) normalised with the training `mean` and `std`, batch by batch.
+    -> (S, D) numpy."""
+    return np.concatenate([to_numpy(vit.features(params, normalize(images[i:i + batch], mean,
+                                                                   std), cfg))
+                           for i in range(0, len(images), batch)])  # (S, D)
 
 
 def linear_probe(features, labels, k=None, l2=1.0):

@@ -11,7 +11,9 @@ with 80% of its patches gone, where CNNs collapse. Here:
                         mean), the same operation for every model
     vit_logits_without  dropping as tokens (what Naseer et al. did to the ViT): the dropped
                         patches' tokens removed from the sequence after Eq. 1, the class
-                        token and the kept tokens' position embeddings kept
+                        token and the kept tokens' position embeddings kept (with shifted
+                        patch tokens the dropped pixels are zeroed first: nothing of them
+                        reaches a kept token through its shifted copies)
     shuffle_patches     the g x g blocks of each image in a random order (g = 2, 4, 8)
 
 Shape legend: B images, H, W height and width, C channels, g grid (blocks per side), N = g^2
@@ -72,6 +74,9 @@ def vit_logits_without(params, images, cfg, masks):
     """Class logits of a ViT whose dropped patches' tokens are removed from the sequence
     (Naseer et al.): Eq. 1 for every patch (its E_pos included), keep the class token and the
     kept patch tokens, then the encoder, pooling and head on the shorter sequence.
+    With shifted patch tokens (cfg.spt) a token reads half a patch into its neighbours, so
+    the dropped patches' pixels are set to 0 first (the training mean, in normalised images;
+    SPT shifts in zeros at the border too): what is dropped is gone, as for a plain ViT.
     images (B, H, W, C) normalised, masks (B, g, g) on the patch grid, the same number of
     dropped patches in every image. -> (B, K)."""
     b = len(images)
@@ -80,6 +85,8 @@ def vit_logits_without(params, images, cfg, masks):
     if masks.shape[1] != cfg.grid or len(set(m.tolist())) != 1:
         raise ValueError(f"token drop: expected masks (B, {cfg.grid}, {cfg.grid}) with the same "
                          f"number kept per image, found {masks.shape} keeping {sorted(set(m))}")
+    if cfg.spt:
+        images = fill_patches(images, masks, np.zeros(images.shape[-1]))  # (B, H, W, C)
     z = vit.embed(params, images, cfg)  # (B, T, D)
     first = 1 if cfg.pool == "cls" else 0
     idx = np.sort(np.argsort(~keep, axis=1, kind="stable")[:, :m[0]], axis=1) + first  # (B, M)

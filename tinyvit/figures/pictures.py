@@ -246,25 +246,32 @@ def attention_mask(image, heat, scale=1, vmin=None, vmax=None):
     return Image.fromarray((img * mask).round().astype(np.uint8))
 
 
-def filters_grid(filters, nrow=7, scale=None, pad=2, captions=None, title=""):
-    """Fig. 7 left: filters (k, P, P, C), each stretched to its own [0, 1], on a grid.
+def filters_grid(filters, nrow=7, scale=None, pad=2, captions=None, title="", col_labels=None,
+                 row_labels=None, share=1):
+    """Fig. 7 left: filters (k, P, P, C), each stretched to its own [0, 1], on a grid of
+    `nrow` columns; with `share` > 1 each run of `share` consecutive filters (e.g. the five
+    views of one SPT filter) is stretched by one common scale, so their contrasts compare.
 
     scale: pixels per filter weight (default: about 48 pixels per filter side). With
-    `captions` (one per filter, e.g. the variance each component explains) or a `title`,
-    they are written under the tiles / above the grid.
+    `captions` (one per filter, e.g. the variance each component explains), a `title` or
+    column / row labels, they are written under the tiles / above / beside the grid.
     """
     f = np.asarray(filters, np.float64)
     if f.ndim != 4:
         raise ValueError(f"filters_grid: expected (k, P, P, C), found shape {f.shape}")
     scale = max(1, 48 // f.shape[1]) if scale is None else scale
-    lo = f.min(axis=(1, 2, 3), keepdims=True)  # (k, 1, 1, 1)
-    hi = f.max(axis=(1, 2, 3), keepdims=True)  # (k, 1, 1, 1)
+    if len(f) % share:
+        raise ValueError(f"filters_grid: expected a multiple of share={share} filters, "
+                         f"found {len(f)}")
+    groups = f.reshape((-1, share) + f.shape[1:])  # (k / share, share, P, P, C)
+    lo = np.repeat(groups.min(axis=(1, 2, 3, 4)), share)[:, None, None, None]  # (k, 1, 1, 1)
+    hi = np.repeat(groups.max(axis=(1, 2, 3, 4)), share)[:, None, None, None]  # (k, 1, 1, 1)
     f = (f - lo) / np.where(hi > lo, hi - lo, 1.0)  # (k, P, P, C) in [0, 1]
     pixels = (f * 255).round().astype(np.uint8)  # (k, P, P, C)
-    if captions is None and not title:
+    if captions is None and not title and not col_labels and not row_labels:
         return image_grid(pixels, nrow, pad, scale)
-    return labelled_grid(list(upscale(as_rgb(pixels), scale)), nrow, captions=captions,
-                         title=title, gap=max(pad, 6))
+    return labelled_grid(list(upscale(as_rgb(pixels), scale)), nrow, col_labels, row_labels,
+                         captions=captions, title=title, gap=max(pad, 6))
 
 
 def similarity_grid(sim, cell=6, gap=2, colormap="viridis", labels=True, title=""):
@@ -304,17 +311,17 @@ def similarity_grid(sim, cell=6, gap=2, colormap="viridis", labels=True, title="
 
 
 def attention_distance_chart(distances, title="Mean attention distance", size=(640, 420),
-                             uniform=None):
+                             uniform=None, uniform_label="uniform attention"):
     """Fig. 7 right: one dot per head at every layer. distances (L, H) pixels, from
     `analysis.mean_attention_distance`; `uniform` (pixels): the distance of a head that
-    attends to all patches alike, drawn as a dashed reference line. Legend only up to 10
-    heads (the palette's size)."""
+    attends to all patches alike (`analysis.uniform_attention_distance`), drawn as a dashed
+    reference line named `uniform_label`. Legend only up to 10 heads (the palette's size)."""
     d = np.asarray(distances, float)
     if d.ndim != 2:
         raise ValueError(f"attention_distance_chart: expected (L, H), found shape {d.shape}")
     layers = np.arange(1, d.shape[0] + 1)  # (L,) 1-based like the paper
     series = {f"Head {h + 1}": (layers, d[:, h]) for h in range(d.shape[1])}
-    hlines = {f"uniform attention: {uniform:.1f} px": uniform} if uniform is not None else None
+    hlines = {f"{uniform_label}: {uniform:.1f} px": uniform} if uniform is not None else None
     return scatter_chart(series, "Network depth (layer)", "Mean attention distance (pixels)",
                          title, ylim=(0, None), size=size, legend=d.shape[1] <= len(PALETTE),
                          hlines=hlines)

@@ -53,8 +53,14 @@ def cmd_info(args):
         print(f"model         {cfg.name}")
         print(f"image         {cfg.image_size}x{cfg.image_size}x{cfg.channels}, "
               f"patch {cfg.patch_size}x{cfg.patch_size}")
-        print(f"tokens        {cfg.num_tokens} ({cfg.grid}x{cfg.grid} patches"
-              f"{' + 1 class token' if cfg.pool == 'cls' else ', global average pooling'})")
+        pooling = {"cls": " + 1 class token", "gap": ", global average pooling",
+                   "seq": ", sequence pooling"}[cfg.pool]
+        print(f"tokens        {cfg.num_tokens} ({cfg.grid}x{cfg.grid} patches{pooling})")
+        print(f"positions     {'fixed 2-D sin-cos' if cfg.pos == 'sincos' else 'learned'}")
+        small = [k for k, on in (("shifted patch tokens", cfg.spt),
+                                 ("locality self-attention", cfg.lsa)) if on]
+        if small:
+            print(f"small data    {', '.join(small)} (Lee et al. 2021)")
         print(f"width/depth   D={cfg.width}, L={cfg.depth}, heads={cfg.heads}, MLP={cfg.mlp_dim}")
     print(f"classes       {cfg.num_classes}")
     print(f"parameters    {params:,}")
