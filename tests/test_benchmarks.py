@@ -153,3 +153,12 @@ def test_conv_layers_times_the_shapes_and_parts_a_training_step_runs(capsys):
                  "1", "--threads", "2"])
     out = capsys.readouterr().out
     assert "per model" in out and "cnn-tiny" in out and "taps: 9 x" in out
+
+
+def test_stats_cost_times_the_pass_both_ways(capsys):
+    stats_cost = load("stats_cost")
+    stats_cost.main(["--model", "cnn-air-small", "--images", "40", "--steps", "1"])
+    out = capsys.readouterr().out
+    assert "epoch (1 steps of 40)" in out and "one after another" in out and "one per core" in out
+    with pytest.raises(SystemExit, match="no BatchNorm"):
+        stats_cost.main(["--model", "cnn-tiny", "--images", "40", "--steps", "1"])
