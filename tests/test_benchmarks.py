@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (tiny batches: these check that they work, not speed)."""
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def test_conv_dispatch_records_each_convolution_and_times_both_routes(capsys):
     assert "im2col/taps" in out and "cnn-tiny" in out and "rule/best" in out
 
 
-def test_conv_layers_times_the_shapes_and_parts_a_training_step_runs(capsys):
+def test_conv_layers_times_the_shapes_and_parts_a_training_step_runs(capsys, monkeypatch):
     from tinyvit import fast
     from tinyvit.fast import shards
 
@@ -149,10 +150,14 @@ def test_conv_layers_times_the_shapes_and_parts_a_training_step_runs(capsys):
         (144, 128, 32): 1}
     wino = layers.blas_products("input", "winograd", (2, 8, 8, 16), (3, 3, 16, 32))
     assert wino[2 * 4 * 5, 32, 16] == 16  # one chunk: 16 products, M = T' = B th (tw+1), K = O
+    every = layers.layer_shapes  # the table end to end on two shapes (a process each)
+    monkeypatch.setattr(layers, "layer_shapes", lambda *a: dict(list(every(*a).items())[1:3]))
+    monkeypatch.setattr(layers, "peak_at", lambda threads: 100.0)  # its own test: step.py's
     layers.main(["--models", "cnn-tiny", "--batch-size", "4", "--rounds", "1", "--repeats",
                  "1", "--threads", "2"])
     out = capsys.readouterr().out
-    assert "per model" in out and "cnn-tiny" in out and "taps: 9 x" in out
+    assert "per model" in out and "cnn-tiny" in out
+    assert len(re.findall(r"(taps: 9 x|im2col: 1 x|winograd: \d+ x)", out)) == 2 * 3  # parts
 
 
 def test_stats_cost_times_the_pass_both_ways(capsys):
