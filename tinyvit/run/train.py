@@ -367,9 +367,10 @@ def train(model=None, data="cifar10", recipe=None, out=None, *, data_dir=None,
     A run already in `out` is otherwise moved to `out/previous-N/` (`replace`, said in the log)
     or, with replace=False, the new run is refused. `max_steps` stops early (tests, smoke
     runs). `eval_every`: test accuracy every this many epochs and after the last one (other
-    rows have `test_acc` None; those epochs are saved only every CHECKPOINT_SECONDS). `backend`: "numpy" (CPU), "cupy" (GPU) or an array module;
-    augmentation and checkpoints stay on the host, parameters, optimiser state and batches
-    live on the device. Every option is checked first (one-line ValueErrors naming it).
+    rows have `test_acc` None; those epochs are saved only every CHECKPOINT_SECONDS).
+    `backend`: "numpy" (CPU), "cupy" (GPU) or an array module; augmentation and checkpoints
+    stay on the host, parameters, optimiser state and batches live on the device. Every
+    option is checked first (one-line ValueErrors naming it).
     `on_start(folder, data)`: called once the run's folder is open and its data loaded (the
     command line draws a formula-driven set's categories there:
     `tinyvit.figures.fractal_grid.save_categories`).
@@ -456,11 +457,11 @@ def run_epochs(net, state, ds, recipe, sched, epochs, history, run):
     Every `eval_every`-th epoch and the last are tested; an epoch is saved (checkpoint, then
     log) when it is tested or when CHECKPOINT_SECONDS have passed since the last save. Only a
     tested or saved model needs BatchNorm's population statistics, so only those epochs pay
-    for their pass over `run.stats` (on 1,000 training images, a third of an epoch).
-    Training never reads them (it normalises by batch statistics; they get no gradient and
-    no decay) and the pass sets them from the weights alone, so the training, every test and
-    every checkpoint are the same whichever epochs are saved; resuming starts from the last
-    saved epoch and repeats the same steps.
+    for their pass over `run.stats` (a forward pass over up to STATS_IMAGES images: for a
+    small training set, a large share of an epoch). Training never reads them (it normalises
+    by batch statistics; they get no gradient and no decay) and the pass sets them from the
+    weights alone, so the training, every test and every checkpoint are the same whichever
+    epochs are saved; resuming starts from the last saved epoch and repeats the same steps.
     """
     folder, progress, max_steps = run.folder, run.progress, run.max_steps
     grad_fn = make_grad_fn(net, recipe.smoothing)
