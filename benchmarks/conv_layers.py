@@ -16,19 +16,21 @@ thread, started together, each round counting the slowest thread; by each route 
 table may pick (`tinyvit.fast.conv.AUTOMATIC`: taps, im2col, winograd). PyTorch runs the
 whole batch on T threads (`torch.set_num_threads`, NCHW as in `benchmarks/step.py`):
 `F.conv2d`, and `aten.convolution_backward` asked for one gradient at a time. Both by the
-wall clock, as the peak: run it on an idle machine. Each library runs in its own process per shape, the two
-taking turns for `--rounds` rounds (`step.take_turns`: noise hits both alike); times are the
-medians of the per-process bests of `--repeats` calls.
+wall clock, as the peak: run it on an idle machine. Each library runs in its own process per
+shape, the two taking turns for `--rounds` rounds (`step.take_turns`: noise hits both
+alike); times are the medians of the per-process bests of `--repeats` calls.
 
 Per shape and part it prints every route's ms, the fastest route's GFLOP/s and its share of
 the float32 matmul peak measured in the same run (`step.peak_at`), PyTorch's, the ratio
 tinyvit (fastest) / PyTorch, and the matrix products (M x K x N, and how many) the fastest
 route issues, so the reason can be read off a row: a product with K = C = 16 reaches a small
 share of the peak however it is arranged. FLOPs are the direct convolution's, 2 B H W 9 C O,
-whichever route runs (Winograd does fewer multiplies for the same result). Then per model, the
-sum over its convolutions (with multiplicity) under the default rule (`default_route`, what
-training runs without a measured table), with the fastest route per part, and PyTorch's.
-Without torch its columns are skipped with a message. Takes about 10 minutes at the defaults.
+whichever route runs (Winograd does fewer multiplies for the same result, so its share of
+the peak can pass 100%). Then per model, the sum over its convolutions (with multiplicity)
+under the default rule (`default_route`, what training runs without a measured table), with
+the fastest route per part, and PyTorch's. Without torch its columns are skipped with a
+message. A few minutes at the defaults (two processes per shape and round, each starting
+NumPy, tinyvit and torch).
 """
 import argparse
 import json
