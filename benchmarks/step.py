@@ -217,11 +217,13 @@ def has_torch():
     return importlib.util.find_spec("torch") is not None
 
 
-def take_turns(runs, rounds):
+def take_turns(runs, rounds, parse=None):
     """{label: median seconds} of commands that each print seconds as their last word.
 
     `runs` is a list of (label, argv, extra environment). Each command runs in its own process,
     `rounds` times, in the list's order and then reversed, so machine noise hits all alike.
+    `parse(stdout) -> {name: seconds}` reads a command that prints several timings; then
+    {label: {name: median seconds}}.
     """
     times = {label: [] for label, _, _ in runs}
     for r in range(rounds):
@@ -230,7 +232,10 @@ def take_turns(runs, rounds):
                                  capture_output=True, text=True)
             if out.returncode:
                 raise SystemExit(f"{label} failed:\n{out.stderr[-2000:]}")
-            times[label].append(float(out.stdout.split()[-1]))
+            times[label].append(parse(out.stdout) if parse else float(out.stdout.split()[-1]))
+    if parse:
+        return {label: {k: statistics.median(d[k] for d in t) for k in t[0]}
+                for label, t in times.items()}
     return {label: statistics.median(t) for label, t in times.items()}
 
 

@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (tiny batches: these check that they work, not speed)."""
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,46 @@ def test_conv_dispatch_records_each_convolution_and_times_both_routes(capsys):
     assert (fast_conv.TAPS_MIN_PIXELS, fast_conv.TAPS_MAX_OUT) == rule  # the rule is put back
     out = capsys.readouterr().out
     assert "im2col/taps" in out and "cnn-tiny" in out and "rule/best" in out
+
+
+def test_conv_layers_times_the_shapes_and_parts_a_training_step_runs(capsys, monkeypatch):
+    from tinyvit import fast
+    from tinyvit.fast import shards
+
+    layers = load("conv_layers")
+    dispatch = load("conv_dispatch")
+    try:
+        step = dispatch.record_convolutions("cnn-air-small", 4)  # what training really runs
+    finally:
+        fast.disable()  # the stepper turns the fast twins on
+    shapes = layers.layer_shapes(["cnn-air-small"], 4)
+    threads = len(shards.bounds(4, fast.SHARDS))
+    ran = {}
+    for x, w, argnums in step:
+        parts = ran.setdefault((4, *x[1:], w[3]), set())
+        parts.update(dispatch.parts_of(argnums))
+    assert {s: set(e["parts"]) for s, e in shapes.items()} == ran
+    assert sum(e["uses"]["cnn-air-small"] for e in shapes.values()) == len(step) // threads
+    products = layers.blas_products("forward", "taps", (2, 8, 8, 16), (3, 3, 16, 32))
+    assert list(products.values()) == [9] and next(iter(products))[1:] == (16, 32)  # K = C
+    assert layers.blas_products("kernel", "im2col", (2, 8, 8, 16), (3, 3, 16, 32)) == {
+        (144, 128, 32): 1}
+    wino = layers.blas_products("input", "winograd", (2, 8, 8, 16), (3, 3, 16, 32))
+    assert wino[2 * 4 * 5, 32, 16] == 16  # one chunk: 16 products, M = T' = B th (tw+1), K = O
+    every = layers.layer_shapes  # the table end to end on two shapes (a process each)
+    monkeypatch.setattr(layers, "layer_shapes", lambda *a: dict(list(every(*a).items())[1:3]))
+    monkeypatch.setattr(layers, "peak_at", lambda threads: 100.0)  # its own test: step.py's
+    layers.main(["--models", "cnn-tiny", "--batch-size", "4", "--rounds", "1", "--repeats",
+                 "1", "--threads", "2"])
+    out = capsys.readouterr().out
+    assert "per model" in out and "cnn-tiny" in out
+    assert len(re.findall(r"(taps: 9 x|im2col: 1 x|winograd: \d+ x)", out)) == 2 * 3  # parts
+
+
+def test_stats_cost_times_the_pass_both_ways(capsys):
+    stats_cost = load("stats_cost")
+    stats_cost.main(["--model", "cnn-air-small", "--images", "40", "--steps", "1"])
+    out = capsys.readouterr().out
+    assert "epoch (1 steps of 40)" in out and "one after another" in out and "one per core" in out
+    with pytest.raises(SystemExit, match="no BatchNorm"):
+        stats_cost.main(["--model", "cnn-tiny", "--images", "40", "--steps", "1"])

@@ -293,6 +293,32 @@ def test_population_stats_are_the_exact_statistics_over_all_images():
                                rtol=1e-4, atol=1e-5)
 
 
+def test_population_stats_in_threads_are_the_batches_statistics_combined_in_order(path):
+    from tinyvit.fast import map_in_threads
+    from tinyvit.tree import flatten
+
+    cfg, params, images, _ = whitened_model(n=23)
+    seen = []
+
+    def recorded(f, batches):  # the plain map, remembering which batches it ran
+        seen.extend(len(b) for b in batches)
+        return map(f, batches)
+
+    one = flatten(cnn.population_stats(params, images, cfg, batch_size=5, map_batches=recorded))
+    assert seen == [5, 5, 5, 5, 3]  # the batches the statistics are defined over
+    two = flatten(cnn.population_stats(params, images, cfg, batch_size=5,
+                                       map_batches=lambda f, b: map_in_threads(f, b, 2)))
+    many = np.concatenate([images] * 12)[:260]  # batches of 128, 128, 4
+    model = models.from_config(cfg)  # what training calls: the batches in threads
+    three = flatten(model.population_stats(params, many))
+    whole = flatten(cnn.population_stats(params, many, cfg))
+    for k in one:
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-6, atol=1e-7)  # BLAS's rounding
+        np.testing.assert_allclose(three[k], whole[k], rtol=1e-6, atol=1e-7)
+    one_batch = flatten(cnn.population_stats(params, images, cfg, batch_size=23))
+    assert not np.allclose(one["stages/1/1/norm/var"], one_batch["stages/1/1/norm/var"])
+
+
 def test_population_stats_leave_other_models_alone():
     cfg = tiny_cfg()
     params = cnn.init_cnn(np.random.default_rng(0), cfg)

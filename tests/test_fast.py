@@ -221,6 +221,25 @@ def test_sharded_map_is_the_same_forward_pass_in_order():
     assert sharded_map(lambda xs: xs * 2, x[:1], 2).shape == (1, 8, 8, 3)  # one row: no threads
 
 
+def test_map_in_threads_keeps_the_items_order_whichever_thread_finishes_first():
+    import threading
+    import time
+
+    from tinyvit.fast import map_in_threads
+
+    names = []
+
+    def slow_first(i):  # item 0 finishes last
+        time.sleep(0.05 if i == 0 else 0.0)
+        names.append(threading.current_thread().name)
+        return i * i
+
+    assert map_in_threads(slow_first, range(5), 2) == [0, 1, 4, 9, 16]
+    assert any(n.startswith("tinyvit-shard") for n in names)  # it did use the threads
+    assert map_in_threads(slow_first, [3], 2) == [9]  # one item: this thread
+    assert map_in_threads(slow_first, [], 2) == []
+
+
 @pytest.mark.parametrize("name", ["cnn-tiny", "vit-cifar-nano"])
 def test_chunked_gradient_equals_the_whole_batch(name):
     """fast.chunked: chunks of 3 rows of a batch of 8 (3 + 3 + 2), weighted by their sizes,

@@ -66,6 +66,54 @@ def test_resume_is_bit_identical(tmp_path, model):
         np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
 
 
+def test_untested_epochs_are_saved_with_their_statistics_only_now_and_then(tmp_path,
+                                                                           monkeypatch):
+    """An untested epoch skips BatchNorm's statistics pass and its checkpoint unless
+    CHECKPOINT_SECONDS have passed: the same training, tests and final checkpoint (statistics
+    included) as saving every epoch, and a resume from a sparse checkpoint ends the same."""
+    from tinyvit import fast
+    from tinyvit.run import models, rundir
+    from tinyvit.tree import flatten, unflatten
+
+    saved, params, real = [], {}, rundir.RunFolder.save
+
+    def recording(self, state, epoch, meta, history):
+        saved.append(epoch)
+        params[epoch] = {k: np.array(v) for k, v in flatten(state["params"]).items()}
+        return real(self, state, epoch, meta, history)
+
+    monkeypatch.setattr(rundir.RunFolder, "save", recording)
+    kw = dict(model="cnn-air-small", epochs=4, eval_every=3)
+    finals = {}
+    for name, seconds in (("every", 0.0), ("sparse", 1e9)):
+        monkeypatch.setattr(T, "CHECKPOINT_SECONDS", seconds)
+        saved.clear()
+        hist = run(tmp_path, name, **kw)
+        assert saved == ([1, 2, 3, 4] if name == "every" else [3, 4])
+        if name == "every":  # an untested epoch's checkpoint holds its own weights' statistics
+            net = models.build("cnn-air-small", num_classes=2)
+            with fast.twins():
+                again = flatten(net.population_stats(unflatten(params[1]),
+                                                     T.stats_images(easy_dataset(), 0)))
+            assert any(params[1][k].any() for k in again if k.endswith("norm/mean"))
+            for k in again:
+                np.testing.assert_array_equal(params[1][k], again[k], err_msg=k)
+        assert [h["test_acc"] is None for h in hist] == [True, True, False, False]
+        finals[name] = hist
+    run(tmp_path, "cut", max_steps=8, **kw)  # 4 steps an epoch: stops, saved, after epoch 2
+    resumed = run(tmp_path, "cut", resume=True, **kw)
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa
+    assert drop(finals["every"]) == drop(finals["sparse"])
+    assert drop(finals["every"])[2:] == drop(resumed)[2:]
+    files = {n: checkpoint.load_state(tmp_path / n / "last.npz")
+             for n in ("every", "sparse", "cut")}
+    flat = {n: flatten({"p": f[0], "m": f[1]["m"]}) for n, f in files.items()}
+    assert any(k.endswith("norm/var") for k in flat["every"])
+    for k in flat["every"]:
+        np.testing.assert_array_equal(flat["sparse"][k], flat["every"][k], err_msg=k)
+        np.testing.assert_array_equal(flat["cut"][k], flat["every"][k], err_msg=k)
+
+
 def test_resume_refuses_other_settings(tmp_path):
     run(tmp_path, "r", max_steps=4)
     with pytest.raises(ValueError, match="other settings"):

@@ -363,21 +363,33 @@ def cnn(params, images, cfg: CNNConfig, train=False, rng=None):
     return layers.linear(params["head"], f)  # (B, K)
 
 
-def population_stats(params, images, cfg: CNNConfig, batch_size=128):
+def batch_statistics(params, images, cfg: CNNConfig):
+    """[(norm params, mean, var, count)] of every BatchNorm, in order, for one batch of images
+    run as in training (each layer's input normalised with its own batch statistics)."""
+    found = []
+    feature_map(params, images, cfg, train=True, stats_out=found)
+    return found
+
+
+def population_stats(params, images, cfg: CNNConfig, batch_size=128, map_batches=map):
     """A copy of `params` whose BatchNorm "mean" and "var" are the statistics of each layer's
     input over `images` (normalised, e.g. 2000-10000 training images), run in batches of
     about the size one training thread normalises together (`batch_size`), as in training
-    (each layer sees inputs normalised with batch statistics), combined exactly:
+    (`batch_statistics`), combined exactly, in the batches' order:
     mean = sum n_i m_i / n, var = sum n_i (v_i + m_i^2) / n - mean^2. Call it after training,
     before evaluating. Works on any tree holding "stem" and "stages" (the hybrid's backbone).
+
+    `map_batches(f, batches)` runs f on every batch and yields the results in order; the
+    batches are independent, so they may run side by side (training passes
+    `tinyvit.fast.map_in_threads`: one batch per core), the same numbers up to the rounding of
+    BLAS in another thread setting.
     """
     if cfg.norm != "batch":
         return params
     params = tree_map(lambda leaf: leaf, params)  # new dicts and lists, the same arrays
+    batches = [images[s:s + batch_size] for s in range(0, len(images), batch_size)]
     totals = {}  # id(norm params) -> [p, sum n m, sum n (v + m^2), n]
-    for s in range(0, len(images), batch_size):
-        found = []
-        feature_map(params, images[s:s + batch_size], cfg, train=True, stats_out=found)
+    for found in map_batches(lambda x: batch_statistics(params, x, cfg), batches):
         for p, mean, var, n in found:
             t = totals.setdefault(id(p), [p, 0.0, 0.0, 0])
             t[1], t[2], t[3] = t[1] + n * mean, t[2] + n * (var + mean * mean), t[3] + n
@@ -386,4 +398,3 @@ def population_stats(params, images, cfg: CNNConfig, batch_size=128):
         p["mean"] = mean.astype(p["mean"].dtype)
         p["var"] = (s2 / n - mean * mean).astype(p["var"].dtype)
     return params
-

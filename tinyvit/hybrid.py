@@ -67,9 +67,10 @@ def init_whitening(params, images, cfg: HybridConfig):
     return {**params, "backbone": cnn.init_whitening(params["backbone"], images, cfg.backbone)}
 
 
-def population_stats(params, images, cfg: HybridConfig, batch_size=128):
+def population_stats(params, images, cfg: HybridConfig, batch_size=128, map_batches=map):
     """`cnn.population_stats` for the backbone's BatchNorms: call after training."""
-    backbone = cnn.population_stats(params["backbone"], images, cfg.backbone, batch_size)
+    backbone = cnn.population_stats(params["backbone"], images, cfg.backbone, batch_size,
+                                    map_batches)
     return {**params, "backbone": backbone}
 
 

@@ -21,7 +21,8 @@ switched first; `formulas()` takes back only twins. Code that imported a functio
 
 `sharded(grad_fn, shards)` (`tinyvit/fast/shards.py`) runs a training step's forward and
 backward as one shard of the batch per core, each in a thread (training does this);
-`sharded_map(fn, x, shards)` a forward pass (evaluation) the same way.
+`sharded_map(fn, x, shards)` a forward pass (evaluation) the same way, and
+`map_in_threads(fn, items, shards)` independent items (BatchNorm's statistics batches).
 
 `keep_freed_memory()` (`tinyvit/fast/malloc.py`) tunes glibc's allocator so freed
 activations are reused; it changes the whole process, so it is opt-in: training turns it on.
@@ -33,7 +34,7 @@ from . import cnn as fast_cnn  # the submodules, tinyvit.fast.cnn and tinyvit.fa
 from . import conv as fast_conv
 from . import ops as fast_ops
 from .malloc import keep_freed_memory  # noqa: F401  (tinyvit.fast.keep_freed_memory)
-from .shards import SHARDS, chunked, sharded, sharded_map  # noqa: F401  (tinyvit.fast.*)
+from .shards import SHARDS, chunked, map_in_threads, sharded, sharded_map  # noqa: F401
 
 # name: (module whose attribute the model calls, the formula, its fast twin)
 TWINS = {

@@ -14,7 +14,8 @@ one stream per shard, seeded from the step's generator.
 
 `sharded(grad_fn, shards)` wraps a `grad_fn(params, x, y, rng) -> (grads, (loss, logits))`
 (tinyvit.run.train.make_grad_fn) into one with the same signature. `sharded_map(fn, x, shards)`
-does the same for a forward pass (evaluation): fn of each shard of x, concatenated.
+does the same for a forward pass (evaluation): fn of each shard of x, concatenated;
+`map_in_threads(fn, items, shards)` fn of each item, `shards` at a time, in order.
 `SHARDS`, how many training and evaluation use: one per core, at most two (this project's
 machines have two); the environment variable TINYVIT_SHARDS=1 runs everything in one thread.
 `chunked(grad_fn, rows)` runs a batch as consecutive chunks of at most `rows` rows, for models
@@ -116,6 +117,16 @@ def sharded_map(fn, x, shards=2):
         return fn(x)
     futures = [_pool(shards).submit(fn, x[a:b]) for a, b in bounds(len(x), shards)]
     return array_module(x).concatenate([f.result() for f in futures])
+
+
+def map_in_threads(fn, items, shards=SHARDS):
+    """[fn(item) for item in items], run `shards` at a time in threads with one BLAS thread
+    each, the results in the items' order (BatchNorm's population statistics: one batch per
+    core, `tinyvit.cnn.population_stats`). fn must not depend on which thread runs it."""
+    items = list(items)
+    if _one_thread(items, shards) or array_module(items[0]).__name__ == "cupy":
+        return [fn(item) for item in items]
+    return list(_pool(shards).map(fn, items))
 
 
 def _weighted_sum(arrays, weights):

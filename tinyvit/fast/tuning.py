@@ -136,7 +136,8 @@ def save(entries, where=None):
     return path
 
 
-def measure(run, x_shape, w_shape, parts, routes, rounds=3, repeats=2, threads=1, seed=0):
+def measure(run, x_shape, w_shape, parts, routes, rounds=3, repeats=2, threads=1, seed=0,
+            clock=None):
     """{context: {key: {route: seconds}}} for each part of one layer shape (float32).
 
     `run(part, route, x, w, g)` computes one part. Each time is the median over `rounds` of the
@@ -145,8 +146,10 @@ def measure(run, x_shape, w_shape, parts, routes, rounds=3, repeats=2, threads=1
     (one BLAS thread each, on their own arrays, started together), as a sharded training step
     runs them, and each round counts the slowest thread. Where each thread does all its work
     itself (one BLAS thread) the clock is the thread's CPU time, which other programs on a busy
-    machine do not inflate as they do the wall-clock time; else the wall clock."""
-    clock = time.thread_time if threads > 1 or blas.threads() == 1 else time.perf_counter
+    machine do not inflate as they do the wall-clock time; else the wall clock. `clock` sets
+    it (time.perf_counter where times are compared with another library's wall clock)."""
+    if clock is None:
+        clock = time.thread_time if threads > 1 or blas.threads() == 1 else time.perf_counter
 
     def one_thread(barrier):
         rng = np.random.default_rng(seed)

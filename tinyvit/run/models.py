@@ -5,13 +5,14 @@ which it runs.
 `apply(params, images, train=False, rng=None) -> logits`, and the two steps a model with a
 whitening stem or BatchNorm takes on data: `from_data(params, images)` before training (the
 fixed whitening kernel) and `population_stats(params, images)` before evaluating (BatchNorm's
-statistics); both return the params unchanged for a model without them. Names come from
-`tinyvit.configs`' presets; a config's type says which family it is (`configs.family`).
+statistics, its batches one per core: `fast.map_in_threads`); both return the params
+unchanged for a model without them. Names come from `tinyvit.configs`' presets; a config's
+type says which family it is (`configs.family`).
 """
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
-from .. import cnn, configs, hybrid, vit
+from .. import cnn, configs, fast, hybrid, vit
 
 
 def unchanged(params, images):
@@ -38,11 +39,11 @@ class Family(NamedTuple):
     init: Callable  # init(rng, cfg)
     apply: Callable  # apply(params, images, cfg, train, rng)
     from_data: Callable  # from_data(params, images, cfg)
-    population_stats: Callable  # population_stats(params, images, cfg)
+    population_stats: Callable  # population_stats(params, images, cfg, map_batches=map)
     param_count: Callable  # param_count(cfg), without allocating
 
 
-def _unchanged(params, images, cfg):
+def _unchanged(params, images, cfg, **_):
     return params
 
 
@@ -62,7 +63,8 @@ def from_config(cfg):
     f = FAMILIES[configs.family(cfg)]
     return Model(cfg.name, cfg, lambda rng: f.init(rng, cfg),
                  lambda p, x, train=False, rng=None: f.apply(p, x, cfg, train, rng),
-                 lambda p, x: f.from_data(p, x, cfg), lambda p, x: f.population_stats(p, x, cfg))
+                 lambda p, x: f.from_data(p, x, cfg),
+                 lambda p, x: f.population_stats(p, x, cfg, map_batches=fast.map_in_threads))
 
 
 def build(name, num_classes=None, image_size=None, **overrides):

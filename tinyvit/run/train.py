@@ -14,7 +14,8 @@ step, and one with BatchNorm its population statistics before every evaluation a
 same functions as the formulas, with hand VJPs). One run writes to `out`:
 
     last.npz        params + optimiser state + RNG state + step + the metrics of every epoch
-                    (+ the weights' moving average), rewritten atomically each epoch
+                    (+ the weights' moving average), rewritten atomically after each tested
+                    epoch (every epoch by default) and at least every minute (`run_epochs`)
     metrics.jsonl   one JSON object per epoch (loss, train/test accuracy, seconds, lr),
                     rewritten from the checkpoint after it is saved
 
@@ -56,6 +57,7 @@ from .transfer import fine_tune_start, pretrained_model
 from .rundata import build_for, data_name, digest, given_dataset
 
 STATS_IMAGES = 2000  # training images for the whitening kernel and BatchNorm's statistics
+CHECKPOINT_SECONDS = 60.0  # an epoch that is not tested is saved this long after the last save
 
 SHARDS = fast.SHARDS  # shards of each batch, one thread each (tinyvit.fast.shards)
 # Rows per chunk inside a shard for CNNs without BatchNorm (`chunk_rows`); TINYVIT_CHUNK=0 runs
@@ -365,9 +367,10 @@ def train(model=None, data="cifar10", recipe=None, out=None, *, data_dir=None,
     A run already in `out` is otherwise moved to `out/previous-N/` (`replace`, said in the log)
     or, with replace=False, the new run is refused. `max_steps` stops early (tests, smoke
     runs). `eval_every`: test accuracy every this many epochs and after the last one (other
-    rows have `test_acc` None). `backend`: "numpy" (CPU), "cupy" (GPU) or an array module;
-    augmentation and checkpoints stay on the host, parameters, optimiser state and batches
-    live on the device. Every option is checked first (one-line ValueErrors naming it).
+    rows have `test_acc` None; those epochs are saved only every CHECKPOINT_SECONDS).
+    `backend`: "numpy" (CPU), "cupy" (GPU) or an array module; augmentation and checkpoints
+    stay on the host, parameters, optimiser state and batches live on the device. Every
+    option is checked first (one-line ValueErrors naming it).
     `on_start(folder, data)`: called once the run's folder is open and its data loaded (the
     command line draws a formula-driven set's categories there:
     `tinyvit.figures.fractal_grid.save_categories`).
@@ -449,30 +452,46 @@ class Run(NamedTuple):
 
 
 def run_epochs(net, state, ds, recipe, sched, epochs, history, run):
-    """Train, test, save and report each of `epochs`, appending to `history`."""
+    """Train each of `epochs`, appending its row to `history`; test, save and report.
+
+    Every `eval_every`-th epoch and the last are tested; an epoch is saved (checkpoint, then
+    log) when it is tested or when CHECKPOINT_SECONDS have passed since the last save. Only a
+    tested or saved model needs BatchNorm's population statistics, so only those epochs pay
+    for their pass over `run.stats` (a forward pass over up to STATS_IMAGES images: for a
+    small training set, a large share of an epoch). Training never reads them (it normalises
+    by batch statistics; they get no gradient and no decay) and the pass sets them from the
+    weights alone, so the training, every test and every checkpoint are the same whichever
+    epochs are saved; resuming starts from the last saved epoch and repeats the same steps.
+    """
     folder, progress, max_steps = run.folder, run.progress, run.max_steps
     grad_fn = make_grad_fn(net, recipe.smoothing)
+    saved_at = time.perf_counter()
     with fast.twins():
         for epoch in epochs:
             loss, train_acc, lr, seconds = train_epoch(
                 state, ds, recipe, sched, grad_fn, epoch=epoch, augment=run.augment,
                 max_steps=max_steps, xp=run.xp, report=progress.update)
-            t0 = time.perf_counter()
-            for key in ("params", "ema") if recipe.ema > 0 else ("params",):
-                state[key] = net.population_stats(state[key], run.stats)
-            seconds += time.perf_counter() - t0  # part of training: a model needs them
             last = epoch + 1 == recipe.epochs or (max_steps is not None
                                                   and state["opt"]["step"] >= max_steps)
+            tested = last or (epoch + 1) % run.eval_every == 0
+            save = tested or time.perf_counter() - saved_at >= CHECKPOINT_SECONDS
+            if save:
+                t0 = time.perf_counter()
+                for key in ("params", "ema") if recipe.ema > 0 else ("params",):
+                    state[key] = net.population_stats(state[key], run.stats)
+                seconds += time.perf_counter() - t0  # part of training: a model needs them
             tested_weights = state["ema"] if recipe.ema > 0 else state["params"]
             test_acc = (epoch_test_accuracy(net, tested_weights, ds, recipe.tta, progress)
-                        if last or (epoch + 1) % run.eval_every == 0 else None)
+                        if tested else None)
             row = dict(epoch=epoch + 1, step=int(state["opt"]["step"]), lr=lr, loss=loss,
                        train_acc=train_acc, test_acc=test_acc, seconds=round(seconds, 2))
             history.append(row)
-            folder.save(state, epoch + 1, run.meta, history)
+            if save:
+                folder.save(state, epoch + 1, run.meta, history)
+                saved_at = time.perf_counter()
             ema = " (EMA weights)" if recipe.ema > 0 else ""
-            tested = f", test{ema} {test_acc:.1%}" if test_acc is not None else ""
+            shown = f", test{ema} {test_acc:.1%}" if test_acc is not None else ""
             progress.close(f"epoch {epoch + 1}/{recipe.epochs}: loss {loss:.3f}, train "
-                           f"{train_acc:.1%}{tested}, {format_seconds(seconds)}")
+                           f"{train_acc:.1%}{shown}, {format_seconds(seconds)}")
             if last:
                 break
