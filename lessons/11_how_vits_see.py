@@ -16,8 +16,9 @@
 # * **Hendrycks & Dietterich 2019**: accuracy under 15 **common corruptions** at 5 severities
 #   (ImageNet-C, CIFAR-10-C), summarised by the mean corruption error (mCE).
 #
-# We measure all four on our own CIFAR-10 models: the plain ViT (`vit-cifar-plain`, global
-# average pooling, no class token), the shipped `vit-cifar-nano` (with a class token), the
+# We measure all four on our own CIFAR-10 models: the best pure ViT (`vit-cifar-sl`: patch
+# embedding still linear, with shifted patch tokens, locality self-attention and sequence
+# pooling, lesson 5), the paper-style `vit-cifar-nano` (class token, learned positions), the
 # paper's hybrid (`hybrid-small`) and the CNN (`cnn-air`). The analyses are library functions:
 # `tinyvit/figures/similarity.py` (CKA), `occlusion.py` (dropping and shuffling patches),
 # `robustness.py` (mCE, shape bias), `tinyvit/data/corruptions.py` (CIFAR-10-C in NumPy) and
@@ -25,10 +26,10 @@
 #
 # **The models** (`lesson.trained_model`): a checkpoint of each if one exists
 # (`$TINYVIT_CKPT_CNN_AIR` etc., `runs/<name>/last.npz` from `python -m tinyvit train --model
-# <name>`, or `lessons/output/trained/<name>/`); otherwise each is trained once with its own
-# recipe: `cnn-air` 10 epochs (about 30 minutes on the project's 2-core CPU), `hybrid-small` 20
-# epochs and `vit-cifar-plain` 22 epochs (about an hour each; docs/RESULTS.md, "Strong
-# baselines"), and kept for next time. `vit-cifar-nano` is the model shipped in `tinyvit/pretrained/`. The
+# <name>`, or `lessons/output/trained/<name>/`); both ViTs are shipped in `tinyvit/pretrained/`;
+# the others are trained once with their own recipe if no checkpoint is found: `cnn-air` 10
+# epochs (about 30 minutes on the project's 2-core CPU) and `hybrid-small` 20 epochs (about an
+# hour; docs/RESULTS.md, "Strong baselines"), and kept for next time. The
 # analyses then run on 1,000 test images (corruptions on 500 for each of 70 corruption and
 # severity pairs): roughly an hour on the project's busy 2-core CPU — an estimate from the
 # models' measured speed (4 models: ~44 s per 1,000 images), not from a full run.
@@ -56,7 +57,7 @@ from tinyvit.run.sweep import machine
 
 LESSON = "11_how_vits_see"
 SMOKE = lesson.smoke()
-PRESETS = {"ViT": "vit-cifar-plain", "ViT-nano": "vit-cifar-nano", "hybrid": "hybrid-small",
+PRESETS = {"ViT": "vit-cifar-sl", "ViT-nano": "vit-cifar-nano", "hybrid": "hybrid-small",
            "CNN": "cnn-air"}
 MODELS = {label: lesson.trained_model(name, LESSON) for label, name in PRESETS.items()}
 ds = lesson.cifar10()

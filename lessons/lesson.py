@@ -27,7 +27,7 @@ notebook opened here runs in this folder).
   In smoke mode `$TINYVIT_SMOKE_VIT` names the ViT preset that is trained for 3 steps in its
   place (default vit-cifar-nano; e.g. `vit-cifar-sl` to run the analyses on a ViT with
   sequence pooling, sin-cos positions, shifted patch tokens and locality self-attention);
-  lesson 11 uses it as its smoke stand-in for vit-cifar-plain.
+  lesson 11 uses it as its smoke stand-in for vit-cifar-sl.
 """
 import inspect
 import os
@@ -345,19 +345,21 @@ def compare(runs, ds, title, lesson=None, name=None, **fit_args):
 # Trained models of every family (lesson 11)
 # ---------------------------------------------------------------------------------------------
 
-SMOKE_STAND_INS = {"vit-cifar-plain": "vit-cifar-nano", "hybrid-small": "hybrid-tiny",
+SMOKE_STAND_INS = {"vit-cifar-sl": "vit-cifar-nano", "vit-cifar-plain": "vit-cifar-nano",
+                   "hybrid-small": "hybrid-tiny",
                    "cnn-air": "cnn-air-small"}  # smoke mode trains these small ones instead
 
 
 def trained_model(name, lesson):
     """(model, params, meta) of the preset `name` trained with its own recipe.
 
-    Smoke mode: `SMOKE_STAND_INS[name]` (or `name`; for vit-cifar-plain `smoke_vit()`)
+    Smoke mode: `SMOKE_STAND_INS[name]` (or `name`; for a ViT stand-in `smoke_vit()`)
     trained for 3 steps on the synthetic data.
     Mini mode: `name` trained for 2 epochs on KNOB_TRAIN images (in the lesson's folder).
     Full: the first existing of `$TINYVIT_CKPT_<NAME>` (e.g. TINYVIT_CKPT_CNN_AIR),
     `runs/<name>/last.npz` (`python -m tinyvit train --model <name>` run in the repository),
-    `lessons/output/trained/<name>/last.npz` and, for vit-cifar-nano, the shipped model;
+    `lessons/output/trained/<name>/last.npz` and the model shipped in `tinyvit/pretrained/`
+    (vit-cifar-nano and vit-cifar-sl);
     failing those, `name` trained with its recipe (`tinyvit.run.recipe.recipe_for`) into
     `lessons/output/trained/<name>` (resumed if interrupted, reused next time).
     """
@@ -366,7 +368,8 @@ def trained_model(name, lesson):
 
     if smoke() or mini():
         ds = with_stats(knob_data()) if mini() else with_stats(cifar10())
-        stand_ins = {**SMOKE_STAND_INS, "vit-cifar-plain": smoke_vit()}
+        stand_ins = {k: smoke_vit() if v == "vit-cifar-nano" else v
+                     for k, v in SMOKE_STAND_INS.items()}
         small = stand_ins.get(name, name) if smoke() else name
         out = output_dir(lesson) / f"{mode()}_{small}"
         recipe = recipe_for(small, epochs=1, batch_size=32) if smoke() else recipe_for(small,
@@ -378,8 +381,7 @@ def trained_model(name, lesson):
     out = output_root() / "trained" / name
     found = [Path(env)] if env else []
     found += [REPO / "runs" / name / "last.npz", out / "last.npz"]
-    if name == DEFAULT_MODEL:
-        found.append(REPO / "tinyvit" / "pretrained" / f"{name}.npz")
+    found.append(REPO / "tinyvit" / "pretrained" / f"{name}.npz")  # shipped, if it is
     epochs = recipe_for(name).epochs
     path = next((p for p in found if p.is_file()
                  and checkpoint.load_extra(p).get("epoch", epochs) >= epochs), None)

@@ -179,7 +179,23 @@ def test_the_cli_trains_the_strong_recipe_and_says_the_ema_is_tested(tmp_path, c
     assert hp == recipe_for("vit-cifar-plain", epochs=1, batch_size=8, augment="trivialaugment",
                             erasing=0.25, mixup=0.8, cutmix=1.0, ema=0.999).stored()
     assert main(["eval", str(out / "last.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
-    assert "vit-cifar-plain (EMA weights): test accuracy" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "vit-cifar-plain (EMA weights): test accuracy" in said
+    # shared as a model file (how tinyvit/pretrained/ is made): the average only, read back as
+    # the model that was tested, with the same accuracy; a training checkpoint without its
+    # average is still refused
+    model, params, meta = checkpoint.load_model(out / "last.npz")
+    checkpoint.save_model(tmp_path / "shared.npz", params, meta)
+    _, again, _ = checkpoint.load_model(tmp_path / "shared.npz")
+    for k, v in flatten(params).items():
+        np.testing.assert_array_equal(flatten(again)[k], v, err_msg=k)
+    assert main(["eval", str(tmp_path / "shared.npz"), "--data-dir", str(tmp_path / "cache")]) == 0
+    accuracy = next(line for line in said.splitlines() if "test accuracy" in line)
+    assert accuracy in capsys.readouterr().out.splitlines()
+    run = dict(np.load(out / "last.npz"))
+    np.savez(tmp_path / "cut.npz", **{k: v for k, v in run.items() if not k.startswith("ema/")})
+    with pytest.raises(ValueError, match="lacks ema"):
+        checkpoint.load_model(tmp_path / "cut.npz")
 
 
 def test_on_a_device_backend_the_strong_recipe_equals_numpy(tmp_path):

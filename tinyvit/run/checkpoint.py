@@ -128,7 +128,12 @@ def save_state(path, params, opt_state, rng, epoch, meta, history=None, ema=None
 
 def save_model(path, params, meta):
     """Write what evaluation needs, params and metadata, to one .npz (no optimiser state):
-    a trained model to share; `load_model` reads it."""
+    a trained model to share; `load_model` reads it. For a run whose recipe keeps a moving
+    average of the weights, `params` are that average (what `load_model` gave), and the file
+    says so (meta "averaged": true) instead of holding the weights twice."""
+    hparams = meta.get("hparams")
+    averaged = isinstance(hparams, dict) and hparams.get("ema", 0) > 0
+    meta = {**meta, "averaged": True} if averaged else meta
     save_params(path, {"params": params}, meta=np.array(json.dumps(meta)))
 
 
@@ -223,5 +228,7 @@ def load_model(path):
     """
     extras, groups = _split(path, read_npz(path))
     model, like, params, meta = _model_and_params(path, extras, groups)
+    if meta.get("averaged") is True and not groups["ema/"]:  # a `save_model` file
+        return model, unflatten(params), meta
     ema = _ema(path, groups, like, meta)
     return model, ema if ema is not None else unflatten(params), meta
