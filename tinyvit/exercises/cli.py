@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..support.errors import reader_gone
+from ..support.errors import parse_command_line, reader_gone
 from . import registry
 from .checker import check, credit, report
 from .grade import default_jobs
@@ -217,12 +217,9 @@ def parser():
 
 
 def main(argv=None):
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as e:  # --help (0) or a bad command line (2, its one line printed)
-        return e.code
-    except BrokenPipeError:  # `--help | head`
-        return reader_gone()
+    args, status = parse_command_line(parser(), argv)
+    if args is None:
+        return status
     try:
         return globals()[f"cmd_{args.command}"](args)
     except ValueError as e:  # a user error: one clear line

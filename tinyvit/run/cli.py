@@ -19,7 +19,7 @@ from ..configs import (CNN_PRESETS, DEFAULT_MODEL, HYBRID_PRESETS, family, get_c
                        get_config, get_hybrid_config, model_names)
 from . import (checkpoint, evaluate, recipe, rundata, rundir, signals, train, transfer,
                validate, verify)
-from ..support.errors import as_flags, reader_gone
+from ..support.errors import as_flags, parse_command_line, reader_gone
 from ..support.progress import Progress, format_seconds
 
 # A vit-cifar-nano trained on CIFAR-10 (tinyvit/pretrained/README.md says how), used by eval,
@@ -269,12 +269,9 @@ def main(argv=None, on_start=None):
     """Entry point; every error prints one line (see the module docstring for exit codes).
     `on_start`: what `train` calls once a run's folder is open (`python -m tinyvit` passes
     `tinyvit.figures.fractal_grid.save_categories`, a layer above this one)."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:  # --help (0) or a bad command line (2, its one line printed)
-        return e.code
-    except BrokenPipeError:  # `--help | head`
-        return reader_gone()
+    args, status = parse_command_line(build_parser(), argv)
+    if args is None:
+        return status
     args.on_start = on_start
     for stream in (sys.stdout, sys.stderr):  # names as the OS gives them: never a crash
         if hasattr(stream, "reconfigure"):

@@ -36,3 +36,14 @@ def reader_gone():
     except (OSError, ValueError, AttributeError):  # no file descriptor (a captured stream)
         pass
     return 128 + 13
+
+
+def parse_command_line(parser, argv):
+    """(args, None), or (None, the exit status) when there is nothing to run: --help (0), a bad
+    command line (2, argparse's one line printed) or a reader that closed the pipe."""
+    try:
+        return parser.parse_args(argv), None
+    except SystemExit as e:
+        return None, e.code
+    except BrokenPipeError:  # `--help | head`
+        return None, reader_gone()
