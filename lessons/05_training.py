@@ -146,7 +146,7 @@ curves = {}
 for name in ("vit-cifar-plain", "vit-cifar-sl"):
     rows = [json.loads(line) for line in (logs / f"{name}.metrics.jsonl").read_text().split("\n")
             if line.strip()]
-    curves[f"{name} (test, no TTA)"] = (np.array([r["epoch"] for r in rows]),
+    curves[f"{name}, {len(rows)} epochs (test, no TTA)"] = (np.array([r["epoch"] for r in rows]),
                                          np.array([r["test_acc"] for r in rows]), None)
 lesson.show(charts.line_chart(curves, xlabel="epoch", ylabel="test accuracy (10,000 images)",
                               title="Two pure ViTs of 0.8M parameters on CIFAR-10, each with its "
