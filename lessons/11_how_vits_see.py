@@ -377,6 +377,35 @@ lesson.show(pictures.labelled_grid(
           "texture\n(its central 8x8 crop, mirror-tiled); cutoff 0.08 cycles per pixel"),
     "cue_conflict_examples", LESSON)
 
+# %% [markdown]
+# ## The three comparisons in one table
+# Per model: how alike its layers are (mean CKA between different layers, spatial tokens;
+# higher = more uniform), its accuracy with half of the 8×8 patches dropped at random (pixels
+# set to the mean; for a ViT also tokens removed), and its shape bias on the cue-conflict
+# images at the pictures' cutoff (0.08 cycles per pixel).
+
+# %%
+HALF = int(np.flatnonzero(np.isclose(FRACTIONS, 0.5))[0])
+CUTOFF = 0.08
+results["headlines"] = {k: dict(
+    cka_between_layers=within.get(k),  # measured for the ViT, the hybrid and the CNN
+    accuracy_clean=clean[k],
+    accuracy_half_dropped=results["drop"][k]["random, pixels set to the mean"][HALF],
+    accuracy_half_tokens_removed=results["drop"][k].get("random, tokens removed",
+                                                         [None] * len(FRACTIONS))[HALF],
+    shape_bias=bias[k][CUTOFFS.index(CUTOFF)]["shape_bias"]) for k in MODELS}
+def cell(v, spec):
+    """v formatted by `spec` (e.g. '18.2f'), or a right-aligned '-' where it was not measured."""
+    return format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))
+
+
+print(f"{'model':9s} {'layers alike (CKA)':>18s} {'clean':>6s} {'50% dropped':>11s} "
+      f"{'50% tokens removed':>18s} {'shape bias':>10s}")
+for k, h in results["headlines"].items():
+    print(f"{k:9s} {cell(h['cka_between_layers'], '18.2f')} {h['accuracy_clean']:6.1%} "
+          f"{h['accuracy_half_dropped']:11.1%} {cell(h['accuracy_half_tokens_removed'], '18.1%')}"
+          f" {h['shape_bias']:10.2f}")
+
 # %%
 path = lesson.output_dir(LESSON) / "how_vits_see.json"
 path.write_text(json.dumps(results, indent=1, default=float))
