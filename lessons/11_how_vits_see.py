@@ -128,7 +128,7 @@ lesson.show_code(similarity.hsic_unbiased)
 # stem and conv blocks ("s2.1": stage 2, block 1); the hybrid's CNN blocks ("c1.1", ...)
 # then its Transformer.
 
-
+# %%
 def representations(label, kind):
     model, params, meta = MODELS[label]
     return lambda x: similarity.layer_representations(

@@ -82,6 +82,19 @@ def test_lesson_is_jupytext_percent_format(path):
     assert text.count("# %%") >= 4
 
 
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_markdown_cells_hold_no_code(path):
+    """In percent format a markdown cell runs to the next `# %%`: a code line left inside one
+    (a forgotten `# %%`) runs as a script but vanishes, unrun, from the notebook."""
+    cell, start = None, 0
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("# %%"):
+            cell, start = ("markdown" if "[markdown]" in line else "code"), n
+        elif cell == "markdown" and line.strip() and not line.startswith("#"):
+            pytest.fail(f"{path.name}:{n}: code inside the markdown cell of line {start} "
+                        f"(add `# %%` before it): {line.strip()[:60]}")
+
+
 ANY_VIT = [p for p in LESSONS if p.stem[:2] in ("08", "09", "11")]  # the ViT analyses
 
 
