@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import re
+import shutil
 import struct
 import tarfile
 import urllib.error
@@ -174,6 +175,21 @@ def test_empty_class_folder(tmp_path):
     with pytest.raises(DataError) as e:
         data.load_data(archive, data_dir=tmp_path / "cache")
     one_line_error(e, "d.tar", "top/train/zebra", "empty")
+
+
+def test_one_class_is_refused_before_decoding(tmp_path):
+    """One class folder is refused from the folder listing: no image is decoded first (the
+    undecodable one would otherwise be named)."""
+    write_image_folder(tmp_path / "imgs")
+    for split in ("train", "test"):
+        for c in CLASSES[1:]:
+            shutil.rmtree(tmp_path / "imgs" / split / c)
+    (tmp_path / "imgs" / "train" / CLASSES[0] / "bad.png").write_bytes(b"not an image")
+    for source in (tmp_path / "imgs", make_archive(tmp_path / "imgs", tmp_path / "d.zip")):
+        with pytest.raises(DataError) as e:
+            data.load_data(source, data_dir=tmp_path / "cache")
+        one_line_error(e, source.name, "at least 2 class", CLASSES[0])
+        assert "decode" not in str(e.value)
 
 
 def test_images_of_different_sizes(tmp_path):

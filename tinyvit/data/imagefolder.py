@@ -124,6 +124,9 @@ def image_folder_layout(source, files, dirs):
         raise DataError(f"{source}: expected a {prefix}test/ (or val/) split next to "
                         f"{prefix}train/, found none")
     classes = sorted(folders["train"])
+    if len(classes) < 2:  # refused here, before a single image is decoded
+        raise DataError(f"{source}: expected at least 2 classes (folders in {prefix}train/), "
+                        f"found 1 ('{classes[0]}'): a classifier of one class has nothing to learn")
     extra = sorted(folders[test_split] - folders["train"])
     if extra:
         raise DataError(f"{source}: class folder {prefix}{test_split}/{extra[0]} has no "

@@ -10,6 +10,7 @@ A reader that closes the pipe (`... | head`) is not an error (`reader_gone`).
 """
 import os
 import re
+import signal
 import sys
 
 PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
@@ -35,7 +36,7 @@ def reader_gone():
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # no file descriptor (a captured stream)
         pass
-    return 128 + 13
+    return 128 + getattr(signal, "SIGPIPE", 13)  # Windows has no SIGPIPE; POSIX's is 13
 
 
 def parse_command_line(parser, argv):
