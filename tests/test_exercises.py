@@ -22,7 +22,8 @@ from tinyvit.exercises.cli import main
 from tinyvit.exercises.docs import markdown
 from tinyvit.exercises.grade import grade, table
 from tinyvit.exercises.mutants import mutants, mutation_report
-from tinyvit.exercises.sandbox import check_files, flags
+from tinyvit.exercises.imports import flags
+from tinyvit.exercises.sandbox import check_files
 from tinyvit.exercises.spec import stub, stub_name
 
 ROOT = Path(__file__).resolve().parents[1]

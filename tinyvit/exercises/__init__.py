@@ -14,6 +14,7 @@ the registry and nothing can drift. What is where:
     sandbox.py                         the grader's side: a student's functions as stand-ins
                                        that call them in a process of their own
     worker.py                          that process, and the frames of plain data between them
+    imports.py                         what a file's imports reach, read without running it
     notebook.py                        check(n, fn) for Jupyter and Colab (the same path)
     grade.py                           teachers: grade SUBMISSIONS --seed-file FILE --csv;
                                        MANIFEST, the library's SHA-256, checked first
