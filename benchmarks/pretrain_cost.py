@@ -7,11 +7,12 @@ scaled by this process's wall / CPU time, so a busy host shares out less time bu
 speed; both are printed), then prints the
 CPU-hours of: pre-training each model on each number of formula images seen, fine-tuning every
 pre-trained model (and a scratch one, the zero point) on each CIFAR-10 label count under the
-sweep's length rule (`tinyvit.run.sweep.epochs_for`), for every seed.
+sweep's length rule (`tinyvit.run.sweep.epochs_for`), for every seed; the pre-training only
+for `--pre-seeds` of them (the sweep's default: one; the other seeds fine-tune from it).
 
     OPENBLAS_NUM_THREADS=1 TINYVIT_SHARDS=1 python benchmarks/pretrain_cost.py
     python benchmarks/pretrain_cost.py --pretrain 10000 100000 1000000 --labels 1000 5000 \
-        --seeds 3 --seconds 10
+        --seeds 3 --pre-seeds 1 --seconds 10
 
 Training steps and rendering only; evaluation and the category search are small extras.
 """
@@ -39,6 +40,8 @@ def main(argv=None):
     ap.add_argument("--labels", type=int, nargs="+", default=[1000, 5000],
                     help="CIFAR-10 training images each model is fine-tuned on")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--pre-seeds", type=int, default=1,
+                    help="how many of the seeds pre-train (the others fine-tune from the first)")
     ap.add_argument("--data", default="fractal:1000x1000", help="the formula-driven set")
     ap.add_argument("--seconds", type=float, default=10.0, help="timing per model")
     args = ap.parse_args(argv)
@@ -54,20 +57,21 @@ def main(argv=None):
           f"under the length rule = {runs * tune:,} CIFAR images seen")
     wall, rendered = per_cpu_second(render_rate, fractal_sets.fractal_set(args.data), 256,
                                     args.seconds)
-    render_hours = pre * args.seeds * len(args.models) / rendered / 3600
+    pre_seeds = min(args.pre_seeds, args.seeds)
+    render_hours = pre * pre_seeds * len(args.models) / rendered / 3600
     print(f"rendering {args.data}: {rendered:.0f} images per CPU-second ({wall:.0f} per wall "
           f"second) -> {render_hours:.1f} CPU-hours (every pre-training renders its own)")
     total = render_hours
     for name in args.models:
         batch = sweep.run_recipe(name, max(args.labels), 1).batch_size
         wall, rate = per_cpu_second(train_rate, name, batch, args.seconds)
-        hours = (pre + runs * tune) * args.seeds / rate / 3600
+        hours = (pre * pre_seeds + runs * tune * args.seeds) / rate / 3600
         total += hours
         print(f"{name:16s} batch {batch:4d}: {rate:4.0f} images per CPU-second ({wall:4.0f} per "
               f"wall second) -> "
-              f"{pre * args.seeds / rate / 3600:5.1f} h pre-training + "
+              f"{pre * pre_seeds / rate / 3600:5.1f} h pre-training + "
               f"{runs * tune * args.seeds / rate / 3600:5.1f} h fine-tuning = {hours:5.1f} "
-              f"CPU-hours for {args.seeds} seeds")
+              f"CPU-hours for {args.seeds} seeds ({pre_seeds} pre-training)")
     print(f"the experiment: {total:.1f} CPU-hours, about {total / 2:.1f} h on 2 cores")
 
 

@@ -35,17 +35,22 @@
 #   a zero head for CIFAR-10's classes, a fresh optimiser and schedule, the paper's Sec. 3.2)
 #   on 1k and 5k CIFAR-10 labels, with lesson 7's length rule and recipes;
 # * the same models from scratch are the zero point; 3 seeds, the CNN's lead paired by seed.
+#   Pre-training is the costly part, so only seed 0 pre-trains and seeds 1 and 2 fine-tune from
+#   its checkpoints (`--pre-seeds 0 1 2` pre-trains once per seed): the spread over seeds is
+#   the fine-tuning's (which 1k or 5k labels, the head's start, the batch order), not the
+#   pre-training's.
 #
 # The paper's claim predicts that the ViT gains more from pre-training than the CNN. Whatever
 # comes out, the charts below show it with its spread over seeds.
 #
 # **What it costs.** Rendering 1M fractals and training on them is many CPU-hours:
 # `OPENBLAS_NUM_THREADS=1 TINYVIT_SHARDS=1 python benchmarks/pretrain_cost.py` measures it on
-# your machine before you start. On this project's 2-core host (AMD EPYC, shared and busy:
-# load average about 5) it measured 16.0 CPU-hours for all 3 seeds: 1.0 h rendering, 3.9 h
-# vit-cifar-nano, 5.5 h hybrid-tiny, 5.6 h cnn-air-small, pre-training and fine-tuning; about
-# 8 hours of wall time with one process per core (an earlier estimate on the idle host: about
-# 11 CPU-hours). So the full sweep runs only when asked, and resumes where it stopped:
+# your machine before you start (`--pre-seeds 3` prices a pre-training per seed). On this
+# project's 2-core host (AMD EPYC, shared and busy: load average about 5) it measured 16.0
+# CPU-hours for 3 seeds each pre-training: 1.0 h rendering, 3.9 h vit-cifar-nano, 5.5 h
+# hybrid-tiny, 5.6 h cnn-air-small; one pre-training seed saves about two thirds of the
+# pre-training's share. The sweep prints the training time left, priced at the rates of the
+# runs it has recorded. So the full sweep runs only when asked, and resumes where it stopped:
 #
 #     python lessons/12_pretraining_without_natural_images.py --run      # runs or resumes
 #
@@ -76,7 +81,8 @@ SMOKE = lesson.smoke()
 ap = argparse.ArgumentParser(description="Lesson 12: pre-training on formula-driven images")
 for flag, meaning in (("--run", "run or resume the sweep"), ("--smoke", "seconds, tiny sets")):
     ap.add_argument(flag, action="store_true", help=meaning)
-for flag, default in (("--seeds", sweep.DEFAULT_SEEDS), ("--labels", ps.LABELS)):
+for flag, default in (("--seeds", sweep.DEFAULT_SEEDS), ("--labels", ps.LABELS),
+                      ("--pre-seeds", ps.PRE_SEEDS)):
     ap.add_argument(flag, type=int, nargs="+", default=list(default))
 ap.add_argument("--models", nargs="+", default=list(sweep.DEFAULT_MODELS))
 ap.add_argument("--results", type=Path, default=lesson.output_dir(LESSON) / "pretraining.json")
@@ -104,6 +110,8 @@ lesson.show(category_grid(fs, rows=8, cols=8), "categories", LESSON)
 # Smoke mode: two tiny formula sets, 50 and 100 synthetic labels, one seed, 2 steps per run.
 
 # %%
+COMMITTED = (lesson.REPO / "lessons" / "results" / "pretraining_without_natural_images"
+             / "pretraining.json")  # this project's run, shown when you have none of your own
 if SMOKE:  # into its own folder, never into a real results file
     smoke_dir = lesson.output_dir(LESSON) / "smoke"
     results = ps.run_pretrain_sweep(lesson.cifar10(), smoke_dir / "pretraining.json",
@@ -111,10 +119,12 @@ if SMOKE:  # into its own folder, never into a real results file
                                     seeds=(0,), max_steps=2, workdir=smoke_dir / "runs")
 elif args.run:
     results = ps.run_pretrain_sweep(lesson.cifar10(), args.results, models=args.models,
-                                    plan=PLAN, labels=args.labels, seeds=args.seeds)
-elif args.results.exists():
-    print(f"showing your results from {args.results}")
-    results = ps.sweep.load_results(args.results)
+                                    plan=PLAN, labels=args.labels, seeds=args.seeds,
+                                    pre_seeds=args.pre_seeds)
+elif args.results.exists() or COMMITTED.exists():
+    shown = args.results if args.results.exists() else COMMITTED
+    print(f"showing the results in {shown}")
+    results = ps.sweep.load_results(shown)
 else:
     results = None
     print("no results yet: run `python lessons/12_pretraining_without_natural_images.py "

@@ -10,6 +10,7 @@ from tinyvit.figures import pretraining
 from tinyvit.run import checkpoint
 from tinyvit.run import pretrain_sweep as ps
 from tinyvit.run import sweep
+from tinyvit.support.progress import format_seconds
 
 MODELS = ("cnn-air-small", "vit-cifar-nano")
 PLAN = (("fractal:4x16", 1),)
@@ -78,3 +79,42 @@ def test_the_charts_draw_accuracy_and_the_lead():
                 pretraining.lead_chart(results, ["cnn", "vit"])):
         assert isinstance(img, Image.Image) and img.size == (640, 420)
         assert len(np.unique(np.asarray(img).reshape(-1, 3), axis=0)) > 10
+
+
+def test_other_seeds_fine_tune_from_the_first_pre_training_seed_unless_each_pre_trains(
+        tmp_path):
+    shared = run(tmp_path / "shared", models=MODELS[:1], seeds=(0, 1))
+    m = MODELS[0]
+    assert [k for k in shared["runs"] if k.startswith("pre/")] == [f"pre/{m}/64/0"]
+    tuned = checkpoint.load_run(tmp_path / f"shared/runs/{m}/64/30/1/last.npz")["meta"]
+    assert tuned["init"]["path"] == str((tmp_path / f"shared/runs/pre/{m}/64/0/last.npz")
+                                        .resolve())
+    assert shared["runs"][f"{m}/64/30/1"]["pre_seed"] == 0
+    assert "pre_seed" not in shared["runs"][f"{m}/0/30/1"]  # scratch starts from nothing
+    assert shared["setup"]["pre_seeds"] == [0]
+    own = run(tmp_path / "own", models=MODELS[:1], seeds=(0, 1), pre_seeds=(0, 1))
+    assert sorted(k for k in own["runs"] if k.startswith("pre/")) == [f"pre/{m}/64/0",
+                                                                      f"pre/{m}/64/1"]
+    assert own["runs"][f"{m}/64/30/1"]["pre_seed"] == 1
+    with pytest.raises(ValueError, match="pre_seeds"):
+        run(tmp_path / "none", pre_seeds=())
+
+
+def test_the_progress_line_prices_what_is_left_at_the_recorded_rates():
+    todo = [(s, "cnn", pre, i) for s in (0, 1) for pre, i in ((None, 0), (("fractal:10x20", 5),
+                                                                          1000))]
+    runs = {ps.tune_key("cnn", 0, 100, 0): dict(model="cnn", images=0, labels=100, seed=0,
+                                                epochs=10, seconds=50.0, test_acc=0.5),
+            "pre/cnn/1000/0": dict(model="cnn", images=1000, seed=0, seconds=20.0)}
+    results = dict(runs=runs)
+    left = ps.images_left(results, todo, (100,))  # the shared pre-training is recorded
+    assert left == [("cnn", "tune", sweep.epochs_for(100) * 100)] * 3
+    assert ps.seconds_per_image(results) == {("cnn", "tune"): 50.0 / 1000,
+                                             ("cnn", "pre"): 20.0 / 1000}
+    line = ps.progress_line(results, todo, (100,))
+    seconds = 3 * sweep.epochs_for(100) * 100 * 0.05
+    assert "3 of 5 runs left" in line and f"about {format_seconds(seconds)}" in line
+    # a pre-training per seed: seed 1's is left too, and priced at the pre-training rate
+    assert "4 of 6 runs left" in ps.progress_line(results, todo, (100,), pre_seeds=(0, 1))
+    del runs["pre/cnn/1000/0"]
+    assert "about ?" in ps.progress_line(results, todo, (100,))  # no pre-training rate yet

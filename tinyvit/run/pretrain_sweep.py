@@ -14,6 +14,12 @@ recorded as `pre/<model>/<images>/<seed>`, a fine-tuning as `<model>/<images>/<l
 so an interrupted sweep resumes where it stopped: recorded runs are skipped, and a run cut off
 mid-way resumes from its last epoch's checkpoint (its folder in `sweep.workdir_for(results)`).
 Processes may share a results file and workdir, one seed each (`sweep.claimed`).
+
+Pre-training is the costly part (a million formula images per model), so by default only
+seed 0 pre-trains (`pre_seeds`), and the fine-tunings of the other seeds start from it: their
+spread over seeds is then the fine-tuning's (its class-balanced label subset, its
+initialisation of the head and its batch order), not the pre-training's. Pass
+`pre_seeds=seeds` for a pre-training per seed.
 """
 import time
 from pathlib import Path
@@ -27,6 +33,7 @@ from .train import train
 
 PLAN = (("fractal:100x20", 5), ("fractal:1000x20", 5), ("fractal:1000x200", 5))  # 10k-1M seen
 LABELS = (1000, 5000)
+PRE_SEEDS = (0,)  # the seeds that pre-train; the other seeds fine-tune from the first of them
 
 
 def images_seen(spec, epochs):
@@ -44,6 +51,12 @@ def tune_key(model, images, labels, seed):
     return f"{model}/{images}/{labels}/{seed}"
 
 
+def pre_seed_for(seed, pre_seeds):
+    """The pre-training a fine-tuning of `seed` starts from: its own seed's if that seed
+    pre-trains, else the first pre-training seed's."""
+    return seed if seed in pre_seeds else pre_seeds[0]
+
+
 def check_setup(results, setup, path):
     """One-line ValueError when the file holds runs of another plan, labels or length rule."""
     old = {k: v for k, v in results.get("setup", {}).items() if k != "machine"}
@@ -54,35 +67,83 @@ def check_setup(results, setup, path):
 
 
 def run_pretrain_sweep(cifar, results_path, models=sweep.DEFAULT_MODELS, plan=PLAN,
-                       labels=LABELS, seeds=sweep.DEFAULT_SEEDS, max_steps=None, workdir=None,
-                       log=print):
+                       labels=LABELS, seeds=sweep.DEFAULT_SEEDS, pre_seeds=PRE_SEEDS,
+                       max_steps=None, workdir=None, log=print):
     """Pre-train and fine-tune every (model, plan entry or scratch, labels, seed) not yet in
     `results_path`; returns the results dict. `cifar`: the fine-tuning data (`data.load_data`
     output). Seed by seed, scratch first, then each pre-training size with its fine-tunings,
-    so a partial sweep already holds whole curves. `max_steps`: stop every run there (smoke)."""
+    so a partial sweep already holds whole curves. `pre_seeds`: the seeds that pre-train (the
+    others fine-tune from the first of them). `max_steps`: stop every run there (smoke)."""
     results_path = Path(results_path)
+    if not pre_seeds:
+        raise ValueError("`pre_seeds` is empty: expected at least one seed that pre-trains")
     workdir = Path(workdir or sweep.workdir_for(results_path))
     setup = dict(plan=[list(p) for p in plan], labels=list(labels),
                  min_images=sweep.MIN_IMAGES, min_epochs=sweep.MIN_EPOCHS,
-                 machine=sweep.machine())
+                 pre_seeds=sorted(pre_seeds), machine=sweep.machine())
+    pre_seeds = setup["pre_seeds"]
     check_setup(sweep.load_results(results_path), setup, results_path)
     starts = [(None, 0)] + [((spec, epochs), images_seen(spec, epochs)) for spec, epochs in plan]
     todo = [(seed, model, pre, images) for seed in seeds for pre, images in starts
             for model in models]
-    t0 = time.perf_counter()
-    for i, (seed, model, pre, images) in enumerate(todo):
-        init = None
+    log(progress_line(sweep.load_results(results_path), todo, labels, pre_seeds))
+    for seed, model, pre, images in todo:
+        t0, init, pre_seed = time.perf_counter(), None, pre_seed_for(seed, pre_seeds)
         if pre is not None:
-            init = pretrained(results_path, setup, workdir, model, *pre, images, seed,
+            init = pretrained(results_path, setup, workdir, model, *pre, images, pre_seed,
                               max_steps, log)
             if init is None:
-                continue  # another process pre-trains it now
+                continue  # another process pre-trains it now (and fine-tunes from it after)
         for n in labels:
             fine_tuned(cifar, results_path, setup, workdir, model, images, n, seed, init,
-                       max_steps, log)
-        eta = (time.perf_counter() - t0) / (i + 1) * (len(todo) - i - 1)
-        log(f"[{i + 1}/{len(todo)}] pre-training sweep ETA {format_seconds(eta)}")
+                       None if init is None else pre_seed, max_steps, log)
+        if time.perf_counter() - t0 > 1:  # this process trained something (not all skipped)
+            log(progress_line(sweep.load_results(results_path), todo, labels, pre_seeds))
     return sweep.load_results(results_path)
+
+
+def images_left(results, todo, labels, pre_seeds=PRE_SEEDS):
+    """[(model, "pre" | "tune", images to train)] of the runs of `todo` not yet recorded:
+    a pre-training (once, however many seeds start from it) trains its images seen, a
+    fine-tuning `epochs_for(n)` epochs of n."""
+    runs, out, pres = results.get("runs", {}), [], set()
+    for seed, model, pre, images in todo:
+        key = pre_key(model, images, pre_seed_for(seed, pre_seeds))
+        if pre is not None and key not in runs and key not in pres:
+            pres.add(key)
+            out.append((model, "pre", images))
+        out += [(model, "tune", sweep.epochs_for(n) * n) for n in labels
+                if tune_key(model, images, n, seed) not in runs]
+    return out
+
+
+def seconds_per_image(results):
+    """{(model, "pre" | "tune"): training seconds per image} of the recorded runs."""
+    spent = {}
+    for key, r in results.get("runs", {}).items():
+        kind = "pre" if key.startswith("pre/") else "tune"
+        images = r["images"] if kind == "pre" else r["epochs"] * r["labels"]
+        s, i = spent.get((r["model"], kind), (0.0, 0))
+        spent[(r["model"], kind)] = (s + r["seconds"], i + images)
+    return {k: s / i for k, (s, i) in spent.items() if i}
+
+
+def progress_line(results, todo, labels, pre_seeds=PRE_SEEDS):
+    """'pre-training sweep: 7 of 36 runs left, about 2:10:00 of training ...': the training
+    time of the runs not yet recorded at the recorded runs' rates, each model's own ('?' until
+    every model has a recorded run of each kind). Skipped and shared runs do not skew it: it
+    reads the results file, not this process's clock."""
+    left, rate = images_left(results, todo, labels, pre_seeds), seconds_per_image(results)
+    total = len(todo) * len(labels) + len({pre_key(m, i, pre_seed_for(s, pre_seeds))
+                                            for s, m, pre, i in todo if pre is not None})
+    if not left:
+        return f"pre-training sweep: all {total} runs recorded"
+    if any((m, kind) not in rate for m, kind, _ in left):
+        eta = "?"
+    else:
+        eta = format_seconds(sum(rate[(m, kind)] * i for m, kind, i in left))
+    return (f"pre-training sweep: {len(left)} of {total} runs left, about {eta} of training "
+            f"at the recorded runs' rates (shared by the processes running it)")
 
 
 def pretrained(results_path, setup, workdir, model, spec, epochs, images, seed, max_steps,
@@ -111,10 +172,10 @@ def pretrained(results_path, setup, workdir, model, spec, epochs, images, seed, 
     return out / "last.npz"
 
 
-def fine_tuned(cifar, results_path, setup, workdir, model, images, n, seed, init, max_steps,
-               log):
-    """Fine-tune `model` from `init` (None: from scratch) on n CIFAR-10 labels, unless
-    recorded or claimed by another process."""
+def fine_tuned(cifar, results_path, setup, workdir, model, images, n, seed, init, pre_seed,
+               max_steps, log):
+    """Fine-tune `model` from `init` (None: from scratch; else the pre-training of
+    `pre_seed`) on n CIFAR-10 labels, unless recorded or claimed by another process."""
     key = tune_key(model, images, n, seed)
     if key in sweep.load_results(results_path).get("runs", {}):
         return
@@ -128,8 +189,10 @@ def fine_tuned(cifar, results_path, setup, workdir, model, images, n, seed, init
         sweep.record(results_path, setup, key=key, run=dict(
             model=model, images=images, labels=n, seed=seed, epochs=epochs,
             steps=hist[-1]["step"], test_acc=hist[-1]["test_acc"],
-            seconds=round(sum(h["seconds"] for h in hist), 1)))
-        start = "from scratch" if init is None else f"after {images:,} formula images"
+            seconds=round(sum(h["seconds"] for h in hist), 1),
+            **({} if init is None else dict(pre_seed=pre_seed))))
+        start = ("from scratch" if init is None else
+                 f"after {images:,} formula images (pre-training seed {pre_seed})")
         log(f"{model} on {n} labels {start} (seed {seed}): test {hist[-1]['test_acc']:.1%}")
 
 
