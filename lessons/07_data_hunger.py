@@ -101,8 +101,8 @@
 #     python lessons/07_data_hunger.py --ladder --estimate   # its measured cost; runs nothing
 #     python lessons/07_data_hunger.py --ladder              # runs or resumes it (cost first)
 #     export OPENBLAS_NUM_THREADS=1 TINYVIT_SHARDS=1         # or one process per core, as above
-#     python lessons/07_data_hunger.py --ladder --seeds 0 1 &
-#     python lessons/07_data_hunger.py --ladder --seeds 2
+#     python lessons/07_data_hunger.py --ladder &              # the same command per core:
+#     python lessons/07_data_hunger.py --ladder                # they share the runs out
 #
 # An interrupted sweep resumes where it stopped: every finished run is saved at once, and
 # sweeps of different seeds can share one results file (`--results PATH`; default
@@ -140,6 +140,8 @@ ap.add_argument("--rungs", type=int, nargs="+", default=list(ladder.LADDER),
                 help="the ladder's budgets, in images seen")
 ap.add_argument("--val-fraction", type=float, default=ladder.VAL_FRACTION)
 ap.add_argument("--patience", type=int, default=ladder.PATIENCE)
+ap.add_argument("--climb-seeds", type=int, nargs="+", default=list(ladder.CLIMB_SEEDS),
+                help="with --ladder: the seeds that climb (the others take seed 0's choice)")
 ap.add_argument("--ladder-results", type=Path,
                 default=lesson.output_dir(LESSON) / "data_hunger_ladder.json")
 args, _ = ap.parse_known_args()  # known: notebooks pass their own arguments
@@ -231,7 +233,10 @@ for name, results in shown.items():
 # validation part. The climb stops at the first rung that does not beat the best so far. The
 # best rung's budget is then trained once more on all n images (fit + validation, the same
 # images seen), and only that run meets the test set: the test images play no part in the
-# choice. Each point of the chart is labelled with the budget chosen there ("+": the ladder's
+# choice. Climbing costs several times a refit, so only seed 0 climbs: seeds 1 and 2 refit, each
+# on its own subset, at the length seed 0's climb chose at that size (the length is chosen once
+# per model and size, like any hyperparameter tuned on one seed; the spread over seeds is the
+# refits'). `--climb-seeds 0 1 2` climbs for every seed. Each point of the chart is labelled with the budget chosen there ("+": the ladder's
 # top, where the climb may have been cut short). Dashed, for comparison: the fixed-budget
 # sweep's curves. Smoke mode climbs a tiny ladder on synthetic images.
 
@@ -248,12 +253,13 @@ elif args.ladder:
     print("measuring this machine (one thread per model, as one process per core runs) ...")
     print("\n".join(ladder.cost_lines(ladder.measured_rates(args.models, args.batch_size),
                                        args.sizes, len(args.seeds), args.rungs,
-                                       args.val_fraction, args.patience, args.batch_size)))
+                                       args.val_fraction, args.patience, args.batch_size,
+                                       len(set(args.climb_seeds) & set(args.seeds)) or 1)))
     if not args.estimate:
         climbs = ladder.run_ladder_sweep(
             lesson.cifar10(), args.ladder_results, models=args.models, sizes=args.sizes,
             seeds=args.seeds, ladder=args.rungs, val_fraction=args.val_fraction,
-            patience=args.patience, batch_size=args.batch_size,
+            patience=args.patience, batch_size=args.batch_size, climb_seeds=args.climb_seeds,
             workdir=sweep.workdir_for(args.ladder_results))
 elif args.ladder_results.exists() or LADDER_COMMITTED.exists():
     path = args.ladder_results if args.ladder_results.exists() else LADDER_COMMITTED

@@ -54,10 +54,11 @@
 #
 #     python lessons/12_pretraining_without_natural_images.py --run      # runs or resumes
 #
-#     # on 2 cores: one single-threaded process per core, into the same results file
+#     # on 2 cores: one single-threaded process per core, the same command in each; they
+#     # share the results file and each run goes to whichever process claims it first
 #     export OPENBLAS_NUM_THREADS=1 TINYVIT_SHARDS=1
-#     python lessons/12_pretraining_without_natural_images.py --run --seeds 0 1 &
-#     python lessons/12_pretraining_without_natural_images.py --run --seeds 2
+#     python lessons/12_pretraining_without_natural_images.py --run &
+#     python lessons/12_pretraining_without_natural_images.py --run
 #
 # Every finished run is written to the results file at once (default
 # `lessons/output/12_pretraining_without_natural_images/pretraining.json`), and a run cut off

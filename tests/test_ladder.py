@@ -133,10 +133,41 @@ def test_cost_counts_every_run_of_a_ladder():
     assert seen(50_000) == seen(99_999) == first + second + top + round(second / 1000) * 768
     assert seen(100_000) == first + second + top + round(top / 1000) * 768  # no rung above
     assert seen(25_000, patience=2) == first + second + top + round(first / 1000) * 768
-    lines = ladder.cost_lines({"cnn-air-small": 1000.0}, sizes=(1000,), seeds=3, ladder=rungs)
+    lines = ladder.cost_lines({"cnn-air-small": 1000.0}, sizes=(1000,), seeds=3, ladder=rungs,
+                              climb_seeds=3)
     hours = [f"{seen(b) * 3 / 1000 / 3600:.1f}" for b in rungs]
     assert f"{hours[0]} to " in lines[0] and f" {hours[2]} CPU-hours for 3 seeds" in lines[0]
     assert f"if every climb chose 25k: {hours[0]}, 50k: {hours[1]}, 100k: {hours[2]}" in lines[1]
+    # One climbing seed (the default): the other two seeds pay only their refits.
+    refit = round(top / 1000) * 768
+    assert ladder.images_if_chosen("cnn-air-small", 1000, rungs, 0.2, 1, 100_000,
+                                   climbs=False) == refit
+    one = ladder.cost_lines({"cnn-air-small": 1000.0}, sizes=(1000,), seeds=3, ladder=rungs)
+    assert f" {(seen(100_000) + 2 * refit) / 1000 / 3600:.1f} CPU-hours for 3 seeds, 1 " \
+           f"climbing" in one[0]
+
+
+def test_seeds_that_do_not_climb_refit_at_the_climbing_seeds_choice(tmp_path, monkeypatch):
+    calls = []
+    real_train = ladder.train
+    monkeypatch.setattr(ladder, "train", lambda *a, **k: calls.append(a) or real_train(*a, **k))
+    kw = dict(KW, models=("cnn-tiny",), sizes=(60,), seeds=(1, 0))  # seed 1 asked for first
+    res = ladder.run_ladder_sweep(tiny_data(), tmp_path / "l.json", workdir=tmp_path / "w", **kw)
+    assert res["setup"]["climb_seeds"] == [0] and set(res["runs"]) == {"cnn-tiny/60/0",
+                                                                        "cnn-tiny/60/1"}
+    assert {r["seed"] for r in res["rungs"].values()} == {0}  # only seed 0 climbed
+    zero, one = res["runs"]["cnn-tiny/60/0"], res["runs"]["cnn-tiny/60/1"]
+    assert one["climb_seed"] == 0 and one["rungs_climbed"] == 0 and one["climb_seconds"] == 0
+    assert (one["chosen_images"], one["epochs"]) == (zero["chosen_images"], zero["epochs"])
+    assert len(calls) == len(res["rungs"]) + 2  # every rung of seed 0, then two refits
+    refit_1 = calls[-1][1]["train"]  # seed 1 refits on its own subset, not seed 0's
+    assert not np.array_equal(refit_1[0], calls[-2][1]["train"][0])
+    own = ladder.run_ladder_sweep(tiny_data(), tmp_path / "o.json", workdir=tmp_path / "o",
+                                  **dict(kw, climb_seeds=(0, 1)))
+    assert {r["seed"] for r in own["rungs"].values()} == {0, 1}
+    assert own["runs"]["cnn-tiny/60/1"]["climb_seed"] == 1
+    with pytest.raises(ValueError, match="climbing seed"):
+        ladder.run_ladder_sweep(tiny_data(), tmp_path / "x.json", **dict(kw, climb_seeds=()))
 
 
 def test_ladder_charts_and_rule_text(tmp_path):

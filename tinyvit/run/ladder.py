@@ -19,6 +19,11 @@ on a validation split of its own training subset, and only then is it tested:
    early saves most of the cost: a climb costs about two to four times its chosen rung.
 3. Choose the rung of the best validation accuracy (ties: the shorter one). The test set is
    never handed to steps 1-3: they see only the training subset.
+   Climbing is most of the cost, so by default only seed 0 climbs (`climb_seeds`): the other
+   seeds take the length its climb chose at that size and go straight to step 4, on their
+   own subset. The length is then chosen once per (model, size), like any hyperparameter
+   tuned on one seed, and the spread over seeds is the refits'. `climb_seeds=seeds` climbs
+   for every seed.
 4. Refit: train on the whole subset (fit + validation images) for the chosen number of
    images seen, with that length's schedule, and test it once on the test set. So a point at
    n images is trained on n images, like the fixed sweep's point it is compared with.
@@ -46,6 +51,7 @@ from .train import channel_stats, train
 LADDER = (25_000, 50_000, 100_000, 200_000, 400_000, 800_000, 1_600_000)  # images seen
 VAL_FRACTION = 0.2  # of each training subset, held out to choose the length
 PATIENCE = 1  # rungs in a row without a better validation accuracy before the climb stops
+CLIMB_SEEDS = (0,)  # the seeds that climb; the others refit at their first climb's choice
 
 
 class Rung(NamedTuple):
@@ -120,6 +126,7 @@ class Ladder(NamedTuple):
     ladder: tuple
     patience: int
     batch_size: int  # None: each model's recipe's
+    climb_seeds: list  # the seeds that climb (the others take the first one's choice)
     log: object
 
 
@@ -159,14 +166,27 @@ def climb(lad, model, fit_val, size, seed):
     return climbed
 
 
+def climb_seed_for(seed, climb_seeds):
+    """The seed whose climb chooses `seed`'s length: its own if it climbs, else the first
+    climbing seed's."""
+    return seed if seed in climb_seeds else climb_seeds[0]
+
+
 def ladder_one(lad, ds, model, n, seed, val_fraction):
-    """Climb, choose and refit one (model, size, seed); record it. Returns its record."""
-    x, y = data.balanced_subset(*ds["train"], n, seed)
-    (xf, yf), (xv, yv) = data.validation_split(x, y, val_fraction, seed)
-    fit_val = dict(train=(xf, yf), test=(xv, yv), classes=ds["classes"])
-    fit_val["mean"], fit_val["std"] = channel_stats(xf)
-    climbed = climb(lad, model, fit_val, n, seed)
-    best = chosen(climbed)
+    """Climb (if `seed` climbs; else take the choice of its climbing seed, which must be
+    recorded), choose and refit one (model, size, seed); record it. Returns its record."""
+    source = climb_seed_for(seed, lad.climb_seeds)
+    x, y = data.balanced_subset(*ds["train"], n, source)
+    (xf, yf), (xv, yv) = data.validation_split(x, y, val_fraction, source)
+    if source == seed:
+        fit_val = dict(train=(xf, yf), test=(xv, yv), classes=ds["classes"])
+        fit_val["mean"], fit_val["std"] = channel_stats(xf)
+        climbed = climb(lad, model, fit_val, n, seed)
+        best = chosen(climbed)
+    else:  # the climbing seed's choice, from its rungs (its run is recorded first)
+        results = sweep.load_results(lad.results_path)
+        picked = results["runs"][sweep.run_key(model, n, source)]["chosen_images"]
+        climbed, best = [], results["rungs"][rung_key(model, n, source, picked)]
     top = best["images"] == rungs_for(len(xf), lad.ladder, 1)[-1].images
     whole = sweep.subset_of(ds, n, seed)  # the fit and validation images together
     batch = sweep.run_recipe(model, n, 1, lad.batch_size).batch_size
@@ -175,13 +195,14 @@ def ladder_one(lad, ds, model, n, seed, val_fraction):
     row, refit_seconds = trained(lad, model, whole, epochs, out, seed)
     climb_seconds = sum(r["seconds"] for r in climbed)
     run = dict(model=model, size=n, seed=seed, chosen_images=best["images"],
-               chosen_val_acc=best["val_acc"], top_rung=top, epochs=epochs,
+               chosen_val_acc=best["val_acc"], climb_seed=source, top_rung=top, epochs=epochs,
                seen=seen_of(n, epochs, batch), steps=row["step"], test_acc=row["test_acc"],
                rungs_climbed=len(climbed), climb_seconds=round(climb_seconds, 1),
                refit_seconds=round(refit_seconds, 1),
                seconds=round(climb_seconds + refit_seconds, 1))
     sweep.record(lad.results_path, lad.setup, run)
-    lad.log(f"{model} on {n} images (seed {seed}): chose {best['images']:,} images seen "
+    by = "" if source == seed else f" by seed {source}'s climb"
+    lad.log(f"{model} on {n} images (seed {seed}): chose {best['images']:,} images seen{by} "
             f"(validation {best['val_acc']:.1%}{', the top rung' if top else ''}); refit "
             f"{epochs} epochs on all {n}: test {row['test_acc']:.1%}")
     return run
@@ -189,31 +210,41 @@ def ladder_one(lad, ds, model, n, seed, val_fraction):
 
 def run_ladder_sweep(ds, results_path, models=sweep.DEFAULT_MODELS, sizes=sweep.DEFAULT_SIZES,
                      seeds=sweep.DEFAULT_SEEDS, ladder=LADDER, val_fraction=VAL_FRACTION,
-                     patience=PATIENCE, batch_size=None, workdir=None, log=print):
+                     patience=PATIENCE, batch_size=None, climb_seeds=CLIMB_SEEDS, workdir=None,
+                     log=print):
     """Climb, choose and refit every (model, size, seed) not yet in `results_path`; returns
     the results dict. `ds`: a data dict (`data.load_data` output); its test set is used only
-    by the refits. Seed by seed, so a partial sweep already holds whole curves."""
+    by the refits. Seed by seed, so a partial sweep already holds whole curves. A seed not in
+    `climb_seeds` refits at the length the first climbing seed chose (climbed first if need
+    be)."""
     results_path = Path(results_path)
-    if patience < 1 or not ladder:
-        raise ValueError(f"`patience` {patience}, `ladder` {ladder}: expected patience >= 1 "
-                         f"and at least one rung")
+    if patience < 1 or not ladder or not climb_seeds:
+        raise ValueError(f"`patience` {patience}, `ladder` {ladder}, `climb_seeds` "
+                         f"{climb_seeds}: expected patience >= 1, at least one rung and at "
+                         f"least one climbing seed")
     setup = dict(ladder=sorted(int(b) for b in ladder), val_fraction=val_fraction,
-                 patience=patience, batch_size=batch_size, machine=sweep.machine())
+                 patience=patience, batch_size=batch_size, climb_seeds=sorted(climb_seeds),
+                 machine=sweep.machine())
     check_setup(sweep.load_results(results_path), setup, results_path)
     lad = Ladder(results_path, setup, Path(workdir or sweep.workdir_for(results_path)),
-                 tuple(setup["ladder"]), patience, batch_size, log)
+                 tuple(setup["ladder"]), patience, batch_size, setup["climb_seeds"], log)
     todo = [(m, n, s) for s in seeds for n in sizes for m in models
             if sweep.run_key(m, n, s) not in sweep.load_results(results_path).get("runs", {})]
     log(f"ladder sweep: {len(todo)} of {len(models) * len(sizes) * len(seeds)} runs to do")
-    t0 = time.perf_counter()
+    t0, ran = time.perf_counter(), 0
     for i, (model, n, seed) in enumerate(todo):
-        if sweep.run_key(model, n, seed) in sweep.load_results(results_path).get("runs", {}):
-            continue  # a sweep sharing this results file has done it meanwhile
-        with sweep.claimed(lad.workdir, sweep.run_key(model, n, seed)) as mine:
-            if mine:
-                ladder_one(lad, ds, model, n, seed, val_fraction)
-        eta = (time.perf_counter() - t0) / (i + 1) * (len(todo) - i - 1)
-        log(f"[{i + 1}/{len(todo)}] ladder sweep ETA {format_seconds(eta)}")
+        for s in dict.fromkeys((climb_seed_for(seed, lad.climb_seeds), seed)):  # climb first
+            if sweep.run_key(model, n, s) in sweep.load_results(results_path).get("runs", {}):
+                continue  # done (by a sweep sharing this results file, maybe)
+            with sweep.claimed(lad.workdir, sweep.run_key(model, n, s)) as mine:
+                if not mine:
+                    break  # another process runs it; a refit waiting on its climb is its too
+                ladder_one(lad, ds, model, n, s, val_fraction)
+                ran += 1
+        if ran:  # the rate of the ladders this process ran, not of those it skipped
+            eta = (time.perf_counter() - t0) / ran * (len(todo) - i - 1)
+            log(f"[{i + 1}/{len(todo)}] ladder sweep ETA {format_seconds(eta)} (at this "
+                f"process's rate so far; climbs cost more than refits)")
     return sweep.load_results(results_path)
 
 
@@ -266,17 +297,19 @@ def climb_series(results, model):
 # ---------------------------------------------------------------------------------------------
 
 
-def images_if_chosen(model, n, ladder, val_fraction, patience, budget, batch_size=None):
+def images_if_chosen(model, n, ladder, val_fraction, patience, budget, batch_size=None,
+                     climbs=True):
     """Images one (model, size n, seed) ladder trains on if its climb chooses the rung of
     `budget` images seen (at n, the highest rung at or below it): every rung up to that one
-    and `patience` more (the ladder allowing), then the refit at that budget on all n images."""
+    and `patience` more (the ladder allowing; none if not `climbs`: a seed that takes another
+    seed's choice), then the refit at that budget on all n images."""
     n_val = round(val_fraction * n)
     batch = sweep.run_recipe(model, n - n_val, 1, batch_size).batch_size
     rungs = rungs_for(n - n_val, ladder, batch)
     k = max([i for i, r in enumerate(rungs) if r.images <= budget] or [0])
     refit_batch = sweep.run_recipe(model, n, 1, batch_size).batch_size
     refit = seen_of(n, epochs_of(rungs[k].seen, n), refit_batch)
-    return sum(r.seen for r in rungs[:k + 1 + patience]) + refit
+    return sum(r.seen for r in rungs[:k + 1 + patience]) * climbs + refit
 
 
 def measured_rates(models, batch_size=None, seconds=10.0, size=max(sweep.DEFAULT_SIZES)):
@@ -288,23 +321,29 @@ def measured_rates(models, batch_size=None, seconds=10.0, size=max(sweep.DEFAULT
 
 
 def cost_lines(rates, sizes=sweep.DEFAULT_SIZES, seeds=len(sweep.DEFAULT_SEEDS), ladder=LADDER,
-               val_fraction=VAL_FRACTION, patience=PATIENCE, batch_size=None):
+               val_fraction=VAL_FRACTION, patience=PATIENCE, batch_size=None,
+               climb_seeds=len(CLIMB_SEEDS)):
     """Printable lines: the CPU-hours of a ladder sweep at `rates` ({model: training images per
     CPU-second}), per model from fewest (every climb chooses the lowest rung) to most (every
     climb goes to the top), beside the fixed sweep's length rule at the same rates; then the
     whole sweep's if every climb chose one budget, for each budget of the ladder (where the
     climbs stop is only known once they have run). Training steps only: evaluation is a small
     extra."""
+    climb_seeds = min(climb_seeds, seeds)
+
     def hours(model, budget):
         return sum(images_if_chosen(model, n, ladder, val_fraction, patience, budget,
-                                    batch_size) for n in sizes) * seeds / rates[model] / 3600
+                                    batch_size, climbs) * k for n in sizes
+                   for climbs, k in ((True, climb_seeds), (False, seeds - climb_seeds))
+                   ) / rates[model] / 3600
 
     lines, fixed = [], 0.0
     for m, rate in rates.items():
         rule = sum(sweep.epochs_for(n) * n for n in sizes) * seeds / rate / 3600
         fixed += rule
         lines.append(f"{m:16s} {rate:5.0f} images per CPU-second: {hours(m, 0):5.1f} to "
-                     f"{hours(m, max(ladder)):6.1f} CPU-hours for {seeds} seeds (the fixed "
+                     f"{hours(m, max(ladder)):6.1f} CPU-hours for {seeds} seeds, {climb_seeds} "
+                     f"climbing (the fixed "
                      f"rule: {rule:4.1f})")
     each = {b: sum(hours(m, b) for m in rates) for b in sorted(ladder)}
     lines.append(f"the ladder sweep ({len(rates)} models x {len(sizes)} sizes x {seeds} seeds), "
