@@ -144,7 +144,7 @@ if results:
 # ## CIFAR-10 accuracy against pre-training images, and the CNN's lead
 # One chart per label count: test accuracy after fine-tuning, mean ± standard deviation over
 # seeds, against formula images seen (log scale; from scratch drawn a decade below the
-# smallest pre-training). Then the CNN's lead over the other models, seed by seed: the paper's
+# smallest pre-training, at the tick "scratch"). Then the CNN's lead over the other models, seed by seed: the paper's
 # claim is about this gap, and the goal is that the largest pre-training halves it.
 
 # %%

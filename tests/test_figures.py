@@ -145,3 +145,29 @@ def test_ticks():
     assert charts.log_ticks(300, 60000) == [500, 1000, 2000, 5000, 10000, 20000, 50000]
     assert charts.log_ticks(50, 2e5) == [100, 1000, 10000, 100000]
     assert [charts.tick_label(v) for v in (500, 1000, 20000, 3e6)] == ["500", "1k", "20k", "3M"]
+
+
+def test_a_legend_that_would_hide_data_gets_room_above_the_lines(monkeypatch):
+    hidden = []
+    real = charts.draw_legend
+    monkeypatch.setattr(charts, "draw_legend", lambda *a, **k: hidden.append(real(*a, **k))
+                        or hidden[-1])
+    cross = {"rising": ([1, 2, 3, 4], [0.1, 0.4, 0.6, 0.9]),  # an X: data in every corner
+             "falling": ([1, 2, 3, 4], [0.9, 0.6, 0.4, 0.1])}
+    charts.line_chart(cross, "x", "y", "an X")
+    assert len(hidden) == 2 and hidden[0] > 0 and hidden[1] == 0  # redrawn once, nothing hidden
+    hidden.clear()
+    charts.line_chart(cross, "x", "y", "an X, its top fixed", ylim=(None, 1.0))
+    assert len(hidden) == 1  # a fixed top is kept, even if the legend must cover data
+    hidden.clear()
+    charts.line_chart({"rising": cross["rising"]}, "x", "y", "one line")
+    assert hidden == [0]  # an empty corner: drawn once
+
+
+def test_named_x_ticks_replace_numbers():
+    series = {"a": ([10, 100, 1000], [0.1, 0.2, 0.3])}
+    plain = np.asarray(charts.line_chart(series, "x", "y", "t", log_x=True))
+    named = np.asarray(charts.line_chart(series, "x", "y", "t", log_x=True,
+                                         xtick_names={10: "scratch"}))
+    changed = np.argwhere((plain != named).any(axis=2))
+    assert len(changed) and changed[:, 0].min() > 420 - 52  # only under the plot: tick labels

@@ -232,7 +232,8 @@ def draw_title(draw, width, cx, cy, title, size=16, margin=8):
 
 
 def legend_box(img, entries, box, points):
-    """Where the legend goes: the inside corner of `box` covering fewest data `points`."""
+    """Where the legend goes: the inside corner of `box` covering fewest data `points`.
+    Returns (x, y, width, height, the points it covers there)."""
     draw = ImageDraw.Draw(img)
     fnt = font(12)
     w = 34 + max(text_size(draw, name, fnt)[0] for name, _ in entries)
@@ -249,13 +250,13 @@ def legend_box(img, entries, box, points):
         return inside.sum()
 
     cx, cy = min(corners, key=covered)  # first corner wins ties
-    return cx, cy, w, h
+    return cx, cy, w, h, int(covered((cx, cy)))
 
 
 def draw_legend(img, entries, box, points, style, dashed=()):
     """A framed legend: a short line with a dot ('line') or a dot ('dot') per series name; the
-    line dashed for the names in `dashed`."""
-    cx, cy, w, h = legend_box(img, entries, box, points)
+    line dashed for the names in `dashed`. Returns how many data points it covers."""
+    cx, cy, w, h, hidden = legend_box(img, entries, box, points)
     draw = ImageDraw.Draw(img)
     draw.rectangle((cx, cy, cx + w, cy + h), fill=WHITE, outline="#bbbbbb")
     for i, (name, colour) in enumerate(entries):
@@ -266,6 +267,7 @@ def draw_legend(img, entries, box, points, style, dashed=()):
             draw.line([(cx + 6, y), (cx + 26, y)], fill=colour, width=2)
         draw.ellipse((cx + 12, y - 4, cx + 20, y + 4), fill=colour)
         draw_text(draw, (cx + 32, y), name, font(12), "lm")
+    return hidden
 
 
 def along(pts, n=10):
@@ -292,14 +294,20 @@ def integer_valued(xs):
     return bool(np.all(np.mod(xs, 1) == 0))
 
 
-def chart_frame(size, labels, xs, ys, log_x, xlim, ylim):
+def chart_frame(size, labels, xs, ys, log_x, xlim, ylim, xtick_names=None):
     """A canvas with its axes drawn to fit the values xs and ys (`xlim` / `ylim` fix an end).
 
-    labels = (xlabel, ylabel, title). Returns (image, plot box, x scale, y scale), the scales
-    mapping data values to pixels.
+    labels = (xlabel, ylabel, title); `xtick_names`: {x value: text} written under that x
+    instead of its number (and a tick put there). Returns (image, plot box, x scale, y scale),
+    the scales mapping data values to pixels.
     """
     img, box = chart_canvas(size, *labels)
     xaxis = axis_limits(xs, log_x, integer_valued(xs), xlim)
+    if xtick_names:
+        named = {float(t): str(name) for t, name in xtick_names.items()}
+        kept = [(t, lab) for t, lab in zip(xaxis[2], xaxis[3]) if float(t) not in named]
+        ticks = sorted(kept + list(named.items()))
+        xaxis = (*xaxis[:2], [t for t, _ in ticks], [lab for _, lab in ticks])
     yaxis = axis_limits(ys, False, False, ylim)
     sx = make_scale(xaxis[0], xaxis[1], box[0] + INSET, box[2] - INSET, log_x)
     sy = make_scale(yaxis[0], yaxis[1], box[3] - INSET, box[1] + INSET)
@@ -329,21 +337,36 @@ def _as_series(series, need):
 
 def line_chart(series, xlabel="", ylabel="", title="", log_x=False, error_bars=True,
                xlim=(None, None), ylim=(None, None), size=(640, 420), legend=True,
-               notes=None, dashed=(), colours=None):
+               notes=None, dashed=(), colours=None, xtick_names=None):
     """Lines with markers and +-1 std error bars: learning curves, accuracy vs data size.
 
     series: {name: (xs, means, stds)} (stds may be left out or None). `log_x` puts x on a log
     scale (the data-hunger chart: accuracy vs training-set size). xlim / ylim fix either end
-    of an axis (None: fit the data). The legend goes in the emptiest corner. `notes`: {name:
-    a text per point} written above that series' points; `dashed`: names drawn as dashed
-    lines; `colours`: {name: colour} (default: the palette in order).
+    of an axis (None: fit the data). The legend goes in the emptiest corner; where every
+    corner would hide data, the y axis is raised (unless its top is fixed) to make room for
+    it above the lines. `notes`: {name: a text per point} written above that series' points;
+    `dashed`: names drawn as dashed lines; `colours`: {name: colour} (default: the palette in
+    order); `xtick_names`: {x: text} under those x values instead of numbers.
     """
+    args = (series, xlabel, ylabel, title, log_x, error_bars, xlim, size, legend, notes,
+            dashed, colours, xtick_names)
+    img, hidden, (lo, hi), plot_h = _line_chart(*args, ylim)
+    if hidden and ylim[1] is None:
+        need = (8 + 18 * len(series) + 16) / plot_h  # the legend's height, as a fraction
+        img = _line_chart(*args, (ylim[0], hi + (hi - lo) * need / max(1 - need, 0.2)))[0]
+    return img
+
+
+def _line_chart(series, xlabel, ylabel, title, log_x, error_bars, xlim, size, legend, notes,
+                dashed, colours, xtick_names, ylim):
+    """`line_chart` drawn once: (image, data points its legend hides, the y axis' (lo, hi),
+    the plot's height in pixels)."""
     data = _as_series(series, (2, 3))
     lows = [y - (s if error_bars and s is not None else 0) for _, _, y, s in data]
     highs = [y + (s if error_bars and s is not None else 0) for _, _, y, s in data]
     xs_all = np.concatenate([x for _, x, _, _ in data])
     img, box, sx, sy = chart_frame(size, (xlabel, ylabel, title), xs_all,
-                                   np.concatenate(lows + highs), log_x, xlim, ylim)
+                                   np.concatenate(lows + highs), log_x, xlim, ylim, xtick_names)
     draw = ImageDraw.Draw(img)
     points, notes = [], notes or {}
     colour_of = {name: (colours or {}).get(name, PALETTE[i % len(PALETTE)])
@@ -371,9 +394,13 @@ def line_chart(series, xlabel="", ylabel="", title="", log_x=False, error_bars=T
             draw.line(pts, fill=colour, width=2, joint="curve")
         for px, py in pts:
             draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colour, outline=WHITE)
+    hidden = 0
     if legend:
-        draw_legend(img, list(colour_of.items()), box, points, "line", dashed)
-    return img
+        hidden = draw_legend(img, list(colour_of.items()), box, points, "line", dashed)
+    ys = np.concatenate(lows + highs)
+    ys = ys[np.isfinite(ys)]
+    lo = float(ys.min()) if ylim[0] is None else ylim[0]
+    return img, hidden, (lo, float(ys.max())), box[3] - box[1] - 2 * INSET
 
 
 def dashed_line(draw, pts, colour, on=7, off=5):

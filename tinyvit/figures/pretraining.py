@@ -1,15 +1,18 @@
 """The pre-training experiment's charts (`tinyvit.run.pretrain_sweep` runs it): CIFAR-10
 accuracy against formula images seen in pre-training, per model, and the CNN's lead over the
 ViT against the same axis, paired by seed. The x axis is logarithmic, so the scratch runs
-(0 images) are drawn a decade below the smallest pre-training, and the axis label says so."""
+(0 images) are drawn a decade below the smallest pre-training, under a tick named "scratch"."""
 from ..run import pretrain_sweep as ps
 from ..run import sweep
 from . import charts
 
 
-def x_label(results):
-    return (f"formula images seen in pre-training (from scratch drawn at "
-            f"{ps.scratch_x(results):,})")
+X_LABEL = "formula images seen in pre-training (log scale)"
+
+
+def scratch_tick(results):
+    """{where the scratch runs are drawn: "scratch"} for the x axis."""
+    return {ps.scratch_x(results): "scratch"}
 
 
 def accuracy_chart(results, labels, title=None, data="CIFAR-10"):
@@ -20,9 +23,9 @@ def accuracy_chart(results, labels, title=None, data="CIFAR-10"):
               for m, (n, mu, sd, c) in sweep.summarize(view).items()}
     title = title or (f"Fine-tuned on {labels:,} {data} labels after formula-driven "
                       f"pre-training")
-    return charts.line_chart(ps.placed(series, ps.scratch_x(results)), xlabel=x_label(results),
+    return charts.line_chart(ps.placed(series, ps.scratch_x(results)), xlabel=X_LABEL,
                              ylabel=f"{data} test accuracy", title=title, log_x=True,
-                             error_bars=True)
+                             error_bars=True, xtick_names=scratch_tick(results))
 
 
 def lead_chart(results, models=None, title=None):
@@ -38,7 +41,7 @@ def lead_chart(results, models=None, title=None):
     lowest = min(float((mu - sd).min()) for _, mu, sd in series.values())
     highest = max(float((mu + sd).max()) for _, mu, sd in series.values())
     title = title or f"How far {first} leads after formula-driven pre-training (paired by seed)"
-    return charts.line_chart(ps.placed(series, ps.scratch_x(results)), xlabel=x_label(results),
+    return charts.line_chart(ps.placed(series, ps.scratch_x(results)), xlabel=X_LABEL,
                              ylabel=f"{first}'s lead, accuracy points", title=title, log_x=True,
-                             error_bars=True,
+                             error_bars=True, xtick_names=scratch_tick(results),
                              ylim=(min(0.0, lowest), None if highest > 0 else 0.0))
