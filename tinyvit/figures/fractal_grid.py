@@ -24,7 +24,7 @@ def title_of(fs, rows, cols):
     shown = f"first {rows} x {cols} shown"
     if fs.kind == "fractal":
         return (f"Formula-driven images ({fs.spec}: {k} categories x {fs.instances} = {n:,}, "
-                f"{looks})\nrow = one category: one random IFS, kept because it lights >= "
+                f"{looks})\nrow = one category: one random IFS, kept because, unperturbed, it lights >= "
                 f"{fractals.FILL_THRESHOLD:.0%} of the canvas\ncolumn = one instance: its "
                 f"parameters x U[{1 - fs.jitter:g}, {1 + fs.jitter:g}], maybe flipped; {shown}")
     return (f"One fractal, perturbed ({fs.spec}: {k} classes x {fs.instances} = {n:,}, "
@@ -42,7 +42,7 @@ def category_grid(fs, rows=8, cols=8, scale=3):
     x = fractal_sets.render(fs, c, i)  # (R*Q, S, S, 3)
     fill = (x.max(-1) > 0).reshape(rows, cols, -1).mean((1, 2))  # (R,) pixels lit
     row_labels = [f"{'category' if fs.kind == 'fractal' else 'class'} {r}: {fs.maps[r]} maps, "
-                  f"lights {100 * fill[r]:.0f}%" for r in range(rows)]
+                  f"these light {100 * fill[r]:.0f}%" for r in range(rows)]  # the shown ones
     return labelled_grid(list(upscale(x, scale)), cols, row_labels=row_labels,
                          col_labels=[f"inst. {j}" for j in range(cols)],
                          title=title_of(fs, rows, cols))
