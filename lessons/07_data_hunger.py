@@ -236,9 +236,10 @@ for name, results in shown.items():
 # choice. Climbing costs several times a refit, so only seed 0 climbs: seeds 1 and 2 refit, each
 # on its own subset, at the length seed 0's climb chose at that size (the length is chosen once
 # per model and size, like any hyperparameter tuned on one seed; the spread over seeds is the
-# refits'). `--climb-seeds 0 1 2` climbs for every seed. Each point of the chart is labelled with the budget chosen there ("+": the ladder's
-# top, where the climb may have been cut short). Dashed, for comparison: the fixed-budget
-# sweep's curves. Smoke mode climbs a tiny ladder on synthetic images.
+# refits'). `--climb-seeds 0 1 2` climbs for every seed. Each point of the chart is labelled
+# with the budget chosen there ("+": the ladder's top, where the climb may have been cut
+# short). Dashed, for comparison: the fixed-budget sweep's curves. Smoke mode climbs a tiny
+# ladder on synthetic images.
 
 # %%
 LADDER_COMMITTED = lesson.REPO / "lessons" / "results" / "data_hunger_ladder.json"

@@ -348,19 +348,6 @@ def line_chart(series, xlabel="", ylabel="", title="", log_x=False, error_bars=T
     `dashed`: names drawn as dashed lines; `colours`: {name: colour} (default: the palette in
     order); `xtick_names`: {x: text} under those x values instead of numbers.
     """
-    args = (series, xlabel, ylabel, title, log_x, error_bars, xlim, size, legend, notes,
-            dashed, colours, xtick_names)
-    img, hidden, (lo, hi), plot_h = _line_chart(*args, ylim)
-    if hidden and ylim[1] is None:
-        need = (8 + 18 * len(series) + 16) / plot_h  # the legend's height, as a fraction
-        img = _line_chart(*args, (ylim[0], hi + (hi - lo) * need / max(1 - need, 0.2)))[0]
-    return img
-
-
-def _line_chart(series, xlabel, ylabel, title, log_x, error_bars, xlim, size, legend, notes,
-                dashed, colours, xtick_names, ylim):
-    """`line_chart` drawn once: (image, data points its legend hides, the y axis' (lo, hi),
-    the plot's height in pixels)."""
     data = _as_series(series, (2, 3))
     lows = [y - (s if error_bars and s is not None else 0) for _, _, y, s in data]
     highs = [y + (s if error_bars and s is not None else 0) for _, _, y, s in data]
@@ -394,13 +381,18 @@ def _line_chart(series, xlabel, ylabel, title, log_x, error_bars, xlim, size, le
             draw.line(pts, fill=colour, width=2, joint="curve")
         for px, py in pts:
             draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colour, outline=WHITE)
-    hidden = 0
+    entries = list(colour_of.items())
+    if legend and ylim[1] is None and legend_box(img, entries, box, points)[4]:
+        ys = np.concatenate(lows + highs)
+        ys = ys[np.isfinite(ys)]
+        lo, hi = (float(ys.min()) if ylim[0] is None else ylim[0]), float(ys.max())
+        need = (8 + 18 * len(entries) + 16) / (box[3] - box[1] - 2 * INSET)  # legend / plot
+        top = hi + (hi - lo) * need / max(1 - need, 0.2)  # room above the data for it
+        return line_chart(series, xlabel, ylabel, title, log_x, error_bars, xlim,
+                          (ylim[0], top), size, legend, notes, dashed, colours, xtick_names)
     if legend:
-        hidden = draw_legend(img, list(colour_of.items()), box, points, "line", dashed)
-    ys = np.concatenate(lows + highs)
-    ys = ys[np.isfinite(ys)]
-    lo = float(ys.min()) if ylim[0] is None else ylim[0]
-    return img, hidden, (lo, float(ys.max())), box[3] - box[1] - 2 * INSET
+        draw_legend(img, entries, box, points, "line", dashed)
+    return img
 
 
 def dashed_line(draw, pts, colour, on=7, off=5):

@@ -24,8 +24,8 @@ def title_of(fs, rows, cols):
     shown = f"first {rows} x {cols} shown"
     if fs.kind == "fractal":
         return (f"Formula-driven images ({fs.spec}: {k} categories x {fs.instances} = {n:,}, "
-                f"{looks})\nrow = one category: one random IFS, kept because, unperturbed, it lights >= "
-                f"{fractals.FILL_THRESHOLD:.0%} of the canvas\ncolumn = one instance: its "
+                f"{looks})\nrow = one category: one random IFS, kept because, unperturbed, it "
+                f"lights >= {fractals.FILL_THRESHOLD:.0%} of the canvas\ncolumn = one instance: its "
                 f"parameters x U[{1 - fs.jitter:g}, {1 + fs.jitter:g}], maybe flipped; {shown}")
     return (f"One fractal, perturbed ({fs.spec}: {k} classes x {fs.instances} = {n:,}, "
             f"{looks})\nrow = one class: the ONE fractal's parameters x its own weights "

@@ -39,8 +39,9 @@ if not getattr(model.cfg, "whiten", False):
 sub = sweep.subset_of(data.load_data(args.data), args.labels, args.seed)
 x = data.normalize(sub["train"][0][:5000], sub["mean"], sub["std"])  # (<=5000, H, W, C)
 new = cnn.init_whitening(params, x, model.cfg)
-print(f"whitening kernel norm: from the pre-training data {np.linalg.norm(params['stem']['fixed']):.2f}, "
-      f"from the {args.labels:,} CIFAR-10 images {np.linalg.norm(new['stem']['fixed']):.2f}")
+norms = [np.linalg.norm(p["stem"]["fixed"]) for p in (params, new)]
+print(f"whitening kernel norm: from the pre-training data {norms[0]:.2f}, from the "
+      f"{args.labels:,} CIFAR-10 images {norms[1]:.2f}")
 out = args.out or Path(tempfile.mkdtemp(prefix="rewhiten-"))
 init = out / "pretrained-rewhitened.npz"
 out.mkdir(parents=True, exist_ok=True)
