@@ -134,8 +134,7 @@ def progress_line(results, todo, labels, pre_seeds=PRE_SEEDS):
     every model has a recorded run of each kind). Skipped and shared runs do not skew it: it
     reads the results file, not this process's clock."""
     left, rate = images_left(results, todo, labels, pre_seeds), seconds_per_image(results)
-    total = len(todo) * len(labels) + len({pre_key(m, i, pre_seed_for(s, pre_seeds))
-                                            for s, m, pre, i in todo if pre is not None})
+    total = len(images_left({}, todo, labels, pre_seeds))  # every run, none recorded
     if not left:
         return f"pre-training sweep: all {total} runs recorded"
     if any((m, kind) not in rate for m, kind, _ in left):
