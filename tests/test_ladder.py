@@ -173,7 +173,7 @@ def test_seeds_that_do_not_climb_refit_at_the_climbing_seeds_choice(tmp_path, mo
         ladder.run_ladder_sweep(tiny_data(), tmp_path / "x.json", **dict(kw, climb_seeds=()))
 
 
-def test_ladder_charts_and_rule_text(tmp_path):
+def test_ladder_charts_and_rule_text(tmp_path, monkeypatch):
     ds = tiny_data()
     res = ladder.run_ladder_sweep(ds, tmp_path / "l.json", workdir=tmp_path / "w",
                                   **dict(KW, sizes=(30,)))
@@ -185,6 +185,11 @@ def test_ladder_charts_and_rule_text(tmp_path):
                       for m in KW["models"]}, "setup": dict(min_images=100, min_epochs=1)}
     assert hunger.ladder_chart(res, fixed).size == (800, 560)
     assert hunger.climb_chart(res, "cnn-tiny").size[0] > 100
+    seen = {}  # every budget climbed gets a tick named like the budget chart labels
+    monkeypatch.setattr(hunger.charts, "line_chart", lambda *a, **k: seen.update(k))
+    hunger.climb_chart(res, "cnn-tiny")
+    climbed = {r["images"] for r in res["rungs"].values() if r["model"] == "cnn-tiny"}
+    assert seen["xtick_names"] == {b: str(b) for b in climbed}
     assert "  30" in "\n".join(sweep.table_lines(res))
     with pytest.raises(ValueError, match="no rungs of vit-cifar-plain"):
         ladder.climb_series(res, "vit-cifar-plain")

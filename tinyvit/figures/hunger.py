@@ -66,10 +66,13 @@ def ladder_chart(results, fixed=None, title=None):
 
 def climb_chart(results, model, title=None):
     """Validation accuracy along the ladder for `model`, one line per training-set size
-    (mean over seeds; a line ends where its climb stopped), log x (a PIL image)."""
+    (mean over seeds; a line ends where its climb stopped), log x with a tick at every budget
+    climbed (a PIL image)."""
     title = title or (f"{model}: validation accuracy against training length, per "
                       f"training-set size (the ladder's climbs)")
-    return charts.line_chart(ladder.climb_series(results, model),
-                             xlabel="images seen in training (the ladder's budgets)",
+    series = ladder.climb_series(results, model)
+    budgets = sorted({b for xs, _ in series.values() for b in xs})
+    return charts.line_chart(series, xlabel="images seen in training (the ladder's budgets)",
                              ylabel="validation accuracy (held-out training images)",
-                             title=title, log_x=True, error_bars=False)
+                             title=title, log_x=True, error_bars=False,
+                             xtick_names={b: ladder.budget_text(b) for b in budgets})
