@@ -52,9 +52,10 @@ from .train import channel_stats, train
 LADDER = (25_000, 50_000, 100_000, 200_000, 400_000, 800_000, 1_600_000)  # images seen
 VAL_FRACTION = 0.2  # of each training subset, held out to choose the length
 # Rungs in a row without a better validation accuracy before the climb stops. Two, because a
-# small validation split is noisy (200 images at 1k: a standard error of about 3 points): with
-# one, vit-cifar-nano's climb on 1k images stopped at 25k images seen (30.0% on validation at
-# 25k and at 50k) while it still fit only 41% of its training images.
+# small validation split is noisy (200 images at 1k: a standard error of about 3 points), so
+# one rung that fails to improve may be noise: vit-cifar-nano on 1k images scores 30.0% at 25k
+# and at 50k images seen (fitting 41% of its training images at 25k), then 40.5% at 100k
+# (lessons/results/data_hunger_ladder.json).
 PATIENCE = 2
 CLIMB_SEEDS = (0,)  # the seeds that climb; the others refit at their first climb's choice
 
