@@ -351,9 +351,9 @@ def line_chart(series, xlabel="", ylabel="", title="", log_x=False, error_bars=T
     data = _as_series(series, (2, 3))
     lows = [y - (s if error_bars and s is not None else 0) for _, _, y, s in data]
     highs = [y + (s if error_bars and s is not None else 0) for _, _, y, s in data]
-    xs_all = np.concatenate([x for _, x, _, _ in data])
-    img, box, sx, sy = chart_frame(size, (xlabel, ylabel, title), xs_all,
-                                   np.concatenate(lows + highs), log_x, xlim, ylim, xtick_names)
+    xs_all, ys_all = np.concatenate([x for _, x, _, _ in data]), np.concatenate(lows + highs)
+    img, box, sx, sy = chart_frame(size, (xlabel, ylabel, title), xs_all, ys_all, log_x, xlim,
+                                   ylim, xtick_names)
     draw = ImageDraw.Draw(img)
     points, notes = [], notes or {}
     colour_of = {name: (colours or {}).get(name, PALETTE[i % len(PALETTE)])
@@ -382,16 +382,17 @@ def line_chart(series, xlabel="", ylabel="", title="", log_x=False, error_bars=T
         for px, py in pts:
             draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colour, outline=WHITE)
     entries = list(colour_of.items())
-    if legend and ylim[1] is None and legend_box(img, entries, box, points)[4]:
-        ys = np.concatenate(lows + highs)
-        ys = ys[np.isfinite(ys)]
+    if not legend:
+        return img
+    *_, height, hidden = legend_box(img, entries, box, points)
+    if hidden and ylim[1] is None:  # every corner hides data: raise the y axis once
+        ys = ys_all[np.isfinite(ys_all)]
         lo, hi = (float(ys.min()) if ylim[0] is None else ylim[0]), float(ys.max())
-        need = (8 + 18 * len(entries) + 16) / (box[3] - box[1] - 2 * INSET)  # legend / plot
+        need = (height + 16) / (box[3] - box[1] - 2 * INSET)  # the legend's share of the plot
         top = hi + (hi - lo) * need / max(1 - need, 0.2)  # room above the data for it
         return line_chart(series, xlabel, ylabel, title, log_x, error_bars, xlim,
                           (ylim[0], top), size, legend, notes, dashed, colours, xtick_names)
-    if legend:
-        draw_legend(img, entries, box, points, "line", dashed)
+    draw_legend(img, entries, box, points, "line", dashed)
     return img
 
 

@@ -71,8 +71,8 @@ def climb_chart(results, model, title=None):
     title = title or (f"{model}: validation accuracy against training length, per "
                       f"training-set size (the ladder's climbs)")
     series = ladder.climb_series(results, model)
-    budgets = sorted({b for xs, _ in series.values() for b in xs})
     return charts.line_chart(series, xlabel="images seen in training (the ladder's budgets)",
                              ylabel="validation accuracy (held-out training images)",
                              title=title, log_x=True, error_bars=False,
-                             xtick_names={b: ladder.budget_text(b) for b in budgets})
+                             xtick_names={b: ladder.budget_text(b)
+                                          for budgets, _ in series.values() for b in budgets})
